@@ -1,0 +1,11 @@
+//! SemantOS: safe, explainable, transactional tuning of Linux sysctls.
+//!
+//! The pipeline is data flowing through pure stages:
+//! `telemetry` (Snapshot) → `reasoning` (Findings, Plan) → `safety`
+//! (CheckedPlan) → `apply` (Transaction, Receipt) → `eval` (Outcome).
+//! Only `telemetry` sources read the world and only `apply` writes it.
+//! See ARCHITECTURE.md for the code map and invariants.
+
+pub mod kb;
+pub mod sysctl;
+pub mod telemetry;

@@ -1,0 +1,8 @@
+//! Telemetry: the `Snapshot` every source produces, readers of the live
+//! host's `/proc` and cgroups, and CSV import/export. A reader never decides
+//! anything; it only reports what it saw.
+
+pub mod csv;
+pub mod snapshot;
+
+pub use snapshot::{HostFacts, MetricKind, Snapshot, Window, metric_kind};

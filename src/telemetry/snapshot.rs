@@ -1,0 +1,191 @@
+//! The `Snapshot`: every number the pipeline knows about a host at one
+//! instant, whether read from `/proc` or emitted by the simulator. Metrics are
+//! flat names (`netstat.TcpExt.ListenOverflows`, `vmstat.nr_dirty`,
+//! `psi.io.some.avg10`) so a counter missing on one kernel is simply absent.
+//! Rates always come from two snapshots (`Window`), never from one.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Version of the on-disk snapshot format (JSON and CSV).
+pub const SNAPSHOT_SCHEMA_VERSION: u32 = 1;
+
+/// Facts about the host that do not change between two snapshots.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct HostFacts {
+    /// Host name.
+    pub hostname: String,
+    /// `uname -r`.
+    pub kernel_release: String,
+    /// `/proc/sys/kernel/random/boot_id`, identifying this boot.
+    pub boot_id: String,
+    /// Online CPUs.
+    pub ncpus: u32,
+    /// MemTotal in KiB.
+    pub mem_total_kb: u64,
+    /// NUMA nodes online.
+    pub numa_nodes: u32,
+}
+
+/// Counters and gauges of one host at one instant.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// Format version.
+    pub schema_version: u32,
+    /// Milliseconds on the source's clock (Unix time for live hosts, simulated time for the simulator).
+    pub timestamp_ms: u64,
+    /// Host facts.
+    pub host: HostFacts,
+    /// Metric name → value.
+    pub metrics: BTreeMap<String, f64>,
+}
+
+/// Whether a metric only grows (rates make sense) or is a level.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricKind {
+    /// Monotonic counter: read it as a rate or a delta between snapshots.
+    Counter,
+    /// Instantaneous level.
+    Gauge,
+}
+
+/// Classifies a metric by name, following the conventions of each `/proc` file.
+pub fn metric_kind(name: &str) -> MetricKind {
+    let (file, rest) = name.split_once('.').unwrap_or((name, ""));
+    match file {
+        "netstat" | "softnet" => MetricKind::Counter,
+        // /proc/net/snmp: a few fields are levels or configuration.
+        "snmp" => match rest {
+            "Tcp.CurrEstab" | "Tcp.RtoAlgorithm" | "Tcp.RtoMin" | "Tcp.RtoMax" | "Tcp.MaxConn" | "Ip.Forwarding" | "Ip.DefaultTTL" => MetricKind::Gauge,
+            _ => MetricKind::Counter,
+        },
+        // /proc/vmstat: nr_* are levels, the rest are event counters.
+        "vmstat" => {
+            if rest.starts_with("nr_") { MetricKind::Gauge } else { MetricKind::Counter }
+        }
+        // PSI: the `total` field is cumulative stall microseconds.
+        "psi" => {
+            if rest.ends_with(".total") { MetricKind::Counter } else { MetricKind::Gauge }
+        }
+        // cgroup stat files mix both; the cumulative ones end in _usec, or are event counts.
+        "cgroup" => {
+            if rest.ends_with("_usec") || rest.ends_with(".nr_throttled") || rest.ends_with(".nr_periods") || rest.contains(".events.") || rest.ends_with(".total") {
+                MetricKind::Counter
+            } else {
+                MetricKind::Gauge
+            }
+        }
+        // sim workload counters: completed requests.
+        "app" if rest.ends_with(".requests") => MetricKind::Counter,
+        _ => MetricKind::Gauge,
+    }
+}
+
+impl Snapshot {
+    /// An empty snapshot of `host` at `timestamp_ms`.
+    pub fn new(host: HostFacts, timestamp_ms: u64) -> Self {
+        Self { schema_version: SNAPSHOT_SCHEMA_VERSION, timestamp_ms, host, metrics: BTreeMap::new() }
+    }
+
+    /// The value of a metric, if present.
+    pub fn get(&self, name: &str) -> Option<f64> {
+        self.metrics.get(name).copied()
+    }
+
+    /// Sets a metric.
+    pub fn set(&mut self, name: impl Into<String>, value: f64) {
+        self.metrics.insert(name.into(), value);
+    }
+
+    /// A short digest of the snapshot's content, for decision traces.
+    pub fn digest(&self) -> String {
+        // FNV-1a over the canonical JSON: stable across runs and platforms.
+        let json = serde_json::to_string(self).unwrap_or_default();
+        let mut h: u64 = 0xcbf29ce484222325;
+        for b in json.bytes() {
+            h ^= b as u64;
+            h = h.wrapping_mul(0x100000001b3);
+        }
+        format!("{h:016x}")
+    }
+}
+
+/// Two snapshots of the same host: the unit the diagnosis works on.
+#[derive(Debug, Clone, Copy)]
+pub struct Window<'a> {
+    /// Earlier snapshot.
+    pub before: &'a Snapshot,
+    /// Later snapshot.
+    pub after: &'a Snapshot,
+}
+
+impl<'a> Window<'a> {
+    /// Pairs two snapshots; `after` must not be earlier than `before`.
+    pub fn new(before: &'a Snapshot, after: &'a Snapshot) -> Self {
+        Self { before, after }
+    }
+
+    /// Seconds between the snapshots.
+    pub fn seconds(&self) -> f64 {
+        (self.after.timestamp_ms.saturating_sub(self.before.timestamp_ms)) as f64 / 1000.0
+    }
+
+    /// Increase of a counter; a counter that went backwards (reset, wrap) counts from zero.
+    pub fn delta(&self, name: &str) -> Option<f64> {
+        let a = self.after.get(name)?;
+        match self.before.get(name) {
+            Some(b) if a >= b => Some(a - b),
+            _ => Some(a),
+        }
+    }
+
+    /// Per-second rate of a counter.
+    pub fn rate(&self, name: &str) -> Option<f64> {
+        let s = self.seconds();
+        if s <= 0.0 {
+            return None;
+        }
+        Some(self.delta(name)? / s)
+    }
+
+    /// Latest value of a gauge.
+    pub fn gauge(&self, name: &str) -> Option<f64> {
+        self.after.get(name)
+    }
+
+    /// The natural reading of a metric: a rate for counters, the latest value for gauges.
+    pub fn reading(&self, name: &str) -> Option<f64> {
+        match metric_kind(name) {
+            MetricKind::Counter => self.rate(name),
+            MetricKind::Gauge => self.gauge(name),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_come_from_two_snapshots() {
+        let mut a = Snapshot::new(HostFacts::default(), 1_000);
+        let mut b = Snapshot::new(HostFacts::default(), 3_000);
+        a.set("netstat.TcpExt.ListenOverflows", 10.0);
+        b.set("netstat.TcpExt.ListenOverflows", 50.0);
+        b.set("vmstat.nr_dirty", 7.0);
+        let w = Window::new(&a, &b);
+        assert_eq!(w.rate("netstat.TcpExt.ListenOverflows"), Some(20.0));
+        assert_eq!(w.reading("vmstat.nr_dirty"), Some(7.0));
+        assert_eq!(w.reading("netstat.TcpExt.Missing"), None);
+    }
+
+    #[test]
+    fn kinds_follow_proc_conventions() {
+        assert_eq!(metric_kind("vmstat.nr_dirty"), MetricKind::Gauge);
+        assert_eq!(metric_kind("vmstat.pswpin"), MetricKind::Counter);
+        assert_eq!(metric_kind("psi.io.some.avg10"), MetricKind::Gauge);
+        assert_eq!(metric_kind("psi.io.some.total"), MetricKind::Counter);
+        assert_eq!(metric_kind("snmp.Tcp.CurrEstab"), MetricKind::Gauge);
+        assert_eq!(metric_kind("meminfo.Dirty"), MetricKind::Gauge);
+    }
+}
