@@ -30,7 +30,7 @@ pub enum KeyError {
     BadChar { key: String, what: String },
     #[error("sysctl key {0:?} has an empty component (leading, trailing or doubled separator); absolute paths such as /proc/sys/vm/swappiness are not keys, write vm.swappiness")]
     EmptyComponent(String),
-    #[error("sysctl key {0:?} contains a `.` or `..` path component")]
+    #[error("sysctl key {0:?} contains a `..` or `.` path component; keys name files under /proc/sys and cannot leave it")]
     DotComponent(String),
 }
 
@@ -45,6 +45,9 @@ impl SysctlKey {
         }
         if let Some(c) = raw.chars().find(|c| !allowed_char(*c)) {
             return Err(KeyError::BadChar { key: truncate_for_error(raw), what: describe_char(c) });
+        }
+        if raw.contains("..") {
+            return Err(KeyError::DotComponent(truncate_for_error(raw)));
         }
         let first_sep = raw.find(['.', '/']);
         let slashed = first_sep.map(|i| raw.as_bytes()[i] == b'/').unwrap_or(false);
