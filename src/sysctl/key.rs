@@ -174,7 +174,8 @@ mod tests {
         check("../../etc/passwd", Err("path component"));
         check("net.core.somaxconn\nkernel.x", Err("newline"));
         check("/proc/sys/vm/swappiness", Err("absolute paths"));
-        check("vm..swappiness", Err("empty component"));
+        check("vm..swappiness", Err("`..`"));
+        check("vm.swappiness.", Err("empty component"));
         check("vm.swappiness\0", Err("NUL"));
         check("vm.swap piness", Err("whitespace"));
         check("", Err("empty"));
