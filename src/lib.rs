@@ -10,3 +10,4 @@ pub mod eval;
 pub mod kb;
 pub mod sysctl;
 pub mod telemetry;
+pub mod sim;
