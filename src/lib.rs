@@ -11,3 +11,4 @@ pub mod kb;
 pub mod sysctl;
 pub mod telemetry;
 pub mod sim;
+pub mod reasoning;

@@ -83,10 +83,9 @@ pub fn expected_fault_ms(spec: &HostSpec, p: &HostParams) -> f64 {
 /// Runs the batch workload; returns per-item latencies in ms.
 pub fn run(spec: &HostSpec, p: &HostParams, intensity: f64, seconds: f64, shared: &Shared, rng: &mut SimRng, tel: &mut Telemetry) -> Vec<f64> {
     let mem = spec.mem_gib as f64 * GIB;
-    let budget = mem * 0.1875;
-    let (anon_ws, file_ws) = working_sets(intensity);
+    let (anon_ws, _) = working_sets(intensity);
     let step = watermark_step(spec, p);
-    let (ea, ef, ma, mf) = miss_ratios(spec, p, intensity);
+    let (ea, _, ma, mf) = miss_ratios(spec, p, intensity);
     let burst = 400.0 * 1024.0 * 1024.0 * intensity;
     let stall_s = ((burst - step) / RECLAIM_BYTES_S).max(0.0);
     let base = LogNormal::new((20.0f64).ln(), 0.3).unwrap();

@@ -1,0 +1,163 @@
+//! Plans: the proposed changes, each with its rationale and evidence. A plan
+//! is a file users can read, edit and hand back (`--plan FILE`), in a
+//! versioned JSON format or in sysctl.d syntax.
+
+use crate::kb::{Effect, Intent};
+use crate::sysctl::{SysctlKey, SysctlStore, sysctld};
+use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// Version of the on-disk plan format.
+pub const PLAN_SCHEMA_VERSION: u32 = 1;
+
+/// One proposed change.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Change {
+    /// Dotted key.
+    pub key: String,
+    /// Value before the change, as read from the store (absent when unknown).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    /// Proposed value.
+    pub to: String,
+    /// Why, in words: the symptom, what the key controls, why this value.
+    pub rationale: String,
+    /// The measurements the change rests on.
+    #[serde(default)]
+    pub evidence: Vec<String>,
+    /// IDs of the findings that call for it.
+    #[serde(default)]
+    pub finding_ids: Vec<String>,
+    /// The KB entry it rests on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kb_key: Option<String>,
+    /// When the change takes effect.
+    #[serde(default)]
+    pub effect: Effect,
+}
+
+/// A change the engine considered and did not propose, with the reason.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Consideration {
+    /// Dotted key.
+    pub key: String,
+    /// Finding that led to it.
+    pub finding_id: String,
+    /// Why it was not proposed.
+    pub reason: String,
+}
+
+/// A set of proposed changes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Plan {
+    /// Format version.
+    pub schema_version: u32,
+    /// What produced it (`rules`, `file:plan.conf`, `llm:model`).
+    pub created_by: String,
+    /// The intent it serves.
+    pub intent: Intent,
+    /// Digest of the snapshot it was derived from, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot_digest: Option<String>,
+    /// Proposed changes, in apply order.
+    pub changes: Vec<Change>,
+    /// What was considered and left out, with reasons.
+    #[serde(default)]
+    pub considered: Vec<Consideration>,
+}
+
+impl Plan {
+    /// An empty plan.
+    pub fn new(created_by: impl Into<String>, intent: Intent) -> Self {
+        Self { schema_version: PLAN_SCHEMA_VERSION, created_by: created_by.into(), intent, snapshot_digest: None, changes: Vec::new(), considered: Vec::new() }
+    }
+
+    /// The change for `key`, if any.
+    pub fn change(&self, key: &str) -> Option<&Change> {
+        self.changes.iter().find(|c| c.key == key)
+    }
+
+    /// Pretty JSON.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("plans serialise")
+    }
+
+    /// Parses a JSON plan; `file` names the source in errors.
+    pub fn from_json(text: &str, file: &str) -> Result<Plan> {
+        let v: serde_json::Value = serde_json::from_str(text).with_context(|| format!("{file}: not valid JSON"))?;
+        match v.get("schema_version").and_then(|x| x.as_u64()) {
+            Some(n) if n == PLAN_SCHEMA_VERSION as u64 => {}
+            Some(n) => bail!("{file}: plan schema_version {n} is not supported; this build reads version {PLAN_SCHEMA_VERSION}"),
+            None => bail!("{file}: plan has no schema_version (expected {PLAN_SCHEMA_VERSION})"),
+        }
+        let plan: Plan = serde_json::from_value(v).with_context(|| format!("{file}: not a valid plan"))?;
+        for c in &plan.changes {
+            SysctlKey::parse(&c.key).with_context(|| format!("{file}: change of {:?}", c.key))?;
+        }
+        Ok(plan)
+    }
+
+    /// Loads a plan file: JSON (`.json`, or text starting with `{`) or sysctl.d syntax; `from` values are read from `store`.
+    pub fn load(path: &Path, intent: Intent, store: &dyn SysctlStore) -> Result<Plan> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading plan {}", path.display()))?;
+        let file = path.display().to_string();
+        if path.extension().is_some_and(|e| e == "json") || text.trim_start().starts_with('{') {
+            return Plan::from_json(&text, &file);
+        }
+        let mut plan = Plan::new(format!("file:{file}"), intent);
+        for a in sysctld::parse(&text, &file)? {
+            if plan.change(&a.key.to_string()).is_some() {
+                bail!("{file}:{}: {} is assigned twice; a plan names each key once", a.line, a.key);
+            }
+            plan.changes.push(Change {
+                key: a.key.to_string(),
+                from: store.read(&a.key).ok().map(|v| v.to_string()),
+                to: a.value.clone(),
+                rationale: format!("requested in {file}:{}", a.line),
+                evidence: Vec::new(),
+                finding_ids: Vec::new(),
+                kb_key: None,
+                effect: Effect::Live,
+            });
+        }
+        Ok(plan)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sysctl::store::MemStore;
+    use crate::sysctl::Value;
+
+    #[test]
+    fn json_round_trip_and_version_check() {
+        let mut p = Plan::new("rules", Intent::Latency);
+        p.changes.push(Change { key: "vm.swappiness".into(), from: Some("60".into()), to: "10".into(), rationale: "r".into(), evidence: vec![], finding_ids: vec![], kb_key: None, effect: Effect::Live });
+        let back = Plan::from_json(&p.to_json(), "p.json").unwrap();
+        assert_eq!(back, p);
+        let e = Plan::from_json(&p.to_json().replace("\"schema_version\": 1", "\"schema_version\": 9"), "p.json").unwrap_err();
+        assert!(e.to_string().contains("schema_version 9 is not supported"), "{e}");
+        let e = Plan::from_json(&p.to_json().replace("\"rationale\"", "\"colour\": 1, \"rationale\""), "p.json").unwrap_err();
+        assert!(format!("{e:#}").contains("unknown field `colour`"), "{e:#}");
+        let e = Plan::from_json(&p.to_json().replace("vm.swappiness", "../../etc/passwd"), "p.json").unwrap_err();
+        assert!(format!("{e:#}").contains("`..`"), "{e:#}");
+    }
+
+    #[test]
+    fn sysctl_d_plan_reads_from_values() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("plan.conf");
+        std::fs::write(&f, "# mine\nvm.swappiness = 10\n").unwrap();
+        let store = MemStore::new([(SysctlKey::parse("vm.swappiness").unwrap(), Value::int(60))]);
+        let p = Plan::load(&f, Intent::Latency, &store).unwrap();
+        assert_eq!(p.changes[0].from.as_deref(), Some("60"));
+        assert_eq!(p.changes[0].to, "10");
+        std::fs::write(&f, "vm.swappiness = 10\nvm.swappiness = 20\n").unwrap();
+        assert!(Plan::load(&f, Intent::Latency, &store).unwrap_err().to_string().contains(":2: vm.swappiness is assigned twice"));
+    }
+}
