@@ -12,3 +12,4 @@ pub mod sysctl;
 pub mod telemetry;
 pub mod sim;
 pub mod reasoning;
+pub mod safety;

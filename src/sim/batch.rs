@@ -82,7 +82,6 @@ pub fn expected_fault_ms(spec: &HostSpec, p: &HostParams) -> f64 {
 
 /// Runs the batch workload; returns per-item latencies in ms.
 pub fn run(spec: &HostSpec, p: &HostParams, intensity: f64, seconds: f64, shared: &Shared, rng: &mut SimRng, tel: &mut Telemetry) -> Vec<f64> {
-    let mem = spec.mem_gib as f64 * GIB;
     let (anon_ws, _) = working_sets(intensity);
     let step = watermark_step(spec, p);
     let (ea, _, ma, mf) = miss_ratios(spec, p, intensity);

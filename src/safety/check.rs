@@ -1,0 +1,294 @@
+//! The guardrails: `check(plan, kb, policy, current)` gives every change a
+//! verdict. Hard violations (unknown or never-touch key, malformed or
+//! out-of-range value, broken invariant, both members of an exclusive pair)
+//! abort the whole plan: nothing is applied. Soft ones (outside the
+//! whitelist, risk above policy, key absent on this kernel, no change) drop
+//! only that change. Step limits clamp. Pure: no I/O.
+
+use super::policy::Policy;
+use crate::kb::entry::{EdgeKind, Relation};
+use crate::kb::{Kb, Risk};
+use crate::kb::validate::check_value;
+use crate::reasoning::{Change, Plan};
+use crate::sysctl::{SysctlKey, Value};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// The outcome for one change.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "verdict", rename_all = "snake_case")]
+pub enum Verdict {
+    /// Apply as proposed.
+    Accept,
+    /// Apply, but at a smaller step.
+    Clamp { to: String, rule: String, reason: String },
+    /// Not applied, not an error (absent key, no change).
+    Skip { reason: String },
+    /// Not applied: policy refuses it; the rest of the plan proceeds.
+    Refuse { rule: String, reason: String },
+    /// Not applied, and the whole plan is aborted.
+    Reject { rule: String, reason: String },
+}
+
+impl Verdict {
+    /// Short label for tables.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Verdict::Accept => "accept",
+            Verdict::Clamp { .. } => "clamp",
+            Verdict::Skip { .. } => "skip",
+            Verdict::Refuse { .. } => "refuse",
+            Verdict::Reject { .. } => "REJECT",
+        }
+    }
+
+    /// The reason, if any.
+    pub fn reason(&self) -> String {
+        match self {
+            Verdict::Accept => String::new(),
+            Verdict::Clamp { rule, reason, .. } | Verdict::Refuse { rule, reason } | Verdict::Reject { rule, reason } => format!("[{rule}] {reason}"),
+            Verdict::Skip { reason } => reason.clone(),
+        }
+    }
+}
+
+/// A change with its verdict and the value that would be written.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckedChange {
+    /// The proposal.
+    pub change: Change,
+    /// The verdict.
+    #[serde(flatten)]
+    pub verdict: Verdict,
+    /// The value to write (for accept and clamp).
+    pub write: Option<String>,
+}
+
+/// A plan after the guardrails.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckedPlan {
+    /// The plan as proposed.
+    pub plan: Plan,
+    /// One entry per change, in plan order.
+    pub changes: Vec<CheckedChange>,
+    /// Set when a hard violation aborts the plan: every rule broken, one per line.
+    pub aborted: Option<String>,
+}
+
+impl CheckedPlan {
+    /// The writes to perform, in order: (key, value) for accepted and clamped changes; empty when aborted.
+    pub fn writes(&self) -> Vec<(SysctlKey, Value)> {
+        if self.aborted.is_some() {
+            return Vec::new();
+        }
+        self.changes
+            .iter()
+            .filter_map(|c| c.write.as_ref().map(|w| (SysctlKey::parse(&c.change.key).expect("checked key"), Value::from_kernel(w))))
+            .collect()
+    }
+
+    /// Counts of verdicts by label.
+    pub fn counts(&self) -> BTreeMap<&'static str, usize> {
+        let mut m = BTreeMap::new();
+        for c in &self.changes {
+            *m.entry(c.verdict.label()).or_insert(0) += 1;
+        }
+        m
+    }
+}
+
+/// Applies every guardrail to `plan`. `current` holds the values of keys present on the target.
+pub fn check(plan: &Plan, kb: &Kb, policy: &Policy, current: &BTreeMap<String, Value>) -> CheckedPlan {
+    let mut out = Vec::new();
+    let mut seen = BTreeMap::new();
+    for ch in &plan.changes {
+        let verdict = check_one(ch, kb, policy, current, &mut seen);
+        let write = match &verdict {
+            Verdict::Accept => Some(Value::from_kernel(&ch.to).to_string()),
+            Verdict::Clamp { to, .. } => Some(to.clone()),
+            _ => None,
+        };
+        out.push(CheckedChange { change: ch.clone(), verdict, write });
+    }
+    cross_checks(&mut out, kb, current);
+    let hard: Vec<String> = out
+        .iter()
+        .filter_map(|c| match &c.verdict {
+            Verdict::Reject { rule, reason } => Some(format!("{}: [{rule}] {reason}", c.change.key)),
+            _ => None,
+        })
+        .collect();
+    CheckedPlan { plan: plan.clone(), changes: out, aborted: if hard.is_empty() { None } else { Some(hard.join("\n")) } }
+}
+
+fn reject(rule: &str, reason: impl Into<String>) -> Verdict {
+    Verdict::Reject { rule: rule.into(), reason: reason.into() }
+}
+
+fn check_one(ch: &Change, kb: &Kb, policy: &Policy, current: &BTreeMap<String, Value>, seen: &mut BTreeMap<String, ()>) -> Verdict {
+    let key = match SysctlKey::parse(&ch.key) {
+        Ok(k) => k.to_string(),
+        Err(e) => return reject("key-syntax", e.to_string()),
+    };
+    if seen.insert(key.clone(), ()).is_some() {
+        return reject("duplicate", format!("{key} appears twice in the plan"));
+    }
+    let Some(p) = kb.param(&key) else {
+        return reject("unknown-key", format!("{key} has no knowledge-base entry, so nothing is known of its range or risk; add one with --kb DIR if it should be tunable"));
+    };
+    if p.risk == Risk::Never {
+        return reject("never-touch", format!("{key} is never changed by a tuner: {}", p.risk_reason));
+    }
+    if policy.forbids(&key) {
+        return reject("never-touch", format!("{key} is on the policy's never_touch list"));
+    }
+    let to = match check_value(p, &ch.to) {
+        Ok(v) => v,
+        Err(e) => return reject("range", format!("{key} = {:?}: {e}", ch.to)),
+    };
+    if !policy.allows(&key) {
+        return Verdict::Refuse { rule: "whitelist".into(), reason: format!("{key} is not in the policy whitelist ({})", policy.whitelist.iter().chain(&policy.extend_whitelist).cloned().collect::<Vec<_>>().join(", ")) };
+    }
+    if p.risk > policy.max_risk {
+        return Verdict::Refuse { rule: "risk".into(), reason: format!("{key} has risk {:?} above the policy's max_risk {:?}: {}", p.risk, policy.max_risk, p.risk_reason) };
+    }
+    let Some(cur) = current.get(&key) else {
+        let why = p.removed_in.as_ref().map(|v| format!(" (removed from /proc/sys in {v}{})", p.moved_to.as_ref().map(|m| format!("; {m}")).unwrap_or_default())).unwrap_or_default();
+        return Verdict::Skip { reason: format!("{key} does not exist on this kernel{why}; not written") };
+    };
+    if &to == cur {
+        return Verdict::Skip { reason: format!("{key} is already {cur}") };
+    }
+    if let (Some(old), Some(new)) = (cur.ints(), to.ints())
+        && old.len() == new.len()
+    {
+        let r = policy.max_step_ratio;
+        let mut clamped = new.clone();
+        for (c, o) in clamped.iter_mut().zip(&old) {
+            if *o > 0 && *c > 0 {
+                let (lo, hi) = (((*o as f64) / r).ceil() as i64, ((*o as f64) * r).floor() as i64);
+                *c = (*c).clamp(lo.max(1), hi);
+            }
+        }
+        if clamped != new {
+            let v = Value::from_ints(&clamped);
+            if check_value(p, v.as_str()).is_ok() && &v != cur {
+                return Verdict::Clamp { to: v.to_string(), rule: "max-step".into(), reason: format!("{key}: {cur} → {to} exceeds the policy's max_step_ratio {r}; clamped to {v} (a later round may continue)") };
+            }
+            return Verdict::Skip { reason: format!("{key}: {cur} → {to} exceeds the policy's max_step_ratio {r} and no smaller step is valid") };
+        }
+    }
+    Verdict::Accept
+}
+
+fn cross_checks(out: &mut [CheckedChange], kb: &Kb, current: &BTreeMap<String, Value>) {
+    let final_value = |k: &str, out: &[CheckedChange]| -> Option<Value> {
+        match out.iter().find(|c| c.change.key == k && c.write.is_some()) {
+            Some(c) => c.write.as_deref().map(Value::from_kernel),
+            None => current.get(k).cloned(),
+        }
+    };
+    for e in &kb.edges {
+        let changed = |k: &str| out.iter().any(|c| c.change.key == k && c.write.is_some());
+        match e.kind {
+            EdgeKind::MutuallyExclusive if changed(&e.from) && changed(&e.to) => {
+                mark(out, &e.to, "mutually-exclusive", format!("{} and {} are both changed, but writing one zeroes the other: {}", e.from, e.to, e.note));
+            }
+            EdgeKind::Invariant if changed(&e.from) || changed(&e.to) => {
+                let (Some(a), Some(b)) = (final_value(&e.from, out), final_value(&e.to, out)) else { continue };
+                let (Some(a), Some(b)) = (a.ints(), b.ints()) else { continue };
+                let (Some(&x), Some(&y)) = (a.get(e.from_index.unwrap_or(0)), b.get(e.to_index.unwrap_or(0))) else { continue };
+                if e.unless_from.contains(&x) || e.unless_to.contains(&y) {
+                    continue;
+                }
+                let (ok, sym) = match e.relation {
+                    Some(Relation::LessThan) => (x < y, "<"),
+                    Some(Relation::LessEqual) => (x <= y, "≤"),
+                    None => (true, "?"),
+                };
+                if !ok {
+                    let target = if changed(&e.from) { e.from.clone() } else { e.to.clone() };
+                    mark(out, &target, "invariant", format!("{} {sym} {} must hold, but the result would be {x} vs {y}: {}", e.from, e.to, e.note));
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+fn mark(out: &mut [CheckedChange], key: &str, rule: &str, reason: String) {
+    if let Some(c) = out.iter_mut().find(|c| c.change.key == key) {
+        c.verdict = reject(rule, reason);
+        c.write = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kb::{Effect, Intent};
+
+    fn change(key: &str, to: &str) -> Change {
+        Change { key: key.into(), from: None, to: to.into(), rationale: String::new(), evidence: vec![], finding_ids: vec![], kb_key: None, effect: Effect::Live }
+    }
+
+    fn check_plan(changes: &[(&str, &str)]) -> CheckedPlan {
+        let kb = Kb::embedded().unwrap();
+        let mut plan = Plan::new("test", Intent::Latency);
+        plan.changes = changes.iter().map(|(k, v)| change(k, v)).collect();
+        let current: BTreeMap<String, Value> = [
+            ("vm.dirty_ratio", "20"),
+            ("vm.dirty_background_ratio", "10"),
+            ("vm.dirty_bytes", "0"),
+            ("vm.swappiness", "60"),
+            ("net.core.somaxconn", "128"),
+            ("net.ipv4.tcp_rmem", "4096 131072 6291456"),
+            ("kernel.randomize_va_space", "2"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), Value::from_kernel(v)))
+        .collect();
+        check(&plan, &kb, &Policy::default(), &current)
+    }
+
+    fn verdict_of<'a>(c: &'a CheckedPlan, key: &str) -> &'a Verdict {
+        &c.changes.iter().find(|x| x.change.key == key).unwrap().verdict
+    }
+
+    #[test]
+    fn each_rule_gives_its_verdict() {
+        let c = check_plan(&[("vm.swappiness", "10")]);
+        assert_eq!(verdict_of(&c, "vm.swappiness"), &Verdict::Accept);
+        assert!(c.aborted.is_none());
+        let c = check_plan(&[("net.core.somaxconn", "4096")]);
+        assert!(matches!(verdict_of(&c, "net.core.somaxconn"), Verdict::Clamp { to, .. } if to == "1024"));
+        let c = check_plan(&[("net.ipv4.tcp_rmem", "4096 131072 33554432")]);
+        assert!(matches!(verdict_of(&c, "net.ipv4.tcp_rmem"), Verdict::Refuse { rule, .. } if rule == "whitelist"));
+        assert!(c.aborted.is_none());
+        let c = check_plan(&[("kernel.sched_latency_ns", "3000000")]);
+        assert!(matches!(verdict_of(&c, "kernel.sched_latency_ns"), Verdict::Skip { reason } if reason.contains("removed from /proc/sys in 5.13")));
+    }
+
+    #[test]
+    fn hard_violations_abort_the_whole_plan() {
+        for (changes, rule) in [
+            (vec![("vm.swappiness", "10"), ("kernel.randomize_va_space", "0")], "never-touch"),
+            (vec![("vm.swappiness", "10"), ("vm.drop_caches", "3")], "never-touch"),
+            (vec![("vm.swappiness", "300")], "range"),
+            (vec![("vm.swappiness", "010")], "range"),
+            (vec![("vm.swappiness", "300 # comment")], "range"),
+            (vec![("net.ipv4.tcp_rmem", "8192 16384 abc")], "range"),
+            (vec![("net.ipv4.tcp_rmem", "8192 4096 2048")], "range"),
+            (vec![("vm.made_up", "1")], "unknown-key"),
+            (vec![("../../etc/passwd", "1")], "key-syntax"),
+            (vec![("net.core.somaxconn\nkernel.x", "1")], "key-syntax"),
+            (vec![("vm.dirty_background_ratio", "30")], "invariant"),
+            (vec![("vm.dirty_ratio", "12"), ("vm.dirty_bytes", "1000000")], "mutually-exclusive"),
+        ] {
+            let c = check_plan(&changes);
+            let aborted = c.aborted.clone().unwrap_or_else(|| panic!("{changes:?} not aborted"));
+            assert!(aborted.contains(&format!("[{rule}]")), "{changes:?}: {aborted}");
+            assert!(c.writes().is_empty());
+        }
+    }
+}

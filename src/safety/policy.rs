@@ -1,0 +1,170 @@
+//! The policy: which keys may be changed, how far in one step, what risk is
+//! acceptable, and the health thresholds the monitor watches. Loaded from
+//! YAML (`--policy FILE` or the `policy:` section of an experiment config).
+
+use crate::kb::Risk;
+use serde::{Deserialize, Serialize};
+
+/// The seed's whitelist: the keys SemantOS may change unless a policy says otherwise.
+pub const DEFAULT_WHITELIST: &[&str] = &[
+    "vm.dirty_*",
+    "vm.swappiness",
+    "net.core.somaxconn",
+    "net.core.netdev_max_backlog",
+    "kernel.sched_latency_ns",
+    "kernel.sched_min_granularity_ns",
+    "kernel.numa_balancing",
+];
+
+/// Guardrail settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Policy {
+    /// Key patterns that may be changed (`*` matches within and across components).
+    #[serde(default = "default_whitelist")]
+    pub whitelist: Vec<String>,
+    /// Extra patterns added to the whitelist (so a policy can extend the default instead of replacing it).
+    #[serde(default)]
+    pub extend_whitelist: Vec<String>,
+    /// Key patterns that are refused even if whitelisted (KB `never` entries are always refused).
+    #[serde(default)]
+    pub never_touch: Vec<String>,
+    /// Largest factor by which one change may move a numeric value (e.g. 8: 128 → at most 1024).
+    #[serde(default = "default_max_step")]
+    pub max_step_ratio: f64,
+    /// Highest KB risk a change may carry.
+    #[serde(default = "default_max_risk")]
+    pub max_risk: Risk,
+    /// Monitor: relative p95 regression of a watched workload that triggers rollback (0.05 = 5 %).
+    #[serde(default = "default_regression")]
+    pub max_p95_regression: f64,
+    /// Monitor window in seconds.
+    #[serde(default = "default_window")]
+    pub monitor_seconds: f64,
+    /// Changes per batch.
+    #[serde(default = "default_batch")]
+    pub batch_size: usize,
+}
+
+fn default_whitelist() -> Vec<String> {
+    DEFAULT_WHITELIST.iter().map(|s| s.to_string()).collect()
+}
+fn default_max_step() -> f64 {
+    8.0
+}
+fn default_max_risk() -> Risk {
+    Risk::Medium
+}
+fn default_regression() -> f64 {
+    0.05
+}
+fn default_window() -> f64 {
+    30.0
+}
+fn default_batch() -> usize {
+    2
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self {
+            whitelist: default_whitelist(),
+            extend_whitelist: Vec::new(),
+            never_touch: Vec::new(),
+            max_step_ratio: default_max_step(),
+            max_risk: default_max_risk(),
+            max_p95_regression: default_regression(),
+            monitor_seconds: default_window(),
+            batch_size: default_batch(),
+        }
+    }
+}
+
+impl Policy {
+    /// Checks the settings; the message names the field, the value and what is valid.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(self.max_step_ratio.is_finite() && self.max_step_ratio >= 1.0) {
+            return Err(format!("policy.max_step_ratio: {} is invalid; use a number ≥ 1 (1 forbids any numeric change, 8 allows ×8 or ÷8)", self.max_step_ratio));
+        }
+        if !(self.max_p95_regression.is_finite() && (0.0..=10.0).contains(&self.max_p95_regression)) {
+            return Err(format!("policy.max_p95_regression: {} is invalid; use a fraction between 0 and 10 (0.05 = 5 %)", self.max_p95_regression));
+        }
+        if !(self.monitor_seconds.is_finite() && self.monitor_seconds > 0.0 && self.monitor_seconds <= 86400.0) {
+            return Err(format!("policy.monitor_seconds: {} is invalid; use seconds in (0, 86400]", self.monitor_seconds));
+        }
+        if self.batch_size == 0 {
+            return Err("policy.batch_size: 0 is invalid; use 1 or more changes per batch".into());
+        }
+        if self.max_risk == Risk::Never {
+            return Err("policy.max_risk: never is invalid; `never` entries are refused under every policy (use low, medium or high)".into());
+        }
+        for p in self.whitelist.iter().chain(&self.extend_whitelist).chain(&self.never_touch) {
+            if p.is_empty() || p.chars().any(|c| !(c.is_ascii_alphanumeric() || "._-/*:@+".contains(c))) {
+                return Err(format!("policy pattern {p:?} is invalid; use dotted keys with optional `*`, e.g. vm.dirty_*"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether `key` is whitelisted.
+    pub fn allows(&self, key: &str) -> bool {
+        self.whitelist.iter().chain(&self.extend_whitelist).any(|p| glob(p, key))
+    }
+
+    /// Whether `key` is on the policy's never-touch list.
+    pub fn forbids(&self, key: &str) -> bool {
+        self.never_touch.iter().any(|p| glob(p, key))
+    }
+}
+
+/// Shell-style match with `*` only.
+pub fn glob(pattern: &str, s: &str) -> bool {
+    let (p, s) = (pattern.as_bytes(), s.as_bytes());
+    let (mut pi, mut si, mut star, mut mark) = (0, 0, None, 0);
+    while si < s.len() {
+        if pi < p.len() && p[pi] == b'*' {
+            star = Some(pi);
+            mark = si;
+            pi += 1;
+        } else if pi < p.len() && p[pi] == s[si] {
+            pi += 1;
+            si += 1;
+        } else if let Some(st) = star {
+            pi = st + 1;
+            mark += 1;
+            si = mark;
+        } else {
+            return false;
+        }
+    }
+    while pi < p.len() && p[pi] == b'*' {
+        pi += 1;
+    }
+    pi == p.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globbing_and_default_whitelist() {
+        let p = Policy::default();
+        assert!(p.allows("vm.dirty_ratio"));
+        assert!(p.allows("net.core.somaxconn"));
+        assert!(!p.allows("net.ipv4.tcp_rmem"));
+        assert!(!p.allows("vm.dirty"));
+        assert!(glob("net.*.rmem_max", "net.core.rmem_max"));
+        assert!(!glob("net.core.*", "net.ipv4.tcp_rmem"));
+    }
+
+    #[test]
+    fn invalid_settings_are_named() {
+        let p = Policy { max_step_ratio: 0.5, ..Policy::default() };
+        assert!(p.validate().unwrap_err().contains("policy.max_step_ratio: 0.5"));
+        let p = Policy { batch_size: 0, ..Policy::default() };
+        assert!(p.validate().unwrap_err().contains("policy.batch_size"));
+        let p = Policy { whitelist: vec!["vm.$x".into()], ..Policy::default() };
+        assert!(p.validate().unwrap_err().contains("\"vm.$x\""));
+    }
+}
