@@ -13,3 +13,4 @@ pub mod telemetry;
 pub mod sim;
 pub mod reasoning;
 pub mod safety;
+pub mod apply;

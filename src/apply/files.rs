@@ -1,0 +1,74 @@
+//! The one place that writes files atomically: temp file in the same
+//! directory, fsync, rename, fsync of the directory. A symlink at the target
+//! is refused, so a planted link cannot redirect a root-owned write.
+
+use anyhow::{Context, Result, bail};
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+/// Writes `bytes` to `path` atomically with permission bits `mode`.
+pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+    if let Ok(m) = std::fs::symlink_metadata(path)
+        && m.file_type().is_symlink()
+    {
+        bail!("{} is a symbolic link; refusing to write through it (remove the link or choose another path)", path.display());
+    }
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).with_context(|| format!("creating directory {}", dir.display()))?;
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let _ = std::fs::remove_file(&tmp);
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&tmp)
+        .with_context(|| format!("creating {}", tmp.display()))?;
+    f.write_all(bytes).with_context(|| format!("writing {}", tmp.display()))?;
+    f.sync_all().with_context(|| format!("fsync {}", tmp.display()))?;
+    drop(f);
+    std::fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+/// Appends one line and fsyncs (journals and audit logs).
+pub fn append_line(path: &Path, line: &str, mode: u32) -> Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating directory {}", dir.display()))?;
+    }
+    let mut f = OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(mode)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .with_context(|| format!("opening {} for append (a symbolic link there is refused)", path.display()))?;
+    f.write_all(format!("{line}\n").as_bytes()).with_context(|| format!("appending to {}", path.display()))?;
+    f.sync_data().with_context(|| format!("fsync {}", path.display()))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn atomic_write_sets_mode_and_refuses_symlinks() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("sub/backup.json");
+        write_atomic(&p, b"{}", 0o600).unwrap();
+        assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
+        let link = d.path().join("link.json");
+        std::os::unix::fs::symlink(d.path().join("elsewhere"), &link).unwrap();
+        let e = write_atomic(&link, b"x", 0o600).unwrap_err().to_string();
+        assert!(e.contains("symbolic link"), "{e}");
+        assert!(!d.path().join("elsewhere").exists());
+    }
+}

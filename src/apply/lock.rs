@@ -1,0 +1,48 @@
+//! The exclusive lock: one apply or rollback at a time per backup location.
+
+use anyhow::{Context, Result, bail};
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, Write};
+use std::os::unix::io::AsRawFd;
+use std::path::Path;
+
+/// Held for the life of a run; released when dropped (or when the process dies).
+#[derive(Debug)]
+pub struct Lock {
+    _file: File,
+}
+
+impl Lock {
+    /// Takes the lock at `path` without waiting; fails at once if another run holds it.
+    pub fn acquire(path: &Path) -> Result<Lock> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        let mut f = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path).with_context(|| format!("opening lock {}", path.display()))?;
+        // SAFETY: flock on a valid, owned descriptor.
+        let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        if rc != 0 {
+            let mut holder = String::new();
+            let _ = f.read_to_string(&mut holder);
+            bail!("another semantos run holds the lock {} (pid {}); wait for it to finish", path.display(), holder.trim());
+        }
+        f.set_len(0)?;
+        f.rewind()?;
+        write!(f, "{}", std::process::id())?;
+        Ok(Lock { _file: f })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn second_lock_fails_at_once() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("semantos.lock");
+        let _a = Lock::acquire(&p).unwrap();
+        let e = Lock::acquire(&p).unwrap_err().to_string();
+        assert!(e.contains("another semantos run holds the lock"), "{e}");
+    }
+}

@@ -1,0 +1,18 @@
+//! Apply: the only code that writes to a sysctl store. A transaction takes
+//! a lock, journals its intent, saves a backup before the first write,
+//! writes in batches with read-back verification, consults a monitor after
+//! each batch, and restores everything it changed on any failure.
+
+pub mod audit;
+pub mod backup;
+pub mod files;
+pub mod journal;
+pub mod lock;
+pub mod transaction;
+
+#[cfg(test)]
+mod tests;
+
+pub use audit::AuditLog;
+pub use backup::{Backup, HostIdentity};
+pub use transaction::{ApplyOptions, Health, Monitor, OnRegression, Outcome, Paths, Receipt, RollbackReport, apply, pending_run, rollback};

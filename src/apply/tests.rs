@@ -1,0 +1,182 @@
+//! Transaction tests on in-memory stores with injected faults: every
+//! failure position restores the store; every message names key, value and
+//! errno.
+
+use super::*;
+use crate::kb::Kb;
+use crate::sysctl::store::{Fault, FaultyStore, MemStore};
+use crate::sysctl::{SysctlKey, SysctlStore, Value};
+use std::collections::BTreeMap;
+
+fn k(s: &str) -> SysctlKey {
+    SysctlKey::parse(s).unwrap()
+}
+
+fn originals() -> Vec<(SysctlKey, Value)> {
+    vec![
+        (k("vm.swappiness"), Value::int(60)),
+        (k("vm.dirty_ratio"), Value::int(20)),
+        (k("vm.dirty_background_ratio"), Value::int(10)),
+        (k("vm.dirty_bytes"), Value::int(0)),
+        (k("net.core.somaxconn"), Value::int(128)),
+    ]
+}
+
+fn writes() -> Vec<(SysctlKey, Value)> {
+    vec![(k("vm.swappiness"), Value::int(10)), (k("vm.dirty_ratio"), Value::int(10)), (k("net.core.somaxconn"), Value::int(1024))]
+}
+
+fn host() -> HostIdentity {
+    HostIdentity { hostname: "h".into(), boot_id: "b1".into(), kernel_release: "6.18".into() }
+}
+
+fn opts(dir: &std::path::Path) -> ApplyOptions {
+    ApplyOptions { paths: Paths::beside(&dir.join("backup/sysctl_backup.json")), batch_size: 2, on_regression: OnRegression::RollbackAll, persist: None, run_id: "t".into(), now_s: 1, force: false }
+}
+
+fn state(store: &dyn SysctlStore) -> BTreeMap<String, String> {
+    store.list().unwrap().into_iter().map(|key| (key.to_string(), store.read(&key).unwrap().to_string())).collect()
+}
+
+#[test]
+fn commit_then_rollback_restores_and_second_rollback_is_a_noop() {
+    let kb = Kb::embedded().unwrap();
+    let d = tempfile::tempdir().unwrap();
+    let store = MemStore::new(originals());
+    let before = state(&store);
+    let o = opts(d.path());
+    let r = apply(&store, &kb, &writes(), serde_json::json!({}), &host(), &o, None, &AuditLog::to(d.path().join("audit.jsonl"))).unwrap();
+    assert_eq!(r.outcome, Outcome::Committed);
+    assert_eq!(store.read(&k("net.core.somaxconn")).unwrap().as_str(), "1024");
+    assert!(!o.paths.journal.exists(), "journal removed after commit");
+    let rb = rollback(&store, &kb, &o.paths, &host(), false, "r", 2, &AuditLog::none()).unwrap();
+    assert_eq!(rb.restored.len(), 3);
+    assert_eq!(state(&store), before);
+    let again = rollback(&store, &kb, &o.paths, &host(), false, "r2", 3, &AuditLog::none()).unwrap();
+    assert!(again.already_restored);
+    let audit = std::fs::read_to_string(d.path().join("audit.jsonl")).unwrap();
+    assert!(audit.lines().count() >= 5 && audit.contains("\"event\":\"write\""));
+}
+
+#[test]
+fn a_failing_write_at_every_position_restores_everything() {
+    let kb = Kb::embedded().unwrap();
+    for errno in ["EINVAL", "EPERM", "EIO"] {
+        for nth in 1..=3 {
+            let d = tempfile::tempdir().unwrap();
+            let mem = MemStore::new(originals());
+            let before = state(&mem);
+            let store = FaultyStore::new(&mem, vec![Fault::parse(&format!("write#{nth}:{errno}")).unwrap()]);
+            let err = apply(&store, &kb, &writes(), serde_json::json!({}), &host(), &opts(d.path()), None, &AuditLog::none()).unwrap_err();
+            let msg = format!("{err:#}");
+            let (key, value) = &writes()[nth - 1];
+            assert!(msg.contains(&format!("writing {key} = {value} failed")) && msg.contains(errno), "{msg}");
+            assert!(msg.contains("restored"), "{msg}");
+            assert_eq!(state(&mem), before, "{errno} at write {nth}");
+        }
+    }
+}
+
+#[test]
+fn read_back_mismatch_restores_everything() {
+    let kb = Kb::embedded().unwrap();
+    let d = tempfile::tempdir().unwrap();
+    let mem = MemStore::new(originals());
+    let before = state(&mem);
+    let store = FaultyStore::new(&mem, vec![Fault::Mismatch { key: k("vm.dirty_ratio"), value: Value::int(15) }]);
+    let err = apply(&store, &kb, &writes(), serde_json::json!({}), &host(), &opts(d.path()), None, &AuditLog::none()).unwrap_err();
+    assert!(format!("{err:#}").contains("vm.dirty_ratio: wrote \"10\" but read back \"15\""), "{err:#}");
+    assert_eq!(state(&mem), before);
+}
+
+#[test]
+fn unwritable_backup_location_writes_nothing() {
+    let kb = Kb::embedded().unwrap();
+    let d = tempfile::tempdir().unwrap();
+    let store = MemStore::new(originals());
+    let before = state(&store);
+    let mut o = opts(d.path());
+    // The backup's directory is a regular file: it cannot be created (this holds even for root).
+    std::fs::write(d.path().join("not-a-dir"), "x").unwrap();
+    o.paths.backup = d.path().join("not-a-dir/sysctl_backup.json");
+    o.paths.journal = d.path().join("j.journal");
+    let err = apply(&store, &kb, &writes(), serde_json::json!({}), &host(), &o, None, &AuditLog::none()).unwrap_err();
+    assert!(format!("{err:#}").contains("nothing was written"), "{err:#}");
+    assert_eq!(state(&store), before);
+}
+
+struct Scripted(Vec<Health>);
+impl Monitor for Scripted {
+    fn after_batch(&mut self, index: usize, _keys: &[String]) -> anyhow::Result<Health> {
+        Ok(self.0[index].clone())
+    }
+}
+
+#[test]
+fn monitor_regression_rolls_back_the_batch_or_everything() {
+    let kb = Kb::embedded().unwrap();
+    let d = tempfile::tempdir().unwrap();
+    let store = MemStore::new(originals());
+    let mut o = opts(d.path());
+    o.on_regression = OnRegression::RollbackBatch;
+    let mut m = Scripted(vec![Health::Healthy("ok".into()), Health::Regressed("web p95 +40%".into())]);
+    let r = apply(&store, &kb, &writes(), serde_json::json!({}), &host(), &o, Some(&mut m), &AuditLog::none()).unwrap();
+    assert_eq!(r.outcome, Outcome::PartlyCommitted);
+    assert_eq!(store.read(&k("vm.swappiness")).unwrap().as_str(), "10");
+    assert_eq!(store.read(&k("net.core.somaxconn")).unwrap().as_str(), "128");
+
+    let d = tempfile::tempdir().unwrap();
+    let store = MemStore::new(originals());
+    let before = state(&store);
+    let mut m = Scripted(vec![Health::Healthy("ok".into()), Health::Regressed("web p95 +40%".into())]);
+    let r = apply(&store, &kb, &writes(), serde_json::json!({}), &host(), &opts(d.path()), Some(&mut m), &AuditLog::none()).unwrap();
+    assert_eq!(r.outcome, Outcome::RolledBack);
+    assert_eq!(state(&store), before);
+}
+
+#[test]
+fn exclusive_pair_is_restored_through_the_nonzero_member() {
+    let kb = Kb::embedded().unwrap();
+    let d = tempfile::tempdir().unwrap();
+    // A store that zeroes dirty_ratio when dirty_bytes is written and vice versa, as the kernel does.
+    struct Pair(MemStore);
+    impl SysctlStore for Pair {
+        fn describe(&self) -> String { "pair".into() }
+        fn read(&self, key: &SysctlKey) -> Result<Value, crate::sysctl::StoreError> { self.0.read(key) }
+        fn write(&self, key: &SysctlKey, value: &Value) -> Result<(), crate::sysctl::StoreError> {
+            let name = key.to_string();
+            if name == "vm.dirty_bytes" && value.as_str() == "0" {
+                return Err(crate::sysctl::StoreError::Io { key: key.clone(), op: "write", path: key.rel_path(), source: std::io::Error::from_raw_os_error(libc::EINVAL) });
+            }
+            self.0.write(key, value)?;
+            let other = if name == "vm.dirty_bytes" { "vm.dirty_ratio" } else if name == "vm.dirty_ratio" { "vm.dirty_bytes" } else { return Ok(()) };
+            self.0.write(&k(other), &Value::int(0))
+        }
+        fn exists(&self, key: &SysctlKey) -> bool { self.0.exists(key) }
+        fn writable(&self, key: &SysctlKey) -> bool { self.0.writable(key) }
+        fn list(&self) -> Result<Vec<SysctlKey>, crate::sysctl::StoreError> { self.0.list() }
+    }
+    let store = Pair(MemStore::new(originals()));
+    let before = state(&store);
+    let o = opts(d.path());
+    apply(&store, &kb, &[(k("vm.dirty_bytes"), Value::int(268435456))], serde_json::json!({}), &host(), &o, None, &AuditLog::none()).unwrap();
+    assert_eq!(store.read(&k("vm.dirty_ratio")).unwrap().as_str(), "0");
+    rollback(&store, &kb, &o.paths, &host(), false, "r", 2, &AuditLog::none()).unwrap();
+    assert_eq!(state(&store), before);
+}
+
+#[test]
+fn second_apply_keeps_the_first_originals_and_foreign_backups_are_refused() {
+    let kb = Kb::embedded().unwrap();
+    let d = tempfile::tempdir().unwrap();
+    let store = MemStore::new(originals());
+    let before = state(&store);
+    let o = opts(d.path());
+    apply(&store, &kb, &[(k("vm.swappiness"), Value::int(30))], serde_json::json!({}), &host(), &o, None, &AuditLog::none()).unwrap();
+    apply(&store, &kb, &[(k("vm.swappiness"), Value::int(10))], serde_json::json!({}), &host(), &o, None, &AuditLog::none()).unwrap();
+    let other_boot = HostIdentity { boot_id: "b2".into(), ..host() };
+    let e = rollback(&store, &kb, &o.paths, &other_boot, false, "r", 2, &AuditLog::none()).unwrap_err();
+    assert!(e.to_string().contains("boot b1 and this is boot b2"), "{e}");
+    rollback(&store, &kb, &o.paths, &other_boot, true, "r", 2, &AuditLog::none()).unwrap();
+    assert_eq!(state(&store), before);
+}
