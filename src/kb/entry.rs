@@ -303,6 +303,27 @@ pub struct Param {
     /// Documentation and commits this entry rests on.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub references: Vec<String>,
+    /// Kernel build option or module the key depends on (`CONFIG_MAGIC_SYSRQ`,
+    /// the nf_conntrack module): on a kernel without it the key is legitimately
+    /// absent, or read-only, and live validation records that instead of failing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<String>,
+    /// Why tools must not read the key at all (secrets, reads that act,
+    /// write-only action files). Absent for ordinary keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub no_read: Option<NoRead>,
+}
+
+/// Why a key must not be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NoRead {
+    /// The value is a secret (tcp_fastopen_key, stable_secret): never read, log or show it.
+    Secret,
+    /// Reading it performs an action (vm.stat_refresh flushes per-CPU counters).
+    SideEffect,
+    /// An action file with mode 0200 (drop_caches, route.flush): there is nothing to read.
+    WriteOnly,
 }
 
 fn one() -> usize {
