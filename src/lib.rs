@@ -14,3 +14,6 @@ pub mod sim;
 pub mod reasoning;
 pub mod safety;
 pub mod apply;
+pub mod config;
+pub mod rollout;
+pub mod repro;
