@@ -5,6 +5,9 @@
 //! source of parameter ranges; no code path is specific to one parameter.
 
 pub mod entry;
+pub mod graph;
+pub mod live;
+pub mod query;
 pub mod validate;
 
 pub use entry::{Direction, Edge, EdgeKind, Effect, Intent, Param, Risk, Scope, Symptom};
