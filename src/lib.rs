@@ -17,3 +17,4 @@ pub mod apply;
 pub mod config;
 pub mod rollout;
 pub mod repro;
+pub mod cli;

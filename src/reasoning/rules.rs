@@ -236,8 +236,11 @@ fn target(p: &Param, mv: Move, counter: bool, cur: &Value, ctx: &Context) -> Res
             && let Some(s) = p.suggest.get(ctx.intent)
             && let Some(sv) = Value::from_kernel(s).ints()
             && let Some(t) = sv.get(idx).copied()
-            && better(t)
         {
+            // Past the KB's suggestion the symptom has another cause: do not keep pushing one knob.
+            if !better(t) {
+                return Err(format!("already at or beyond the KB's suggested value {t} for intent {}; the symptom persists for another reason (or needs a parameter the policy does not allow)", ctx.intent.name()));
+            }
             pick = Some((t, format!("the KB's suggested value for {}", ctx.intent.name())));
         }
     }

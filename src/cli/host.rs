@@ -1,0 +1,251 @@
+//! Live-host commands: diagnose, recommend, dry run, apply and rollback
+//! against a sysctl tree (`/proc/sys`, a sandbox directory, or whatever
+//! network namespace the process runs in).
+
+use super::{Cli, EXIT_FAILED, invalid, load_kb};
+use super::args::{RecommendArgs, TelemetryArgs};
+use super::render;
+use crate::apply::{self, ApplyOptions, AuditLog, HostIdentity, OnRegression, Outcome, Paths};
+use crate::kb::{Intent, Kb};
+use crate::reasoning::{self, Context, Findings, Plan, Reasoner, RulesEngine};
+use crate::repro::guarded;
+use crate::rollout::live::LiveMonitor;
+use crate::safety::{self, CheckedPlan, Policy};
+use crate::sysctl::store::{Fault, FaultyStore};
+use crate::sysctl::{SysctlKey, SysctlStore, TreeStore, Value};
+use crate::telemetry::procfs::ProcReader;
+use crate::telemetry::{Snapshot, Window};
+use anyhow::{Context as _, Result};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+/// Loads and validates a policy file.
+pub fn load_policy(path: &Path) -> Result<Policy> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading policy {}", path.display()))?;
+    let file = path.display().to_string();
+    let p: Policy = serde_saphyr::from_str(&text).map_err(|e| invalid(format!("{file}: {}", e.to_string().replace("<input>", &file))))?;
+    p.validate().map_err(|e| invalid(format!("{file}: {e}")))?;
+    Ok(p)
+}
+
+fn policy(cli: &Cli) -> Result<Policy> {
+    match &cli.host.policy {
+        Some(p) => load_policy(p),
+        None => Ok(Policy::default()),
+    }
+}
+
+fn intent(cli: &Cli) -> Intent {
+    cli.host.intent.unwrap_or(Intent::Latency)
+}
+
+/// The store the flags name: kernel semantics under /proc, sandbox semantics elsewhere.
+pub fn store(cli: &Cli) -> TreeStore {
+    let root = &cli.host.sysctl_root;
+    if root.starts_with("/proc") { TreeStore::kernel_at(root) } else { TreeStore::sandbox(root) }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+/// Two snapshots: the first and last rows of a CSV, or two live reads `--interval` apart.
+pub fn telemetry(cli: &Cli, t: Option<&TelemetryArgs>) -> Result<(Snapshot, Snapshot)> {
+    if let Some(path) = t.and_then(|t| t.telemetry.as_ref()) {
+        let snaps = crate::telemetry::csv::read_file(path).map_err(|e| invalid(format!("{e:#}")))?;
+        return Ok((snaps[0].clone(), snaps[snaps.len() - 1].clone()));
+    }
+    if !(cli.host.interval.is_finite() && (0.05..=3600.0).contains(&cli.host.interval)) {
+        return Err(invalid(format!("--interval {}: use 0.05 to 3600 seconds", cli.host.interval)));
+    }
+    let reader = ProcReader::with_roots(&cli.host.proc_root, "/sys");
+    let a = reader.snapshot(now_ms())?;
+    std::thread::sleep(Duration::from_secs_f64(cli.host.interval));
+    let b = reader.snapshot(now_ms())?;
+    Ok((a, b))
+}
+
+/// Current values of every KB key present in `store`.
+pub fn current_values(store: &dyn SysctlStore, kb: &Kb) -> BTreeMap<String, Value> {
+    kb.params
+        .iter()
+        .filter(|(_, p)| p.risk != crate::kb::Risk::Never)
+        .filter_map(|(k, _)| SysctlKey::parse(k).ok())
+        .filter_map(|k| store.read(&k).ok().map(|v| (k.to_string(), v)))
+        .collect()
+}
+
+struct Proposal {
+    findings: Findings,
+    checked: CheckedPlan,
+}
+
+fn propose(cli: &Cli, t: Option<&TelemetryArgs>, kb: &Kb, store: &dyn SysctlStore) -> Result<Proposal> {
+    let (a, b) = telemetry(cli, t)?;
+    let findings = reasoning::diagnose(&a, &b, kb);
+    let current = current_values(store, kb);
+    let plan = match &cli.plan {
+        Some(p) => Plan::load(p, intent(cli), store).map_err(|e| invalid(format!("{e:#}")))?,
+        None => {
+            let ctx = Context { kb, intent: intent(cli), current: &current, window: Window::new(&a, &b) };
+            RulesEngine.recommend(&findings, &ctx)?
+        }
+    };
+    let checked = safety::check(&plan, kb, &policy(cli)?, &current);
+    Ok(Proposal { findings, checked })
+}
+
+fn paths(cli: &Cli) -> Paths {
+    Paths::beside(&cli.out.backup)
+}
+
+fn warn_pending(cli: &Cli) -> Result<()> {
+    if let Some(msg) = apply::pending_run(&paths(cli))? {
+        eprintln!("semantos: warning: {msg}");
+    }
+    Ok(())
+}
+
+/// `semantos diagnose`.
+pub fn diagnose(cli: &Cli, t: &TelemetryArgs) -> Result<i32> {
+    let kb = load_kb(cli)?;
+    let (a, b) = telemetry(cli, Some(t))?;
+    let f = reasoning::diagnose(&a, &b, &kb);
+    if cli.json {
+        println!("{}", serde_json::to_string_pretty(&f)?);
+    } else {
+        print!("{}", render::findings(&f));
+    }
+    Ok(0)
+}
+
+/// `semantos recommend`.
+pub fn recommend(cli: &Cli, r: &RecommendArgs) -> Result<i32> {
+    let kb = load_kb(cli)?;
+    let store = store(cli);
+    let p = propose(cli, Some(&r.telemetry), &kb, &store)?;
+    if let Some(out) = &r.out {
+        apply::files::write_atomic(out, p.checked.plan.to_json().as_bytes(), 0o644)?;
+        eprintln!("wrote plan {}", out.display());
+    }
+    if cli.json {
+        println!("{}", serde_json::to_string_pretty(&p.checked)?);
+    } else {
+        print!("{}", render::findings(&p.findings));
+        print!("{}", render::checked(&p.checked));
+    }
+    Ok(if p.checked.aborted.is_some() { super::EXIT_INVALID } else { 0 })
+}
+
+/// `semantos --applier sysctl` / `semantos dry-run`: nothing is written.
+pub fn dry_run(cli: &Cli, t: Option<&TelemetryArgs>) -> Result<i32> {
+    warn_pending(cli)?;
+    let kb = load_kb(cli)?;
+    let store = store(cli);
+    let p = propose(cli, t, &kb, &store)?;
+    if cli.json {
+        println!("{}", serde_json::json!({ "dry_run": true, "store": store.describe(), "findings": p.findings, "checked": p.checked }));
+    } else {
+        println!("DRY RUN against {} — nothing is written.\n", store.describe());
+        print!("{}", render::findings(&p.findings));
+        print!("{}", render::checked(&p.checked));
+    }
+    Ok(if p.checked.aborted.is_some() { super::EXIT_INVALID } else { 0 })
+}
+
+fn faults() -> Result<Vec<Fault>> {
+    match std::env::var("SEMANTOS_FAULT") {
+        Ok(spec) if !spec.is_empty() => spec.split(',').map(|s| Fault::parse(s.trim()).map_err(|e| invalid(format!("SEMANTOS_FAULT: {e}")))).collect(),
+        _ => Ok(Vec::new()),
+    }
+}
+
+fn require_root(store: &TreeStore, what: &str) -> Result<()> {
+    // SAFETY: geteuid has no preconditions.
+    let euid = unsafe { libc::geteuid() };
+    if store.root().starts_with("/proc") && euid != 0 {
+        return Err(anyhow::Error::new(super::CliError {
+            code: EXIT_FAILED,
+            message: format!("{what} needs root: writing {} requires root (CAP_SYS_ADMIN / CAP_NET_ADMIN); re-run with sudo. Nothing was written.", store.root().display()),
+        }));
+    }
+    Ok(())
+}
+
+/// `semantos --applier sysctl --apply` / `semantos apply`.
+pub fn apply(cli: &Cli, t: Option<&TelemetryArgs>) -> Result<i32> {
+    let kb = load_kb(cli)?;
+    let tree = store(cli);
+    require_root(&tree, "apply")?;
+    if let Some(msg) = apply::pending_run(&paths(cli))? {
+        return Err(anyhow::anyhow!("refusing to apply: {msg}"));
+    }
+    let pol = policy(cli)?;
+    let p = propose(cli, t, &kb, &tree)?;
+    if let Some(why) = &p.checked.aborted {
+        if !cli.json {
+            print!("{}", render::checked(&p.checked));
+        }
+        return Err(invalid(format!("the guardrails rejected the plan; nothing was written:\n{why}")));
+    }
+    let writes = p.checked.writes();
+    if writes.is_empty() {
+        if cli.json {
+            println!("{}", serde_json::json!({ "outcome": "nothing_to_do", "checked": p.checked }));
+        } else {
+            print!("{}", render::checked(&p.checked));
+            println!("Nothing to apply.");
+        }
+        return Ok(0);
+    }
+    let store = FaultyStore::new(guarded(tree.clone(), &kb, &pol), faults()?);
+    let known = p.findings.findings.iter().map(|f| f.id.clone()).collect();
+    let window = Duration::from_secs_f64(cli.host.monitor_seconds.unwrap_or(pol.monitor_seconds).clamp(0.0, 86400.0));
+    let mut monitor = LiveMonitor::new(ProcReader::with_roots(&cli.host.proc_root, "/sys"), &kb, window, cli.host.health_cmd.clone(), known);
+    let now = now_ms();
+    let opts = ApplyOptions {
+        paths: paths(cli),
+        batch_size: pol.batch_size,
+        on_regression: OnRegression::RollbackAll,
+        persist: cli.host.persist.clone(),
+        run_id: format!("apply-{}-{}", now / 1000, std::process::id()),
+        now_s: now / 1000,
+        force: cli.host.force,
+    };
+    let host = HostIdentity::read(tree.root());
+    let receipt = apply::apply(&store, &kb, &writes, serde_json::to_value(&p.checked)?, &host, &opts, Some(&mut monitor), &AuditLog::to(&cli.out.audit_log))?;
+    if cli.json {
+        println!("{}", serde_json::to_string_pretty(&receipt)?);
+    } else {
+        print!("{}", render::checked(&p.checked));
+        print!("{}", render::receipt(&receipt));
+        println!("backup: {}", cli.out.backup.display());
+    }
+    Ok(if receipt.outcome == Outcome::Committed { 0 } else { EXIT_FAILED })
+}
+
+/// `semantos --applier sysctl --rollback` / `semantos rollback`.
+pub fn rollback(cli: &Cli) -> Result<i32> {
+    let kb = load_kb(cli)?;
+    let tree = store(cli);
+    require_root(&tree, "rollback")?;
+    let host = HostIdentity::read(tree.root());
+    let store = FaultyStore::new(tree.clone(), faults()?);
+    let now = now_ms();
+    let r = apply::rollback(&store, &kb, &paths(cli), &host, cli.host.force, &format!("rollback-{}-{}", now / 1000, std::process::id()), now / 1000, &AuditLog::to(&cli.out.audit_log))?;
+    if cli.json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+    } else if r.already_restored {
+        println!("Nothing to do: the backup {} was already restored.", cli.out.backup.display());
+    } else {
+        println!("Restored and verified {} key(s) from {}:", r.restored.len(), cli.out.backup.display());
+        for (k, was, orig) in &r.restored {
+            println!("  {k}: {} → {orig}", was.as_deref().unwrap_or("(absent)"));
+        }
+        if let Some(d) = &r.removed_dropin {
+            println!("removed drop-in {d}");
+        }
+    }
+    Ok(0)
+}

@@ -1,0 +1,77 @@
+//! Human-readable renderings of findings, checked plans and receipts.
+
+use crate::apply::Receipt;
+use crate::reasoning::Findings;
+use crate::safety::CheckedPlan;
+use std::fmt::Write;
+
+/// Findings with their evidence.
+pub fn findings(f: &Findings) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "Findings on {} (kernel {}, window {:.1} s):", f.host.hostname, f.host.kernel_release, f.window_s);
+    if f.findings.is_empty() {
+        let _ = writeln!(s, "  no symptom found");
+    }
+    for x in &f.findings {
+        let _ = writeln!(s, "  [{}] {}", x.id, x.title);
+        for e in &x.evidence {
+            let _ = writeln!(s, "      evidence: {}", e.describe());
+        }
+    }
+    if !f.no_data.is_empty() {
+        let _ = writeln!(s, "  no data for: {}", f.no_data.join(", "));
+    }
+    s.push('\n');
+    s
+}
+
+/// A checked plan: one row per change with its verdict, then rationales and what was left out.
+pub fn checked(c: &CheckedPlan) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "Plan ({}, intent {}):", c.plan.created_by, c.plan.intent.name());
+    let _ = writeln!(s, "  {:<40} {:>24} {:>24}  {}", "KEY", "CURRENT", "PROPOSED", "VERDICT");
+    for x in &c.changes {
+        let proposed = x.write.clone().unwrap_or_else(|| x.change.to.clone());
+        let _ = writeln!(s, "  {:<40} {:>24} {:>24}  {}", x.change.key, x.change.from.as_deref().unwrap_or("-"), proposed, x.verdict.label());
+    }
+    if c.changes.is_empty() {
+        let _ = writeln!(s, "  (no change proposed)");
+    }
+    for x in &c.changes {
+        let _ = writeln!(s, "\n  {}: {}", x.change.key, x.change.rationale);
+        for e in &x.change.evidence {
+            let _ = writeln!(s, "      evidence: {e}");
+        }
+        let r = x.verdict.reason();
+        if !r.is_empty() {
+            let _ = writeln!(s, "      verdict: {} {r}", x.verdict.label());
+        }
+    }
+    if !c.plan.considered.is_empty() {
+        let _ = writeln!(s, "\n  Considered and not proposed:");
+        for k in &c.plan.considered {
+            let _ = writeln!(s, "    {} ({}): {}", k.key, k.finding_id, k.reason);
+        }
+    }
+    if let Some(a) = &c.aborted {
+        let _ = writeln!(s, "\n  PLAN ABORTED by the guardrails:\n    {}", a.replace('\n', "\n    "));
+    }
+    s.push('\n');
+    s
+}
+
+/// What an apply did.
+pub fn receipt(r: &Receipt) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "Apply {}: {:?}", r.run_id, r.outcome);
+    for b in &r.batches {
+        let _ = writeln!(s, "  batch {} [{}]: {} — {}", b.index, b.keys.join(", "), if b.kept { "kept" } else { "ROLLED BACK" }, b.detail);
+    }
+    for a in &r.applied {
+        let _ = writeln!(s, "  {}: {} → {} ({})", a.key, a.from.as_deref().unwrap_or("-"), a.to, if a.kept { "kept" } else { "restored" });
+    }
+    if let Some(p) = &r.persisted_to {
+        let _ = writeln!(s, "  persisted to {p}");
+    }
+    s
+}

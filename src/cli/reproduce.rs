@@ -1,0 +1,73 @@
+//! `semantos reproduce` (and the bare `semantos --seed N --trials N`).
+
+use super::{Cli, invalid, load_kb};
+use crate::config::ExperimentConfig;
+use crate::eval::summary;
+use crate::repro::{self, ReproPaths};
+use anyhow::Result;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+/// Builds the experiment configuration from the config file and the flags that override it.
+pub fn config(cli: &Cli) -> Result<ExperimentConfig> {
+    let mut cfg = match &cli.config {
+        Some(p) => ExperimentConfig::load(p).map_err(|e| invalid(format!("{e:#}")))?,
+        None => ExperimentConfig::default(),
+    };
+    if let Some(s) = cli.seed {
+        cfg.seed = s;
+    }
+    if let Some(t) = cli.trials {
+        cfg.trials = t;
+    }
+    if let Some(i) = cli.host.intent {
+        cfg.intent = i;
+    }
+    if let Some(p) = &cli.host.policy {
+        cfg.policy = super::host::load_policy(p)?;
+    }
+    cfg.validate().map_err(|e| invalid(format!("{}: {e}", cli.config.as_ref().map(|p| p.display().to_string()).unwrap_or("command line".into()))))?;
+    Ok(cfg)
+}
+
+/// Runs the reproduction and prints the summary.
+pub fn run(cli: &Cli) -> Result<i32> {
+    let cfg = config(cli)?;
+    let kb = load_kb(cli)?;
+    let mut paths = ReproPaths::defaults(std::path::Path::new("."));
+    paths.sandbox = cli.out.sandbox_dir.clone();
+    paths.sysctl_conf = cli.out.sysctl_conf.clone().unwrap_or_else(|| cli.out.sandbox_dir.join("sysctl.conf"));
+    paths.results = cli.out.results_dir.clone();
+    paths.audit = cli.out.audit_log.clone();
+    let bar = ProgressBar::with_draw_target(Some(cfg.trials as u64), ProgressDrawTarget::stderr());
+    bar.set_style(ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} trials {elapsed}").unwrap().progress_chars("=> "));
+    bar.set_prefix("evaluating");
+    let label = cli.config.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "built-in defaults".into());
+    let report = repro::run(&cfg, &kb, &paths, &label, cli.plan.as_deref(), &|done, _| bar.set_position(done as u64));
+    bar.finish_and_clear();
+    let report = report.map_err(|e| if format!("{e:#}").contains("guardrails rejected") { invalid(format!("{e:#}")) } else { e })?;
+    if cli.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(0);
+    }
+    println!("SemantOS sandbox reproduction — seed {}, {} trials, intent {}\n", cfg.seed, cfg.trials, cfg.intent.name());
+    for r in &report.rounds {
+        let ids: Vec<&str> = r.findings.findings.iter().map(|f| f.id.as_str()).collect();
+        println!("round {}: findings [{}]", r.round, ids.join(", "));
+        for c in &r.checked.changes {
+            println!("  {:<7} {} {} → {}  {}", c.verdict.label(), c.change.key, c.change.from.as_deref().unwrap_or("?"), c.write.as_deref().unwrap_or(&c.change.to), c.verdict.reason());
+        }
+        for m in &r.monitor {
+            println!("  monitor: {m}");
+        }
+    }
+    println!("\nkept changes:");
+    if report.changes.is_empty() {
+        println!("  (none)");
+    }
+    for (k, from, to) in &report.changes {
+        println!("  {k}: {from} → {to}");
+    }
+    println!("\n{}", summary::to_table(&report.summary));
+    println!("wrote {}, {}, {}, {}", paths.sysctl_conf.display(), paths.results.join("summary.csv").display(), paths.results.join("summary.svg").display(), paths.results.join("trace.json").display());
+    Ok(0)
+}
