@@ -173,8 +173,8 @@ fn list(a: &ListArgs, kb: &Kb, out: &mut dyn Write) -> Result<i32> {
         return Ok(EXIT_OK);
     }
     match a.intent {
-        Some(_) => writeln!(out, "{:<46} {:<15} {:<6} {:<6} {:<20} {:<9} {:<20} {}", "KEY", "SCOPE", "RISK", "TYPE", "DEFAULT", "DIRECTION", "SUGGEST", "KERNEL")?,
-        None => writeln!(out, "{:<46} {:<15} {:<6} {:<6} {:<20} {}", "KEY", "SCOPE", "RISK", "TYPE", "DEFAULT", "KERNEL")?,
+        Some(_) => writeln!(out, "{:<46} {:<15} {:<6} {:<6} {:<20} {:<9} {:<20} KERNEL", "KEY", "SCOPE", "RISK", "TYPE", "DEFAULT", "DIRECTION", "SUGGEST")?,
+        None => writeln!(out, "{:<46} {:<15} {:<6} {:<6} {:<20} KERNEL", "KEY", "SCOPE", "RISK", "TYPE", "DEFAULT")?,
     };
     for p in &params {
         let default = cut(p.default.as_deref().unwrap_or("-"), 20);

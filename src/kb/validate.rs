@@ -95,6 +95,11 @@ pub fn check_consistency(kb: &Kb) -> Result<(), Vec<String>> {
             {
                 errs.push(format!("{}: condition names {k}, which has no entry", p.key));
             }
+            if let Some(k) = c.value.strip_prefix('$')
+                && !kb.params.contains_key(k)
+            {
+                errs.push(format!("{}: condition compares with ${k}, which has no entry", p.key));
+            }
         }
     }
     if errs.is_empty() { Ok(()) } else { Err(errs) }
@@ -152,10 +157,8 @@ pub fn lint(kb: &Kb) -> Vec<String> {
         if p.references.is_empty() {
             out.push(format!("{k}: no references; cite the documentation section or commit the entry rests on"));
         }
-        if !p.symptoms.is_empty() || !p.counter_symptoms.is_empty() {
-            if p.direction.is_empty() {
-                out.push(format!("{k}: has symptoms but no direction, so no symptom can ever move it"));
-            }
+        if (!p.symptoms.is_empty() || !p.counter_symptoms.is_empty()) && p.direction.is_empty() {
+            out.push(format!("{k}: has symptoms but no direction, so no symptom can ever move it"));
         }
         for (intent, d) in [("latency", p.direction.latency), ("throughput", p.direction.throughput), ("memory", p.direction.memory), ("balanced", p.direction.balanced)] {
             let Some(d) = d else { continue };
@@ -464,12 +467,12 @@ when = [{ metric = "made.up", measure = "ratio", op = ">", value = 1.0 }]
             )
         };
         let expected = [
-            ("vm.dirty_ratio", "Int|Some(1)|Some(100)|[\"dirty_writeback_stalls\"]|[\"dirty_throttling\"]|None|Lower/Raise/Lower/Lower|10/40/15/15|None|[]|false"),
-            ("vm.dirty_background_ratio", "Int|Some(1)|Some(100)|[\"dirty_writeback_stalls\"]|[\"dirty_throttling\"]|None|Lower/Raise/Lower/Lower|5/10/5/5|None|[]|false"),
+            ("vm.dirty_ratio", "Int|Some(1)|Some(100)|[\"dirty_writeback_stalls\"]|[\"dirty_throttling\"]|None|Lower/Raise/Lower/Lower|5/40/10/10|None|[]|false"),
+            ("vm.dirty_background_ratio", "Int|Some(1)|Some(100)|[\"dirty_writeback_stalls\"]|[\"dirty_throttling\"]|None|Lower/Raise/Lower/Lower|2/10/5/5|None|[]|false"),
             ("vm.dirty_expire_centisecs", "Int|Some(100)|Some(360000)|[\"dirty_writeback_stalls\"]|[\"dirty_throttling\"]|None|Lower/Raise/Lower/Lower|1500/1500/1500/1500|None|[]|false"),
             ("vm.swappiness", "Int|Some(0)|Some(200)|[\"swap_in_stalls\"]|[\"file_cache_thrashing\"]|None|Lower/Lower/Raise/Lower|10/30/20/20|None|[]|false"),
             ("vm.watermark_scale_factor", "Int|Some(1)|Some(1000)|[\"direct_reclaim_stalls\"]|[]|None|Raise/Raise/Lower/Raise|100/50/50/50|None|[]|false"),
-            ("net.core.somaxconn", "Int|Some(128)|Some(65535)|[\"accept_queue_overflow\"]|[]|None|Raise/Raise/Raise/Raise|4096/8192/4096/4096|None|[(None, Some(\"listen.backlog.max\"), \"<=\", \"65535\")]|false"),
+            ("net.core.somaxconn", "Int|Some(128)|Some(65535)|[\"accept_queue_overflow\"]|[]|None|Raise/Raise/Raise/Raise|4096/8192/4096/4096|None|[(None, Some(\"listen.backlog.max\"), \">=\", \"$net.core.somaxconn\")]|false"),
             ("net.core.netdev_max_backlog", "Int|Some(1000)|Some(262144)|[\"softnet_backlog_drops\"]|[]|None|Raise/Raise/Raise/Raise|8192/16384/8192/8192|None|[]|false"),
             ("net.core.netdev_budget", "Int|Some(300)|Some(4000)|[\"softnet_time_squeeze\"]|[]|None|Raise/Raise/Raise/Raise|600/1200/600/600|None|[]|false"),
             ("net.ipv4.tcp_rmem", "Ints|Some(4096)|Some(1073741824)|[\"receive_window_limited\"]|[]|Some(2)|Raise/Raise/Lower/Raise|///|Some((\"sock.bdp_bytes.max\", 4.0, true))|[]|true"),
