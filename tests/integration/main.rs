@@ -1,1 +1,2 @@
 
+mod kb_netns; // KB net.* scopes checked in throwaway network namespaces (root)
