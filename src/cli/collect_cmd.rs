@@ -5,10 +5,11 @@
 //! CSV for `diagnose --telemetry`. The module owns the argument checks and the
 //! rendering only: reading is `telemetry::procfs` and `telemetry::cgroup`.
 
+use crate::cli::invalid;
 use crate::telemetry::cgroup::CgroupReader;
 use crate::telemetry::procfs::ProcReader;
 use crate::telemetry::{MetricKind, Snapshot, Window, metric_kind};
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -52,15 +53,16 @@ struct Config {
 /// Longest accepted interval: a day. Longer is almost surely a unit mistake (ms for s).
 const MAX_INTERVAL_S: f64 = 86_400.0;
 
+/// Checks the flags; a refusal is invalid input (exit code 2, nothing read).
 fn validate(args: &CollectArgs) -> Result<Config> {
     if !args.interval.is_finite() || args.interval < 0.0 || args.interval > MAX_INTERVAL_S {
-        bail!("--interval {} is not a number of seconds between 0 and {MAX_INTERVAL_S} (e.g. --interval 0.5)", args.interval);
+        return Err(invalid(format!("--interval {} is not a number of seconds between 0 and {MAX_INTERVAL_S} (e.g. --interval 0.5)", args.interval)));
     }
     if args.count == 0 {
-        bail!("--count 0 takes no snapshot; use --count 2 or more (rates need two snapshots)");
+        return Err(invalid("--count 0 takes no snapshot; use --count 2 or more (rates need two snapshots)"));
     }
     if args.out.is_some() && args.count < 2 {
-        bail!("--out needs --count 2 or more: a telemetry CSV holds at least two snapshots, because rates come from two");
+        return Err(invalid("--out needs --count 2 or more: a telemetry CSV holds at least two snapshots, because rates come from two"));
     }
     Ok(Config { interval: Duration::from_secs_f64(args.interval), count: args.count })
 }
@@ -151,12 +153,7 @@ pub fn rates(snaps: &[Snapshot]) -> Option<Rates> {
     if w.seconds() <= 0.0 {
         return None;
     }
-    let per_second = last
-        .metrics
-        .keys()
-        .filter(|k| metric_kind(k) == MetricKind::Counter)
-        .filter_map(|k| w.rate(k).map(|r| (k.clone(), r)))
-        .collect();
+    let per_second = last.metrics.keys().filter(|k| metric_kind(k) == MetricKind::Counter).filter_map(|k| w.rate(k).map(|r| (k.clone(), r))).collect();
     Some(Rates { from_ms: first.timestamp_ms, to_ms: last.timestamp_ms, seconds: w.seconds(), per_second })
 }
 
@@ -301,7 +298,7 @@ mod tests {
     use std::path::Path;
 
     fn args(extra: &[&str]) -> CollectArgs {
-        use clap::{FromArgMatches, Args};
+        use clap::{Args, FromArgMatches};
         let cmd = CollectArgs::augment_args(clap::Command::new("collect"));
         let m = cmd.try_get_matches_from(std::iter::once("collect").chain(extra.iter().copied())).unwrap();
         CollectArgs::from_arg_matches(&m).unwrap()
@@ -321,6 +318,7 @@ mod tests {
         assert_eq!((a.interval, a.count, a.json, a.out.is_none()), (1.0, 2, false, true));
         assert_eq!(a.proc_root, PathBuf::from("/proc"));
         assert_eq!(a.sys_root, PathBuf::from("/sys"));
+        assert_eq!(validate(&args(&["--count", "0"])).unwrap_err().downcast_ref::<crate::cli::CliError>().map(|e| e.code), Some(crate::cli::EXIT_INVALID));
         for (bad, want) in [
             (&["--interval=-1"][..], "--interval -1 is not a number of seconds"),
             (&["--interval", "NaN"][..], "is not a number of seconds"),

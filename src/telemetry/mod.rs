@@ -2,7 +2,9 @@
 //! host's `/proc` and cgroups, and CSV import/export. A reader never decides
 //! anything; it only reports what it saw.
 
+pub mod cgroup;
 pub mod csv;
+pub mod procfs;
 pub mod snapshot;
 
 pub use snapshot::{HostFacts, MetricKind, Snapshot, Window, metric_kind};

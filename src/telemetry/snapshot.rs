@@ -67,18 +67,31 @@ pub fn metric_kind(name: &str) -> MetricKind {
         "psi" => {
             if rest.ends_with(".total") { MetricKind::Counter } else { MetricKind::Gauge }
         }
-        // cgroup stat files mix both; the cumulative ones end in _usec, or are event counts.
-        "cgroup" => {
-            if rest.ends_with("_usec") || rest.ends_with(".nr_throttled") || rest.ends_with(".nr_periods") || rest.contains(".events.") || rest.ends_with(".total") {
-                MetricKind::Counter
-            } else {
-                MetricKind::Gauge
-            }
-        }
+        // cgroup files mix both; see telemetry::cgroup for the naming convention.
+        "cgroup" => cgroup_kind(rest),
         // sim workload counters: completed requests.
         "app" if rest.ends_with(".requests") => MetricKind::Counter,
         _ => MetricKind::Gauge,
     }
+}
+
+/// Kind of a cgroup metric (`cgroup.<hierarchy>:<path>:<file>.<field>`), judged by
+/// `<file>.<field>` alone: the path may hold any text, dots included.
+fn cgroup_kind(rest: &str) -> MetricKind {
+    let leaf = rest.rsplit_once(':').map_or(rest, |(_, leaf)| leaf);
+    let counter = if let Some(field) = leaf.strip_prefix("memory.stat.") {
+        // memory.stat: sizes are levels; pg* (faults, scans, steals), thp_* and
+        // workingset_* (except the workingset_nodes level) count events. v1 prefixes hierarchical totals with total_.
+        let field = field.strip_prefix("total_").unwrap_or(field);
+        field.starts_with("pg") || field.starts_with("thp_") || (field.starts_with("workingset_") && field != "workingset_nodes")
+    } else if leaf.contains(".pressure.") {
+        // PSI: total is cumulative stall microseconds, avg* are levels.
+        leaf.ends_with(".total")
+    } else {
+        // cpu.stat (usec and nr_* counts), memory.events(.local), cpuacct.usage* (ns).
+        leaf.starts_with("cpu.stat.") || leaf.starts_with("memory.events") || leaf.starts_with("cpuacct.usage")
+    };
+    if counter { MetricKind::Counter } else { MetricKind::Gauge }
 }
 
 impl Snapshot {
@@ -187,5 +200,21 @@ mod tests {
         assert_eq!(metric_kind("psi.io.some.total"), MetricKind::Counter);
         assert_eq!(metric_kind("snmp.Tcp.CurrEstab"), MetricKind::Gauge);
         assert_eq!(metric_kind("meminfo.Dirty"), MetricKind::Gauge);
+    }
+
+    #[test]
+    fn cgroup_kinds_follow_the_file_not_the_path() {
+        assert_eq!(metric_kind("cgroup.:system.slice:cpu.stat.throttled_usec"), MetricKind::Counter);
+        assert_eq!(metric_kind("cgroup.:cpu.stat.nr_throttled"), MetricKind::Counter);
+        assert_eq!(metric_kind("cgroup.:a.events.b_usec:memory.current"), MetricKind::Gauge);
+        assert_eq!(metric_kind("cgroup.:user.slice:memory.stat.file_dirty"), MetricKind::Gauge);
+        assert_eq!(metric_kind("cgroup.:user.slice:memory.stat.pgmajfault"), MetricKind::Counter);
+        assert_eq!(metric_kind("cgroup.:user.slice:memory.stat.workingset_nodes"), MetricKind::Gauge);
+        assert_eq!(metric_kind("cgroup.:user.slice:memory.events.oom"), MetricKind::Counter);
+        assert_eq!(metric_kind("cgroup.:io.pressure.some.avg10"), MetricKind::Gauge);
+        assert_eq!(metric_kind("cgroup.:io.pressure.full.total"), MetricKind::Counter);
+        assert_eq!(metric_kind("cgroup.v1:memory.stat.total_pgmajfault"), MetricKind::Counter);
+        assert_eq!(metric_kind("cgroup.v1:memory.usage_in_bytes"), MetricKind::Gauge);
+        assert_eq!(metric_kind("cgroup.v1:cpuacct.usage"), MetricKind::Counter);
     }
 }

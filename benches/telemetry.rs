@@ -1,0 +1,146 @@
+//! Cost of reading the host, side by side in one run (the machine is shared
+//! and noisy: only figures from the same run compare). Prints medians; asserts
+//! nothing. Run with `cargo bench --bench telemetry` (add `-- --quick` for
+//! fewer rounds).
+//!
+//! (a) One telemetry snapshot: `ProcReader` opening, reading and closing each
+//!     file; the same reader with its files kept open and re-read with
+//!     `pread`; and, as floors without any parsing, `std::fs::read_to_string`
+//!     of the same files and a bare `pread` of them.
+//! (b) Every key under `/proc/sys`: `TreeStore` list + read against
+//!     `sysctl -a` (procps) run as a subprocess.
+
+use semantos::sysctl::{SysctlStore, TreeStore};
+use semantos::telemetry::procfs::{ProcReader, SNAPSHOT_FILES};
+use std::fs::File;
+use std::hint::black_box;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn fmt(d: Duration) -> String {
+    let us = d.as_secs_f64() * 1e6;
+    if us >= 1000.0 { format!("{:.2} ms", us / 1000.0) } else { format!("{us:.1} µs") }
+}
+
+/// Runs every case once per round, rounds interleaved so drift hits all cases alike; returns medians.
+fn interleaved(rounds: usize, cases: &mut [(&str, &mut dyn FnMut())]) -> Vec<Duration> {
+    let mut samples: Vec<Vec<Duration>> = vec![Vec::with_capacity(rounds); cases.len()];
+    for (_, f) in cases.iter_mut() {
+        for _ in 0..3 {
+            f(); // warm caches and the kernel's dentries
+        }
+    }
+    for _ in 0..rounds {
+        for (i, (_, f)) in cases.iter_mut().enumerate() {
+            let t = Instant::now();
+            f();
+            samples[i].push(t.elapsed());
+        }
+    }
+    samples.into_iter().map(median).collect()
+}
+
+fn print_table(title: &str, names: &[&str], medians: &[Duration], base: usize) {
+    println!("\n{title}");
+    println!("  {:<58} {:>10} {:>8}", "case", "median", "ratio");
+    for (n, m) in names.iter().zip(medians) {
+        println!("  {:<58} {:>10} {:>7.2}x", n, fmt(*m), m.as_secs_f64() / medians[base].as_secs_f64());
+    }
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let proc_root = Path::new("/proc");
+
+    // (a) one snapshot
+    let rounds = if quick { 300 } else { 3000 };
+    let orc = ProcReader::new();
+    let kept = ProcReader::new().keep_open().expect("open /proc files");
+    let paths: Vec<_> = SNAPSHOT_FILES.iter().map(|f| proc_root.join(f)).filter(|p| p.exists()).collect();
+    let open_files: Vec<File> = paths.iter().map(|p| File::open(p).unwrap()).collect();
+    let mut buf = vec![0u8; 16384];
+    let metrics = kept.snapshot(0).unwrap().metrics.len();
+    let mut ts = 0u64;
+    let names_a = [
+        "ProcReader::snapshot, open/read/close + parse",
+        "ProcReader::snapshot, kept open + pread + parse",
+        "std::fs::read_to_string of the same files (no parse)",
+        "bare pread of the same files, kept open (no parse)",
+    ];
+    let (mut c1, mut c2, mut c3, mut c4) = (
+        || {
+            ts += 1;
+            black_box(orc.snapshot(ts).unwrap());
+        },
+        || {
+            black_box(kept.snapshot(1).unwrap());
+        },
+        || {
+            for p in &paths {
+                black_box(std::fs::read_to_string(p).unwrap());
+            }
+        },
+        || {
+            for f in &open_files {
+                let mut n = 0;
+                loop {
+                    let r = f.read_at(&mut buf[n..(n + 4096).min(16384)], n as u64).unwrap();
+                    if r == 0 {
+                        break;
+                    }
+                    n += r;
+                }
+                black_box(&buf[..n]);
+            }
+        },
+    );
+    let med_a = interleaved(rounds, &mut [(names_a[0], &mut c1), (names_a[1], &mut c2), (names_a[2], &mut c3), (names_a[3], &mut c4)]);
+    print_table(
+        &format!("(a) one snapshot: {} files, {metrics} metrics, median of {rounds} rounds; ratio to open/read/close", paths.len()),
+        &names_a,
+        &med_a,
+        0,
+    );
+
+    // (b) every key under /proc/sys
+    let rounds = if quick { 5 } else { 25 };
+    let store = TreeStore::kernel();
+    let keys = store.list().expect("list /proc/sys").len();
+    let mut failed = 0usize;
+    let sysctl = ["/usr/sbin/sysctl", "/sbin/sysctl", "/usr/bin/sysctl"].into_iter().find(|p| Path::new(p).exists());
+    let names_b = ["TreeStore::kernel(): list + read every key", "`sysctl -a` (procps) as a subprocess, output discarded"];
+    let mut b1 = || {
+        failed = 0;
+        for k in store.list().unwrap() {
+            match store.read(&k) {
+                Ok(v) => {
+                    black_box(v);
+                }
+                Err(_) => failed += 1,
+            }
+        }
+    };
+    let mut b2 = || {
+        if let Some(bin) = sysctl {
+            let st = Command::new(bin).arg("-a").stdout(Stdio::null()).stderr(Stdio::null()).status().unwrap();
+            black_box(st);
+        }
+    };
+    let med_b = interleaved(rounds, &mut [(names_b[0], &mut b1), (names_b[1], &mut b2)]);
+    print_table(
+        &format!("(b) every key under /proc/sys: {keys} keys ({failed} unreadable), median of {rounds} rounds; ratio to TreeStore"),
+        if sysctl.is_some() { &names_b } else { &names_b[..1] },
+        if sysctl.is_some() { &med_b } else { &med_b[..1] },
+        0,
+    );
+    if sysctl.is_none() {
+        println!("  (sysctl not installed: procps case skipped)");
+    }
+}
