@@ -351,7 +351,8 @@ fn render_show(r: &ShowReport<'_>, store: &dyn SysctlStore) -> String {
     for m in &l.mismatches {
         row(&mut s, "MISMATCH", &m.message);
     }
-    for t in l.tolerated.iter().chain(&l.notes) {
+    // "value not read" notes repeat what the `here` row already says.
+    for t in l.tolerated.iter().chain(l.notes.iter().filter(|n| !n.starts_with("value not read"))) {
         row(&mut s, "note", t);
     }
     s
