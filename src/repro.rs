@@ -19,10 +19,21 @@ use crate::safety::{self, CheckedPlan};
 use crate::sim::{self, params::HostParams, rng::trial_seed};
 use crate::sysctl::store::GuardedStore;
 use crate::sysctl::{SysctlKey, SysctlStore, Value, sysctld};
-use anyhow::{Context as _, Result, bail};
+use anyhow::{Context as _, Result};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+
+/// Input the reproduction refuses before writing anything.
+#[derive(Debug, thiserror::Error)]
+pub enum ReproError {
+    /// The plan file does not parse.
+    #[error("{0}")]
+    InvalidPlan(String),
+    /// The guardrails rejected the plan.
+    #[error("{0}")]
+    Rejected(String),
+}
 
 /// Where the reproduction writes.
 #[derive(Debug, Clone)]
@@ -115,7 +126,7 @@ pub fn run(cfg: &ExperimentConfig, kb: &Kb, paths: &ReproPaths, config_label: &s
     }
     let audit = AuditLog::to(&paths.audit);
     let user_plan = match plan {
-        Some(p) => Some(Plan::load(p, cfg.intent, &store)?),
+        Some(p) => Some(Plan::load(p, cfg.intent, &store).map_err(|e| ReproError::InvalidPlan(format!("{e:#}")))?),
         None => None,
     };
     let mut rounds = Vec::new();
@@ -134,7 +145,7 @@ pub fn run(cfg: &ExperimentConfig, kb: &Kb, paths: &ReproPaths, config_label: &s
         };
         let checked = safety::check(&plan, kb, &cfg.policy, &current);
         if let Some(why) = &checked.aborted {
-            bail!("round {round}: the guardrails rejected the plan, nothing was applied:\n{why}");
+            return Err(ReproError::Rejected(format!("round {round}: the guardrails rejected the plan, nothing was applied:\n{why}")).into());
         }
         let writes = checked.writes();
         let mut round_report = Round { round, before_digest: out.before.digest(), findings, checked: checked.clone(), receipt: None, monitor: Vec::new() };

@@ -123,6 +123,10 @@ pub struct OutputArgs {
 pub enum Command {
     /// Run the whole pipeline on a simulated host and evaluate baseline vs tuned p95.
     Reproduce,
+    /// Read live telemetry (/proc, PSI, cgroups): snapshots and per-second rates.
+    Collect(crate::cli::collect_cmd::CollectArgs),
+    /// Query the knowledge base: list, show, validate [--live], graph.
+    Kb(crate::cli::kb_cmd::KbArgs),
     /// Diagnose symptoms from live telemetry or a telemetry CSV.
     Diagnose(TelemetryArgs),
     /// Recommend a plan; `--out plan.json` writes it for review or `--plan`.
@@ -133,6 +137,8 @@ pub enum Command {
     Rollback,
     /// Show what an apply would do, without writing (same as `--applier sysctl`).
     DryRun(TelemetryArgs),
+    /// Write simulated telemetry (CSV) of the configured host at its starting values.
+    Simulate(SimulateArgs),
     /// Write shell completions to stdout.
     Completions {
         /// Shell.
@@ -158,4 +164,18 @@ pub struct RecommendArgs {
     /// Write the plan (JSON) to this file.
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
+}
+
+/// Arguments of `simulate`.
+#[derive(Debug, Clone, Args)]
+pub struct SimulateArgs {
+    /// Output CSV.
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+    /// Number of windows (the CSV has one more row than windows).
+    #[arg(long, default_value_t = 3)]
+    pub windows: usize,
+    /// Simulated seconds per window.
+    #[arg(long, default_value_t = 60.0)]
+    pub seconds: f64,
 }

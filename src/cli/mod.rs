@@ -6,7 +6,9 @@
 //! guardrails rejected: nothing was written).
 
 pub mod args;
+pub mod collect_cmd;
 pub mod host;
+pub mod kb_cmd;
 pub mod render;
 pub mod reproduce;
 
@@ -65,6 +67,12 @@ pub fn run(cli: Cli) -> Result<i32> {
         Some(Command::DryRun(t)) => host::dry_run(&cli, Some(t)),
         Some(Command::Apply(t)) => host::apply(&cli, Some(t)),
         Some(Command::Rollback) => host::rollback(&cli),
+        Some(Command::Simulate(a)) => reproduce::simulate(&cli, a),
+        Some(Command::Collect(a)) => collect_cmd::run(a),
+        Some(Command::Kb(a)) => {
+            let kb = load_kb(&cli)?;
+            kb_cmd::run(a, &kb, &host::store(&cli))
+        }
         Some(Command::Completions { shell }) => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(*shell, &mut cmd, "semantos", &mut std::io::stdout());

@@ -25,7 +25,9 @@ pub fn config(cli: &Cli) -> Result<ExperimentConfig> {
     if let Some(p) = &cli.host.policy {
         cfg.policy = super::host::load_policy(p)?;
     }
-    cfg.validate().map_err(|e| invalid(format!("{}: {e}", cli.config.as_ref().map(|p| p.display().to_string()).unwrap_or("command line".into()))))?;
+    let source = cli.config.as_ref().map(|p| p.display().to_string()).unwrap_or("command line".into());
+    cfg.validate().map_err(|e| invalid(format!("{source}: {e}")))?;
+    crate::config::check_start_values(&cfg, &load_kb(cli)?).map_err(|e| invalid(format!("{source}: {e:#}")))?;
     Ok(cfg)
 }
 
@@ -44,7 +46,7 @@ pub fn run(cli: &Cli) -> Result<i32> {
     let label = cli.config.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "built-in defaults".into());
     let report = repro::run(&cfg, &kb, &paths, &label, cli.plan.as_deref(), &|done, _| bar.set_position(done as u64));
     bar.finish_and_clear();
-    let report = report.map_err(|e| if format!("{e:#}").contains("guardrails rejected") { invalid(format!("{e:#}")) } else { e })?;
+    let report = report.map_err(|e| if e.downcast_ref::<repro::ReproError>().is_some() { invalid(format!("{e:#}")) } else { e })?;
     if cli.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(0);
@@ -69,5 +71,18 @@ pub fn run(cli: &Cli) -> Result<i32> {
     }
     println!("\n{}", summary::to_table(&report.summary));
     println!("wrote {}, {}, {}, {}", paths.sysctl_conf.display(), paths.results.join("summary.csv").display(), paths.results.join("summary.svg").display(), paths.results.join("trace.json").display());
+    Ok(0)
+}
+
+/// `semantos simulate --out FILE`: telemetry of the simulated host at its starting values.
+pub fn simulate(cli: &Cli, a: &super::args::SimulateArgs) -> Result<i32> {
+    let cfg = config(cli)?;
+    if !(1..=1000).contains(&a.windows) || !(a.seconds.is_finite() && (15.0..=3600.0).contains(&a.seconds)) {
+        return Err(invalid(format!("--windows {} / --seconds {}: use 1 to 1000 windows of 15 to 3600 seconds", a.windows, a.seconds)));
+    }
+    let params = crate::sim::starting_params(&cfg.host);
+    let snaps = crate::sim::telemetry_series(&cfg.host, &params, &cfg.workloads, cfg.seed, a.windows, a.seconds);
+    crate::apply::files::write_atomic(&a.out, crate::telemetry::csv::to_csv(&snaps)?.as_bytes(), 0o644)?;
+    eprintln!("wrote {} snapshots of {} metrics to {}", snaps.len(), snaps[0].metrics.len(), a.out.display());
     Ok(0)
 }

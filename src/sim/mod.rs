@@ -337,3 +337,33 @@ fn snapshots(spec: &HostSpec, tel: &Telemetry, seed: u64, seconds: f64) -> (Snap
 
 #[cfg(test)]
 mod tests;
+
+/// A telemetry series of `windows + 1` snapshots, `seconds` apart, from consecutive simulated windows.
+pub fn telemetry_series(spec: &HostSpec, params: &HostParams, workloads: &[WorkloadSpec], seed: u64, windows: usize, seconds: f64) -> Vec<Snapshot> {
+    let mut out: Vec<Snapshot> = Vec::new();
+    for w in 0..windows.max(1) {
+        let run = run(spec, params, workloads, rng::trial_seed(seed, 300_000 + w), seconds);
+        if out.is_empty() {
+            out.push(run.before.clone());
+        }
+        let prev = out.last().unwrap().clone();
+        let mut next = run.after.clone();
+        next.timestamp_ms = prev.timestamp_ms + (seconds * 1000.0) as u64;
+        for (k, v) in &run.after.metrics {
+            if crate::telemetry::metric_kind(k) == crate::telemetry::MetricKind::Counter {
+                let delta = v - run.before.get(k).unwrap_or(0.0);
+                next.set(k.clone(), prev.get(k).unwrap_or(0.0) + delta);
+            }
+        }
+        out.push(next);
+    }
+    out
+}
+
+/// Host parameters at the scenario's starting values (kernel defaults plus `start`).
+pub fn starting_params(spec: &HostSpec) -> HostParams {
+    let mut v = spec.kernel_defaults();
+    v.extend(spec.start.clone());
+    let store = crate::sysctl::store::MemStore::new(v.iter().filter_map(|(k, v)| Some((SysctlKey::parse(k).ok()?, Value::from_kernel(v)))));
+    HostParams::from_store(&store)
+}

@@ -53,16 +53,24 @@ pub enum MetricKind {
 pub fn metric_kind(name: &str) -> MetricKind {
     let (file, rest) = name.split_once('.').unwrap_or((name, ""));
     match file {
-        "netstat" | "softnet" => MetricKind::Counter,
+        "netstat" => MetricKind::Counter,
+        "softnet" => {
+            if rest == "cpus" { MetricKind::Gauge } else { MetricKind::Counter }
+        }
         // /proc/net/snmp: a few fields are levels or configuration.
         "snmp" => match rest {
             "Tcp.CurrEstab" | "Tcp.RtoAlgorithm" | "Tcp.RtoMin" | "Tcp.RtoMax" | "Tcp.MaxConn" | "Ip.Forwarding" | "Ip.DefaultTTL" => MetricKind::Gauge,
             _ => MetricKind::Counter,
         },
         // /proc/vmstat: nr_* are levels, the rest are event counters.
-        "vmstat" => {
-            if rest.starts_with("nr_") { MetricKind::Gauge } else { MetricKind::Counter }
-        }
+        // /proc/vmstat: nr_* are levels except a few cumulative ones; the rest are event counters.
+        "vmstat" => match rest {
+            "nr_dirtied" | "nr_written" => MetricKind::Counter,
+            r if r.starts_with("nr_foll_pin_") => MetricKind::Counter,
+            "workingset_nodes" => MetricKind::Gauge,
+            r if r.starts_with("nr_") => MetricKind::Gauge,
+            _ => MetricKind::Counter,
+        },
         // PSI: the `total` field is cumulative stall microseconds.
         "psi" => {
             if rest.ends_with(".total") { MetricKind::Counter } else { MetricKind::Gauge }
@@ -200,6 +208,9 @@ mod tests {
         assert_eq!(metric_kind("psi.io.some.total"), MetricKind::Counter);
         assert_eq!(metric_kind("snmp.Tcp.CurrEstab"), MetricKind::Gauge);
         assert_eq!(metric_kind("meminfo.Dirty"), MetricKind::Gauge);
+        assert_eq!(metric_kind("vmstat.nr_written"), MetricKind::Counter);
+        assert_eq!(metric_kind("vmstat.workingset_nodes"), MetricKind::Gauge);
+        assert_eq!(metric_kind("softnet.cpus"), MetricKind::Gauge);
     }
 
     #[test]

@@ -1,2 +1,10 @@
+//! One integration-test binary (one link step on two cores). Each module is
+//! one area; privileged modules skip without root unless
+//! SEMANTOS_REQUIRE_PRIVILEGED=1.
 
+mod support;
+
+mod architecture; // invariants of ARCHITECTURE.md checked on the source
+mod cli; // help, diagnose from CSV, plans as files
 mod kb_netns; // KB net.* scopes checked in throwaway network namespaces (root)
+mod repro; // the sandbox reproduction end to end
