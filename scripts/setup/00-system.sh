@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# System tools the privileged tests use: ip (network namespaces), procps
+# (sysctl, for comparisons), util-linux (setpriv, unshare).
+set -euo pipefail
+need=()
+command -v ip >/dev/null || need+=(iproute2)
+command -v sysctl >/dev/null || need+=(procps)
+command -v setpriv >/dev/null || need+=(util-linux)
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
+  else
+    echo "missing ${need[*]} and not root: privileged tests will skip" >&2
+  fi
+fi
