@@ -89,8 +89,12 @@ impl Backup {
 
     /// Loads a backup if the file exists.
     pub fn load_if_exists(path: &Path) -> Result<Option<Backup>> {
-        if std::fs::symlink_metadata(path).is_err() {
-            return Ok(None);
+        match std::fs::symlink_metadata(path) {
+            Err(_) => return Ok(None),
+            Ok(m) if m.file_type().is_symlink() => {
+                bail!("{} is a symbolic link; refusing to read or replace a backup through it (remove the link or choose another --backup)", path.display())
+            }
+            Ok(_) => {}
         }
         Backup::load(path).map(Some)
     }

@@ -205,9 +205,13 @@ fn partners(kb: &Kb, key: &str) -> Vec<String> {
     kb.edges_of(key).filter(|e| e.kind == EdgeKind::MutuallyExclusive).map(|e| if e.from == key { e.to.clone() } else { e.from.clone() }).collect()
 }
 
-/// Message for a run that finds an unfinished journal.
+/// Message for a run that finds an unfinished journal: another run in progress (it holds the lock), or an interrupted one.
 pub fn pending_run(paths: &Paths) -> Result<Option<String>> {
-    Ok(journal::pending(&paths.journal)?.map(|entries| journal::describe_pending(&paths.journal, &entries)))
+    let Some(entries) = journal::pending(&paths.journal)? else { return Ok(None) };
+    if let Err(e) = Lock::acquire(&paths.lock) {
+        return Ok(Some(format!("{e:#} (its journal {} is live)", paths.journal.display())));
+    }
+    Ok(Some(journal::describe_pending(&paths.journal, &entries)))
 }
 
 /// Applies `writes` (already through the guardrails) to `store` transactionally.

@@ -178,6 +178,7 @@ pub fn apply(cli: &Cli, t: Option<&TelemetryArgs>) -> Result<i32> {
     let kb = load_kb(cli)?;
     let tree = store(cli);
     require_root(&tree, "apply")?;
+    // An interrupted run must be rolled back first; a live one holds the lock.
     if let Some(msg) = apply::pending_run(&paths(cli))? {
         return Err(anyhow::anyhow!("refusing to apply: {msg}"));
     }

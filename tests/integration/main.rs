@@ -7,4 +7,5 @@ mod support;
 mod architecture; // invariants of ARCHITECTURE.md checked on the source
 mod cli; // help, diagnose from CSV, plans as files
 mod kb_netns; // KB net.* scopes checked in throwaway network namespaces (root)
+mod live; // real host mode: dry run on /proc/sys, apply/rollback/faults/SIGKILL in namespaces (root)
 mod repro; // the sandbox reproduction end to end

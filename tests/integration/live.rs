@@ -1,0 +1,327 @@
+//! Real host mode on the real kernel (privileged): dry run against the live
+//! /proc/sys, and apply / rollback / faults / SIGKILL / concurrency inside
+//! throwaway network namespaces, where net.* keys are private. The host's
+//! values are checked not to move. The same flows also run on a sandbox
+//! tree without root.
+
+use crate::support::{Netns, bin, host_value, privileged, run_in, text};
+use std::path::Path;
+use std::process::{Command, Output};
+
+const KEYS: [&str; 3] = ["net.core.somaxconn", "net.ipv4.tcp_max_syn_backlog", "net.ipv4.tcp_slow_start_after_idle"];
+
+fn policy(dir: &Path) -> String {
+    let p = dir.join("policy.yaml");
+    std::fs::write(&p, "whitelist: [\"net.core.somaxconn\", \"net.ipv4.tcp_max_syn_backlog\", \"net.ipv4.tcp_slow_start_after_idle\", \"net.core.rmem_max\"]\nmax_step_ratio: 8\nbatch_size: 2\n").unwrap();
+    p.display().to_string()
+}
+
+/// A plan moving each key to a different valid value, from the values read now.
+fn plan(dir: &Path, read: impl Fn(&str) -> String) -> (String, Vec<(String, String)>) {
+    let somax: i64 = read(KEYS[0]).parse().unwrap();
+    let syn: i64 = read(KEYS[1]).parse().unwrap();
+    let idle: i64 = read(KEYS[2]).parse().unwrap();
+    let new = vec![
+        (KEYS[0].to_string(), (if somax > 256 { somax / 2 } else { somax * 2 }).to_string()),
+        (KEYS[1].to_string(), (if syn > 256 { syn / 2 } else { syn * 2 }).to_string()),
+        (KEYS[2].to_string(), (1 - idle).to_string()),
+    ];
+    let p = dir.join("plan.conf");
+    std::fs::write(&p, new.iter().map(|(k, v)| format!("{k} = {v}\n")).collect::<String>()).unwrap();
+    (p.display().to_string(), new)
+}
+
+fn args<'a>(dir: &'a Path, pol: &'a str, extra: &[&'a str]) -> Vec<String> {
+    let mut v: Vec<String> = ["--policy", pol, "--backup", &dir.join("backup/sysctl_backup.json").display().to_string(), "--audit-log", &dir.join("logs/audit.jsonl").display().to_string(), "--monitor-seconds", "0.05", "--interval", "0.05"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    v.extend(extra.iter().map(|s| s.to_string()));
+    v
+}
+
+fn ok(o: &Output, what: &str) -> String {
+    let (out, err) = text(o);
+    assert!(o.status.success(), "{what} failed ({:?}):\n{out}\n{err}", o.status);
+    out
+}
+
+fn host_net_values() -> Vec<String> {
+    KEYS.iter().chain(&["net.core.rmem_max"]).map(|k| host_value(k)).collect()
+}
+
+#[test]
+fn dry_run_against_live_proc_sys_writes_nothing() {
+    if !privileged("dry_run_against_live_proc_sys_writes_nothing") {
+        return;
+    }
+    let kb = semantos::kb::Kb::embedded().unwrap();
+    let snapshot = || -> Vec<(String, String)> {
+        // ns_last_pid moves with every fork: it is not a setting.
+        kb.params.iter().filter(|(k, p)| p.no_read.is_none() && k.as_str() != "kernel.ns_last_pid").map(|(k, _)| (k.clone(), host_value(k))).collect()
+    };
+    let before = snapshot();
+    let d = tempfile::tempdir().unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments/run_sysctl_dryrun.sh");
+    let o = Command::new("bash").arg(&script).args(["--interval", "0.2", "--backup", &d.path().join("b.json").display().to_string()]).output().unwrap();
+    let out = ok(&o, "run_sysctl_dryrun.sh");
+    assert!(out.contains("DRY RUN against /proc/sys"), "{out}");
+    assert!(out.contains("Findings on"), "{out}");
+    let after = snapshot();
+    let moved: Vec<_> = before.iter().zip(&after).filter(|(a, b)| a != b).collect();
+    assert!(moved.is_empty(), "a dry run changed /proc/sys: {moved:?}");
+    assert!(!d.path().join("b.json").exists());
+}
+
+#[test]
+fn apply_and_rollback_in_a_network_namespace_leave_the_host_alone() {
+    if !privileged("apply_and_rollback_in_a_network_namespace_leave_the_host_alone") {
+        return;
+    }
+    let host_before = host_net_values();
+    let ns = Netns::create("apply");
+    let d = tempfile::tempdir().unwrap();
+    let pol = policy(d.path());
+    let originals: Vec<String> = KEYS.iter().map(|k| ns.read(k)).collect();
+    let (plan, new) = plan(d.path(), |k| ns.read(k));
+    let a = args(d.path(), &pol, &["--plan", &plan, "--persist", &d.path().join("99-semantos.conf").display().to_string()]);
+    let a: Vec<&str> = a.iter().map(String::as_str).collect();
+    let mut apply = vec!["--applier", "sysctl", "--apply"];
+    apply.extend(&a);
+    let out = ok(&ns.semantos(d.path(), &apply, &[]), "apply");
+    assert!(out.contains("Committed"), "{out}");
+    for (k, v) in &new {
+        assert_eq!(&ns.read(k), v, "{k} inside the namespace");
+    }
+    assert_eq!(host_net_values(), host_before, "the host's values moved");
+    let backup = d.path().join("backup/sysctl_backup.json");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&backup).unwrap().permissions().mode() & 0o777, 0o600);
+    let b: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&backup).unwrap()).unwrap();
+    for (i, k) in KEYS.iter().enumerate() {
+        assert_eq!(b["originals"][k], originals[i].as_str(), "backup of {k}");
+    }
+    assert!(b["host"]["boot_id"].as_str().unwrap().len() > 8);
+    let dropin = std::fs::read_to_string(d.path().join("99-semantos.conf")).unwrap();
+    assert!(semantos::sysctl::sysctld::parse(&dropin, "dropin").unwrap().len() == 3, "{dropin}");
+    let audit = std::fs::read_to_string(d.path().join("logs/audit.jsonl")).unwrap();
+    assert!(audit.lines().filter(|l| l.contains("\"event\":\"write\"")).count() == 3, "{audit}");
+
+    let mut rb = vec!["--applier", "sysctl", "--rollback"];
+    rb.extend(&a);
+    let out = ok(&ns.semantos(d.path(), &rb, &[]), "rollback");
+    assert!(out.contains("Restored and verified 3 key(s)"), "{out}");
+    assert!(!d.path().join("99-semantos.conf").exists(), "drop-in not removed");
+    for (i, k) in KEYS.iter().enumerate() {
+        assert_eq!(ns.read(k), originals[i], "{k} after rollback");
+    }
+    let out = ok(&ns.semantos(d.path(), &rb, &[]), "second rollback");
+    assert!(out.contains("Nothing to do"), "{out}");
+    assert_eq!(host_net_values(), host_before);
+}
+
+#[test]
+fn a_read_only_key_in_a_namespace_is_refused_and_everything_restored() {
+    if !privileged("a_read_only_key_in_a_namespace_is_refused_and_everything_restored") {
+        return;
+    }
+    let ns = Netns::create("ro");
+    let d = tempfile::tempdir().unwrap();
+    let pol = policy(d.path());
+    let somax = ns.read("net.core.somaxconn");
+    let rmem: i64 = ns.read("net.core.rmem_max").parse().unwrap();
+    std::fs::write(d.path().join("plan.conf"), format!("net.core.somaxconn = 1024\nnet.core.rmem_max = {}\n", rmem * 2)).unwrap();
+    let a = args(d.path(), &pol, &["--plan", "plan.conf"]);
+    let mut v = vec!["apply"];
+    v.extend(a.iter().map(String::as_str));
+    let o = ns.semantos(d.path(), &v, &[]);
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}\n{err}");
+    assert!(err.contains("net.core.rmem_max") && err.contains("EACCES") && err.contains(&(rmem * 2).to_string()), "{err}");
+    assert!(err.contains("restored"), "{err}");
+    assert_eq!(ns.read("net.core.somaxconn"), somax);
+}
+
+#[test]
+fn a_fault_at_every_write_position_restores_the_namespace() {
+    if !privileged("a_fault_at_every_write_position_restores_the_namespace") {
+        return;
+    }
+    let ns = Netns::create("fault");
+    for errno in ["EINVAL", "EPERM", "EIO"] {
+        for n in 1..=3 {
+            let d = tempfile::tempdir().unwrap();
+            let pol = policy(d.path());
+            let before: Vec<String> = KEYS.iter().map(|k| ns.read(k)).collect();
+            let (plan, new) = plan(d.path(), |k| ns.read(k));
+            let a = args(d.path(), &pol, &["--plan", &plan]);
+            let mut v = vec!["apply"];
+            v.extend(a.iter().map(String::as_str));
+            let fault = format!("write#{n}:{errno}");
+            let o = ns.semantos(d.path(), &v, &[("SEMANTOS_FAULT", &fault)]);
+            let (_, err) = text(&o);
+            assert_eq!(o.status.code(), Some(1), "{fault}: {err}");
+            let (k, val) = &new[n - 1];
+            assert!(err.contains(&format!("writing {k} = {val} failed")) && err.contains(errno), "{fault}: {err}");
+            let after: Vec<String> = KEYS.iter().map(|k| ns.read(k)).collect();
+            assert_eq!(after, before, "{fault}: not restored");
+        }
+    }
+}
+
+#[test]
+fn sigkill_at_every_write_point_is_undone_by_rollback() {
+    if !privileged("sigkill_at_every_write_point_is_undone_by_rollback") {
+        return;
+    }
+    let ns = Netns::create("kill");
+    for point in ["kill-before#1", "kill-after#1", "kill-before#2", "kill-after#2", "kill-before#3", "kill-after#3"] {
+        let d = tempfile::tempdir().unwrap();
+        let pol = policy(d.path());
+        let before: Vec<String> = KEYS.iter().map(|k| ns.read(k)).collect();
+        let (plan, _) = plan(d.path(), |k| ns.read(k));
+        let a = args(d.path(), &pol, &["--plan", &plan]);
+        let mut v = vec!["apply"];
+        v.extend(a.iter().map(String::as_str));
+        let o = ns.semantos(d.path(), &v, &[("SEMANTOS_FAULT", point)]);
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(o.status.signal(), Some(9), "{point}: {:?} {}", o.status, text(&o).1);
+        // The next run that touches the store sees the journal and says so.
+        let o = ns.semantos(d.path(), &v, &[]);
+        let (_, err) = text(&o);
+        assert!(!o.status.success() && err.contains("was interrupted"), "{point}: {err}");
+        let mut dry = vec!["dry-run"];
+        dry.extend(a.iter().map(String::as_str));
+        let (_, err) = text(&ns.semantos(d.path(), &dry, &[]));
+        assert!(err.contains("was interrupted"), "{point}: dry run did not warn: {err}");
+        let mut rb = vec!["rollback"];
+        rb.extend(a.iter().map(String::as_str));
+        ok(&ns.semantos(d.path(), &rb, &[]), &format!("rollback after {point}"));
+        let after: Vec<String> = KEYS.iter().map(|k| ns.read(k)).collect();
+        assert_eq!(after, before, "{point}: rollback did not restore every value");
+        assert!(!d.path().join("backup/sysctl_backup.journal").exists(), "{point}: journal left behind");
+    }
+}
+
+#[test]
+fn two_concurrent_applies_exactly_one_proceeds() {
+    if !privileged("two_concurrent_applies_exactly_one_proceeds") {
+        return;
+    }
+    let ns = Netns::create("lock");
+    let d = tempfile::tempdir().unwrap();
+    let pol = policy(d.path());
+    let (plan, _) = plan(d.path(), |k| ns.read(k));
+    let mut a = args(d.path(), &pol, &["--plan", &plan]);
+    let i = a.iter().position(|x| x == "--monitor-seconds").unwrap();
+    a[i + 1] = "1.5".into();
+    let mut first = Command::new("ip");
+    first.args(["netns", "exec", &ns.name]).arg(bin()).arg("apply").args(&a).current_dir(d.path());
+    let child = first.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let journal = d.path().join("backup/sysctl_backup.journal");
+    let t0 = std::time::Instant::now();
+    while !journal.exists() && t0.elapsed().as_secs() < 20 {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(journal.exists(), "the first apply never started");
+    let mut v = vec!["apply"];
+    v.extend(a.iter().map(String::as_str));
+    let second = ns.semantos(d.path(), &v, &[]);
+    let (_, err) = text(&second);
+    assert!(!second.status.success() && err.contains("another semantos run holds the lock"), "{err}");
+    let first = child.wait_with_output().unwrap();
+    ok(&first, "first apply");
+    let mut rb = vec!["rollback"];
+    rb.extend(a.iter().map(String::as_str));
+    ok(&ns.semantos(d.path(), &rb, &[]), "rollback");
+}
+
+#[test]
+fn apply_without_root_is_refused_before_anything_happens() {
+    if !privileged("apply_without_root_is_refused_before_anything_happens") {
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let o = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(bin())
+        .args(["--applier", "sysctl", "--apply", "--backup", "/nonexistent/b.json", "--audit-log", "/nonexistent/a.jsonl"])
+        .current_dir("/")
+        .output()
+        .unwrap();
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("needs root") && err.contains("Nothing was written"), "{err}");
+    assert!(!d.path().join("b.json").exists());
+}
+
+#[test]
+fn hostile_keys_and_values_are_refused_on_the_live_path() {
+    if !privileged("hostile_keys_and_values_are_refused_on_the_live_path") {
+        return;
+    }
+    let ns = Netns::create("hostile");
+    let d = tempfile::tempdir().unwrap();
+    let pol = policy(d.path());
+    let before: Vec<String> = KEYS.iter().map(|k| ns.read(k)).collect();
+    for (i, (plan, expect)) in [
+        ("../../etc/passwd = 1\n", "`..`"),
+        ("/proc/sys/vm/swappiness = 10\n", "absolute paths"),
+        ("net.core.somaxconn = 010\n", "octal"),
+        ("net.core.somaxconn = 300 # comment\n", "inline comments"),
+        ("net.ipv4.tcp_rmem = 8192 16384 abc\n", "\"abc\""),
+        ("kernel.randomize_va_space = 0\n", "[never-touch]"),
+        ("net.ipv4.tcp_max_syn_backlog = -5\n", "below the minimum"),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let f = d.path().join(format!("hostile{i}.conf"));
+        std::fs::write(&f, plan).unwrap();
+        let a = args(d.path(), &pol, &["--plan", f.to_str().unwrap()]);
+        let mut v = vec!["apply"];
+        v.extend(a.iter().map(String::as_str));
+        let o = ns.semantos(d.path(), &v, &[]);
+        let (_, err) = text(&o);
+        assert_eq!(o.status.code(), Some(2), "{plan:?}: {err}");
+        assert!(err.contains(expect), "{plan:?}: expected {expect:?}: {err}");
+    }
+    // A newline inside a JSON key.
+    std::fs::write(d.path().join("nl.json"), r#"{"schema_version":1,"created_by":"x","intent":"latency","changes":[{"key":"net.core.somaxconn\nkernel.x","to":"1","rationale":"r"}]}"#).unwrap();
+    let a = args(d.path(), &pol, &["--plan", "nl.json"]);
+    let mut v = vec!["apply"];
+    v.extend(a.iter().map(String::as_str));
+    let (_, err) = text(&ns.semantos(d.path(), &v, &[]));
+    assert!(err.contains("newline"), "{err}");
+    assert_eq!(KEYS.iter().map(|k| ns.read(k)).collect::<Vec<_>>(), before, "a hostile plan changed something");
+    assert!(!d.path().join("backup/sysctl_backup.json").exists());
+}
+
+#[test]
+fn sandbox_tree_apply_rollback_without_root() {
+    let d = tempfile::tempdir().unwrap();
+    for (k, v) in [("net/core/somaxconn", "128"), ("vm/swappiness", "60"), ("vm/dirty_ratio", "20"), ("vm/dirty_background_ratio", "10")] {
+        let p = d.path().join("tree").join(k);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, format!("{v}\n")).unwrap();
+    }
+    std::fs::write(d.path().join("plan.conf"), "net.core.somaxconn = 1024\nvm.swappiness = 10\n").unwrap();
+    let common = ["--sysctl-root", "tree", "--backup", "b/backup.json", "--audit-log", "a.jsonl", "--monitor-seconds", "0", "--interval", "0.05", "--plan", "plan.conf"];
+    let mut v = vec!["apply"];
+    v.extend(common);
+    ok(&run_in(d.path(), &v), "sandbox apply");
+    assert_eq!(std::fs::read_to_string(d.path().join("tree/net/core/somaxconn")).unwrap().trim(), "1024");
+    let mut v = vec!["rollback"];
+    v.extend(common);
+    ok(&run_in(d.path(), &v), "sandbox rollback");
+    assert_eq!(std::fs::read_to_string(d.path().join("tree/net/core/somaxconn")).unwrap().trim(), "128");
+    assert_eq!(std::fs::read_to_string(d.path().join("tree/vm/swappiness")).unwrap().trim(), "60");
+    // A symlink planted at the backup path is refused and nothing is written.
+    std::os::unix::fs::symlink("/tmp/elsewhere", d.path().join("b/link.json")).unwrap();
+    let mut v = vec!["apply", "--sysctl-root", "tree", "--backup", "b/link.json", "--audit-log", "a.jsonl", "--monitor-seconds", "0", "--interval", "0.05", "--plan", "plan.conf"];
+    v.truncate(v.len());
+    let o = run_in(d.path(), &v);
+    let (_, err) = text(&o);
+    assert!(!o.status.success() && err.contains("symbolic link"), "{err}");
+    assert_eq!(std::fs::read_to_string(d.path().join("tree/net/core/somaxconn")).unwrap().trim(), "128");
+}
