@@ -454,47 +454,33 @@ impl<S: SysctlStore> SysctlStore for FaultyStore<S> {
     }
 }
 
-impl<S: SysctlStore + ?Sized> SysctlStore for &S {
-    fn describe(&self) -> String {
-        (**self).describe()
-    }
-    fn read(&self, key: &SysctlKey) -> Result<Value, StoreError> {
-        (**self).read(key)
-    }
-    fn write(&self, key: &SysctlKey, value: &Value) -> Result<(), StoreError> {
-        (**self).write(key, value)
-    }
-    fn exists(&self, key: &SysctlKey) -> bool {
-        (**self).exists(key)
-    }
-    fn writable(&self, key: &SysctlKey) -> bool {
-        (**self).writable(key)
-    }
-    fn list(&self) -> Result<Vec<SysctlKey>, StoreError> {
-        (**self).list()
-    }
+/// Stores behind references and boxes are stores: one delegation, written once.
+macro_rules! delegate_store {
+    ($($t:ty),*) => {$(
+        impl<S: SysctlStore + ?Sized> SysctlStore for $t {
+            fn describe(&self) -> String {
+                (**self).describe()
+            }
+            fn read(&self, key: &SysctlKey) -> Result<Value, StoreError> {
+                (**self).read(key)
+            }
+            fn write(&self, key: &SysctlKey, value: &Value) -> Result<(), StoreError> {
+                (**self).write(key, value)
+            }
+            fn exists(&self, key: &SysctlKey) -> bool {
+                (**self).exists(key)
+            }
+            fn writable(&self, key: &SysctlKey) -> bool {
+                (**self).writable(key)
+            }
+            fn list(&self) -> Result<Vec<SysctlKey>, StoreError> {
+                (**self).list()
+            }
+        }
+    )*};
 }
 
-impl<S: SysctlStore + ?Sized> SysctlStore for Box<S> {
-    fn describe(&self) -> String {
-        (**self).describe()
-    }
-    fn read(&self, key: &SysctlKey) -> Result<Value, StoreError> {
-        (**self).read(key)
-    }
-    fn write(&self, key: &SysctlKey, value: &Value) -> Result<(), StoreError> {
-        (**self).write(key, value)
-    }
-    fn exists(&self, key: &SysctlKey) -> bool {
-        (**self).exists(key)
-    }
-    fn writable(&self, key: &SysctlKey) -> bool {
-        (**self).writable(key)
-    }
-    fn list(&self) -> Result<Vec<SysctlKey>, StoreError> {
-        (**self).list()
-    }
-}
+delegate_store!(&S, Box<S>);
 
 #[cfg(test)]
 mod tests {
