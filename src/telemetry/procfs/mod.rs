@@ -1,0 +1,459 @@
+//! Reader of the live host's `/proc` (and the few `/sys` files that say how
+//! many CPUs and NUMA nodes it has). It owns the text formats of the files
+//! below and turns them into a `Snapshot`; it decides nothing.
+//!
+//! | file | metrics |
+//! |---|---|
+//! | `meminfo` (required) | `meminfo.<Field>`, the number as written (kB for most, a count for `HugePages_*`) |
+//! | `vmstat` | `vmstat.<field>` |
+//! | `net/netstat`, `net/snmp` | `netstat.<Section>.<Field>`, `snmp.<Section>.<Field>`, parsed by header: field positions vary by kernel |
+//! | `net/sockstat` | `sockstat.<Section>.<key>` (`sockstat.TCP.mem` is in pages) |
+//! | `net/softnet_stat` | sums over CPUs: `softnet.processed`, `.dropped`, `.time_squeeze`, `.received_rps` (10+ columns), `.flow_limit_count` (11+ columns); `softnet.cpus`, the number of rows (a level) |
+//! | `pressure/{cpu,memory,io}` | `psi.<res>.<some/full>.<avg10/avg60/avg300/total>` |
+//! | `loadavg` | `loadavg.1`, `.5`, `.15`, `.runnable`, `.tasks` |
+//! | host facts | `HostFacts` and `host.ncpus`, `host.numa_nodes`, `host.mem_total_kb` |
+//!
+//! Parsing is tolerant and happens in two steps: the raw text becomes a
+//! `RawMap` (key → value pairs borrowing the text, no allocation per line),
+//! then the pairs become flat metric names in the `Snapshot`. A counter this
+//! kernel lacks is absent; a line that does not follow its file's format is a
+//! `TelemetryError::Malformed` naming the file and the line. Only a missing
+//! `meminfo` is fatal: any other missing file (sockstat in an odd container,
+//! `pressure/` on a kernel without PSI) contributes no metrics, and so does a
+//! PSI file whose read fails with `EOPNOTSUPP` (PSI compiled in, booted with
+//! `psi=0`).
+//!
+//! Two ways to read, same output: `ProcReader::snapshot` on a fresh reader
+//! opens, reads and closes every file; after `ProcReader::keep_open` the files
+//! stay open and each snapshot re-reads them with `pread` at offset 0, which
+//! perf-facts.md measured at a little over half the cost. Host facts that
+//! cannot change while the process lives (hostname, kernel release, boot id,
+//! CPU and node counts) are read on the first snapshot and cached.
+
+use super::snapshot::{HostFacts, Snapshot};
+use std::borrow::Cow;
+use std::fs::File;
+use std::io::{self, Read};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
+
+/// Failure of a telemetry reader; always names the file, and the line when the text is at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum TelemetryError {
+    /// An I/O error other than "file not present".
+    #[error("{}: {op} failed: {source}", path.display())]
+    Io {
+        /// File or directory being read.
+        path: PathBuf,
+        /// What was being done (`open`, `read`, `list`).
+        op: &'static str,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// A file the snapshot cannot do without is absent.
+    #[error("{}: required file is missing; is this a procfs? (point --proc-root at a directory laid out like /proc)", path.display())]
+    Missing {
+        /// The absent file.
+        path: PathBuf,
+    },
+    /// A line that does not follow its file's format.
+    #[error("{}:{line}: {reason}: {text:?}", path.display())]
+    Malformed {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line number.
+        line: usize,
+        /// What is wrong with it.
+        reason: String,
+        /// The line (cut to 120 characters).
+        text: String,
+    },
+}
+
+impl TelemetryError {
+    /// The file this error is about.
+    pub fn path(&self) -> &Path {
+        match self {
+            TelemetryError::Io { path, .. } | TelemetryError::Missing { path } | TelemetryError::Malformed { path, .. } => path,
+        }
+    }
+}
+
+/// Builds a `Malformed` error for line `line` (1-based) of `path`.
+pub(crate) fn malformed(path: &Path, line: usize, reason: impl Into<String>, text: &str) -> TelemetryError {
+    let text: String = text.chars().take(120).collect();
+    TelemetryError::Malformed { path: path.to_path_buf(), line, reason: reason.into(), text }
+}
+
+mod parse;
+#[cfg(test)]
+mod tests;
+
+pub use parse::*;
+
+/// What to do with the text of each file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Meminfo,
+    Vmstat,
+    HeaderPairs,
+    Sockstat,
+    Softnet,
+    Psi,
+    Loadavg,
+}
+
+/// One file of the snapshot: path under the proc root, metric prefix, format.
+struct Source {
+    rel: &'static str,
+    prefix: &'static str,
+    kind: Kind,
+}
+
+/// In the order of their metric prefixes, so that the metrics of a snapshot
+/// come out already sorted (after the `host.*` ones) and the metric map is
+/// built without a real sort.
+const SOURCES: [Source; 10] = [
+    Source { rel: "loadavg", prefix: "loadavg", kind: Kind::Loadavg },
+    Source { rel: "meminfo", prefix: "meminfo", kind: Kind::Meminfo },
+    Source { rel: "net/netstat", prefix: "netstat", kind: Kind::HeaderPairs },
+    Source { rel: "pressure/cpu", prefix: "psi.cpu", kind: Kind::Psi },
+    Source { rel: "pressure/io", prefix: "psi.io", kind: Kind::Psi },
+    Source { rel: "pressure/memory", prefix: "psi.memory", kind: Kind::Psi },
+    Source { rel: "net/snmp", prefix: "snmp", kind: Kind::HeaderPairs },
+    Source { rel: "net/sockstat", prefix: "sockstat", kind: Kind::Sockstat },
+    Source { rel: "net/softnet_stat", prefix: "softnet", kind: Kind::Softnet },
+    Source { rel: "vmstat", prefix: "vmstat", kind: Kind::Vmstat },
+];
+
+/// The files one snapshot reads, relative to the proc root (host facts aside); benchmarks read the same list.
+pub const SNAPSHOT_FILES: [&str; 10] = {
+    let mut out = [""; 10];
+    let mut i = 0;
+    while i < SOURCES.len() {
+        out[i] = SOURCES[i].rel;
+        i += 1;
+    }
+    out
+};
+
+/// Index of `meminfo` in `SOURCES`: the one file a snapshot requires.
+const MEMINFO: usize = 1;
+
+/// Errors that mean "this file has no data here", not "something is wrong".
+pub(crate) fn is_absent(e: &io::Error) -> bool {
+    // EOPNOTSUPP: PSI compiled in but disabled (psi=0), or a cgroup with cgroup.pressure=0.
+    // ENODEV: a cgroup removed between listing and reading.
+    e.kind() == io::ErrorKind::NotFound || matches!(e.raw_os_error(), Some(libc::EOPNOTSUPP) | Some(libc::ENODEV))
+}
+
+/// Largest single read request. Small on purpose: on `/proc/sys` the kernel
+/// allocates and zeroes a buffer the size of each request (perf-facts.md),
+/// and seq_file files hand out at most their own page-sized buffer per read
+/// anyway.
+pub(crate) const READ_CHUNK: usize = 4096;
+
+/// A reusable read buffer: one allocation per snapshot, grown in 4 KiB steps.
+#[derive(Debug, Default)]
+pub(crate) struct Scratch {
+    buf: Vec<u8>,
+    len: usize,
+}
+
+impl Scratch {
+    /// A buffer that holds the largest snapshot file without growing.
+    pub(crate) fn new() -> Self {
+        Self { buf: vec![0; 4 * READ_CHUNK], len: 0 }
+    }
+
+    /// Reads `f` to the end, from its current position (`pread == false`) or with `pread` from offset 0.
+    pub(crate) fn fill(&mut self, f: &File, pread: bool) -> io::Result<()> {
+        self.len = 0;
+        loop {
+            if self.buf.len() - self.len < READ_CHUNK {
+                self.buf.resize(self.buf.len() + READ_CHUNK, 0);
+            }
+            let dst = &mut self.buf[self.len..self.len + READ_CHUNK];
+            // Read until a read returns 0: a short read is not the end of a
+            // seq_file with many records (softnet_stat on a large machine):
+            // the kernel stops at its page-sized buffer.
+            let r = if pread { f.read_at(dst, self.len as u64) } else { (&*f).read(dst) };
+            match r {
+                Ok(0) => return Ok(()),
+                Ok(n) => self.len += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// The bytes read, as text (lossless for the ASCII files of `/proc`; anything else fails the line that holds it).
+    pub(crate) fn text(&self) -> Cow<'_, str> {
+        let b = &self.buf[..self.len];
+        // from_utf8 is much faster than the lossy decoder on the valid text we always get.
+        match std::str::from_utf8(b) {
+            Ok(s) => Cow::Borrowed(s),
+            Err(_) => String::from_utf8_lossy(b),
+        }
+    }
+}
+
+/// Reads a small file (sysfs, `/proc/sys`) with small reads; `Ok(None)` when it is absent.
+pub(crate) fn read_small(path: &Path, scratch: &mut Scratch) -> Result<Option<String>, TelemetryError> {
+    let f = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if is_absent(&e) => return Ok(None),
+        Err(e) => return Err(TelemetryError::Io { path: path.to_path_buf(), op: "open", source: e }),
+    };
+    match scratch.fill(&f, false) {
+        Ok(()) => Ok(Some(scratch.text().into_owned())),
+        Err(e) if is_absent(&e) => Ok(None),
+        Err(e) => Err(TelemetryError::Io { path: path.to_path_buf(), op: "read", source: e }),
+    }
+}
+
+/// Facts read once per reader: they cannot change while the process lives (or hardly: hostname, CPU hotplug).
+#[derive(Debug, Clone)]
+struct StaticFacts {
+    hostname: String,
+    kernel_release: String,
+    boot_id: String,
+    ncpus: Option<u32>,
+    numa_nodes: u32,
+}
+
+/// The keys one source had last time, with their metric names in sorted order.
+///
+/// A kernel prints the same keys in the same order snapshot after snapshot,
+/// so the names are formatted and sorted once and then only cloned: the
+/// check that the layout is unchanged costs one comparison per key, where
+/// formatting and sorting ~600 names cost about 30 % of a snapshot.
+#[derive(Debug, Default)]
+struct LayoutCache {
+    keys: Vec<(Box<str>, Box<str>)>,
+    /// (index into the `RawMap`, metric name), sorted by name.
+    sorted: Vec<(usize, String)>,
+}
+
+/// String equality without a `memcmp` call: for keys of a few bytes the call
+/// costs more than the comparison (it was a sixth of a snapshot in a profile).
+#[inline]
+fn eq_short(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).all(|(x, y)| x == y)
+}
+
+impl LayoutCache {
+    /// Appends the metrics of `raw` in name order, rebuilding the cache if the layout changed.
+    fn emit(&mut self, raw: &RawMap<'_>, prefix: &str, out: &mut Vec<(String, f64)>) {
+        let same = self.keys.len() == raw.len() && self.keys.iter().zip(&raw.entries).all(|(k, e)| eq_short(&k.0, e.section) && eq_short(&k.1, e.field));
+        if !same {
+            self.keys = raw.entries.iter().map(|e| (e.section.into(), e.field.into())).collect();
+            let mut named = Vec::with_capacity(raw.len());
+            raw.emit(prefix, &mut named);
+            self.sorted = named.into_iter().enumerate().map(|(i, (name, _))| (i, name)).collect();
+            self.sorted.sort_by(|a, b| a.1.cmp(&b.1));
+        }
+        out.extend(self.sorted.iter().map(|(i, name)| (name.clone(), raw.entries[*i].value)));
+    }
+}
+
+/// Reader of `/proc` (and `/sys`) that produces `Snapshot`s.
+pub struct ProcReader {
+    proc_root: PathBuf,
+    sys_root: PathBuf,
+    /// After `keep_open`: one slot per `SOURCES` entry, `None` for files absent at open time.
+    open: Option<Vec<Option<File>>>,
+    facts: OnceLock<StaticFacts>,
+    /// One per `SOURCES` entry.
+    layouts: Mutex<Vec<LayoutCache>>,
+}
+
+impl std::fmt::Debug for ProcReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The layout caches hold hundreds of names: leave them out.
+        f.debug_struct("ProcReader")
+            .field("proc_root", &self.proc_root)
+            .field("sys_root", &self.sys_root)
+            .field("kept_open", &self.open.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for ProcReader {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ProcReader {
+    /// Reads the host's `/proc` and `/sys`.
+    pub fn new() -> Self {
+        Self::with_roots("/proc", "/sys")
+    }
+
+    /// Reads directories laid out like `/proc` and `/sys` (fixtures, a container's view).
+    pub fn with_roots(proc_root: impl Into<PathBuf>, sys_root: impl Into<PathBuf>) -> Self {
+        let layouts = Mutex::new(SOURCES.iter().map(|_| LayoutCache::default()).collect());
+        Self { proc_root: proc_root.into(), sys_root: sys_root.into(), open: None, facts: OnceLock::new(), layouts }
+    }
+
+    /// The proc root this reader reads.
+    pub fn proc_root(&self) -> &Path {
+        &self.proc_root
+    }
+
+    /// The sys root this reader reads.
+    pub fn sys_root(&self) -> &Path {
+        &self.sys_root
+    }
+
+    /// Opens every snapshot file once; later snapshots re-read them with `pread` at offset 0.
+    ///
+    /// A file absent now stays absent for this reader's life (PSI and
+    /// `/proc/net` do not appear on a running kernel). Note that `/proc/net`
+    /// files opened here keep showing the network namespace of this moment.
+    pub fn keep_open(mut self) -> Result<Self, TelemetryError> {
+        let mut files = Vec::with_capacity(SOURCES.len());
+        for (i, src) in SOURCES.iter().enumerate() {
+            let path = self.proc_root.join(src.rel);
+            match File::open(&path) {
+                Ok(f) => files.push(Some(f)),
+                Err(e) if is_absent(&e) => {
+                    if i == MEMINFO {
+                        return Err(TelemetryError::Missing { path });
+                    }
+                    files.push(None);
+                }
+                Err(e) => return Err(TelemetryError::Io { path, op: "open", source: e }),
+            }
+        }
+        self.open = Some(files);
+        Ok(self)
+    }
+
+    /// Whether this reader keeps its files open (see `keep_open`).
+    pub fn is_kept_open(&self) -> bool {
+        self.open.is_some()
+    }
+
+    /// Reads source `i` into `scratch`; `Ok(false)` when it has no data here.
+    fn read_source(&self, i: usize, scratch: &mut Scratch) -> Result<bool, TelemetryError> {
+        let path = || self.proc_root.join(SOURCES[i].rel);
+        let res = match &self.open {
+            Some(files) => match &files[i] {
+                Some(f) => scratch.fill(f, true),
+                None => return Ok(false),
+            },
+            None => match File::open(path()) {
+                Ok(f) => scratch.fill(&f, false),
+                Err(e) if is_absent(&e) => return Ok(false),
+                Err(e) => return Err(TelemetryError::Io { path: path(), op: "open", source: e }),
+            },
+        };
+        match res {
+            Ok(()) => Ok(true),
+            Err(e) if is_absent(&e) => Ok(false),
+            Err(e) => Err(TelemetryError::Io { path: path(), op: "read", source: e }),
+        }
+    }
+
+    /// Every metric of the snapshot files after `out`'s first entries, sorted
+    /// by name within each file; the number of softnet rows (a CPU count).
+    fn read_metrics(&self, scratch: &mut Scratch, out: &mut Vec<(String, f64)>) -> Result<Option<u32>, TelemetryError> {
+        let mut softnet_cpus = None;
+        // Poisoning cannot leave a cache wrong (each is rebuilt whole), so a poisoned lock is used as is.
+        let mut layouts = self.layouts.lock().unwrap_or_else(|e| e.into_inner());
+        for (i, src) in SOURCES.iter().enumerate() {
+            if !self.read_source(i, scratch)? {
+                if i == MEMINFO {
+                    return Err(TelemetryError::Missing { path: self.proc_root.join(src.rel) });
+                }
+                continue;
+            }
+            let text = scratch.text();
+            let path = || self.proc_root.join(src.rel);
+            let raw = match src.kind {
+                Kind::Meminfo => parse_meminfo(&text, &path())?,
+                Kind::Vmstat => parse_vmstat(&text, &path())?,
+                Kind::HeaderPairs => parse_header_value_pairs(&text, &path())?,
+                Kind::Sockstat => parse_sockstat(&text, &path())?,
+                Kind::Softnet => {
+                    let raw = parse_softnet(&text, &path())?;
+                    softnet_cpus = raw.get("", "cpus").map(|v| v as u32);
+                    raw
+                }
+                Kind::Psi => parse_psi(&text, &path())?,
+                Kind::Loadavg => parse_loadavg(&text, &path())?,
+            };
+            layouts[i].emit(&raw, src.prefix, out);
+        }
+        Ok(softnet_cpus)
+    }
+
+    fn static_facts(&self, scratch: &mut Scratch) -> Result<StaticFacts, TelemetryError> {
+        let sys = |rel: &str| self.proc_root.join("sys/kernel").join(rel);
+        let mut line = |p: PathBuf| -> Result<String, TelemetryError> { Ok(read_small(&p, scratch)?.map(|s| s.trim().to_string()).unwrap_or_default()) };
+        let hostname = line(sys("hostname"))?;
+        let kernel_release = line(sys("osrelease"))?;
+        let boot_id = line(sys("random/boot_id"))?;
+        let cpu_online = self.sys_root.join("devices/system/cpu/online");
+        let ncpus = match read_small(&cpu_online, scratch)? {
+            Some(text) => Some(count_cpu_list(&text).ok_or_else(|| malformed(&cpu_online, 1, "expected a CPU list like 0-3,8", text.trim()))?),
+            None => None,
+        };
+        let node_dir = self.sys_root.join("devices/system/node");
+        let numa_nodes = match std::fs::read_dir(&node_dir) {
+            Ok(rd) => {
+                let mut n = 0u32;
+                for entry in rd {
+                    let entry = entry.map_err(|e| TelemetryError::Io { path: node_dir.clone(), op: "list", source: e })?;
+                    let name = entry.file_name();
+                    let name = name.to_string_lossy();
+                    if name.strip_prefix("node").is_some_and(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit())) {
+                        n += 1;
+                    }
+                }
+                n.max(1)
+            }
+            // A kernel without CONFIG_NUMA has no node directory and one memory node.
+            Err(e) if is_absent(&e) => 1,
+            Err(e) => return Err(TelemetryError::Io { path: node_dir, op: "list", source: e }),
+        };
+        Ok(StaticFacts { hostname, kernel_release, boot_id, ncpus, numa_nodes })
+    }
+
+    /// One snapshot at `timestamp_ms` (the caller's clock: readers never read it).
+    pub fn snapshot(&self, timestamp_ms: u64) -> Result<Snapshot, TelemetryError> {
+        let mut scratch = Scratch::new();
+        // host.* sort first: their slots are filled once meminfo has been read.
+        let mut metrics = Vec::with_capacity(800);
+        for name in ["host.mem_total_kb", "host.ncpus", "host.numa_nodes"] {
+            metrics.push((name.to_string(), 0.0));
+        }
+        let softnet_cpus = self.read_metrics(&mut scratch, &mut metrics)?;
+        let facts = match self.facts.get() {
+            Some(f) => f,
+            None => {
+                let f = self.static_facts(&mut scratch)?;
+                self.facts.get_or_init(|| f)
+            }
+        };
+        let mem_total_kb = metrics.iter().find(|(k, _)| k == "meminfo.MemTotal").map(|(_, v)| *v as u64).unwrap_or(0);
+        let host = HostFacts {
+            hostname: facts.hostname.clone(),
+            kernel_release: facts.kernel_release.clone(),
+            boot_id: facts.boot_id.clone(),
+            ncpus: facts.ncpus.or(softnet_cpus).unwrap_or(0),
+            mem_total_kb,
+            numa_nodes: facts.numa_nodes,
+        };
+        metrics[0].1 = host.mem_total_kb as f64;
+        metrics[1].1 = host.ncpus as f64;
+        metrics[2].1 = host.numa_nodes as f64;
+        let mut snap = Snapshot::new(host, timestamp_ms);
+        // Collecting sorts (a single pass over input that is already sorted) and builds the tree in bulk.
+        snap.metrics = metrics.into_iter().collect();
+        Ok(snap)
+    }
+}
