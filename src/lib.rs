@@ -17,4 +17,5 @@ pub mod apply;
 pub mod config;
 pub mod rollout;
 pub mod repro;
+pub mod llm;
 pub mod cli;

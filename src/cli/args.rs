@@ -139,6 +139,8 @@ pub enum Command {
     DryRun(TelemetryArgs),
     /// Write simulated telemetry (CSV) of the configured host at its starting values.
     Simulate(SimulateArgs),
+    /// Compare reasoning backends (rules, llm) on the same findings: verdicts and simulated p95 side by side.
+    Compare(crate::cli::compare_cmd::CompareArgs),
     /// Write shell completions to stdout.
     Completions {
         /// Shell.
@@ -164,6 +166,8 @@ pub struct RecommendArgs {
     /// Write the plan (JSON) to this file.
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub reasoner: crate::cli::compare_cmd::ReasonerArgs,
 }
 
 /// Arguments of `simulate`.

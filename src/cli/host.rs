@@ -82,6 +82,11 @@ struct Proposal {
 }
 
 fn propose(cli: &Cli, t: Option<&TelemetryArgs>, kb: &Kb, store: &dyn SysctlStore) -> Result<Proposal> {
+    propose_with(cli, t, kb, store, None)
+}
+
+/// `reasoner` chooses the backend when no `--plan` is given (`recommend --reasoner llm`).
+fn propose_with(cli: &Cli, t: Option<&TelemetryArgs>, kb: &Kb, store: &dyn SysctlStore, reasoner: Option<&super::compare_cmd::ReasonerArgs>) -> Result<Proposal> {
     let (a, b) = telemetry(cli, t)?;
     let findings = reasoning::diagnose(&a, &b, kb);
     let current = current_values(store, kb);
@@ -89,6 +94,11 @@ fn propose(cli: &Cli, t: Option<&TelemetryArgs>, kb: &Kb, store: &dyn SysctlStor
         Some(p) => Plan::load(p, intent(cli), store).map_err(|e| invalid(format!("{e:#}")))?,
         None => {
             let ctx = Context { kb, intent: intent(cli), current: &current, window: Window::new(&a, &b) };
+            if let Some(r) = reasoner.filter(|r| r.uses_llm()) {
+                // The LLM path runs the guardrails itself: a rejected LLM plan may fall back to the rules.
+                let checked = super::compare_cmd::llm_checked(r, &findings, &ctx, &policy(cli)?)?;
+                return Ok(Proposal { findings, checked });
+            }
             RulesEngine.recommend(&findings, &ctx)?
         }
     };
@@ -124,7 +134,7 @@ pub fn diagnose(cli: &Cli, t: &TelemetryArgs) -> Result<i32> {
 pub fn recommend(cli: &Cli, r: &RecommendArgs) -> Result<i32> {
     let kb = load_kb(cli)?;
     let store = store(cli);
-    let p = propose(cli, Some(&r.telemetry), &kb, &store)?;
+    let p = propose_with(cli, Some(&r.telemetry), &kb, &store, Some(&r.reasoner))?;
     if let Some(out) = &r.out {
         apply::files::write_atomic(out, p.checked.plan.to_json().as_bytes(), 0o644)?;
         eprintln!("wrote plan {}", out.display());

@@ -7,6 +7,7 @@
 
 pub mod args;
 pub mod collect_cmd;
+pub mod compare_cmd;
 pub mod host;
 pub mod kb_cmd;
 pub mod render;
@@ -68,6 +69,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Some(Command::Apply(t)) => host::apply(&cli, Some(t)),
         Some(Command::Rollback) => host::rollback(&cli),
         Some(Command::Simulate(a)) => reproduce::simulate(&cli, a),
+        Some(Command::Compare(a)) => compare_cmd::run(&cli, a),
         Some(Command::Collect(a)) => collect_cmd::run(a),
         Some(Command::Kb(a)) => {
             let kb = load_kb(&cli)?;

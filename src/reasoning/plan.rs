@@ -36,6 +36,15 @@ pub struct Change {
     /// When the change takes effect.
     #[serde(default)]
     pub effect: Effect,
+    /// Uncertainty u ∈ [0, 1] of an LLM-proposed change (1 − the share of
+    /// samples that agree on it); absent for deterministic engines.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uncertainty: Option<f64>,
+    /// Shown to the operator, never applied automatically (an LLM change
+    /// whose uncertainty reached the threshold τ). The guardrails still
+    /// check it; `CheckedPlan::writes` leaves it out.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub advice_only: bool,
 }
 
 /// A change the engine considered and did not propose, with the reason.
@@ -122,6 +131,8 @@ impl Plan {
                 finding_ids: Vec::new(),
                 kb_key: None,
                 effect: Effect::Live,
+                uncertainty: None,
+                advice_only: false,
             });
         }
         Ok(plan)
@@ -137,7 +148,7 @@ mod tests {
     #[test]
     fn json_round_trip_and_version_check() {
         let mut p = Plan::new("rules", Intent::Latency);
-        p.changes.push(Change { key: "vm.swappiness".into(), from: Some("60".into()), to: "10".into(), rationale: "r".into(), evidence: vec![], finding_ids: vec![], kb_key: None, effect: Effect::Live });
+        p.changes.push(Change { key: "vm.swappiness".into(), from: Some("60".into()), to: "10".into(), rationale: "r".into(), evidence: vec![], finding_ids: vec![], kb_key: None, effect: Effect::Live, uncertainty: None, advice_only: false });
         let back = Plan::from_json(&p.to_json(), "p.json").unwrap();
         assert_eq!(back, p);
         let e = Plan::from_json(&p.to_json().replace("\"schema_version\": 1", "\"schema_version\": 9"), "p.json").unwrap_err();
@@ -146,6 +157,19 @@ mod tests {
         assert!(format!("{e:#}").contains("unknown field `colour`"), "{e:#}");
         let e = Plan::from_json(&p.to_json().replace("vm.swappiness", "../../etc/passwd"), "p.json").unwrap_err();
         assert!(format!("{e:#}").contains("`..`"), "{e:#}");
+    }
+
+    #[test]
+    fn llm_fields_are_optional_and_round_trip() {
+        // A plan written before the LLM fields existed still parses, and writes none of them back.
+        let old = r#"{"schema_version": 1, "created_by": "rules", "intent": "latency", "changes": [{"key": "vm.swappiness", "to": "10", "rationale": "r"}]}"#;
+        let p = Plan::from_json(old, "old.json").unwrap();
+        assert_eq!((p.changes[0].uncertainty, p.changes[0].advice_only), (None, false));
+        assert!(!p.to_json().contains("advice_only") && !p.to_json().contains("uncertainty"));
+        let mut p = p;
+        p.changes[0].uncertainty = Some(2.0 / 3.0);
+        p.changes[0].advice_only = true;
+        assert_eq!(Plan::from_json(&p.to_json(), "p.json").unwrap(), p);
     }
 
     #[test]

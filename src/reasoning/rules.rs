@@ -179,6 +179,8 @@ fn propose(p: &Param, mv: Move, counter: bool, f: &Finding, ctx: &Context) -> Re
         finding_ids: vec![f.id.clone()],
         kb_key: Some(p.key.clone()),
         effect: p.effect,
+        uncertainty: None,
+        advice_only: false,
     })
 }
 

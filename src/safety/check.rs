@@ -83,6 +83,8 @@ impl CheckedPlan {
         }
         self.changes
             .iter()
+            // Advice-only changes never get a write (see `advice_only`); this filter keeps it so if a verdict is ever edited.
+            .filter(|c| !c.change.advice_only)
             .filter_map(|c| c.write.as_ref().map(|w| (SysctlKey::parse(&c.change.key).expect("checked key"), Value::from_kernel(w))))
             .collect()
     }
@@ -102,7 +104,7 @@ pub fn check(plan: &Plan, kb: &Kb, policy: &Policy, current: &BTreeMap<String, V
     let mut out = Vec::new();
     let mut seen = BTreeMap::new();
     for ch in &plan.changes {
-        let verdict = check_one(ch, kb, policy, current, &mut seen);
+        let verdict = advice_only(ch, check_one(ch, kb, policy, current, &mut seen));
         let write = match &verdict {
             Verdict::Accept => Some(Value::from_kernel(&ch.to).to_string()),
             Verdict::Clamp { to, .. } => Some(to.clone()),
@@ -119,6 +121,21 @@ pub fn check(plan: &Plan, kb: &Kb, policy: &Policy, current: &BTreeMap<String, V
         })
         .collect();
     CheckedPlan { plan: plan.clone(), changes: out, aborted: if hard.is_empty() { None } else { Some(hard.join("\n")) } }
+}
+
+/// An advice-only change passes every guardrail like any other (a hard
+/// violation still aborts the plan), but what would have been written is
+/// only shown: the operator decides.
+fn advice_only(ch: &Change, v: Verdict) -> Verdict {
+    if !ch.advice_only {
+        return v;
+    }
+    let u = ch.uncertainty.map(|u| format!(" (uncertainty {u:.2})")).unwrap_or_default();
+    match v {
+        Verdict::Accept => Verdict::Skip { reason: format!("{} is advice only{u}: shown, not applied automatically; the guardrails would accept {}", ch.key, ch.to) },
+        Verdict::Clamp { to, .. } => Verdict::Skip { reason: format!("{} is advice only{u}: shown, not applied automatically; the guardrails would clamp it to {to}", ch.key) },
+        other => other,
+    }
 }
 
 fn reject(rule: &str, reason: impl Into<String>) -> Verdict {
@@ -229,7 +246,7 @@ mod tests {
     use crate::kb::{Effect, Intent};
 
     fn change(key: &str, to: &str) -> Change {
-        Change { key: key.into(), from: None, to: to.into(), rationale: String::new(), evidence: vec![], finding_ids: vec![], kb_key: None, effect: Effect::Live }
+        Change { key: key.into(), from: None, to: to.into(), rationale: String::new(), evidence: vec![], finding_ids: vec![], kb_key: None, effect: Effect::Live, uncertainty: None, advice_only: false }
     }
 
     fn check_plan(changes: &[(&str, &str)]) -> CheckedPlan {
@@ -267,6 +284,32 @@ mod tests {
         assert!(c.aborted.is_none());
         let c = check_plan(&[("kernel.sched_latency_ns", "3000000")]);
         assert!(matches!(verdict_of(&c, "kernel.sched_latency_ns"), Verdict::Skip { reason } if reason.contains("removed from /proc/sys in 5.13")));
+    }
+
+    #[test]
+    fn advice_only_changes_are_checked_but_never_written() {
+        let kb = Kb::embedded().unwrap();
+        let current: BTreeMap<String, Value> = [("vm.swappiness", "60"), ("net.core.somaxconn", "128")].into_iter().map(|(k, v)| (k.to_string(), Value::from_kernel(v))).collect();
+        let mut plan = Plan::new("llm:test", Intent::Latency);
+        plan.changes = vec![change("vm.swappiness", "10"), change("net.core.somaxconn", "4096")];
+        for c in &mut plan.changes {
+            c.advice_only = true;
+            c.uncertainty = Some(0.67);
+        }
+        let c = check(&plan, &kb, &Policy::default(), &current);
+        assert!(c.writes().is_empty() && c.aborted.is_none());
+        assert!(matches!(verdict_of(&c, "vm.swappiness"), Verdict::Skip { reason } if reason.contains("advice only (uncertainty 0.67)") && reason.contains("would accept 10")));
+        assert!(matches!(verdict_of(&c, "net.core.somaxconn"), Verdict::Skip { reason } if reason.contains("would clamp it to 1024")));
+        // A hard violation in advice still aborts: hostile advice taints the plan.
+        plan.changes.push(change("kernel.randomize_va_space", "0"));
+        plan.changes[2].advice_only = true;
+        let c = check(&plan, &kb, &Policy::default(), &current);
+        assert!(c.aborted.as_deref().is_some_and(|a| a.contains("[never-touch]")));
+        // Applied and advice-only side by side: only the applied one is written.
+        plan.changes.truncate(2);
+        plan.changes[0].advice_only = false;
+        let c = check(&plan, &kb, &Policy::default(), &current);
+        assert_eq!(c.writes().iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>(), ["vm.swappiness=10"]);
     }
 
     #[test]

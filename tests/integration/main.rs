@@ -8,4 +8,5 @@ mod architecture; // invariants of ARCHITECTURE.md checked on the source
 mod cli; // help, diagnose from CSV, plans as files
 mod kb_netns; // KB net.* scopes checked in throwaway network namespaces (root)
 mod live; // real host mode: dry run on /proc/sys, apply/rollback/faults/SIGKILL in namespaces (root)
+mod llm_contract; // the LLM backend against an in-process OpenAI-compatible server: every hostile reply's verdict
 mod repro; // the sandbox reproduction end to end
