@@ -477,7 +477,7 @@ when = [{ metric = "made.up", measure = "ratio", op = ">", value = 1.0 }]
             ("net.core.netdev_budget", "Int|Some(300)|Some(4000)|[\"softnet_time_squeeze\"]|[]|None|Raise/Raise/Raise/Raise|600/1200/600/600|None|[]|false"),
             ("net.ipv4.tcp_rmem", "Ints|Some(4096)|Some(1073741824)|[\"receive_window_limited\"]|[]|Some(2)|Raise/Raise/Lower/Raise|///|Some((\"sock.bdp_bytes.max\", 4.0, true))|[]|true"),
             ("net.ipv4.tcp_wmem", "Ints|Some(4096)|Some(1073741824)|[\"send_buffer_limited\"]|[]|Some(2)|Raise/Raise/Lower/Raise|///|Some((\"sock.bdp_bytes.max\", 4.0, true))|[]|true"),
-            ("net.ipv4.tcp_slow_start_after_idle", "Bool|None|None|[\"cwnd_collapse_after_idle\"]|[]|None|Set/Set/Set/Set|0/0/0/0|None|[(Some(\"net.ipv4.tcp_congestion_control\"), None, \"!=\", \"bbr\")]|false"),
+            ("net.ipv4.tcp_slow_start_after_idle", "Bool|None|None|[\"cwnd_collapse_after_idle\"]|[]|None|Set/Set/Set/Set|0/0/0/0|None|[(None, Some(\"sock.cc.bbr.share\"), \"<\", \"0.5\")]|false"),
             ("kernel.sched_latency_ns", "Int|Some(100000)|Some(1000000000)|[\"cpu_runqueue_delay\"]|[]|None|Lower/Raise/Keep/Keep|3000000///|None|[]|false"),
             ("kernel.sched_min_granularity_ns", "Int|Some(100000)|Some(1000000000)|[\"cpu_runqueue_delay\"]|[]|None|Lower/Raise/Keep/Keep|375000///|None|[]|false"),
             ("kernel.numa_balancing", "Int|Some(0)|Some(3)|[\"numa_hint_fault_overhead\"]|[]|None|Set/Set/Set/Set|0/0/0/0|None|[(None, Some(\"host.numa_nodes\"), \">\", \"1\")]|false"),

@@ -1,0 +1,201 @@
+//! Statistics over the arms of one bench run, and the goals they are judged
+//! by. Pure functions of the measured samples; the bootstrap seed is passed in.
+//!
+//! The unit of comparison is the repetition: arms run interleaved (rep 0 of
+//! every arm, then rep 1, ...), so rep `i` of two arms shares the machine's
+//! conditions of that moment and the paired bootstrap resamples reps
+//! jointly. An arm's headline p95 is the median over its reps of each rep's
+//! p95 (as the reference runs reported); p50/p95/p99 of all samples pooled
+//! are given beside it.
+
+use super::workload::RunOutput;
+use crate::eval::{bootstrap_ci, improvement_pct, mann_whitney_u_p, median, percentile};
+use serde::Serialize;
+
+/// Bootstrap resamples per interval.
+pub const RESAMPLES: usize = 4000;
+/// Largest distance from the grid optimum that still meets the goal, percent.
+pub const GRID_TOLERANCE_PCT: f64 = 5.0;
+
+/// Latency statistics of one arm.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ArmStats {
+    /// Samples over all reps.
+    pub samples: usize,
+    /// Failed requests over all reps.
+    pub errors: u64,
+    /// Pooled p50, ms.
+    pub p50_ms: f64,
+    /// Pooled p95, ms.
+    pub p95_ms: f64,
+    /// Pooled p99, ms.
+    pub p99_ms: f64,
+    /// Each rep's p95, ms, in rep order.
+    pub rep_p95_ms: Vec<f64>,
+    /// Median of `rep_p95_ms`: the arm's headline p95.
+    pub p95_rep_median_ms: f64,
+}
+
+/// Statistics of `runs` (one per rep, in rep order).
+pub fn arm_stats(runs: &[&RunOutput]) -> ArmStats {
+    let all: Vec<f64> = runs.iter().flat_map(|r| r.samples_ms.iter().copied()).collect();
+    let rep_p95: Vec<f64> = runs.iter().map(|r| percentile(&r.samples_ms, 95.0)).collect();
+    ArmStats {
+        samples: all.len(),
+        errors: runs.iter().map(|r| r.errors).sum(),
+        p50_ms: percentile(&all, 50.0),
+        p95_ms: percentile(&all, 95.0),
+        p99_ms: percentile(&all, 99.0),
+        p95_rep_median_ms: median(&rep_p95),
+        rep_p95_ms: rep_p95,
+    }
+}
+
+/// One arm against a baseline arm.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Comparison {
+    /// The baseline arm.
+    pub baseline: String,
+    /// The arm compared.
+    pub arm: String,
+    /// p95 improvement (positive: faster), percent, of the median rep p95.
+    pub improvement_pct: f64,
+    /// Paired bootstrap 95 % interval of that improvement.
+    pub ci95_pct: (f64, f64),
+    /// Mann–Whitney U p-value of the pooled samples of the two arms.
+    pub mann_whitney_p: f64,
+}
+
+impl Comparison {
+    /// The interval lies entirely above zero (a real improvement) or below it (a real regression).
+    pub fn excludes_zero(&self) -> bool {
+        self.ci95_pct.0 > 0.0 || self.ci95_pct.1 < 0.0
+    }
+}
+
+/// Compares `arm` with `baseline` rep by rep; `NaN` where a statistic is undefined (fewer than one paired rep).
+pub fn compare(baseline: (&str, &[&RunOutput]), arm: (&str, &[&RunOutput]), seed: u64) -> Comparison {
+    let n = baseline.1.len().min(arm.1.len());
+    let b: Vec<f64> = baseline.1[..n].iter().map(|r| percentile(&r.samples_ms, 95.0)).collect();
+    let a: Vec<f64> = arm.1[..n].iter().map(|r| percentile(&r.samples_ms, 95.0)).collect();
+    let pool = |runs: &[&RunOutput]| runs.iter().flat_map(|r| r.samples_ms.iter().copied()).collect::<Vec<f64>>();
+    Comparison {
+        baseline: baseline.0.to_string(),
+        arm: arm.0.to_string(),
+        improvement_pct: improvement_pct(median(&b), median(&a)),
+        ci95_pct: bootstrap_ci(&b, &a, median, RESAMPLES, seed, 0.95),
+        mann_whitney_p: mann_whitney_u_p(&pool(baseline.1), &pool(arm.1)),
+    }
+}
+
+/// The A/A noise check: the start configuration measured twice.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NoiseCheck {
+    /// The two runs of the start configuration compared.
+    pub comparison: Comparison,
+    /// The A/A interval includes zero: the harness does not separate identical arms.
+    pub passed: bool,
+}
+
+/// Judges an A/A comparison.
+pub fn noise_check(c: Comparison) -> NoiseCheck {
+    let passed = c.ci95_pct.0 <= 0.0 && c.ci95_pct.1 >= 0.0;
+    NoiseCheck { comparison: c, passed }
+}
+
+/// SemantOS against the best TuneD profile.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct VsTuned {
+    /// The TuneD arm with the lowest p95.
+    pub best: String,
+    /// Its p95 (median over reps), ms.
+    pub tuned_p95_ms: f64,
+    /// SemantOS's p95 (median over reps), ms.
+    pub semantos_p95_ms: f64,
+    /// SemantOS relative to it (positive: SemantOS faster), with its interval.
+    pub comparison: Comparison,
+    /// SemantOS's p95 is lower, or the interval of the difference includes zero.
+    pub met: bool,
+}
+
+/// SemantOS against the grid's best point.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct VsGrid {
+    /// The best grid point.
+    pub optimum: String,
+    /// Its p95 (median over reps), ms.
+    pub optimum_p95_ms: f64,
+    /// SemantOS's p95 (median over reps), ms.
+    pub semantos_p95_ms: f64,
+    /// `(semantos − optimum) / optimum`, percent (0 when SemantOS's point is the optimum).
+    pub distance_pct: f64,
+    /// Within `GRID_TOLERANCE_PCT`.
+    pub met: bool,
+}
+
+/// The goals of a full run, each `None` when its arms were not run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Goals {
+    /// SemantOS's p95 improvement over the start has an interval above zero.
+    pub improvement_ci_excludes_zero: Option<bool>,
+    /// The A/A check passed, so the difference above can be trusted.
+    pub noise_check_passed: Option<bool>,
+    /// At least as good as the best TuneD profile.
+    pub vs_tuned: Option<VsTuned>,
+    /// Within 5 % of the grid optimum.
+    pub vs_grid: Option<VsGrid>,
+}
+
+impl Goals {
+    /// Every goal that was evaluated is met, and all four were evaluated.
+    pub fn all_met(&self) -> bool {
+        self.improvement_ci_excludes_zero == Some(true)
+            && self.noise_check_passed == Some(true)
+            && self.vs_tuned.as_ref().is_some_and(|v| v.met)
+            && self.vs_grid.as_ref().is_some_and(|v| v.met)
+    }
+}
+
+/// SemantOS (`sem`) against the best of `tuned` arms.
+pub fn vs_tuned(sem: (&str, &[&RunOutput]), tuned: &[(&str, &[&RunOutput])], seed: u64) -> Option<VsTuned> {
+    let p95 = |runs: &[&RunOutput]| median(&runs.iter().map(|r| percentile(&r.samples_ms, 95.0)).collect::<Vec<_>>());
+    let best = tuned.iter().filter(|(_, r)| !r.is_empty()).min_by(|a, b| p95(a.1).total_cmp(&p95(b.1)))?;
+    let c = compare(*best, sem, seed);
+    let (t, s) = (p95(best.1), p95(sem.1));
+    let met = s <= t || (c.ci95_pct.0 <= 0.0 && c.ci95_pct.1 >= 0.0);
+    Some(VsTuned { best: best.0.to_string(), tuned_p95_ms: t, semantos_p95_ms: s, comparison: c, met })
+}
+
+/// SemantOS's headline p95 against the lowest of the grid points' (`points` as (label, p95)).
+pub fn vs_grid(semantos_p95: f64, points: &[(String, f64)]) -> Option<VsGrid> {
+    let (label, best) = points.iter().filter(|(_, p)| p.is_finite()).min_by(|a, b| a.1.total_cmp(&b.1))?;
+    let distance = (semantos_p95 - best) / best * 100.0;
+    Some(VsGrid { optimum: label.clone(), optimum_p95_ms: *best, semantos_p95_ms: semantos_p95, distance_pct: distance.max(0.0), met: distance <= GRID_TOLERANCE_PCT })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(v: &[f64]) -> RunOutput {
+        RunOutput { samples_ms: v.to_vec(), ..Default::default() }
+    }
+
+    #[test]
+    fn a_clear_improvement_has_an_interval_above_zero_and_aa_includes_zero() {
+        let slow: Vec<RunOutput> = (0..5).map(|i| run(&[100.0, 200.0 + i as f64, 1900.0 + 3.0 * i as f64])).collect();
+        let fast: Vec<RunOutput> = (0..5).map(|i| run(&[100.0, 150.0, 300.0 + i as f64])).collect();
+        let s: Vec<&RunOutput> = slow.iter().collect();
+        let f: Vec<&RunOutput> = fast.iter().collect();
+        let c = compare(("start", &s), ("semantos", &f), 7);
+        assert!(c.improvement_pct > 80.0 && c.ci95_pct.0 > 0.0 && c.excludes_zero(), "{c:?}");
+        let aa = noise_check(compare(("start", &s), ("start (A/A)", &s[..]), 7));
+        assert!(aa.passed);
+        let st = arm_stats(&f);
+        assert_eq!((st.samples, st.rep_p95_ms.len()), (15, 5));
+        let g = vs_grid(st.p95_rep_median_ms, &[("a".into(), st.p95_rep_median_ms * 0.97), ("b".into(), 900.0)]).unwrap();
+        assert!(g.met && g.distance_pct > 2.9 && g.optimum == "a");
+        let t = vs_tuned(("semantos", &f), &[("tuned:x", &s)], 7).unwrap();
+        assert!(t.met && t.best == "tuned:x");
+    }
+}

@@ -1,0 +1,557 @@
+//! One bench run from start to report: build the namespaces, set the start
+//! values, observe the workload, let the pipeline decide, measure every arm
+//! in interleaved repetitions (each arm applied and rolled back through the
+//! transaction), compare, and tear everything down. `run_command` does the
+//! same for a user's own command in a namespace the user names.
+
+use super::anchors::{self, TUNED};
+use super::compare::{self, Goals, NoiseCheck};
+use super::configure::Switcher;
+use super::grid;
+use super::netns::{self, Netns};
+use super::pipeline::{self, Decision};
+use super::probe::{NsProbe, Observed, observe};
+use super::report::{Arm, ArmKind, ArmResult, BENCH_SCHEMA_VERSION, BenchReport, GridRow, Observation, Round, RunRecord};
+use super::scenario::{ScenarioId, scenario};
+use super::sockets;
+use super::topology::{self, Topology};
+use super::workload::RunOutput;
+use crate::apply::{AuditLog, Receipt};
+use crate::eval::percentile;
+use crate::kb::entry::Measure;
+use crate::kb::{Intent, Kb};
+use crate::reasoning::Plan;
+use crate::reasoning::findings::read_signal;
+use crate::safety::Policy;
+use crate::sysctl::store::MemStore;
+use crate::sysctl::{SysctlKey, Value};
+use crate::telemetry::Window;
+use anyhow::{Context, Result, bail};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Settings shared by scenario and command runs.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Short CI mode: fewer requests and reps; no A/A, anchors or grid.
+    pub quick: bool,
+    /// Repetitions per arm (default: the scenario's; 5 for a command).
+    pub reps: Option<usize>,
+    /// The intent the engine serves.
+    pub intent: Intent,
+    /// A user policy instead of the bench's.
+    pub policy: Option<Policy>,
+    /// A plan file instead of the engine's recommendation.
+    pub plan: Option<PathBuf>,
+    /// Where artifacts go.
+    pub out_dir: PathBuf,
+    /// Bootstrap seed.
+    pub seed: u64,
+    /// The command line, for the report.
+    pub command_line: String,
+}
+
+/// Where progress lines go (stderr in the CLI).
+pub type Progress<'a> = &'a (dyn Fn(&str) + Sync);
+
+/// Removes the work directory when the run ends, however it ends.
+struct WorkDir(PathBuf);
+
+impl Drop for WorkDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Metrics worth keeping of every run besides what the KB's symptoms read.
+const SOCKET_STATE: [&str; 11] = [
+    "sock.connections",
+    "sock.bdp_bytes.max",
+    "sock.rtt_ms.p50",
+    "sock.min_rtt_ms.min",
+    "sock.cwnd.max",
+    "sock.idle_restarts",
+    "sock.retrans.sum",
+    "sock.rwnd_limited_pct.max",
+    "sock.sndbuf_limited_pct.max",
+    "listen.backlog.max",
+    "listen.queue.max",
+];
+
+/// What the KB's network symptoms read in this window (`<metric>/s` for rates), and socket state.
+pub fn telemetry_of(kb: &Kb, obs: &Observed) -> BTreeMap<String, f64> {
+    let w = Window::new(&obs.before, &obs.after);
+    let mut m = BTreeMap::new();
+    for sym in kb.symptoms.values() {
+        for s in &sym.when {
+            let net = ["sock.", "listen.", "netstat.", "snmp.", "sockstat."].iter().any(|p| s.metric.starts_with(p));
+            if let (true, Some(v)) = (net, read_signal(&w, s)) {
+                let name = match s.measure {
+                    Measure::Rate => format!("{}/s", s.metric),
+                    Measure::Delta => format!("{} delta", s.metric),
+                    _ => s.metric.clone(),
+                };
+                m.insert(name, v);
+            }
+        }
+    }
+    for k in SOCKET_STATE {
+        if let Some(v) = obs.after.get(k) {
+            m.insert(k.to_string(), v);
+        }
+    }
+    for (k, v) in obs.after.metrics.range("sock.cc.".to_string().."sock.cc/".to_string()) {
+        m.insert(k.clone(), *v);
+    }
+    m
+}
+
+/// Median over runs of each telemetry value.
+fn median_telemetry(runs: &[&RunRecord]) -> BTreeMap<String, f64> {
+    let mut all: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    for r in runs {
+        for (k, v) in &r.telemetry {
+            all.entry(k.clone()).or_default().push(*v);
+        }
+    }
+    all.into_iter().map(|(k, v)| (k, crate::eval::median(&v))).collect()
+}
+
+/// Writes sorted and normalised as the kernel prints them, minus those equal to `current`: two arms with equal results are the same configuration.
+fn effective(writes: &[(String, String)], current: &BTreeMap<String, Value>) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = writes
+        .iter()
+        .map(|(k, v)| (k.clone(), Value::from_kernel(v).to_string()))
+        .filter(|(k, v)| current.get(k).map(|c| c.to_string()) != Some(v.clone()))
+        .collect();
+    out.sort();
+    out
+}
+
+/// The pipeline's decision, from the engine or from `--plan`.
+fn decide(kb: &Kb, o: &Options, policy: &Policy, obs: &Observed, current: &BTreeMap<String, Value>) -> Result<Decision> {
+    let plan = match &o.plan {
+        Some(path) => {
+            let store = MemStore::new(current.iter().filter_map(|(k, v)| Some((SysctlKey::parse(k).ok()?, v.clone()))));
+            Some(Plan::load(path, o.intent, &store)?)
+        }
+        None => None,
+    };
+    Ok(pipeline::decide(kb, o.intent, policy, &obs.before, &obs.after, current, plan))
+}
+
+/// The policy in force and its description.
+fn policy_of(kb: &Kb, o: &Options) -> (Policy, String) {
+    match &o.policy {
+        Some(p) => (p.clone(), pipeline::describe_policy(p, kb, false)),
+        None => {
+            let p = pipeline::bench_policy(kb);
+            let d = pipeline::describe_policy(&p, kb, true);
+            (p, d)
+        }
+    }
+}
+
+/// Most rounds of the closed loop. A round stops the loop when it proposes nothing new.
+pub const MAX_ROUNDS: usize = 3;
+
+/// What the closed loop settled on.
+struct Tuned {
+    rounds: Vec<Round>,
+    /// KB values at the start.
+    start: BTreeMap<String, Value>,
+    /// SemantOS's configuration: writes relative to the start values.
+    writes: Vec<(String, String)>,
+}
+
+/// The user's loop, run by the bench: observe under the configuration so far, diagnose, recommend,
+/// check; apply what is new and observe again, until a round proposes nothing (or `MAX_ROUNDS`).
+/// A policy's step limit is per change and per round, so a clamped change continues in the next
+/// round, as it would for a user who runs `semantos apply` again while the symptom persists.
+fn tune(kb: &Kb, o: &Options, policy: &Policy, sw: &Switcher, tag: &str, progress: Progress, run: &dyn Fn() -> Result<(RunOutput, Observed)>) -> Result<Tuned> {
+    let mut rounds: Vec<Round> = Vec::new();
+    let mut start: Option<BTreeMap<String, Value>> = None;
+    let mut writes: Vec<(String, String)> = Vec::new();
+    // A plan file is the user's decision: one round, no loop.
+    let max = if o.plan.is_some() { 1 } else { MAX_ROUNDS };
+    for round in 0..max {
+        if !writes.is_empty() {
+            sw.set("arm", &format!("round {round}"), &writes)?;
+        }
+        let observed = (|| -> Result<_> {
+            let (out, obs) = run()?;
+            let current = sw.current()?;
+            let decision = decide(kb, o, policy, &obs, &current)?;
+            Ok((out, obs, current, decision))
+        })();
+        if !writes.is_empty() {
+            sw.restore("arm").with_context(|| format!("restoring the start values after round {round}"))?;
+        }
+        let (out, obs, current, decision) = observed.with_context(|| format!("round {round}"))?;
+        let new = effective(&decision.writes(), &current);
+        progress(&format!(
+            "{tag}: round {round}: findings [{}]; proposes [{}]",
+            decision.findings.findings.iter().map(|f| f.id.as_str()).collect::<Vec<_>>().join(", "),
+            new.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", ")
+        ));
+        let start = start.get_or_insert_with(|| current.clone());
+        rounds.push(Round {
+            round,
+            config: writes.clone(),
+            observation: Observation { window_s: Window::new(&obs.before, &obs.after).seconds(), dumps: obs.dumps, samples: out.samples_ms.len(), telemetry: telemetry_of(kb, &obs) },
+            findings: decision.findings,
+            checked: decision.checked,
+            proposed: new.clone(),
+        });
+        if new.is_empty() {
+            break;
+        }
+        for (k, v) in new {
+            writes.retain(|(w, _)| *w != k);
+            writes.push((k, v));
+        }
+        writes = effective(&writes, start);
+    }
+    Ok(Tuned { rounds, start: start.unwrap_or_default(), writes })
+}
+
+/// Runs every arm `reps` times, interleaved and rotated, measuring each run with `measure`.
+fn measure_arms(
+    arms: &[Arm],
+    reps: usize,
+    sw: &Switcher,
+    progress: Progress,
+    mut measure: impl FnMut() -> Result<(RunOutput, BTreeMap<String, f64>)>,
+) -> Result<(Vec<RunRecord>, Vec<Receipt>)> {
+    let mut runs = Vec::new();
+    let mut receipts = Vec::new();
+    for rep in 0..reps {
+        for pos in 0..arms.len() {
+            // Rotating the order keeps any drift over a rep (warm caches, a neighbour's load) off one arm.
+            let arm = &arms[(pos + rep) % arms.len()];
+            if !arm.writes.is_empty() {
+                let r = sw.set("arm", &arm.name, &arm.writes)?;
+                if arm.kind == ArmKind::Semantos && receipts.is_empty() {
+                    receipts = r;
+                }
+            }
+            let measured = measure();
+            if !arm.writes.is_empty() {
+                sw.restore("arm").with_context(|| format!("restoring the start values after arm {}", arm.name))?;
+            }
+            let (output, telemetry) = measured.with_context(|| format!("arm {}, rep {rep}", arm.name))?;
+            let p95 = percentile(&output.samples_ms, 95.0);
+            progress(&format!("rep {}/{reps} {:<34} p95 {:>9.1} ms ({} samples, {} errors)", rep + 1, arm.name, p95, output.samples_ms.len(), output.errors));
+            runs.push(RunRecord { arm: arm.name.clone(), rep, position: pos, samples: output.samples_ms.len(), errors: output.errors, p95_ms: p95, output, telemetry });
+        }
+    }
+    Ok((runs, receipts))
+}
+
+/// Statistics, comparisons and goals of measured arms.
+struct Results {
+    arms: Vec<ArmResult>,
+    noise: Option<NoiseCheck>,
+    grid: Vec<GridRow>,
+    goals: Goals,
+}
+
+fn results(arms: &[Arm], runs: &[RunRecord], grid_points: &[(grid::GridPoint, String)], seed: u64) -> Results {
+    let of = |name: &str| -> Vec<&RunOutput> {
+        let mut rs: Vec<&RunRecord> = runs.iter().filter(|r| r.arm == name).collect();
+        rs.sort_by_key(|r| r.rep);
+        rs.into_iter().map(|r| &r.output).collect()
+    };
+    let start = of("start");
+    let mut out = Vec::new();
+    for a in arms {
+        let mine = of(&a.name);
+        let recs: Vec<&RunRecord> = runs.iter().filter(|r| r.arm == a.name).collect();
+        out.push(ArmResult {
+            arm: a.clone(),
+            stats: compare::arm_stats(&mine),
+            vs_start: (a.kind != ArmKind::Start).then(|| compare::compare(("start", &start), (&a.name, &mine), seed)),
+            telemetry: median_telemetry(&recs),
+        });
+    }
+    let find = |k: ArmKind| arms.iter().find(|a| a.kind == k).map(|a| a.name.clone());
+    let noise = find(ArmKind::NoiseCheck).map(|n| compare::noise_check(compare::compare(("start", &start), (&n, &of(&n)), seed)));
+    let sem_name = find(ArmKind::Semantos).unwrap_or_default();
+    let sem = of(&sem_name);
+    let p95_of = |name: &str| out.iter().find(|r| r.arm.name == name).map(|r| r.stats.p95_rep_median_ms).unwrap_or(f64::NAN);
+    let tuned_names: Vec<String> = arms.iter().filter(|a| a.kind == ArmKind::Tuned).map(|a| a.name.clone()).collect();
+    let tuned_runs: Vec<(String, Vec<&RunOutput>)> = tuned_names.iter().map(|n| (n.clone(), of(n))).collect();
+    let tuned_refs: Vec<(&str, &[&RunOutput])> = tuned_runs.iter().map(|(n, r)| (n.as_str(), r.as_slice())).collect();
+    let grid: Vec<GridRow> = grid_points.iter().map(|(p, arm)| GridRow { point: p.clone(), measured_as: arm.clone(), p95_ms: p95_of(arm) }).collect();
+    let sem_cmp = out.iter().find(|r| r.arm.kind == ArmKind::Semantos).and_then(|r| r.vs_start.clone());
+    let goals = Goals {
+        improvement_ci_excludes_zero: sem_cmp.map(|c| c.ci95_pct.0 > 0.0),
+        noise_check_passed: noise.as_ref().map(|n| n.passed),
+        vs_tuned: if tuned_refs.is_empty() { None } else { compare::vs_tuned((&sem_name, &sem), &tuned_refs, seed) },
+        vs_grid: if grid.is_empty() { None } else { compare::vs_grid(p95_of(&sem_name), &grid.iter().map(|g| (g.point.label.clone(), g.p95_ms)).collect::<Vec<_>>()) },
+    };
+    Results { arms: out, noise, grid, goals }
+}
+
+fn kernel_release() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/osrelease").map(|s| s.trim().to_string()).unwrap_or_default()
+}
+
+/// Runs built-in scenario `id` and returns its report (artifacts are written by the caller).
+pub fn run_scenario(kb: &Kb, id: ScenarioId, o: &Options, progress: Progress) -> Result<BenchReport> {
+    topology::preflight()?;
+    for n in netns::remove_stale() {
+        progress(&format!("removed namespace {n}, left by a bench run that no longer exists"));
+    }
+    sockets::raise_nofile_limit();
+    let sc = scenario(id, o.quick);
+    let reps = o.reps.unwrap_or(sc.reps).max(1);
+    std::fs::create_dir_all(&o.out_dir).with_context(|| format!("creating {}", o.out_dir.display()))?;
+    let work = WorkDir(o.out_dir.join(format!(".bench-work-{}-{}", id.name(), std::process::id())));
+    std::fs::create_dir_all(&work.0).with_context(|| format!("creating {}", work.0.display()))?;
+    let audit_path = o.out_dir.join(format!("bench_{}.audit.jsonl", id.name()));
+    let _ = std::fs::remove_file(&audit_path);
+    progress(&format!("{}: building namespaces", id.name()));
+    let topo = Topology::build(id.name(), &sc.link)?;
+    let result = run_on(kb, id, &sc, reps, &topo, &work.0, &audit_path, o, progress);
+    let relay = topo.teardown();
+    let mut report = result?;
+    report.relay = relay;
+    report.notes.push(format!("audit log of every write and restore: {}", audit_path.display()));
+    Ok(report)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_on(kb: &Kb, id: ScenarioId, sc: &super::scenario::Scenario, reps: usize, topo: &Topology, work: &Path, audit_path: &Path, o: &Options, progress: Progress) -> Result<BenchReport> {
+    let (policy, policy_text) = policy_of(kb, o);
+    let nss: Vec<Option<&Netns>> = topo.namespaces().into_iter().map(Some).collect();
+    let probes: Vec<NsProbe> = topo.namespaces().into_iter().map(|ns| NsProbe::open(Some(ns), work)).collect::<Result<_>>()?;
+    // The start values are the stage, not a tuning: their own whitelist, same transaction and scope guard.
+    let stage = Policy { whitelist: sc.start.iter().map(|(k, _)| k.clone()).collect(), ..Policy::default() };
+    let setup = Switcher::new(kb, &stage, nss.clone(), work, AuditLog::to(audit_path));
+    setup.set("start", "start values", &sc.start)?;
+    let inner = (|| -> Result<BenchReport> {
+        let sw = Switcher::new(kb, &policy, nss.clone(), work, AuditLog::to(audit_path));
+        let workload = &*sc.workload;
+        let run = || observe(&probes, sc.sample_every, || workload.run(topo));
+        progress(&format!("{}: observing the workload ({})", id.name(), workload.describe()));
+        let tuned = tune(kb, o, &policy, &sw, id.name(), progress, &run)?;
+        let current = tuned.start.clone();
+        let sem_writes = tuned.writes.clone();
+        let mut notes = vec!["each arm is applied and rolled back through the same transaction as `semantos apply` (backup, journal, read-back); no monitor window runs inside it: the arm's measurement is the monitor".to_string()];
+        let mut arms = vec![Arm { name: "start".into(), kind: ArmKind::Start, writes: vec![], notes: vec![] }];
+        if !o.quick {
+            arms.push(Arm { name: "start (A/A)".into(), kind: ArmKind::NoiseCheck, writes: vec![], notes: vec![] });
+        }
+        arms.push(Arm { name: "semantos".into(), kind: ArmKind::Semantos, writes: sem_writes.clone(), notes: vec![] });
+        let mut grid_rows: Vec<(grid::GridPoint, String)> = Vec::new();
+        if o.quick {
+            notes.push("quick mode: no A/A check, no TuneD anchors and no grid; the goals are judged in full mode only".into());
+        } else {
+            for p in &TUNED {
+                let r = anchors::resolve(p, kb, &current);
+                let (ok, refused): (Vec<_>, Vec<_>) = r.writes.into_iter().partition(|(k, _)| policy.allows(k) && !policy.forbids(k));
+                let mut arm_notes = r.notes;
+                arm_notes.extend(refused.iter().map(|(k, v)| format!("{k} = {v}: not applied (outside the policy)")));
+                arm_notes.insert(0, p.source.to_string());
+                arms.push(Arm { name: p.name.into(), kind: ArmKind::Tuned, writes: effective(&ok, &current), notes: arm_notes });
+            }
+            let start_point = grid::GridPoint { label: format!("start ({})", sem_writes.iter().filter_map(|(k, _)| Some(format!("{}={}", k.rsplit('.').next()?, current.get(k)?))).collect::<Vec<_>>().join(", ")), writes: vec![] };
+            if !sem_writes.is_empty() {
+                grid_rows.push((start_point, "start".into()));
+            }
+            for p in grid::points(kb, &sem_writes) {
+                let eff = effective(&p.writes, &current);
+                let same = arms.iter().find(|a| a.kind != ArmKind::NoiseCheck && a.writes == eff).map(|a| a.name.clone());
+                let name = match same {
+                    Some(n) => n,
+                    None => {
+                        let n = format!("grid:{}", p.label);
+                        arms.push(Arm { name: n.clone(), kind: ArmKind::Grid, writes: eff, notes: vec![] });
+                        n
+                    }
+                };
+                grid_rows.push((p, name));
+            }
+        }
+        progress(&format!("{}: measuring {} arms × {reps} reps, interleaved", id.name(), arms.len()));
+        let (runs, receipts) = measure_arms(&arms, reps, &sw, progress, || {
+            let (out, obs) = run()?;
+            Ok((out, telemetry_of(kb, &obs)))
+        })?;
+        let res = results(&arms, &runs, &grid_rows, o.seed);
+        Ok(BenchReport {
+            schema_version: BENCH_SCHEMA_VERSION,
+            scenario: id.name().into(),
+            mode: if o.quick { "quick" } else { "full" }.into(),
+            command: o.command_line.clone(),
+            kernel: kernel_release(),
+            workload: workload.describe(),
+            topology: format!("namespaces {} (client) and {} (server); {}", topo.client.name(), topo.server.name(), topo.emulation),
+            intent: o.intent.name().into(),
+            policy: policy_text.clone(),
+            start: sc.start.clone(),
+            rounds: tuned.rounds,
+            apply_receipts: receipts,
+            arms: res.arms,
+            noise_check: res.noise,
+            grid: res.grid,
+            goals: res.goals,
+            runs,
+            relay: None,
+            notes,
+            files: vec![],
+        })
+    })();
+    let restored = setup.restore("start");
+    let report = inner?;
+    restored?;
+    Ok(report)
+}
+
+/// A user's workload command.
+#[derive(Debug, Clone)]
+pub struct CommandSpec {
+    /// The shell command; it prints one latency per line, or CSV with `column`.
+    pub cmd: String,
+    /// The namespace to run it in and tune (`None`: the bench's own namespace).
+    pub netns: Option<String>,
+    /// CSV column (header name, or 1-based index) holding the latency.
+    pub column: Option<String>,
+}
+
+/// Latency samples in a command's output: one number per line, or one CSV column.
+/// Returns the samples and the number of lines that held none.
+pub fn parse_samples(text: &str, column: Option<&str>) -> Result<(Vec<f64>, usize)> {
+    let mut lines = text.lines().filter(|l| !l.trim().is_empty());
+    let mut out = Vec::new();
+    let mut ignored = 0;
+    match column {
+        None => {
+            for l in lines {
+                match l.trim().parse::<f64>() {
+                    Ok(v) if v.is_finite() => out.push(v),
+                    _ => ignored += 1,
+                }
+            }
+        }
+        Some(col) => {
+            let header: Vec<String> = lines.next().map(|h| h.split(',').map(|s| s.trim().to_string()).collect()).unwrap_or_default();
+            let idx = match header.iter().position(|h| h == col) {
+                Some(i) => i,
+                None => match col.parse::<usize>() {
+                    Ok(n) if n >= 1 => n - 1,
+                    _ => bail!("column {col:?} is not in the header {header:?} (give a header name or a 1-based index)"),
+                },
+            };
+            for l in lines {
+                match l.split(',').nth(idx).map(|f| f.trim().parse::<f64>()) {
+                    Some(Ok(v)) if v.is_finite() => out.push(v),
+                    _ => ignored += 1,
+                }
+            }
+        }
+    }
+    if out.is_empty() {
+        bail!("the command printed no latency samples ({ignored} non-numeric lines); print one number per line, or CSV with --column NAME");
+    }
+    Ok((out, ignored))
+}
+
+fn run_user_command(spec: &CommandSpec) -> Result<RunOutput> {
+    let mut c = match &spec.netns {
+        Some(ns) => {
+            let mut c = std::process::Command::new("ip");
+            c.args(["netns", "exec", ns, "sh", "-c", &spec.cmd]);
+            c
+        }
+        None => {
+            let mut c = std::process::Command::new("sh");
+            c.args(["-c", &spec.cmd]);
+            c
+        }
+    };
+    let out = c.output().with_context(|| format!("running {:?}", spec.cmd))?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        bail!("{:?} exited with {}: {}", spec.cmd, out.status, err.lines().last().unwrap_or(""));
+    }
+    let (samples, _) = parse_samples(&String::from_utf8_lossy(&out.stdout), spec.column.as_deref())?;
+    Ok(RunOutput { samples_ms: samples, errors: 0, warmup_ms: vec![] })
+}
+
+/// Runs a user's command under the current and the proposed configuration.
+pub fn run_command(kb: &Kb, spec: &CommandSpec, o: &Options, progress: Progress) -> Result<BenchReport> {
+    topology::preflight()?;
+    let ns = spec.netns.as_deref().map(Netns::existing).transpose()?;
+    let reps = o.reps.unwrap_or(if o.quick { 2 } else { 5 }).max(1);
+    let (policy, policy_text) = policy_of(kb, o);
+    std::fs::create_dir_all(&o.out_dir).with_context(|| format!("creating {}", o.out_dir.display()))?;
+    let work = WorkDir(o.out_dir.join(format!(".bench-work-cmd-{}", std::process::id())));
+    std::fs::create_dir_all(&work.0)?;
+    let audit_path = o.out_dir.join("bench_cmd.audit.jsonl");
+    let _ = std::fs::remove_file(&audit_path);
+    let probes = vec![NsProbe::open(ns.as_ref(), &work.0)?];
+    let sw = Switcher::new(kb, &policy, vec![ns.as_ref()], &work.0, AuditLog::to(&audit_path));
+    let where_ = ns.as_ref().map(|n| format!("network namespace {}", n.name())).unwrap_or_else(|| "the bench's own network namespace (the host's, unless run inside one)".into());
+    let run = || observe(&probes, Duration::from_millis(50), || run_user_command(spec));
+    progress(&format!("cmd: observing {:?} in {where_}", spec.cmd));
+    let tuned = tune(kb, o, &policy, &sw, "cmd", progress, &run)?;
+    let sem_writes = tuned.writes.clone();
+    let mut arms = vec![Arm { name: "start".into(), kind: ArmKind::Start, writes: vec![], notes: vec!["the current configuration".into()] }];
+    if !o.quick {
+        arms.push(Arm { name: "start (A/A)".into(), kind: ArmKind::NoiseCheck, writes: vec![], notes: vec![] });
+    }
+    arms.push(Arm { name: "semantos".into(), kind: ArmKind::Semantos, writes: sem_writes.clone(), notes: vec![] });
+    progress(&format!("cmd: plan [{}]; measuring {} arms × {reps} reps", sem_writes.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", "), arms.len()));
+    let (runs, receipts) = measure_arms(&arms, reps, &sw, progress, || {
+        let (out, obs) = run()?;
+        Ok((out, telemetry_of(kb, &obs)))
+    })?;
+    let res = results(&arms, &runs, &[], o.seed);
+    Ok(BenchReport {
+        schema_version: BENCH_SCHEMA_VERSION,
+        scenario: "cmd".into(),
+        mode: if o.quick { "quick" } else { "full" }.into(),
+        command: o.command_line.clone(),
+        kernel: kernel_release(),
+        workload: format!("user command {:?}", spec.cmd),
+        topology: where_.clone(),
+        intent: o.intent.name().into(),
+        policy: policy_text,
+        start: vec![],
+        rounds: tuned.rounds,
+        apply_receipts: receipts,
+        arms: res.arms,
+        noise_check: res.noise,
+        grid: vec![],
+        goals: res.goals,
+        runs,
+        relay: None,
+        notes: vec![format!("every arm is applied and rolled back in {where_} through the apply transaction; audit log {}", audit_path.display())],
+        files: vec![],
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn samples_come_from_lines_or_a_csv_column() {
+        assert_eq!(parse_samples("1.5\n\nx\n2\n", None).unwrap(), (vec![1.5, 2.0], 1));
+        assert_eq!(parse_samples("id,lat_ms\n1,3.5\n2,4\n", Some("lat_ms")).unwrap().0, vec![3.5, 4.0]);
+        assert_eq!(parse_samples("id,lat_ms\n1,3.5\n", Some("2")).unwrap().0, vec![3.5]);
+        assert!(parse_samples("a\nb\n", None).unwrap_err().to_string().contains("no latency samples"));
+        assert!(parse_samples("id,x\n1,2\n", Some("lat")).unwrap_err().to_string().contains("not in the header"));
+    }
+
+    #[test]
+    fn equal_writes_are_the_same_configuration() {
+        let cur: BTreeMap<String, Value> = [("net.core.somaxconn".to_string(), Value::int(128))].into();
+        let w = |v: &str| vec![("net.core.somaxconn".to_string(), v.to_string())];
+        assert!(effective(&w("128"), &cur).is_empty());
+        assert_eq!(effective(&w(" 1024 "), &cur), w("1024"));
+    }
+}

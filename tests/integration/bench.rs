@@ -1,0 +1,140 @@
+//! Privileged: `semantos bench` on live workloads, each built-in scenario in
+//! `--quick` mode, one after the other in one test (two benchmarks at once
+//! on two cores disturb each other). For each: the pipeline found the
+//! symptom, proposed the right family of change, and improved p95. Around
+//! all three: the sysctls of the test's own namespace (every readable key
+//! under /proc/sys/net and every KB key) are identical before and after,
+//! and no namespace of the bench is left behind.
+//!
+//! Skips without root unless SEMANTOS_REQUIRE_PRIVILEGED=1, which makes that a failure.
+
+use crate::support::{self, run_in, text};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// KB keys whose value is a counter, not a setting: it moves with every fork on the machine.
+const MOVING_COUNTERS: [&str; 1] = ["kernel.ns_last_pid"];
+
+fn read(path: &Path) -> Option<String> {
+    std::fs::read_to_string(path).ok().map(|s| s.split_whitespace().collect::<Vec<_>>().join(" "))
+}
+
+/// Per-interface subtrees of a host interface other tests may add or remove while this one runs
+/// (the bench's own devices live in its namespaces and never appear here).
+fn foreign_interface(rel: &str) -> bool {
+    let parts: Vec<&str> = rel.split('/').collect();
+    matches!(parts.as_slice(), [_, "conf" | "neigh", iface, ..] if !["all", "default", "lo"].contains(iface))
+}
+
+fn walk(dir: &Path, root: &Path, out: &mut BTreeMap<String, String>) {
+    let Ok(rd) = std::fs::read_dir(dir) else { return };
+    for e in rd.flatten() {
+        let p = e.path();
+        let Ok(ft) = e.file_type() else { continue };
+        if ft.is_dir() {
+            walk(&p, root, out);
+        } else if let Some(v) = read(&p) {
+            let rel = p.strip_prefix(root).unwrap().display().to_string();
+            if !foreign_interface(&rel) {
+                out.insert(rel.replace('/', "."), v);
+            }
+        }
+    }
+}
+
+/// The test namespace's sysctls: net.* and every KB key.
+fn host_sysctls() -> BTreeMap<String, String> {
+    let root = Path::new("/proc/sys");
+    let mut out = BTreeMap::new();
+    walk(&root.join("net"), root, &mut out);
+    let kb = semantos::kb::Kb::embedded().unwrap();
+    for k in kb.params.keys().filter(|k| !MOVING_COUNTERS.contains(&k.as_str())) {
+        if let Some(v) = read(&root.join(k.replace('.', "/"))) {
+            out.insert(k.clone(), v);
+        }
+    }
+    out
+}
+
+fn bench_namespaces() -> Vec<String> {
+    let mine = format!("sbench-{}-", std::process::id());
+    std::fs::read_dir("/var/run/netns")
+        .map(|rd| rd.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| n.starts_with("sbench-") && !n.starts_with(&mine)).collect())
+        .unwrap_or_default()
+}
+
+/// The third number of `4096 131072 6291456`, or the number itself.
+fn max_of(v: &str) -> i64 {
+    v.split_whitespace().last().unwrap().parse().unwrap()
+}
+
+struct Expect {
+    scenario: &'static str,
+    /// Any of these findings in the first round.
+    symptoms: &'static [&'static str],
+    /// SemantOS's writes are exactly these keys...
+    family: &'static [&'static str],
+    /// ...each moved this way from the start value (`raise` compares the maximum, `0` is an exact value).
+    direction: &'static str,
+}
+
+const EXPECT: [Expect; 3] = [
+    Expect { scenario: "accept-burst", symptoms: &["accept_queue_overflow"], family: &["net.core.somaxconn"], direction: "raise" },
+    Expect { scenario: "bdp-transfer", symptoms: &["send_buffer_limited", "receive_window_limited"], family: &["net.ipv4.tcp_rmem", "net.ipv4.tcp_wmem"], direction: "raise" },
+    Expect { scenario: "idle-slow-start", symptoms: &["cwnd_collapse_after_idle"], family: &["net.ipv4.tcp_slow_start_after_idle"], direction: "0" },
+];
+
+fn check(e: &Expect, r: &serde_json::Value, dir: &Path) {
+    let s = e.scenario;
+    let round0: Vec<&str> = r["rounds"][0]["findings"]["findings"].as_array().unwrap().iter().map(|f| f["id"].as_str().unwrap()).collect();
+    assert!(e.symptoms.iter().any(|x| round0.contains(x)), "{s}: expected one of {:?} in the first round, found {round0:?}", e.symptoms);
+    let start: BTreeMap<&str, &str> = r["start"].as_array().unwrap().iter().map(|kv| (kv[0].as_str().unwrap(), kv[1].as_str().unwrap())).collect();
+    let arm = |name: &str| r["arms"].as_array().unwrap().iter().find(|a| a["name"] == name).unwrap_or_else(|| panic!("{s}: no arm {name}")).clone();
+    let sem = arm("semantos");
+    let writes: BTreeMap<&str, &str> = sem["writes"].as_array().unwrap().iter().map(|kv| (kv[0].as_str().unwrap(), kv[1].as_str().unwrap())).collect();
+    assert_eq!(writes.keys().copied().collect::<Vec<_>>(), e.family, "{s}: SemantOS changed {writes:?}");
+    for (k, v) in &writes {
+        match e.direction {
+            "raise" => assert!(max_of(v) > max_of(start.get(k).copied().unwrap_or("0")), "{s}: {k} = {v} is not raised from {:?}", start.get(k)),
+            exact => assert_eq!(*v, exact, "{s}: {k}"),
+        }
+    }
+    let (p95_start, p95_sem) = (arm("start")["stats"]["p95_rep_median_ms"].as_f64().unwrap(), sem["stats"]["p95_rep_median_ms"].as_f64().unwrap());
+    assert!(p95_sem < p95_start, "{s}: p95 {p95_sem:.1} ms with SemantOS's plan is not below {p95_start:.1} ms at the start values");
+    assert!(sem["vs_start"]["improvement_pct"].as_f64().unwrap() > 0.0, "{s}: {}", sem["vs_start"]);
+    for f in ["csv", "json", "svg"] {
+        assert!(dir.join(format!("bench_{s}.{f}")).exists(), "{s}: bench_{s}.{f} not written");
+    }
+}
+
+#[test]
+fn quick_scenarios_find_the_symptom_fix_it_and_leave_the_host_alone() {
+    if !support::privileged("bench::quick_scenarios_find_the_symptom_fix_it_and_leave_the_host_alone") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("results");
+    let leftovers = bench_namespaces();
+    let before = host_sysctls();
+    let t0 = Instant::now();
+    for e in &EXPECT {
+        let o = run_in(dir.path(), &["bench", e.scenario, "--quick", "--json", "--out-dir", out.to_str().unwrap()]);
+        let (stdout, stderr) = text(&o);
+        assert!(o.status.success(), "{}: exit {:?}\n{stderr}", e.scenario, o.status);
+        let r: serde_json::Value = serde_json::from_str(&stdout).unwrap_or_else(|err| panic!("{}: not JSON ({err}): {stdout}", e.scenario));
+        check(e, &r, &out);
+        eprintln!("{}: {:?} so far", e.scenario, t0.elapsed());
+    }
+    let took = t0.elapsed();
+    let after = host_sysctls();
+    let changed: Vec<String> = before
+        .iter()
+        .filter(|(k, v)| after.get(*k) != Some(v))
+        .map(|(k, v)| format!("{k}: {v} → {:?}", after.get(k)))
+        .chain(after.keys().filter(|k| !before.contains_key(*k)).map(|k| format!("{k}: appeared")))
+        .collect();
+    assert!(changed.is_empty(), "the host's sysctls changed:\n{}", changed.join("\n"));
+    assert_eq!(bench_namespaces(), leftovers, "the bench left namespaces behind");
+    assert!(took < Duration::from_secs(120), "the three quick scenarios took {took:?}; they must stay under two minutes");
+}
