@@ -6,6 +6,7 @@
 //! Only `telemetry` sources read the world and only `apply` writes it.
 //! See ARCHITECTURE.md for the code map and invariants.
 
+pub mod bench;
 pub mod eval;
 pub mod kb;
 pub mod sysctl;

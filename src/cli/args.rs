@@ -139,6 +139,8 @@ pub enum Command {
     DryRun(TelemetryArgs),
     /// Write simulated telemetry (CSV) of the configured host at its starting values.
     Simulate(SimulateArgs),
+    /// Measure live workloads in throwaway network namespaces: start values vs SemantOS's plan, TuneD profiles and a grid.
+    Bench(crate::cli::bench_cmd::BenchArgs),
     /// Compare reasoning backends (rules, llm) on the same findings: verdicts and simulated p95 side by side.
     Compare(crate::cli::compare_cmd::CompareArgs),
     /// Write shell completions to stdout.

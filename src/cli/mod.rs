@@ -6,6 +6,7 @@
 //! guardrails rejected: nothing was written).
 
 pub mod args;
+pub mod bench_cmd;
 pub mod collect_cmd;
 pub mod compare_cmd;
 pub mod host;
@@ -71,6 +72,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Some(Command::Simulate(a)) => reproduce::simulate(&cli, a),
         Some(Command::Compare(a)) => compare_cmd::run(&cli, a),
         Some(Command::Collect(a)) => collect_cmd::run(a),
+        Some(Command::Bench(a)) => bench_cmd::run(&cli, a),
         Some(Command::Kb(a)) => {
             let kb = load_kb(&cli)?;
             kb_cmd::run(a, &kb, &host::store(&cli))

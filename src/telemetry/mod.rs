@@ -6,5 +6,6 @@ pub mod cgroup;
 pub mod csv;
 pub mod procfs;
 pub mod snapshot;
+pub mod sockdiag;
 
 pub use snapshot::{HostFacts, MetricKind, Snapshot, Window, metric_kind};

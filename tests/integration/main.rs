@@ -5,6 +5,7 @@
 mod support;
 
 mod architecture; // invariants of ARCHITECTURE.md checked on the source
+mod bench; // live workloads in throwaway namespaces, quick mode: symptom, family of change, p95, host untouched (root)
 mod cli; // help, diagnose from CSV, plans as files
 mod kb_netns; // KB net.* scopes checked in throwaway network namespaces (root)
 mod live; // real host mode: dry run on /proc/sys, apply/rollback/faults/SIGKILL in namespaces (root)
