@@ -75,44 +75,53 @@ fn forward(d: Direction) -> Option<Move> {
 pub fn recommend(findings: &Findings, ctx: &Context) -> Plan {
     let mut plan = Plan::new("rules", ctx.intent);
     plan.snapshot_digest = Some(findings.snapshot_digest.clone());
-    // key -> (move, change)
-    let mut chosen: BTreeMap<String, (Move, Change)> = BTreeMap::new();
-    let mut conflicted: Vec<String> = Vec::new();
+    // First collect what every finding calls for, so opposite calls on one key are seen before any target is computed.
+    let mut calls: BTreeMap<String, Vec<(&Finding, Move, bool)>> = BTreeMap::new();
     for f in &findings.findings {
         for p in ctx.kb.params.values() {
-            let mv = if p.symptoms.contains(&f.id) {
-                p.direction.get(ctx.intent).copied().and_then(forward)
-            } else if p.counter_symptoms.contains(&f.id) {
-                p.direction.get(ctx.intent).copied().and_then(opposite)
-            } else {
-                continue;
-            };
-            let consider = |reason: String| Consideration { key: p.key.clone(), finding_id: f.id.clone(), reason };
-            let Some(mv) = mv else {
-                plan.considered.push(consider(format!("the KB says keep it for intent {}", ctx.intent.name())));
-                continue;
-            };
             let counter = p.counter_symptoms.contains(&f.id);
-            match propose(p, mv, counter, f, ctx) {
-                Ok(change) => match chosen.get_mut(&p.key) {
-                    Some((prev, existing)) if *prev == mv => {
-                        existing.finding_ids.push(f.id.clone());
-                        existing.evidence.extend(f.evidence.iter().map(|e| e.describe()));
-                    }
-                    Some(_) => {
-                        conflicted.push(p.key.clone());
-                        plan.considered.push(consider("findings call for opposite directions (a symptom and the sign of having gone too far); left unchanged".into()));
-                    }
-                    None => {
-                        chosen.insert(p.key.clone(), (mv, change));
-                    }
-                },
-                Err(reason) => plan.considered.push(consider(reason)),
+            if !counter && !p.symptoms.contains(&f.id) {
+                continue;
+            }
+            let dir = p.direction.get(ctx.intent).copied();
+            match dir.and_then(if counter { opposite } else { forward }) {
+                Some(mv) => calls.entry(p.key.clone()).or_default().push((f, mv, counter)),
+                None => plan.considered.push(Consideration { key: p.key.clone(), finding_id: f.id.clone(), reason: format!("the KB says keep it for intent {}", ctx.intent.name()) }),
             }
         }
     }
-    for k in conflicted {
-        chosen.remove(&k);
+    // key -> (move, change)
+    let mut chosen: BTreeMap<String, (Move, Change)> = BTreeMap::new();
+    for (key, cs) in &calls {
+        let p = &ctx.kb.params[key];
+        let raise = cs.iter().any(|c| c.1 == Move::Raise);
+        let lower = cs.iter().any(|c| c.1 == Move::Lower);
+        if raise && lower {
+            let (up, down): (Vec<_>, Vec<_>) = cs.iter().partition(|c| c.1 == Move::Raise);
+            let names = |v: &[&(&Finding, Move, bool)]| v.iter().map(|c| c.0.id.clone()).collect::<Vec<_>>().join(", ");
+            for c in cs {
+                plan.considered.push(Consideration {
+                    key: key.clone(),
+                    finding_id: c.0.id.clone(),
+                    reason: format!("conflicting evidence: {} call(s) to raise it, {} to lower it (a symptom and the sign of having gone too far); left unchanged", names(&up), names(&down)),
+                });
+            }
+            continue;
+        }
+        for (f, mv, counter) in cs {
+            match propose(p, *mv, *counter, f, ctx) {
+                Ok(change) => match chosen.get_mut(key) {
+                    Some((_, existing)) => {
+                        existing.finding_ids.push(f.id.clone());
+                        existing.evidence.extend(f.evidence.iter().map(|e| e.describe()));
+                    }
+                    None => {
+                        chosen.insert(key.clone(), (*mv, change));
+                    }
+                },
+                Err(reason) => plan.considered.push(Consideration { key: key.clone(), finding_id: f.id.clone(), reason }),
+            }
+        }
     }
     pull_in_partners(&mut chosen, &mut plan, ctx);
     drop_exclusive_pairs(&mut chosen, &mut plan, ctx);

@@ -211,6 +211,9 @@ fn cross_checks(out: &mut [CheckedChange], kb: &Kb, current: &BTreeMap<String, V
             EdgeKind::MutuallyExclusive if changed(&e.from) && changed(&e.to) => {
                 mark(out, &e.to, "mutually-exclusive", format!("{} and {} are both changed, but writing one zeroes the other: {}", e.from, e.to, e.note));
             }
+            EdgeKind::ConflictsWith if changed(&e.from) && changed(&e.to) => {
+                mark(out, &e.to, "conflict", format!("{} and {} are changed together, and the KB says they work against each other: {}", e.from, e.to, e.note));
+            }
             EdgeKind::Invariant if changed(&e.from) || changed(&e.to) => {
                 let (Some(a), Some(b)) = (final_value(&e.from, out), final_value(&e.to, out)) else { continue };
                 let (Some(a), Some(b)) = (a.ints(), b.ints()) else { continue };
@@ -257,6 +260,8 @@ mod tests {
             ("vm.dirty_ratio", "20"),
             ("vm.dirty_background_ratio", "10"),
             ("vm.dirty_bytes", "0"),
+            ("vm.vfs_cache_pressure", "100"),
+            ("vm.vfs_cache_pressure_denom", "100"),
             ("vm.swappiness", "60"),
             ("net.core.somaxconn", "128"),
             ("net.ipv4.tcp_rmem", "4096 131072 6291456"),
@@ -265,7 +270,8 @@ mod tests {
         .into_iter()
         .map(|(k, v)| (k.to_string(), Value::from_kernel(v)))
         .collect();
-        check(&plan, &kb, &Policy::default(), &current)
+        let policy = Policy { extend_whitelist: vec!["vm.vfs_cache_pressure*".into()], ..Policy::default() };
+        check(&plan, &kb, &policy, &current)
     }
 
     fn verdict_of<'a>(c: &'a CheckedPlan, key: &str) -> &'a Verdict {
@@ -327,6 +333,7 @@ mod tests {
             (vec![("net.core.somaxconn\nkernel.x", "1")], "key-syntax"),
             (vec![("vm.dirty_background_ratio", "30")], "invariant"),
             (vec![("vm.dirty_ratio", "12"), ("vm.dirty_bytes", "1000000")], "mutually-exclusive"),
+            (vec![("vm.vfs_cache_pressure", "50"), ("vm.vfs_cache_pressure_denom", "200")], "conflict"),
         ] {
             let c = check_plan(&changes);
             let aborted = c.aborted.clone().unwrap_or_else(|| panic!("{changes:?} not aborted"));
