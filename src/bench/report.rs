@@ -254,7 +254,7 @@ pub fn table(r: &BenchReport) -> String {
     let _ = writeln!(o, "semantos bench {} ({}) — {}", r.scenario, r.mode, r.workload);
     let _ = writeln!(o, "path: {}", r.topology);
     let _ = writeln!(o, "policy: {}", r.policy);
-    let _ = writeln!(o, "start: {}", config(&r.start));
+    let _ = writeln!(o, "start: {}", if r.start.is_empty() { "the current values".to_string() } else { config(&r.start) });
     for round in &r.rounds {
         let _ = writeln!(
             o,

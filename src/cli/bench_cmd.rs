@@ -71,12 +71,8 @@ fn options(cli: &Cli, a: &BenchArgs) -> Result<Options> {
 pub fn run(cli: &Cli, a: &BenchArgs) -> Result<i32> {
     let kb = load_kb(cli)?;
     let o = options(cli, a)?;
-    let quiet = cli.json;
-    let progress = move |line: &str| {
-        if !quiet {
-            eprintln!("bench: {line}");
-        }
-    };
+    // Progress goes to stderr even with --json: a full run takes minutes, and stdout stays the report.
+    let progress = |line: &str| eprintln!("bench: {line}");
     let mut report = match (&a.cmd, a.scenario) {
         (Some(cmd), _) => {
             if cmd.trim().is_empty() {
