@@ -6,4 +6,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --locked --quiet
-exec ./target/release/semantos --seed "${SEED:-7}" --trials "${TRIALS:-20}" "$@"
+exec "${CARGO_TARGET_DIR:-target}/release/semantos" --seed "${SEED:-7}" --trials "${TRIALS:-20}" "$@"

@@ -5,4 +5,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --locked --quiet
-exec ./target/release/semantos --applier sysctl --apply "$@"
+exec "${CARGO_TARGET_DIR:-target}/release/semantos" --applier sysctl --apply "$@"
