@@ -17,6 +17,7 @@ pub mod safety;
 pub mod apply;
 pub mod config;
 pub mod rollout;
+pub mod export;
 pub mod repro;
 pub mod llm;
 pub mod cli;

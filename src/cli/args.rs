@@ -143,6 +143,10 @@ pub enum Command {
     Bench(crate::cli::bench_cmd::BenchArgs),
     /// Compare reasoning backends (rules, llm) on the same findings: verdicts and simulated p95 side by side.
     Compare(crate::cli::compare_cmd::CompareArgs),
+    /// Roll a plan across a fleet in waves (canary, ramp, rest) over SSH or Ansible, with health gates and fleet-wide rollback.
+    Rollout(crate::cli::rollout_cmd::RolloutArgs),
+    /// Write a plan as an Ansible playbook, a TuneD profile, a sysctl.d drop-in or an OpenShift NTO Tuned resource.
+    Export(crate::cli::export_cmd::ExportArgs),
     /// Write shell completions to stdout.
     Completions {
         /// Shell.

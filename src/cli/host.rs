@@ -91,7 +91,7 @@ fn propose_with(cli: &Cli, t: Option<&TelemetryArgs>, kb: &Kb, store: &dyn Sysct
     let findings = reasoning::diagnose(&a, &b, kb);
     let current = current_values(store, kb);
     let plan = match &cli.plan {
-        Some(p) => Plan::load(p, intent(cli), store).map_err(|e| invalid(format!("{e:#}")))?,
+        Some(p) => load_plan(p, intent(cli), store).map_err(|e| invalid(format!("{e:#}")))?,
         None => {
             let ctx = Context { kb, intent: intent(cli), current: &current, window: Window::new(&a, &b) };
             if let Some(r) = reasoner.filter(|r| r.uses_llm()) {
@@ -104,6 +104,20 @@ fn propose_with(cli: &Cli, t: Option<&TelemetryArgs>, kb: &Kb, store: &dyn Sysct
     };
     let checked = safety::check(&plan, kb, &policy(cli)?, &current);
     Ok(Proposal { findings, checked })
+}
+
+/// Loads `--plan FILE`; `--plan -` reads a JSON plan from standard input
+/// (how `semantos rollout` hands each host its plan without a command line).
+fn load_plan(path: &Path, intent: Intent, store: &dyn SysctlStore) -> Result<Plan> {
+    if path != Path::new("-") {
+        return Plan::load(path, intent, store);
+    }
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut std::io::stdin(), &mut text).context("reading the plan from standard input")?;
+    if !text.trim_start().starts_with('{') {
+        anyhow::bail!("--plan - reads a JSON plan from standard input; for sysctl.d syntax pass the file's path");
+    }
+    Plan::from_json(&text, "<stdin>")
 }
 
 fn paths(cli: &Cli) -> Paths {

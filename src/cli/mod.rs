@@ -8,11 +8,13 @@
 pub mod args;
 pub mod bench_cmd;
 pub mod collect_cmd;
+pub mod export_cmd;
 pub mod compare_cmd;
 pub mod host;
 pub mod kb_cmd;
 pub mod render;
 pub mod reproduce;
+pub mod rollout_cmd;
 
 pub use args::Cli;
 use args::{Applier, Command};
@@ -73,6 +75,8 @@ pub fn run(cli: Cli) -> Result<i32> {
         Some(Command::Compare(a)) => compare_cmd::run(&cli, a),
         Some(Command::Collect(a)) => collect_cmd::run(a),
         Some(Command::Bench(a)) => bench_cmd::run(&cli, a),
+        Some(Command::Rollout(a)) => rollout_cmd::run(&cli, a),
+        Some(Command::Export(a)) => export_cmd::run(&cli, a),
         Some(Command::Kb(a)) => {
             let kb = load_kb(&cli)?;
             kb_cmd::run(a, &kb, &host::store(&cli))

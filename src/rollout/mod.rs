@@ -2,7 +2,15 @@
 //! sandbox mode the stages are batches on one simulated host; the fleet
 //! engines drive many real hosts with the same gate logic.
 
+pub mod ansible; // the Ansible engine: playbook (serial waves, rollback play), inventory, run
+pub mod fleet; // the fleet controller: waves, gates, fleet-wide rollback over any `Remote`
+pub mod inventory; // hosts: our YAML, Ansible YAML and INI inventories
 pub mod live;
+pub mod precheck; // a plan checked on the controller before any connection
+pub mod process; // child processes with stdin, captured output and a deadline
 pub mod sandbox;
+pub mod ssh; // the ssh engine: `semantos apply --plan -` on each host over OpenSSH
+pub mod state; // the rollout state file: resume and fleet rollback after a crash
+pub mod waves; // canary, ramp steps, rest
 
 pub use sandbox::SimMonitor;

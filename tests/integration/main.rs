@@ -7,6 +7,7 @@ mod support;
 mod architecture; // invariants of ARCHITECTURE.md checked on the source
 mod bench; // live workloads in throwaway namespaces, quick mode: symptom, family of change, p95, host untouched (root)
 mod cli; // help, diagnose from CSV, plans as files
+mod fleet; // fleet rollout over real sshd in namespaces, ssh and Ansible engines; exporters
 mod kb_netns; // KB net.* scopes checked in throwaway network namespaces (root)
 mod live; // real host mode: dry run on /proc/sys, apply/rollback/faults/SIGKILL in namespaces (root)
 mod plans; // snapshot tests of plans: edges, conditions, sizing, unavailable keys

@@ -1,0 +1,460 @@
+//! The ssh engine: the system OpenSSH client runs the same `semantos`
+//! binary on each host (`semantos apply --plan -`, `semantos rollback`), so
+//! every host gets the single-host transaction — lock, journal, backup on
+//! that host in the same format, batched writes with read-back, monitor
+//! window, health command, restore on failure. No agent protocol of our own.
+//!
+//! What ssh is given:
+//! * the user's own config, known_hosts and agent (or `--ssh-config FILE`),
+//!   with `BatchMode=yes` (never prompt), `ConnectTimeout`, and connection
+//!   multiplexing (`ControlMaster=auto`, `ControlPersist`) through sockets
+//!   in a private 0700 directory that is removed at the end;
+//! * one remote command line built only from validated pieces, each quoted:
+//!   keys (`SysctlKey`), paths, the remote binary path and the operator's
+//!   health command. The plan itself travels on standard input as JSON,
+//!   never on a command line.
+
+use super::fleet::{Applied, Failure, HostError, Remote, Restored};
+use super::inventory::Host;
+use super::process::{self, Finished};
+use super::state::Values;
+use crate::kb::Intent;
+use crate::reasoning::Plan;
+use crate::sysctl::SysctlKey;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// How to run the ssh client.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SshSettings {
+    /// The client (`ssh`).
+    pub program: String,
+    /// `-F FILE` instead of the user's `~/.ssh/config`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<PathBuf>,
+    /// Extra `-o` options (`StrictHostKeyChecking=yes`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub options: Vec<String>,
+    /// `ConnectTimeout`, seconds.
+    pub connect_timeout_s: u32,
+}
+
+impl Default for SshSettings {
+    fn default() -> Self {
+        SshSettings { program: "ssh".into(), config: None, options: Vec::new(), connect_timeout_s: 10 }
+    }
+}
+
+/// What runs on each host, and where it keeps its files.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RemoteSettings {
+    /// Path of `semantos` on the hosts (ignored with `copy_binary`).
+    pub semantos: String,
+    /// Working directory on each host (backup, journal, lock, audit log); `{host}` is replaced by the host's name.
+    pub dir: String,
+    /// Upload this local binary to `<dir>/semantos` and run that.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub copy_binary: Option<PathBuf>,
+    /// Policy (YAML text) uploaded to `<dir>/rollout-policy.yaml`; `None`: the hosts use the built-in policy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
+    /// `--monitor-seconds` on each host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monitor_seconds: Option<f64>,
+    /// `--health-cmd` on each host, and the wave gate's health check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_cmd: Option<String>,
+    /// `--persist FILE` on each host (`{host}` replaced).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub persist: Option<String>,
+    /// `--interval` (seconds between the two telemetry snapshots) on each host.
+    pub interval: f64,
+    /// Seconds one remote command may run; the remote `timeout` stops it there.
+    pub host_timeout_s: f64,
+}
+
+impl RemoteSettings {
+    /// Checks the paths and command; the message names the flag, the value and what is valid.
+    pub fn validate(&self) -> Result<(), String> {
+        for (flag, v) in [("--remote-semantos", Some(&self.semantos)), ("--remote-dir", Some(&self.dir)), ("--persist", self.persist.as_ref())] {
+            let Some(v) = v else { continue };
+            if v.is_empty() || v.chars().any(|c| c.is_control()) || v.starts_with('-') {
+                return Err(format!("{flag} {v:?} is invalid; use a path without control characters, not starting with `-`"));
+            }
+        }
+        if !self.dir.starts_with('/') {
+            return Err(format!("--remote-dir {:?} must be absolute (it is resolved on each host, whose working directory is unknown)", self.dir));
+        }
+        if let Some(c) = &self.health_cmd
+            && (c.trim().is_empty() || c.chars().any(|x| x.is_control() && x != '\t'))
+        {
+            return Err(format!("--health-cmd {c:?} is invalid; use one line of shell"));
+        }
+        if !(self.host_timeout_s.is_finite() && self.host_timeout_s >= 1.0 && self.host_timeout_s <= 86400.0) {
+            return Err(format!("--host-timeout {} is invalid; use 1 to 86400 seconds", self.host_timeout_s));
+        }
+        if !(self.interval.is_finite() && (0.05..=3600.0).contains(&self.interval)) {
+            return Err(format!("--interval {}: use 0.05 to 3600 seconds", self.interval));
+        }
+        Ok(())
+    }
+
+    /// The working directory on `host`.
+    pub fn dir_on(&self, host: &Host) -> String {
+        self.dir.replace("{host}", &host.name)
+    }
+
+    /// The backup path on `host` (`semantos rollback --backup` there restores it by hand).
+    pub fn backup_on(&self, host: &Host) -> String {
+        format!("{}/rollout-backup.json", self.dir_on(host))
+    }
+
+    fn semantos_on(&self, host: &Host) -> String {
+        if self.copy_binary.is_some() { format!("{}/semantos", self.dir_on(host)) } else { self.semantos.clone() }
+    }
+}
+
+/// Quotes one word for a POSIX shell: bare when it only holds safe characters, else in single quotes.
+pub fn sh_quote(s: &str) -> String {
+    if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "_-./:=@%+,".contains(c)) {
+        return s.to_string();
+    }
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+/// The part of stdout from the first line that opens a JSON object (login scripts may print before it).
+fn json_of(stdout: &str) -> Option<serde_json::Value> {
+    let start = stdout.lines().scan(0usize, |off, l| {
+        let here = *off;
+        *off += l.len() + 1;
+        Some((here, l))
+    });
+    for (off, line) in start {
+        if line.trim_start().starts_with('{') {
+            let mut it = serde_json::Deserializer::from_str(&stdout[off..]).into_iter::<serde_json::Value>();
+            if let Some(Ok(v)) = it.next() {
+                return Some(v);
+            }
+        }
+    }
+    None
+}
+
+/// The engine.
+pub struct SshEngine {
+    ssh: SshSettings,
+    remote: RemoteSettings,
+    control_dir: PathBuf,
+    contacted: Mutex<Vec<Host>>,
+}
+
+impl SshEngine {
+    /// An engine with its private control-socket directory (mode 0700, removed on drop).
+    pub fn new(ssh: SshSettings, remote: RemoteSettings) -> std::io::Result<SshEngine> {
+        use std::os::unix::fs::DirBuilderExt;
+        let base = std::env::temp_dir();
+        let mut n = 0u32;
+        let control_dir = loop {
+            // Short: a Unix socket path must fit in 108 bytes and %C adds 40.
+            let d = base.join(format!("semantos-ssh-{}-{n}", std::process::id()));
+            match std::fs::DirBuilder::new().mode(0o700).create(&d) {
+                Ok(()) => break d,
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && n < 1000 => n += 1,
+                Err(e) => return Err(e),
+            }
+        };
+        Ok(SshEngine { ssh, remote, control_dir, contacted: Mutex::new(Vec::new()) })
+    }
+
+    /// The remote settings.
+    pub fn remote_settings(&self) -> &RemoteSettings {
+        &self.remote
+    }
+
+    fn timeout(&self) -> Duration {
+        Duration::from_secs_f64(self.remote.host_timeout_s)
+    }
+
+    /// `ssh` with every option, ready for a remote command.
+    fn base(&self, host: &Host) -> Command {
+        let mut c = Command::new(&self.ssh.program);
+        c.arg("-T");
+        if let Some(cfg) = &self.ssh.config {
+            c.arg("-F").arg(cfg);
+        }
+        // Command-line options win over the config file: these are the ones a
+        // non-interactive, multiplexed controller cannot do without.
+        for o in [
+            "BatchMode=yes".to_string(),
+            format!("ConnectTimeout={}", self.ssh.connect_timeout_s),
+            "ControlMaster=auto".to_string(),
+            format!("ControlPath={}/%C", self.control_dir.display()),
+            "ControlPersist=60".to_string(),
+            "ServerAliveInterval=10".to_string(),
+            "ServerAliveCountMax=3".to_string(),
+            "LogLevel=ERROR".to_string(),
+        ]
+        .iter()
+        .chain(&self.ssh.options)
+        {
+            c.arg("-o").arg(o);
+        }
+        if let Some(p) = host.port {
+            c.arg("-p").arg(p.to_string());
+        }
+        if let Some(u) = &host.user {
+            c.arg("-l").arg(u);
+        }
+        if let Some(i) = &host.identity_file {
+            c.arg("-i").arg(i);
+        }
+        c
+    }
+
+    /// Runs `remote_cmd` on `host` with `stdin`; maps connection failures and timeouts.
+    fn call(&self, host: &Host, remote_cmd: &str, stdin: Option<&[u8]>, timeout: Duration) -> Result<Finished, HostError> {
+        {
+            let mut seen = self.contacted.lock().unwrap_or_else(|p| p.into_inner());
+            if !seen.iter().any(|h| h.name == host.name) {
+                seen.push(host.clone());
+            }
+        }
+        let mut c = self.base(host);
+        let address = host.address.trim_start_matches('[').trim_end_matches(']');
+        c.arg("--").arg(address).arg(remote_cmd);
+        let f = process::run(c, stdin, timeout).map_err(|e| HostError::new(Failure::Failed, format!("{}: cannot run {}: {e}", host.name, self.ssh.program)))?;
+        if f.timed_out() {
+            return Err(HostError::new(Failure::TimedOut, format!("{}: no answer within {:.0} s (--host-timeout)", host.name, timeout.as_secs_f64())));
+        }
+        if f.code() == Some(255) {
+            return Err(HostError::new(Failure::Unreachable, format!("{}: ssh to {} failed: {}", host.name, host.address, f.stderr_tail())));
+        }
+        Ok(f)
+    }
+
+    /// The remote `timeout` wrapper: the command cannot outlive the host timeout even if we die.
+    fn bounded(&self, words: &[String]) -> String {
+        let t = self.remote.host_timeout_s.ceil() as u64;
+        let mut s = format!("timeout -k 5 {t}");
+        for w in words {
+            s.push(' ');
+            s.push_str(&sh_quote(w));
+        }
+        s
+    }
+
+    fn semantos_words(&self, host: &Host, sub: &str) -> Vec<String> {
+        let dir = self.remote.dir_on(host);
+        let mut w = vec![self.remote.semantos_on(host), "--json".into(), sub.into(), "--sysctl-root".into(), "/proc/sys".into(), "--audit-log".into(), format!("{dir}/audit.jsonl")];
+        if sub != "recommend" {
+            w.extend(["--backup".into(), self.remote.backup_on(host)]);
+        }
+        if sub != "rollback" {
+            w.extend(["--interval".into(), format!("{}", self.remote.interval)]);
+            if self.remote.policy.is_some() {
+                w.extend(["--policy".into(), format!("{dir}/rollout-policy.yaml")]);
+            }
+        }
+        w
+    }
+
+    /// Classifies a failed `semantos` run on a host.
+    fn semantos_error(&self, host: &Host, what: &str, f: &Finished) -> HostError {
+        let tail = f.stderr_tail();
+        let msg = tail.strip_prefix("semantos: error: ").unwrap_or(&tail).to_string();
+        let code = f.code().unwrap_or(-1);
+        let (kind, text) = match code {
+            124 | 137 => (Failure::TimedOut, format!("{what} passed --host-timeout ({:.0} s) and was stopped on the host; its transaction is restored by rollback", self.remote.host_timeout_s)),
+            126 | 127 => (Failure::Failed, format!("`{}` cannot be run there ({}); install it, point --remote-semantos at it, or pass --copy-binary", self.remote.semantos_on(host), if tail.is_empty() { format!("exit {code}") } else { tail.clone() })),
+            2 => (Failure::Refused, format!("the host's guardrails rejected the plan, nothing written: {msg}")),
+            _ if msg.contains("holds the lock") => (Failure::Busy, msg),
+            _ if msg.contains("was interrupted") => (Failure::Interrupted, msg),
+            _ => (Failure::Failed, if msg.is_empty() { format!("{what} exited with {code}") } else { msg }),
+        };
+        HostError::new(kind, format!("{}: {text}", host.name))
+    }
+
+    /// Asks `host` for a plan for `intent` (its own telemetry, KB and policy); the caller validates it.
+    pub fn recommend(&self, host: &Host, intent: Intent) -> Result<Plan, HostError> {
+        self.prepare(host)?;
+        let mut words = self.semantos_words(host, "recommend");
+        words.extend(["--intent".into(), intent.name().into()]);
+        let f = self.call(host, &self.bounded(&words), None, self.timeout() + Duration::from_secs(15))?;
+        let Some(v) = json_of(&f.stdout) else { return Err(self.semantos_error(host, "recommend", &f)) };
+        let plan = v.get("plan").cloned().ok_or_else(|| HostError::new(Failure::Failed, format!("{}: recommend printed no plan", host.name)))?;
+        Plan::from_json(&plan.to_string(), &format!("plan recommended on {}", host.name)).map_err(|e| HostError::new(Failure::Failed, format!("{e:#}")))
+    }
+
+    fn upload(&self, host: &Host, bytes: &[u8], dest: &str, mode: &str) -> Result<(), HostError> {
+        let tmp = format!("{dest}.tmp-semantos");
+        let cmd = format!("umask 077 && mkdir -p -- {dir} && cat > {tmp} && chmod {mode} {tmp} && mv -f -- {tmp} {dest}", dir = sh_quote(&self.remote.dir_on(host)), tmp = sh_quote(&tmp), dest = sh_quote(dest));
+        let f = self.call(host, &cmd, Some(bytes), self.timeout())?;
+        if f.code() != Some(0) {
+            return Err(HostError::new(Failure::Failed, format!("{}: uploading {dest} failed: {}", host.name, f.stderr_tail())));
+        }
+        Ok(())
+    }
+}
+
+impl Remote for SshEngine {
+    fn prepare(&self, host: &Host) -> Result<(), HostError> {
+        let dir = self.remote.dir_on(host);
+        if let Some(bin) = &self.remote.copy_binary {
+            let bytes = std::fs::read(bin).map_err(|e| HostError::new(Failure::Failed, format!("reading {} to copy it to {}: {e}", bin.display(), host.name)))?;
+            self.upload(host, &bytes, &format!("{dir}/semantos"), "755")?;
+        }
+        match &self.remote.policy {
+            Some(p) => self.upload(host, p.as_bytes(), &format!("{dir}/rollout-policy.yaml"), "600"),
+            None => {
+                let f = self.call(host, &format!("umask 077 && mkdir -p -- {}", sh_quote(&dir)), None, self.timeout())?;
+                if f.code() != Some(0) {
+                    return Err(HostError::new(Failure::Failed, format!("{}: creating {dir} failed: {}", host.name, f.stderr_tail())));
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn read(&self, host: &Host, keys: &[SysctlKey]) -> Result<Values, HostError> {
+        let paths: Vec<(String, String)> = keys.iter().map(|k| (k.to_string(), format!("/proc/sys/{}", k.rel_path().display()))).collect();
+        let list = paths.iter().map(|(_, p)| sh_quote(p)).collect::<Vec<_>>().join(" ");
+        // One line per key: path, tab, value with newlines folded (arrays come back tab-separated).
+        let cmd = format!("for f in {list}; do printf '%s\\t' \"$f\"; tr '\\n' ' ' 2>/dev/null < \"$f\"; echo; done");
+        let f = self.call(host, &cmd, None, self.timeout())?;
+        if f.code() != Some(0) {
+            return Err(HostError::new(Failure::Failed, format!("{}: reading values failed: {}", host.name, f.stderr_tail())));
+        }
+        let got: BTreeMap<&str, &str> = f.stdout.lines().filter_map(|l| l.split_once('\t')).filter(|(p, _)| p.starts_with("/proc/sys/")).collect();
+        Ok(paths
+            .iter()
+            .map(|(k, p)| {
+                let v = got.get(p.as_str()).map(|v| crate::sysctl::Value::from_kernel(v).to_string()).filter(|v| !v.is_empty());
+                (k.clone(), v)
+            })
+            .collect())
+    }
+
+    fn apply(&self, host: &Host, plan_json: &str) -> Result<Applied, HostError> {
+        let mut words = self.semantos_words(host, "apply");
+        words.extend(["--plan".into(), "-".into()]);
+        if let Some(s) = self.remote.monitor_seconds {
+            words.extend(["--monitor-seconds".into(), format!("{s}")]);
+        }
+        if let Some(c) = &self.remote.health_cmd {
+            words.extend(["--health-cmd".into(), c.clone()]);
+        }
+        if let Some(p) = &self.remote.persist {
+            words.push(format!("--persist={}", p.replace("{host}", &host.name)));
+        }
+        let f = self.call(host, &self.bounded(&words), Some(plan_json.as_bytes()), self.timeout() + Duration::from_secs(15))?;
+        let json = json_of(&f.stdout);
+        let outcome = json.as_ref().and_then(|v| v.get("outcome")).and_then(|o| o.as_str()).unwrap_or("").to_string();
+        match (f.code(), outcome.as_str()) {
+            (Some(0), "nothing_to_do") => Ok(Applied { unchanged: true, written: BTreeMap::new(), detail: "values already as planned".into() }),
+            (Some(0), "committed") => {
+                let v = json.expect("outcome came from the JSON");
+                let written = v["applied"].as_array().into_iter().flatten().filter(|a| a["kept"].as_bool() == Some(true)).filter_map(|a| Some((a["key"].as_str()?.to_string(), a["to"].as_str()?.to_string()))).collect();
+                let detail = v["batches"].as_array().into_iter().flatten().filter_map(|b| b["detail"].as_str()).collect::<Vec<_>>().join("; ");
+                Ok(Applied { unchanged: false, written, detail })
+            }
+            (_, "rolled_back" | "partly_committed") => {
+                let v = json.expect("outcome came from the JSON");
+                let detail = v["batches"].as_array().into_iter().flatten().filter(|b| b["kept"].as_bool() == Some(false)).filter_map(|b| b["detail"].as_str()).collect::<Vec<_>>().join("; ");
+                Err(HostError::new(Failure::Failed, format!("{}: the host's monitor rolled the change back: {detail}", host.name)))
+            }
+            _ => Err(self.semantos_error(host, "apply", &f)),
+        }
+    }
+
+    fn health(&self, host: &Host) -> Result<(), HostError> {
+        let Some(cmd) = &self.remote.health_cmd else { return Ok(()) };
+        let f = self.call(host, &self.bounded(&["sh".into(), "-c".into(), cmd.clone()]), None, self.timeout() + Duration::from_secs(15))?;
+        match f.code() {
+            Some(0) => Ok(()),
+            code => Err(HostError::new(Failure::Unhealthy, format!("{}: health command {cmd:?} exited with {} {}", host.name, code.map(|c| c.to_string()).unwrap_or("a signal".into()), f.stderr_tail()))),
+        }
+    }
+
+    fn rollback(&self, host: &Host) -> Result<Restored, HostError> {
+        let words = self.semantos_words(host, "rollback");
+        let f = self.call(host, &self.bounded(&words), None, self.timeout() + Duration::from_secs(15))?;
+        if f.code() == Some(0)
+            && let Some(v) = json_of(&f.stdout)
+        {
+            let restored: Vec<(String, Option<String>, String)> = v["restored"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|r| Some((r[0].as_str()?.to_string(), r[1].as_str().map(str::to_string), r[2].as_str()?.to_string())))
+                .collect();
+            let already = v["already_restored"].as_bool() == Some(true);
+            return Ok(Restored { nothing_to_do: already || restored.is_empty(), restored });
+        }
+        if f.stderr_tail().contains("nothing to roll back") {
+            // No backup: this host never got as far as its first write.
+            return Ok(Restored { restored: Vec::new(), nothing_to_do: true });
+        }
+        Err(self.semantos_error(host, "rollback", &f))
+    }
+}
+
+impl Drop for SshEngine {
+    fn drop(&mut self) {
+        // Close every multiplexing master we opened, then the socket directory.
+        let hosts = std::mem::take(&mut *self.contacted.lock().unwrap_or_else(|p| p.into_inner()));
+        for h in hosts {
+            let mut c = self.base(&h);
+            c.arg("-O").arg("exit").arg("--").arg(h.address.trim_start_matches('[').trim_end_matches(']'));
+            let _ = process::run(c, None, Duration::from_secs(5));
+        }
+        let _ = std::fs::remove_dir_all(&self.control_dir);
+    }
+}
+
+/// Whether `path` names an executable the engine can run (a bare name is looked up on PATH).
+pub fn program_exists(path: &Path) -> bool {
+    if path.components().count() > 1 {
+        return path.is_file();
+    }
+    std::env::var_os("PATH").is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(path).is_file()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting_keeps_every_byte_literal() {
+        assert_eq!(sh_quote("/proc/sys/net/core/somaxconn"), "/proc/sys/net/core/somaxconn");
+        assert_eq!(sh_quote("a b"), "'a b'");
+        assert_eq!(sh_quote("it's $(reboot) `id`"), "'it'\\''s $(reboot) `id`'");
+        assert_eq!(sh_quote(""), "''");
+        // The shell gives back exactly the original.
+        for s in ["plain", "it's", "$(touch /tmp/x)", "a\nb", "`id`; reboot", "\\'\""] {
+            let out = Command::new("sh").arg("-c").arg(format!("printf %s {}", sh_quote(s))).output().unwrap();
+            assert_eq!(String::from_utf8_lossy(&out.stdout), s);
+        }
+    }
+
+    #[test]
+    fn json_after_login_noise() {
+        assert_eq!(json_of("motd line\n{\n  \"outcome\": \"committed\"\n}\n").unwrap()["outcome"], "committed");
+        assert!(json_of("no json here\n").is_none());
+    }
+
+    #[test]
+    fn remote_settings_refuse_odd_paths() {
+        let ok = RemoteSettings { semantos: "semantos".into(), dir: "/var/lib/semantos/{host}".into(), copy_binary: None, policy: None, monitor_seconds: None, health_cmd: None, persist: None, interval: 2.0, host_timeout_s: 300.0 };
+        assert!(ok.validate().is_ok());
+        assert!(RemoteSettings { dir: "relative".into(), ..ok.clone() }.validate().unwrap_err().contains("absolute"));
+        assert!(RemoteSettings { semantos: "-oops".into(), ..ok.clone() }.validate().unwrap_err().contains("--remote-semantos"));
+        assert!(RemoteSettings { health_cmd: Some("true\nreboot".into()), ..ok.clone() }.validate().unwrap_err().contains("one line"));
+        assert_eq!(ok.dir_on(&Host::new("web-1", "10.0.0.1")), "/var/lib/semantos/web-1");
+    }
+}

@@ -1,0 +1,405 @@
+//! Fleet rollout against real hosts: network namespaces each running a real
+//! `sshd` (`fleet/hosts.rs`), driven by `semantos rollout` from a controller
+//! namespace over the system `ssh`, and by `ansible-playbook` with
+//! ansible.posix.sysctl. Only per-namespace keys are planned
+//! (net.core.somaxconn, net.ipv4.tcp_max_syn_backlog,
+//! net.ipv4.tcp_slow_start_after_idle), so no global setting of the machine
+//! moves; each test checks that.
+//!
+//! Privileged: skips without root unless SEMANTOS_REQUIRE_PRIVILEGED=1.
+//! The exporter checks at the end run everywhere.
+
+#[path = "fleet/hosts.rs"]
+mod hosts;
+
+use crate::support::{bin, host_value, privileged, text};
+use hosts::{TestFleet, ansible_playbook};
+use semantos::apply::Backup;
+use serde_json::Value as Json;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+const KEYS: [&str; 3] = ["net.core.somaxconn", "net.ipv4.tcp_max_syn_backlog", "net.ipv4.tcp_slow_start_after_idle"];
+const TARGETS: [&str; 3] = ["8192", "4096", "0"];
+
+/// A fleet of `n` hosts with distinct starting values (somaxconn 2000+i), or None when the test must skip.
+fn fleet(test: &str, tag: &str, n: usize) -> Option<TestFleet> {
+    if !privileged(test) {
+        return None;
+    }
+    if let Some(why) = hosts::missing() {
+        if std::env::var("SEMANTOS_REQUIRE_PRIVILEGED").as_deref() == Ok("1") {
+            panic!("{test}: SEMANTOS_REQUIRE_PRIVILEGED=1 but {why}");
+        }
+        eprintln!("skipping {test}: {why}");
+        return None;
+    }
+    let f = TestFleet::start(tag, n).unwrap_or_else(|e| panic!("{test}: building the test fleet: {e}"));
+    for i in 0..n {
+        f.write(i, KEYS[0], &(2000 + i).to_string());
+        f.write(i, KEYS[1], "1024");
+        f.write(i, KEYS[2], "1");
+    }
+    Some(f)
+}
+
+fn originals(i: usize) -> [String; 3] {
+    [(2000 + i).to_string(), "1024".into(), "1".into()]
+}
+
+fn values(f: &TestFleet, i: usize) -> [String; 3] {
+    KEYS.map(|k| f.read(i, k))
+}
+
+fn plan_file(f: &TestFleet, name: &str, changes: &[(&str, &str)]) -> PathBuf {
+    let p = f.dir.path().join(name);
+    let changes: Vec<Json> = changes.iter().map(|(k, v)| serde_json::json!({"key": k, "to": v, "rationale": "fleet test"})).collect();
+    std::fs::write(&p, serde_json::json!({"schema_version": 1, "created_by": "fleet-test", "intent": "latency", "changes": changes}).to_string()).unwrap();
+    p
+}
+
+fn good_plan(f: &TestFleet) -> PathBuf {
+    plan_file(f, "plan.json", &KEYS.iter().copied().zip(TARGETS).collect::<Vec<_>>())
+}
+
+/// `semantos rollout` in the controller namespace with the fleet's files and `extra` flags (monitor window 0.1 s).
+fn rollout_cmd(f: &TestFleet, plan: &Path, state: &str, extra: &[&str]) -> Command {
+    rollout_with(f, &f.inventory, plan, state, "0.1", extra)
+}
+
+fn rollout_with(f: &TestFleet, inventory: &Path, plan: &Path, state: &str, monitor: &str, extra: &[&str]) -> Command {
+    let policy = f.policy(&KEYS);
+    let mut c = f.in_ctl(bin());
+    c.current_dir(f.dir.path()).env_remove("SEMANTOS_FAULT").args(["rollout", "--inventory"]).arg(inventory).arg("--plan").arg(plan).arg("--policy").arg(&policy);
+    c.arg("--ssh-config").arg(&f.ssh_config).arg("--remote-semantos").arg(bin()).args(["--remote-dir", &f.remote_dir(), "--state", state]);
+    c.args(["--interval", "0.1", "--monitor-seconds", monitor, "--canary", "1", "--steps", "50%", "--host-timeout", "60", "--parallel", "4"]);
+    c.args(extra);
+    c
+}
+
+fn run(mut c: Command) -> (Output, String, String) {
+    let o = c.output().expect("running semantos rollout");
+    let (out, err) = text(&o);
+    (o, out, err)
+}
+
+fn report(out: &str) -> Json {
+    serde_json::from_str(out).unwrap_or_else(|e| panic!("not a JSON report ({e}):\n{out}"))
+}
+
+fn verdicts(r: &Json) -> Vec<(String, String)> {
+    r["hosts"].as_array().unwrap().iter().map(|h| (h["host"].as_str().unwrap().to_string(), h["verdict"].as_str().unwrap().to_string())).collect()
+}
+
+fn globals_before() -> Vec<String> {
+    KEYS.iter().map(|k| host_value(k)).collect()
+}
+
+#[test]
+fn fleet_clean_rollout_six_hosts_three_waves() {
+    let Some(f) = fleet("fleet_clean_rollout_six_hosts_three_waves", "clean", 6) else { return };
+    let globals = globals_before();
+    let (o, out, err) = run(rollout_cmd(&f, &good_plan(&f), "state.json", &["--run", "--json"]));
+    assert!(o.status.success(), "exit {:?}\n{err}\n{out}", o.status.code());
+    let r = report(&out);
+    assert_eq!(r["status"], "passed");
+    assert_eq!(r["waves"], serde_json::json!([["h1"], ["h2", "h3"], ["h4", "h5", "h6"]]));
+    for i in 0..6 {
+        assert_eq!(values(&f, i), TARGETS.map(String::from), "h{}", i + 1);
+        let row = &r["hosts"][i];
+        assert_eq!(row["verdict"], "committed", "{row}");
+        assert_eq!(row["before"][KEYS[0]], Json::from((2000 + i).to_string()), "{row}");
+        assert_eq!(row["after"][KEYS[0]], "8192", "{row}");
+        // The host's own backup, in the single-host format, holds its own originals.
+        let b = Backup::load(&f.backup(i)).unwrap();
+        assert_eq!(b.originals[KEYS[0]].as_deref(), Some((2000 + i).to_string().as_str()));
+        assert_eq!(serde_json::to_value(b.state).unwrap(), "committed");
+    }
+    assert_eq!(globals_before(), globals, "a global value moved");
+    // The human table names every column.
+    let (o, out, _) = run(rollout_cmd(&f, &good_plan(&f), "state.json", &["--resume"]));
+    assert!(o.status.success());
+    for col in ["HOST", "WAVE", "BEFORE", "AFTER", "VERDICT", "REASON", "PASSED"] {
+        assert!(out.contains(col), "{col} missing:\n{out}");
+    }
+    // `semantos rollback` on one host restores it from the rollout's backup, by hand.
+    let o = Command::new("ip").args(["netns", "exec", &f.hosts[3].ns]).arg(bin()).args(["rollback", "--sysctl-root", "/proc/sys", "--backup"]).arg(f.backup(3)).current_dir(f.dir.path()).output().unwrap();
+    assert!(o.status.success(), "{}", text(&o).1);
+    assert_eq!(values(&f, 3), originals(3));
+}
+
+/// Waits until the state file says `pred`, or panics after 30 s.
+fn wait_state(path: &Path, what: &str, pred: impl Fn(&Json) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(t) = std::fs::read_to_string(path)
+            && let Ok(v) = serde_json::from_str::<Json>(&t)
+            && pred(&v)
+        {
+            return;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what} in {}", path.display());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn phase(s: &Json, host: usize) -> String {
+    s["hosts"][host]["phase"].as_str().unwrap_or("").to_string()
+}
+
+#[test]
+fn fleet_sshd_stopped_in_wave_two_rolls_back_waves_one_and_two() {
+    let Some(f) = fleet("fleet_sshd_stopped_in_wave_two_rolls_back_waves_one_and_two", "down", 6) else { return };
+    let state = f.dir.path().join("state.json");
+    // A one-second monitor window keeps wave 1 busy while h3's sshd goes away.
+    let mut c = rollout_with(&f, &f.inventory, &good_plan(&f), "state.json", "1", &["--run", "--json"]);
+    let child = c.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    wait_state(&state, "wave 1 applying", |s| phase(s, 0) == "applying");
+    f.stop_sshd(2);
+    let o = child.wait_with_output().unwrap();
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}\n{out}");
+    let r = report(&out);
+    assert_eq!(r["status"], "failed");
+    assert_eq!(r["failed_wave"], 2);
+    let v = verdicts(&r);
+    assert_eq!(v[0], ("h1".into(), "rolled_back".into()));
+    assert_eq!(v[1], ("h2".into(), "rolled_back".into()));
+    assert_eq!(v[2], ("h3".into(), "unreachable".into()));
+    for i in 0..3 {
+        assert_eq!(values(&f, i), originals(i), "h{} not restored", i + 1);
+    }
+    for (i, (_, verdict)) in v.iter().enumerate().skip(3) {
+        assert_eq!(verdict, "untouched");
+        assert_eq!(values(&f, i), originals(i));
+        assert_eq!(f.connections(i), 1, "h{} was contacted by the rollout (only the fixture's own check may connect)", i + 1);
+    }
+    assert!(r["hosts"][0]["reason"].as_str().unwrap().contains("wave 2 failed (h3"), "{}", r["hosts"][0]["reason"]);
+}
+
+#[test]
+fn fleet_health_command_failing_on_one_host_rolls_back() {
+    let Some(f) = fleet("fleet_health_command_failing_on_one_host_rolls_back", "health", 6) else { return };
+    let globals = globals_before();
+    // Healthy everywhere but on h5 (10.231.0.15), in the last wave.
+    let health = "! ip -4 -o addr show | grep -qF ' 10.231.0.15/'";
+    let (o, out, err) = run(rollout_cmd(&f, &good_plan(&f), "state.json", &["--run", "--json", "--health-cmd", health]));
+    assert_eq!(o.status.code(), Some(1), "{err}\n{out}");
+    let r = report(&out);
+    assert_eq!(r["failed_wave"], 3);
+    for (i, (name, verdict)) in verdicts(&r).into_iter().enumerate() {
+        assert_eq!(verdict, if name == "h5" { "failed" } else { "rolled_back" }, "{name}: {}", r["hosts"][i]);
+        assert_eq!(values(&f, i), originals(i), "{name} not restored");
+    }
+    let reason = r["hosts"][4]["reason"].as_str().unwrap();
+    assert!(reason.contains("health command") && reason.contains("restored"), "{reason}");
+    assert_eq!(globals_before(), globals);
+}
+
+fn spawn_and_kill_mid_wave(f: &TestFleet, plan: &Path, state: &str) {
+    let path = f.dir.path().join(state);
+    let mut c = rollout_with(f, &f.inventory, plan, state, "1.5", &["--run"]);
+    let mut child = c.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
+    // `ip netns exec` execs semantos in place: the child's pid is the controller's.
+    wait_state(&path, "wave 2 applying", |s| phase(s, 1) == "applying" || phase(s, 2) == "applying");
+    // SAFETY: our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+    let st = child.wait().unwrap();
+    assert!(!st.success());
+    let s: Json = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert_eq!(s["status"], "running", "the killed controller left: {s}");
+}
+
+#[test]
+fn fleet_controller_killed_mid_wave_resume_then_rollback_fleet() {
+    let Some(f) = fleet("fleet_controller_killed_mid_wave_resume_then_rollback_fleet", "kill", 6) else { return };
+    let plan = good_plan(&f);
+    spawn_and_kill_mid_wave(&f, &plan, "a.json");
+    // Resume finishes the interrupted wave and the rest: every host at the targets.
+    let (o, out, err) = run(rollout_cmd(&f, &plan, "a.json", &["--resume", "--json"]));
+    assert!(o.status.success(), "{err}\n{out}");
+    assert_eq!(report(&out)["status"], "passed");
+    for i in 0..6 {
+        assert_eq!(values(&f, i), TARGETS.map(String::from), "h{} after resume", i + 1);
+    }
+    // The same state rolls the whole fleet back: every host at its originals.
+    let (o, out, err) = run(rollout_cmd(&f, &plan, "a.json", &["--rollback-fleet", "--json"]));
+    assert!(o.status.success(), "{err}\n{out}");
+    assert_eq!(report(&out)["status"], "rolled_back");
+    for i in 0..6 {
+        assert_eq!(values(&f, i), originals(i), "h{} after rollback", i + 1);
+    }
+    // Killed again mid-wave, a fresh rollout is rolled back straight from its state.
+    spawn_and_kill_mid_wave(&f, &plan, "b.json");
+    let (o, out, err) = run(rollout_cmd(&f, &plan, "b.json", &["--rollback-fleet", "--json"]));
+    assert!(o.status.success(), "{err}\n{out}");
+    let r = report(&out);
+    assert_eq!(r["status"], "rolled_back");
+    for (i, (name, verdict)) in verdicts(&r).into_iter().enumerate() {
+        assert_eq!(values(&f, i), originals(i), "{name} after the second rollback");
+        assert!(["rolled_back", "untouched"].contains(&verdict.as_str()), "{name}: {verdict}");
+    }
+}
+
+#[test]
+fn fleet_hostile_plan_refused_before_any_connection() {
+    let Some(f) = fleet("fleet_hostile_plan_refused_before_any_connection", "hostile", 2) else { return };
+    let pwned = f.dir.path().join("pwned");
+    let p = pwned.display().to_string();
+    let cases: Vec<(&str, Vec<(String, String)>)> = vec![
+        ("key with ;", vec![("net.core.somaxconn; reboot".into(), "4096".into())]),
+        ("key with $()", vec![(format!("net.core.somaxconn$(touch {p})"), "4096".into())]),
+        ("value with $()", vec![("net.core.somaxconn".into(), format!("$(touch {p})"))]),
+        ("value with backticks", vec![("net.core.somaxconn".into(), format!("`touch {p}`"))]),
+        ("value with a newline", vec![("net.core.somaxconn".into(), "4096\nnet.ipv4.tcp_syncookies = 0".into())]),
+        ("string value with $()", vec![("net.ipv4.tcp_congestion_control".into(), format!("$(touch {p})"))]),
+        ("string value with a template", vec![("net.ipv4.tcp_congestion_control".into(), "{{ lookup('pipe', 'id') }}".into())]),
+        ("hidden among good changes", vec![("net.core.somaxconn".into(), "8192".into()), ("net.ipv4.tcp_max_syn_backlog".into(), format!("4096; touch {p}"))]),
+    ];
+    for (what, changes) in &cases {
+        let refs: Vec<(&str, &str)> = changes.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let plan = plan_file(&f, "hostile.json", &refs);
+        for engine in ["ssh", "ansible"] {
+            let (o, out, err) = run(rollout_cmd(&f, &plan, "hostile-state.json", &["--run", "--engine", engine]));
+            assert_eq!(o.status.code(), Some(2), "{what} ({engine}): exit {:?}\n{err}\n{out}", o.status.code());
+            assert!(err.contains("refused before any connection") || err.contains("key"), "{what}: {err}");
+        }
+    }
+    // A sysctl.d plan with a shell tail is refused the same way.
+    let conf = f.dir.path().join("hostile.conf");
+    std::fs::write(&conf, format!("net.core.somaxconn = 4096; touch {p}\n")).unwrap();
+    let (o, _, err) = run(rollout_cmd(&f, &conf, "hostile-state.json", &["--run"]));
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    // An inventory address that would be an ssh option is refused too.
+    let inv = f.dir.path().join("hostile-hosts.yaml");
+    std::fs::write(&inv, format!("hosts:\n  - {{name: evil, address: '-oProxyCommand=touch {p}'}}\n")).unwrap();
+    let (o, _, err) = run(rollout_with(&f, &inv, &good_plan(&f), "hostile-state.json", "0.1", &["--run"]));
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("address"), "{err}");
+    assert!(!pwned.exists(), "a hostile plan ran a command");
+    assert!(!f.dir.path().join("hostile-state.json").exists(), "a refused rollout wrote a state file");
+    for i in 0..2 {
+        // Only the fixture's own readiness check ever connected.
+        assert_eq!(f.connections(i), 1, "h{} saw a connection", i + 1);
+        assert_eq!(values(&f, i), originals(i));
+    }
+}
+
+fn syntax_check(ansible: &Path, playbook: &Path, inventory: Option<&Path>) {
+    let mut c = Command::new(ansible);
+    c.arg("--syntax-check").arg(playbook).env("ANSIBLE_NOCOLOR", "1");
+    if let Some(i) = inventory {
+        c.arg("-i").arg(i);
+    }
+    let o = c.output().unwrap();
+    assert!(o.status.success(), "--syntax-check {}: {}{}", playbook.display(), text(&o).0, text(&o).1);
+}
+
+fn need_ansible(test: &str) -> Option<PathBuf> {
+    match ansible_playbook() {
+        Some(p) => Some(p),
+        None if std::env::var("SEMANTOS_REQUIRE_PRIVILEGED").as_deref() == Ok("1") => panic!("{test}: no ansible-playbook: run scripts/setup/30-ansible.sh"),
+        None => {
+            eprintln!("skipping {test}: no ansible-playbook (scripts/setup/30-ansible.sh installs it)");
+            None
+        }
+    }
+}
+
+#[test]
+fn fleet_ansible_engine_applies_gates_and_rolls_back_for_real() {
+    let Some(f) = fleet("fleet_ansible_engine_applies_gates_and_rolls_back_for_real", "ansible", 6) else { return };
+    let Some(ansible) = need_ansible("fleet_ansible_engine_applies_gates_and_rolls_back_for_real") else { return };
+    let globals = globals_before();
+    let persist = format!("--persist={}/remote/{{host}}/99-semantos.conf", f.dir.path().display());
+    let ans = ansible.display().to_string();
+    // The hosts' system Python: interpreter discovery could pick a user-level shim.
+    let common = ["--run", "--json", "--engine", "ansible", "--ansible-playbook", ans.as_str(), "--ansible-python", "/usr/bin/python3", persist.as_str()];
+    // A clean run: every host at the targets, a SemantOS-format backup on each.
+    let (o, out, err) = run(rollout_cmd(&f, &good_plan(&f), "ans.json", &common));
+    assert!(o.status.success(), "{err}\n{out}");
+    assert_eq!(report(&out)["status"], "passed");
+    let playbook = f.dir.path().join("ansible/playbook.yml");
+    let text_pb = std::fs::read_to_string(&playbook).unwrap();
+    assert!(text_pb.contains("serial: [1, 2, 3]") && text_pb.contains("max_fail_percentage: 0") && text_pb.contains("ansible.posix.sysctl"), "{text_pb}");
+    syntax_check(&ansible, &playbook, Some(&f.dir.path().join("ansible/inventory.yml")));
+    for i in 0..6 {
+        assert_eq!(values(&f, i), TARGETS.map(String::from), "h{}", i + 1);
+        let b = Backup::load(&f.backup(i)).unwrap_or_else(|e| panic!("h{}: {e:#}", i + 1));
+        assert_eq!(b.originals[KEYS[0]].as_deref(), Some((2000 + i).to_string().as_str()));
+    }
+    // Each Ansible-written backup is restored by `semantos rollback` on its host, like its own
+    // (the rollback play itself runs in the failing scenario below).
+    for i in 0..6 {
+        let o = Command::new("ip").args(["netns", "exec", &f.hosts[i].ns]).arg(bin()).args(["rollback", "--sysctl-root", "/proc/sys", "--backup"]).arg(f.backup(i)).current_dir(f.dir.path()).output().unwrap();
+        assert!(o.status.success(), "h{}: {}", i + 1, text(&o).1);
+        assert_eq!(values(&f, i), originals(i), "h{} after semantos rollback", i + 1);
+    }
+    // A health command failing on h3 (wave 2): Ansible stops after that batch,
+    // waves 1–2 are restored, wave 3 is never touched.
+    let health = "! ip -4 -o addr show | grep -qF ' 10.231.0.13/'";
+    let mut args = common.to_vec();
+    args.extend(["--health-cmd", health]);
+    let (o, out, err) = run(rollout_cmd(&f, &good_plan(&f), "ans2.json", &args));
+    assert_eq!(o.status.code(), Some(1), "{err}\n{out}");
+    let r = report(&out);
+    assert_eq!(r["failed_wave"], 2);
+    let v = verdicts(&r);
+    assert_eq!(v[2], ("h3".into(), "failed".into()), "{}", r["hosts"][2]);
+    assert_eq!(v[0].1, "rolled_back");
+    assert_eq!(v[1].1, "rolled_back");
+    for i in 0..6 {
+        assert_eq!(values(&f, i), originals(i), "h{}", i + 1);
+    }
+    for (i, (_, verdict)) in v.iter().enumerate().skip(3) {
+        assert_eq!(verdict, "untouched");
+        assert!(!f.backup(i).exists() || Backup::load(&f.backup(i)).unwrap().run_id != r["run_id"].as_str().unwrap(), "h{} was touched", i + 1);
+    }
+    assert_eq!(globals_before(), globals);
+}
+
+/// Exporters run everywhere (no root): each format, and the Ansible playbook through --syntax-check.
+#[test]
+fn export_writes_every_format_from_a_checked_plan() {
+    let d = tempfile::tempdir().unwrap();
+    let plan = d.path().join("plan.json");
+    let changes: Vec<Json> = KEYS.iter().zip(TARGETS).map(|(k, v)| serde_json::json!({"key": k, "to": v, "rationale": "export test"})).collect();
+    std::fs::write(&plan, serde_json::json!({"schema_version": 1, "created_by": "export-test", "intent": "latency", "changes": changes}).to_string()).unwrap();
+    let policy = d.path().join("policy.yaml");
+    std::fs::write(&policy, format!("whitelist: [{}]\n", KEYS.join(", "))).unwrap();
+    let export = |fmt: &str, extra: &[&str]| -> (Output, String) {
+        let o = Command::new(bin()).current_dir(d.path()).args(["export", fmt, "--plan"]).arg(&plan).arg("--policy").arg(&policy).args(extra).output().unwrap();
+        let s = text(&o).0;
+        (o, s)
+    };
+    let (o, s) = export("sysctl.d", &[]);
+    assert!(o.status.success());
+    assert!(s.contains("net.core.somaxconn = 8192\nnet.ipv4.tcp_max_syn_backlog = 4096\nnet.ipv4.tcp_slow_start_after_idle = 0\n"), "{s}");
+    let (o, s) = export("tuned", &["--include", "throughput-performance"]);
+    assert!(o.status.success());
+    assert!(s.contains("[main]\nsummary=SemantOS plan export-test (intent latency)\ninclude=throughput-performance\n\n[sysctl]\nnet.core.somaxconn=8192\n"), "{s}");
+    let (o, s) = export("nto", &["--name", "semantos-web"]);
+    assert!(o.status.success());
+    for want in ["apiVersion: tuned.openshift.io/v1", "kind: Tuned", "- name: semantos-web", "      [sysctl]\n      net.core.somaxconn=8192", "  recommend:", "profile: semantos-web"] {
+        assert!(s.contains(want), "{want:?} missing:\n{s}");
+    }
+    let out = d.path().join("site.yml");
+    let (o, _) = export("ansible", &["--out", out.to_str().unwrap(), "--health-cmd", "true"]);
+    assert!(o.status.success());
+    let pb = std::fs::read_to_string(&out).unwrap();
+    assert!(pb.contains("serial: [1, \"25%\", \"25%\", \"100%\"]") && pb.contains("max_fail_percentage: 0") && pb.contains("sysctl_set: true"), "{pb}");
+    // A hostile value is refused by every exporter, and nothing is written.
+    let bad = d.path().join("bad.json");
+    std::fs::write(&bad, r#"{"schema_version": 1, "created_by": "x", "intent": "latency", "changes": [{"key": "net.ipv4.tcp_congestion_control", "to": "${f:exec:/bin/sh}", "rationale": ""}]}"#).unwrap();
+    std::fs::write(&policy, "whitelist: [net.ipv4.tcp_congestion_control]\n").unwrap();
+    for fmt in ["sysctl.d", "tuned", "nto", "ansible"] {
+        let o = Command::new(bin()).current_dir(d.path()).args(["export", fmt, "--plan"]).arg(&bad).arg("--policy").arg(&policy).output().unwrap();
+        assert_eq!(o.status.code(), Some(2), "{fmt}: {}", text(&o).1);
+        assert!(text(&o).1.contains("the character '$'"), "{fmt}: {}", text(&o).1);
+        assert!(o.stdout.is_empty());
+    }
+    if let Some(ansible) = ansible_playbook() {
+        syntax_check(&ansible, &out, None);
+    }
+}
