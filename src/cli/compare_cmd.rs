@@ -188,7 +188,7 @@ pub fn run(cli: &Cli, a: &CompareArgs) -> Result<i32> {
             ReasonerKind::Llm => {
                 let s = settings(&a.llm)?;
                 calibration = s.calibration.clone();
-                Contender::Llm(LlmReasoner::new(s, &cfg.policy).map_err(|e| invalid(format!("{e:#}")))?)
+                Contender::Llm(Box::new(LlmReasoner::new(s, &cfg.policy).map_err(|e| invalid(format!("{e:#}")))?))
             }
         });
     }

@@ -31,7 +31,7 @@ pub enum Contender {
     /// The deterministic rule engine.
     Rules,
     /// An LLM.
-    Llm(LlmReasoner),
+    Llm(Box<LlmReasoner>),
 }
 
 impl Contender {

@@ -32,14 +32,16 @@ pub struct Agreed {
     pub others: Vec<(String, usize)>,
 }
 
+/// Votes for one value of one key: (value, votes, cited findings, first rationale), in first-seen order.
+type Tally = (String, usize, Vec<String>, String);
+
 /// Merges `replies` (one per sample asked; `None` for a failed sample).
 /// Returns the agreed changes in key order and the plan-level agreement
 /// (mean pairwise Jaccard similarity of the samples' (key, value) sets, a pair
 /// with a failed sample counting 0; `None` for k = 1).
 pub fn merge(replies: &[Option<&Reply>]) -> (Vec<Agreed>, Option<f64>) {
     let k = replies.len();
-    // key -> value -> (votes, first sample, findings, rationale)
-    let mut votes: BTreeMap<String, Vec<(String, usize, Vec<String>, String)>> = BTreeMap::new();
+    let mut votes: BTreeMap<String, Vec<Tally>> = BTreeMap::new();
     // None for a failed sample: it agrees with nothing, not even another failure.
     let mut sets: Vec<Option<BTreeSet<(String, String)>>> = Vec::new();
     for r in replies {
@@ -64,7 +66,7 @@ pub fn merge(replies: &[Option<&Reply>]) -> (Vec<Agreed>, Option<f64>) {
         .into_iter()
         .map(|(key, mut vals)| {
             // Most votes first; ties keep first-seen order (sort is stable), so the result is deterministic.
-            vals.sort_by(|a, b| b.1.cmp(&a.1));
+            vals.sort_by_key(|v| std::cmp::Reverse(v.1));
             let (value, n, finding_ids, rationale) = vals[0].clone();
             let u = if k <= 1 { 1.0 } else { 1.0 - n as f64 / k as f64 };
             Agreed { key, value, votes: n, k, u, finding_ids, rationale, others: vals[1..].iter().map(|(v, n, ..)| (v.clone(), *n)).collect() }

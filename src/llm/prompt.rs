@@ -35,25 +35,29 @@ fn usable(p: &Param, current: &BTreeMap<String, Value>) -> bool {
     p.risk != Risk::Never && p.no_read.is_none() && !p.no_op && current.contains_key(&p.key)
 }
 
-/// The candidate parameters for `findings`: direct matches first, then edge partners, at most [`MAX_CANDIDATES`].
-pub fn candidates<'a>(findings: &Findings, kb: &'a Kb, current: &BTreeMap<String, Value>) -> Vec<&'a Param> {
-    let ids: BTreeSet<&str> = findings.findings.iter().map(|f| f.id.as_str()).collect();
-    let direct: Vec<&Param> = kb.params.values().filter(|p| p.symptoms.iter().chain(&p.counter_symptoms).any(|s| ids.contains(s.as_str()))).collect();
+/// The candidate parameters for `findings`, each with the findings a change
+/// of it may cite: direct matches first (the findings their symptoms name),
+/// then edge partners (the findings of the parameter that pulled them in),
+/// at most [`MAX_CANDIDATES`].
+pub fn candidates<'a>(findings: &Findings, kb: &'a Kb, current: &BTreeMap<String, Value>) -> Vec<(&'a Param, Vec<String>)> {
+    let ids: Vec<&str> = findings.findings.iter().map(|f| f.id.as_str()).collect();
+    let cited = |p: &Param| -> Vec<String> { ids.iter().filter(|id| p.symptoms.iter().chain(&p.counter_symptoms).any(|s| s == *id)).map(|id| id.to_string()).collect() };
+    let direct: Vec<(&Param, Vec<String>)> = kb.params.values().map(|p| (p, cited(p))).filter(|(_, c)| !c.is_empty()).collect();
     let mut seen: BTreeSet<&str> = BTreeSet::new();
     let mut out = Vec::new();
-    for p in &direct {
+    for (p, c) in &direct {
         if usable(p, current) && seen.insert(&p.key) {
-            out.push(*p);
+            out.push((*p, c.clone()));
         }
     }
-    for p in &direct {
+    for (p, c) in &direct {
         for e in kb.edges_of(&p.key) {
             let other = if e.from == p.key { &e.to } else { &e.from };
             if let Some(q) = kb.param(other)
                 && usable(q, current)
                 && seen.insert(&q.key)
             {
-                out.push(q);
+                out.push((q, c.clone()));
             }
         }
     }
@@ -76,6 +80,22 @@ fn flip(d: Direction) -> Direction {
         Direction::Lower => Direction::Raise,
         other => other,
     }
+}
+
+/// The first sentence of a KB text, at most `max` characters: the prompt
+/// carries every fact a small model needs, in as few tokens as it can
+/// (prompt processing dominates a CPU model's time).
+fn brief(s: &str, max: usize) -> String {
+    let s = s.trim();
+    let first = match s.find(". ") {
+        Some(i) => &s[..=i],
+        None => s,
+    };
+    if first.chars().count() <= max {
+        return first.to_string();
+    }
+    let cut: String = first.chars().take(max.saturating_sub(1)).collect();
+    format!("{}…", cut.trim_end())
 }
 
 /// A JSON object written in the given field order (serde_json's `Value` would sort it):
@@ -103,7 +123,7 @@ fn entry(p: &Param, kb: &Kb, intent: Intent, ids: &BTreeSet<&str>, current: &BTr
         .edges_of(&p.key)
         .map(|e| {
             let (rel, other) = if e.from == p.key { (format!("{:?}", e.kind), &e.to) } else { (format!("{:?} (reverse)", e.kind), &e.from) };
-            format!("{rel} {other}: {}", e.note)
+            format!("{rel} {other}: {}", brief(&e.note, 110))
         })
         .collect();
     let mut f: Vec<(&str, serde_json::Value)> = vec![("key", json!(p.key)), ("now", json!(current.get(&p.key).map(|v| v.to_string())))];
@@ -128,11 +148,11 @@ fn entry(p: &Param, kb: &Kb, intent: Intent, ids: &BTreeSet<&str>, current: &BTr
         }
     }
     f.push(("risk", json!(p.risk)));
-    f.push(("risk_reason", json!(p.risk_reason)));
-    f.push(("controls", json!(p.controls)));
+    f.push(("risk_reason", json!(brief(&p.risk_reason, 120))));
+    f.push(("controls", json!(brief(&p.controls, 150))));
     f.push(("effect", json!(p.effect)));
     if let Some(n) = &p.effect_note {
-        f.push(("effect_note", json!(n)));
+        f.push(("effect_note", json!(brief(n, 120))));
     }
     if !edges.is_empty() {
         f.push(("edges", json!(edges)));
@@ -192,21 +212,35 @@ pub fn build(findings: &Findings, ctx: &Context, max_step: f64) -> Prompt {
     );
     for f in &findings.findings {
         let ev: Vec<String> = f.evidence.iter().map(|e| e.describe()).collect();
-        user.push_str(&format!("- id {}: {}. {} Evidence: {}\n", f.id, f.title, f.explain.trim(), ev.join("; ")));
+        user.push_str(&format!("- id {}: {}. {} Evidence: {}\n", f.id, f.title, brief(&f.explain, 160), ev.join("; ")));
     }
     user.push_str("CANDIDATES (knowledge-base entries; now = current value):\n");
-    for p in &cands {
+    for (p, _) in &cands {
         user.push_str(&entry(p, ctx.kb, ctx.intent, &ids, ctx.current));
         user.push('\n');
     }
     user.push_str("Reply with the JSON object now.");
-    let keys: Vec<String> = cands.iter().map(|p| p.key.clone()).collect();
+    let keys: Vec<String> = cands.iter().map(|(p, _)| p.key.clone()).collect();
     let finding_ids: Vec<String> = findings.findings.iter().map(|f| f.id.clone()).collect();
-    let schema = reply::schema(&keys, &finding_ids);
+    let citable: Vec<reply::Citable> = cands.iter().map(|(p, f)| reply::Citable { key: p.key.clone(), findings: f.clone() }).collect();
+    let schema = reply::schema(&citable);
     Prompt {
         messages: vec![Message { role: "system".into(), content: system(max_step) }, Message { role: "user".into(), content: user }],
         keys,
         finding_ids,
         schema,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn brief_keeps_the_first_sentence_within_the_limit() {
+        assert_eq!(brief("One thing. Another thing.", 100), "One thing.");
+        assert_eq!(brief("No stop here", 100), "No stop here");
+        assert_eq!(brief("abcdefghij", 5), "abcd…");
+        assert_eq!(brief("v1.2 is a version. Next.", 100), "v1.2 is a version.");
     }
 }

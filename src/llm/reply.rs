@@ -112,14 +112,30 @@ pub struct VersionSchema {
     one_of: [u32; 1],
 }
 
-/// `changes`: an array of change objects.
+/// `changes`: an array whose items are one of the per-candidate change objects.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ChangesSchema {
     #[serde(rename = "type")]
     ty: &'static str,
     #[serde(rename = "maxItems")]
     max_items: usize,
-    items: ObjectSchema<ChangeProps>,
+    items: AnyOf,
+}
+
+/// One alternative per candidate parameter.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AnyOf {
+    #[serde(rename = "anyOf")]
+    any_of: Vec<ObjectSchema<ChangeProps>>,
+}
+
+/// A candidate as the schema offers it: its key and the findings that may be cited for it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Citable {
+    /// Dotted key (also the only valid `kb_key`).
+    pub key: String,
+    /// Finding IDs a change of it may cite.
+    pub findings: Vec<String>,
 }
 
 /// The top-level properties.
@@ -135,32 +151,37 @@ pub struct TopProps {
 /// `serde_json::Value` would sort them alphabetically.
 pub type ReplySchema = ObjectSchema<TopProps>;
 
-/// The schema for a prompt. `keys` and `finding_ids` become enums, so a
-/// server with constrained decoding cannot emit anything else; the parser
-/// does not rely on that and checks again.
-pub fn schema(keys: &[String], finding_ids: &[String]) -> ReplySchema {
+/// The schema for a prompt: one alternative per candidate, in which `key`
+/// and `kb_key` are that candidate's key and `finding_id` is one of the
+/// findings that call for it. A server with constrained decoding therefore
+/// cannot emit a change that cites wrongly; the parser does not rely on that
+/// and checks again.
+pub fn schema(candidates: &[Citable]) -> ReplySchema {
+    let alternatives = candidates
+        .iter()
+        .map(|c| {
+            let key = std::slice::from_ref(&c.key);
+            ObjectSchema {
+                ty: "object",
+                additional_properties: false,
+                required: CHANGE_FIELDS.to_vec(),
+                properties: ChangeProps {
+                    key: StrSchema::one_of(key),
+                    kb_key: StrSchema::one_of(key),
+                    finding_id: StrSchema::one_of(&c.findings),
+                    value: StrSchema::max(MAX_VALUE),
+                    rationale: StrSchema::max(MAX_RATIONALE),
+                },
+            }
+        })
+        .collect();
     ObjectSchema {
         ty: "object",
         additional_properties: false,
         required: TOP_FIELDS.to_vec(),
         properties: TopProps {
             schema_version: VersionSchema { ty: "integer", one_of: [REPLY_SCHEMA_VERSION] },
-            changes: ChangesSchema {
-                ty: "array",
-                max_items: MAX_CHANGES,
-                items: ObjectSchema {
-                    ty: "object",
-                    additional_properties: false,
-                    required: CHANGE_FIELDS.to_vec(),
-                    properties: ChangeProps {
-                        key: StrSchema::one_of(keys),
-                        kb_key: StrSchema::one_of(keys),
-                        finding_id: StrSchema::one_of(finding_ids),
-                        value: StrSchema::max(MAX_VALUE),
-                        rationale: StrSchema::max(MAX_RATIONALE),
-                    },
-                },
-            },
+            changes: ChangesSchema { ty: "array", max_items: MAX_CHANGES, items: AnyOf { any_of: alternatives } },
         },
     }
 }
@@ -395,12 +416,16 @@ mod tests {
     }
 
     #[test]
-    fn the_schema_lists_candidates_and_findings_in_writing_order() {
-        let text = serde_json::to_string(&schema(&["vm.swappiness".into()], &["swap_in_stalls".into()])).unwrap();
+    fn the_schema_binds_each_key_to_its_kb_entry_and_findings_in_writing_order() {
+        let cands = [Citable { key: "vm.swappiness".into(), findings: vec!["swap_in_stalls".into()] }, Citable { key: "vm.dirty_ratio".into(), findings: vec!["dirty_writeback_stalls".into()] }];
+        let text = serde_json::to_string(&schema(&cands)).unwrap();
         let s: serde_json::Value = serde_json::from_str(&text).unwrap();
-        assert_eq!(s["properties"]["changes"]["items"]["properties"]["key"]["enum"][0], "vm.swappiness");
-        assert_eq!(s["properties"]["changes"]["items"]["properties"]["finding_id"]["enum"][0], "swap_in_stalls");
-        assert_eq!(s["properties"]["changes"]["items"]["additionalProperties"], false);
+        let alt = &s["properties"]["changes"]["items"]["anyOf"];
+        assert_eq!(alt[0]["properties"]["key"]["enum"], serde_json::json!(["vm.swappiness"]));
+        assert_eq!(alt[0]["properties"]["kb_key"]["enum"], serde_json::json!(["vm.swappiness"]));
+        assert_eq!(alt[0]["properties"]["finding_id"]["enum"], serde_json::json!(["swap_in_stalls"]));
+        assert_eq!(alt[1]["properties"]["kb_key"]["enum"], serde_json::json!(["vm.dirty_ratio"]));
+        assert_eq!(alt[1]["additionalProperties"], false);
         let at = |k: &str| text.find(&format!("\"{k}\":{{")).unwrap();
         assert!(at("schema_version") < at("changes") && at("key") < at("kb_key") && at("kb_key") < at("finding_id") && at("value") < at("rationale"), "{text}");
     }

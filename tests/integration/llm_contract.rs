@@ -393,10 +393,14 @@ fn the_prompt_holds_findings_candidates_values_and_intent_and_asks_for_the_schem
     assert_eq!(rf["type"], "json_schema");
     let schema = &rf["json_schema"]["schema"];
     assert_eq!(rf["json_schema"]["strict"], true);
-    let keys: Vec<&str> = schema["properties"]["changes"]["items"]["properties"]["key"]["enum"].as_array().unwrap().iter().map(|k| k.as_str().unwrap()).collect();
-    assert!(keys.contains(&"net.core.somaxconn") && keys.contains(&"vm.swappiness") && !keys.contains(&"kernel.randomize_va_space"), "{keys:?}");
-    let ids = &schema["properties"]["changes"]["items"]["properties"]["finding_id"]["enum"];
-    assert_eq!(ids.as_array().unwrap().len(), world.findings.findings.len());
+    // One alternative per candidate: key and kb_key pinned to it, finding_id to the findings that call for it.
+    let alts = schema["properties"]["changes"]["items"]["anyOf"].as_array().unwrap();
+    let alt = |k: &str| alts.iter().find(|a| a["properties"]["key"]["enum"] == json!([k])).unwrap_or_else(|| panic!("no alternative for {k}"));
+    assert_eq!(alt("net.core.somaxconn")["properties"]["kb_key"]["enum"], json!(["net.core.somaxconn"]));
+    assert_eq!(alt("net.core.somaxconn")["properties"]["finding_id"]["enum"], json!(["accept_queue_overflow"]));
+    assert_eq!(alt("vm.swappiness")["properties"]["finding_id"]["enum"], json!(["swap_in_stalls"]));
+    assert!(alts.iter().all(|a| a["additionalProperties"] == false && a["required"].as_array().unwrap().len() == 5));
+    assert!(!alts.iter().any(|a| a["properties"]["key"]["enum"] == json!(["kernel.randomize_va_space"])));
 }
 
 #[test]
