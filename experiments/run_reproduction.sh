@@ -5,5 +5,10 @@
 # e.g. `bash experiments/run_reproduction.sh --seed 8 --trials 50`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release --locked --quiet
-exec "${CARGO_TARGET_DIR:-target}/release/semantos" --seed "${SEED:-7}" --trials "${TRIALS:-20}" "$@"
+# SEMANTOS_BIN names an already built binary (the tests use it); otherwise build one.
+bin="${SEMANTOS_BIN:-}"
+if [ -z "$bin" ]; then
+  cargo build --release --locked --quiet
+  bin="${CARGO_TARGET_DIR:-target}/release/semantos"
+fi
+exec "$bin" --seed "${SEED:-7}" --trials "${TRIALS:-20}" "$@"

@@ -4,5 +4,10 @@
 # automatic rollback on failure or regression, audit log in logs/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release --locked --quiet
-exec "${CARGO_TARGET_DIR:-target}/release/semantos" --applier sysctl --apply "$@"
+# SEMANTOS_BIN names an already built binary (the tests use it); otherwise build one.
+bin="${SEMANTOS_BIN:-}"
+if [ -z "$bin" ]; then
+  cargo build --release --locked --quiet
+  bin="${CARGO_TARGET_DIR:-target}/release/semantos"
+fi
+exec "$bin" --applier sysctl --apply "$@"

@@ -3,5 +3,10 @@
 # the proposed value, the rationale and the guardrail verdict. Writes nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release --locked --quiet
-exec "${CARGO_TARGET_DIR:-target}/release/semantos" --applier sysctl "$@"
+# SEMANTOS_BIN names an already built binary (the tests use it); otherwise build one.
+bin="${SEMANTOS_BIN:-}"
+if [ -z "$bin" ]; then
+  cargo build --release --locked --quiet
+  bin="${CARGO_TARGET_DIR:-target}/release/semantos"
+fi
+exec "$bin" --applier sysctl "$@"

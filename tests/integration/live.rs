@@ -63,7 +63,7 @@ fn dry_run_against_live_proc_sys_writes_nothing() {
     let before = snapshot();
     let d = tempfile::tempdir().unwrap();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments/run_sysctl_dryrun.sh");
-    let o = Command::new("bash").arg(&script).args(["--interval", "0.2", "--backup", &d.path().join("b.json").display().to_string()]).output().unwrap();
+    let o = Command::new("bash").arg(&script).env("SEMANTOS_BIN", bin()).args(["--interval", "0.2", "--backup", &d.path().join("b.json").display().to_string()]).output().unwrap();
     let out = ok(&o, "run_sysctl_dryrun.sh");
     assert!(out.contains("DRY RUN against /proc/sys"), "{out}");
     assert!(out.contains("Findings on"), "{out}");
