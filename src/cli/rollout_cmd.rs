@@ -216,7 +216,12 @@ pub fn run(cli: &Cli, a: &RolloutArgs) -> Result<i32> {
             if !a.run {
                 return Err(invalid("--intent without --plan asks the first canary host for a plan, which connects to it: add --run, or make a plan first with `semantos recommend --intent I --out plan.json`"));
             }
-            recommend_on_canary(&settings, &hosts[0], intent)?
+            let plan = recommend_on_canary(&settings, &hosts[0], intent)?;
+            if plan.changes.is_empty() {
+                eprintln!("{}'s telemetry calls for no change (intent {}): nothing to roll out", hosts[0].name, intent.name());
+                return Ok(0);
+            }
+            plan
         }
         (None, None) => return Err(invalid("give --plan FILE (JSON or sysctl.d), or --intent I to have the canary recommend one")),
     };

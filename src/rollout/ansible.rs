@@ -560,7 +560,7 @@ impl AnsibleRollout<'_> {
         let s = self.state.snapshot();
         let idx: Vec<usize> = (0..s.hosts.len()).filter(|&i| s.hosts[i].touched && wave.is_none_or(|w| s.hosts[i].wave <= w)).collect();
         let names: Vec<String> = idx.iter().map(|&i| s.hosts[i].host.name.clone()).collect();
-        let culprit = s.hosts.iter().find(|h| matches!(h.phase, Phase::Failed | Phase::Unreachable)).map(|h| format!("{}: {}", h.host.name, h.reason)).unwrap_or_else(|| why.to_string());
+        let culprit = s.hosts.iter().find(|h| matches!(h.phase, Phase::Failed | Phase::Unreachable)).map(|h| format!("{}: {}", h.host.name, h.phase.label())).unwrap_or_else(|| why.to_string());
         (self.log)(format!("rollback play on {} host(s): {}", names.len(), names.join(", ")));
         let r = if names.is_empty() { PlayResult::default() } else { run_playbook(&self.settings.program, self.workdir, true, &names, self.timeout())? };
         let after = self.read_all(&idx);

@@ -89,6 +89,16 @@ pub trait Remote: Sync {
     fn health(&self, host: &Host) -> Result<(), HostError>;
     /// Restores the host from its backup.
     fn rollback(&self, host: &Host) -> Result<Restored, HostError>;
+    /// `prepare` then `read`; an engine may do both in one round trip.
+    fn prepare_and_read(&self, host: &Host, keys: &[SysctlKey]) -> Result<Values, HostError> {
+        self.prepare(host)?;
+        self.read(host, keys)
+    }
+    /// `read` then `health` (the wave gate); an engine may do both in one round trip.
+    fn read_and_check_health(&self, host: &Host, keys: &[SysctlKey]) -> Result<(Values, Result<(), HostError>), HostError> {
+        let v = self.read(host, keys)?;
+        Ok((v, self.health(host)))
+    }
 }
 
 /// Runs `f(i)` for every index, at most `parallel` at once.
@@ -163,7 +173,7 @@ impl Controller<'_> {
                 for_each_parallel(&all, parallel, |i| self.gate_host(i));
             }
             if let Some(why) = self.first_failure(&all) {
-                (self.log)(format!("wave {}/{waves} failed: {why}", w + 1));
+                (self.log)(format!("wave {}/{waves} failed at {why}", w + 1));
                 return self.stop(w, Some(why));
             }
             self.state.update(|s| {
@@ -182,14 +192,15 @@ impl Controller<'_> {
         Ok(Status::Passed)
     }
 
+    /// The first host of `wave` that did not pass, as `host: VERDICT` (its row holds the whole reason).
     fn first_failure(&self, wave: &[usize]) -> Option<String> {
         let s = self.state.snapshot();
-        wave.iter().map(|&i| &s.hosts[i]).find(|h| !matches!(h.phase, Phase::Applied | Phase::Committed | Phase::Unchanged)).map(|h| format!("{}: {} {}", h.host.name, h.phase.label(), h.reason))
+        wave.iter().map(|&i| &s.hosts[i]).find(|h| !matches!(h.phase, Phase::Applied | Phase::Committed | Phase::Unchanged)).map(|h| format!("{}: {}", h.host.name, h.phase.label()))
     }
 
     fn first_failure_recorded(&self, w: usize) -> Option<String> {
         let s = self.state.snapshot();
-        s.wave(w).into_iter().map(|i| &s.hosts[i]).find(|h| matches!(h.phase, Phase::Failed | Phase::Unreachable | Phase::TimedOut)).map(|h| format!("{}: {} {}", h.host.name, h.phase.label(), h.reason))
+        s.wave(w).into_iter().map(|i| &s.hosts[i]).find(|h| matches!(h.phase, Phase::Failed | Phase::Unreachable | Phase::TimedOut)).map(|h| format!("{}: {}", h.host.name, h.phase.label()))
     }
 
     fn fail(&self, i: usize, e: &HostError, started: Instant) {
@@ -226,7 +237,7 @@ impl Controller<'_> {
         let (_, timeout) = self.settings();
         let keys = self.keys();
         // Nothing is written by prepare and read: a failure here leaves the host untouched.
-        let before = match self.remote.prepare(host).and_then(|()| self.remote.read(host, &keys)) {
+        let before = match self.remote.prepare_and_read(host, &keys) {
             Ok(v) => v,
             Err(e) => return self.fail(i, &e, started),
         };
@@ -277,14 +288,14 @@ impl Controller<'_> {
         let hs = self.state.snapshot().hosts[i].clone();
         let keys = self.keys();
         let check = || -> Result<Values, HostError> {
-            let after = self.remote.read(&hs.host, &keys)?;
+            let (after, health) = self.remote.read_and_check_health(&hs.host, &keys)?;
             for (k, want) in &hs.written {
                 let got = after.get(k).cloned().flatten();
                 if got.as_deref().map(crate::sysctl::Value::from_kernel) != Some(crate::sysctl::Value::from_kernel(want)) {
                     return Err(HostError::new(Failure::Unhealthy, format!("{k} reads {} after the wave, but {want} was written and verified (something changed it back)", got.as_deref().unwrap_or("(absent)"))));
                 }
             }
-            self.remote.health(&hs.host)?;
+            health?;
             Ok(after)
         };
         match check() {
@@ -297,7 +308,7 @@ impl Controller<'_> {
 
     /// Restores wave `w` and every earlier wave; later waves are marked untouched.
     fn stop(&self, w: usize, why: Option<String>) -> Result<Status> {
-        let why = why.or_else(|| self.state.snapshot().hosts.iter().find(|h| h.wave <= w && matches!(h.phase, Phase::Failed | Phase::Unreachable | Phase::TimedOut)).map(|h| format!("{}: {}", h.host.name, h.reason))).unwrap_or_default();
+        let why = why.or_else(|| self.state.snapshot().hosts.iter().find(|h| h.wave <= w && matches!(h.phase, Phase::Failed | Phase::Unreachable | Phase::TimedOut)).map(|h| format!("{}: {}", h.host.name, h.phase.label()))).unwrap_or_default();
         self.state.update(|s| {
             s.status = Status::RollingBack;
             s.failed_wave = Some(w);

@@ -146,6 +146,33 @@ fn json_of(stdout: &str) -> Option<serde_json::Value> {
     None
 }
 
+/// Marks the health command's exit status in a combined gate check's output.
+const HEALTH_RC: &str = "__semantos_health_rc=";
+
+/// A POSIX sh loop printing one line per key: path, tab, value with newlines folded
+/// (arrays come back tab-separated); a missing key prints an empty value.
+fn read_script(keys: &[SysctlKey]) -> String {
+    let list = keys.iter().map(|k| sh_quote(&format!("/proc/sys/{}", k.rel_path().display()))).collect::<Vec<_>>().join(" ");
+    format!("for f in {list}; do printf '%s\\t' \"$f\"; tr '\\n' ' ' 2>/dev/null < \"$f\"; echo; done")
+}
+
+/// The values in `read_script`'s output (lines from login scripts are ignored).
+fn parse_values(keys: &[SysctlKey], stdout: &str) -> Values {
+    let got: BTreeMap<&str, &str> = stdout.lines().filter_map(|l| l.split_once('\t')).filter(|(p, _)| p.starts_with("/proc/sys/")).collect();
+    keys.iter()
+        .map(|k| {
+            let p = format!("/proc/sys/{}", k.rel_path().display());
+            let v = got.get(p.as_str()).map(|v| crate::sysctl::Value::from_kernel(v).to_string()).filter(|v| !v.is_empty());
+            (k.to_string(), v)
+        })
+        .collect()
+}
+
+/// A monitor verdict without its `batch N [keys]: ` prefix (the table already names the keys).
+fn short_detail(d: &str) -> &str {
+    if d.starts_with("batch ") && let Some((_, rest)) = d.split_once("]: ") { rest } else { d }
+}
+
 /// The engine.
 pub struct SshEngine {
     ssh: SshSettings,
@@ -322,22 +349,53 @@ impl Remote for SshEngine {
     }
 
     fn read(&self, host: &Host, keys: &[SysctlKey]) -> Result<Values, HostError> {
-        let paths: Vec<(String, String)> = keys.iter().map(|k| (k.to_string(), format!("/proc/sys/{}", k.rel_path().display()))).collect();
-        let list = paths.iter().map(|(_, p)| sh_quote(p)).collect::<Vec<_>>().join(" ");
-        // One line per key: path, tab, value with newlines folded (arrays come back tab-separated).
-        let cmd = format!("for f in {list}; do printf '%s\\t' \"$f\"; tr '\\n' ' ' 2>/dev/null < \"$f\"; echo; done");
-        let f = self.call(host, &cmd, None, self.timeout())?;
+        let f = self.call(host, &read_script(keys), None, self.timeout())?;
         if f.code() != Some(0) {
             return Err(HostError::new(Failure::Failed, format!("{}: reading values failed: {}", host.name, f.stderr_tail())));
         }
-        let got: BTreeMap<&str, &str> = f.stdout.lines().filter_map(|l| l.split_once('\t')).filter(|(p, _)| p.starts_with("/proc/sys/")).collect();
-        Ok(paths
-            .iter()
-            .map(|(k, p)| {
-                let v = got.get(p.as_str()).map(|v| crate::sysctl::Value::from_kernel(v).to_string()).filter(|v| !v.is_empty());
-                (k.clone(), v)
-            })
-            .collect())
+        Ok(parse_values(keys, &f.stdout))
+    }
+
+    fn prepare_and_read(&self, host: &Host, keys: &[SysctlKey]) -> Result<Values, HostError> {
+        // One round trip: working directory, policy upload, values.
+        if self.remote.copy_binary.is_some() {
+            self.prepare(host)?;
+            return self.read(host, keys);
+        }
+        let dir = self.remote.dir_on(host);
+        let mut cmd = format!("umask 077 && mkdir -p -- {}", sh_quote(&dir));
+        if self.remote.policy.is_some() {
+            let dest = format!("{dir}/rollout-policy.yaml");
+            let tmp = format!("{dest}.tmp-semantos");
+            cmd.push_str(&format!(" && cat > {t} && mv -f -- {t} {d}", t = sh_quote(&tmp), d = sh_quote(&dest)));
+        }
+        cmd.push_str(" && { ");
+        cmd.push_str(&read_script(keys));
+        cmd.push_str("; }");
+        let f = self.call(host, &cmd, self.remote.policy.as_deref().map(str::as_bytes), self.timeout())?;
+        if f.code() != Some(0) {
+            return Err(HostError::new(Failure::Failed, format!("{}: preparing {dir} failed: {}", host.name, f.stderr_tail())));
+        }
+        Ok(parse_values(keys, &f.stdout))
+    }
+
+    fn read_and_check_health(&self, host: &Host, keys: &[SysctlKey]) -> Result<(Values, Result<(), HostError>), HostError> {
+        let Some(hc) = &self.remote.health_cmd else { return Ok((self.read(host, keys)?, Ok(()))) };
+        // One round trip: the values, then the health command's exit status and last words.
+        let health = self.bounded(&["sh".into(), "-c".into(), hc.clone()]);
+        let cmd = format!("{}; out=$({health} 2>&1 </dev/null); rc=$?; printf '{HEALTH_RC}%s\\n' \"$rc\"; printf '%s\\n' \"$out\" | tail -n 2", read_script(keys));
+        let f = self.call(host, &cmd, None, self.timeout() + Duration::from_secs(15))?;
+        let values = parse_values(keys, &f.stdout);
+        let Some((_, after)) = f.stdout.split_once(HEALTH_RC) else {
+            return Err(HostError::new(Failure::Failed, format!("{}: the gate check printed no health status: {}", host.name, f.stderr_tail())));
+        };
+        let (rc, tail) = after.split_once('\n').unwrap_or((after, ""));
+        let tail = tail.split_whitespace().collect::<Vec<_>>().join(" ");
+        let verdict = match rc.trim() {
+            "0" => Ok(()),
+            rc => Err(HostError::new(Failure::Unhealthy, format!("{}: health command {hc:?} exited with {rc} {tail}", host.name))),
+        };
+        Ok((values, verdict))
     }
 
     fn apply(&self, host: &Host, plan_json: &str) -> Result<Applied, HostError> {
@@ -360,12 +418,12 @@ impl Remote for SshEngine {
             (Some(0), "committed") => {
                 let v = json.expect("outcome came from the JSON");
                 let written = v["applied"].as_array().into_iter().flatten().filter(|a| a["kept"].as_bool() == Some(true)).filter_map(|a| Some((a["key"].as_str()?.to_string(), a["to"].as_str()?.to_string()))).collect();
-                let detail = v["batches"].as_array().into_iter().flatten().filter_map(|b| b["detail"].as_str()).collect::<Vec<_>>().join("; ");
+                let detail = v["batches"].as_array().into_iter().flatten().filter_map(|b| b["detail"].as_str()).map(short_detail).collect::<Vec<_>>().join("; ");
                 Ok(Applied { unchanged: false, written, detail })
             }
             (_, "rolled_back" | "partly_committed") => {
                 let v = json.expect("outcome came from the JSON");
-                let detail = v["batches"].as_array().into_iter().flatten().filter(|b| b["kept"].as_bool() == Some(false)).filter_map(|b| b["detail"].as_str()).collect::<Vec<_>>().join("; ");
+                let detail = v["batches"].as_array().into_iter().flatten().filter(|b| b["kept"].as_bool() == Some(false)).filter_map(|b| b["detail"].as_str()).map(short_detail).collect::<Vec<_>>().join("; ");
                 Err(HostError::new(Failure::Failed, format!("{}: the host's monitor rolled the change back: {detail}", host.name)))
             }
             _ => Err(self.semantos_error(host, "apply", &f)),
