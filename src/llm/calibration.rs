@@ -52,7 +52,8 @@ pub struct Record {
 fn outcome_of(v: &Verdict, advice_only: bool) -> &'static str {
     match v {
         Verdict::Accept | Verdict::Clamp { .. } => "eligible",
-        Verdict::Skip { .. } if advice_only => "advice_only",
+        // Only the advice-only skip: an advice change that would change nothing ("already 60") is not_applied.
+        Verdict::Skip { reason } if advice_only && reason.contains("is advice only") => "advice_only",
         Verdict::Skip { .. } | Verdict::Refuse { .. } => "not_applied",
         Verdict::Reject { .. } => "rejected",
     }
