@@ -176,6 +176,11 @@ fn settings_of(cli: &Cli, a: &RolloutArgs, policy_text: Option<String>, spec: Wa
         Some(p) => Some(p.canonicalize().map_err(|e| invalid(format!("--ssh-config {}: {e}", p.display())))?),
         None => None,
     };
+    if let Some(py) = &a.ansible_python
+        && (!py.starts_with('/') || !py.chars().all(|c| c.is_ascii_alphanumeric() || "/._-+".contains(c)))
+    {
+        return Err(invalid(format!("--ansible-python {py:?} is invalid; use an absolute path such as /usr/bin/python3")));
+    }
     let ansible = match a.engine {
         EngineKind::Ansible => Some(AnsibleSettings {
             program: a.ansible_playbook.clone(),

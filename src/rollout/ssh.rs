@@ -84,8 +84,10 @@ impl RemoteSettings {
     pub fn validate(&self) -> Result<(), String> {
         for (flag, v) in [("--remote-semantos", Some(&self.semantos)), ("--remote-dir", Some(&self.dir)), ("--persist", self.persist.as_ref())] {
             let Some(v) = v else { continue };
-            if v.is_empty() || v.chars().any(|c| c.is_control()) || v.starts_with('-') {
-                return Err(format!("{flag} {v:?} is invalid; use a path without control characters, not starting with `-`"));
+            // Plain paths only: they go on remote command lines and into playbook templates.
+            let plain = v.replace("{host}", "");
+            if v.is_empty() || v.starts_with('-') || !plain.chars().all(|c| c.is_ascii_alphanumeric() || "/._-+@:".contains(c)) {
+                return Err(format!("{flag} {v:?} is invalid; use a plain path of letters, digits and /._-+@: (with `{{host}}` for the host's name), not starting with `-`"));
             }
         }
         if !self.dir.starts_with('/') {
@@ -512,6 +514,8 @@ mod tests {
         assert!(ok.validate().is_ok());
         assert!(RemoteSettings { dir: "relative".into(), ..ok.clone() }.validate().unwrap_err().contains("absolute"));
         assert!(RemoteSettings { semantos: "-oops".into(), ..ok.clone() }.validate().unwrap_err().contains("--remote-semantos"));
+        assert!(RemoteSettings { dir: "/var/lib/{{ lookup('pipe','id') }}".into(), ..ok.clone() }.validate().unwrap_err().contains("plain path"));
+        assert!(RemoteSettings { persist: Some("/etc/sysctl.d/$(reboot).conf".into()), ..ok.clone() }.validate().unwrap_err().contains("--persist"));
         assert!(RemoteSettings { health_cmd: Some("true\nreboot".into()), ..ok.clone() }.validate().unwrap_err().contains("one line"));
         assert_eq!(ok.dir_on(&Host::new("web-1", "10.0.0.1")), "/var/lib/semantos/web-1");
     }
