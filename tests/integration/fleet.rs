@@ -23,11 +23,27 @@ use std::time::{Duration, Instant};
 const KEYS: [&str; 3] = ["net.core.somaxconn", "net.ipv4.tcp_max_syn_backlog", "net.ipv4.tcp_slow_start_after_idle"];
 const TARGETS: [&str; 3] = ["8192", "4096", "0"];
 
-/// A fleet of `n` hosts with distinct starting values (somaxconn 2000+i), or None when the test must skip.
-fn fleet(test: &str, tag: &str, n: usize) -> Option<TestFleet> {
+/// The Ansible fleet runs alone: its Python tasks fill both cores, and other privileged tests
+/// (live workloads measuring latency) share them. The ssh fleets are light and run together.
+static ANSIBLE_ALONE: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+/// Held while a fleet exists.
+enum FleetGuard {
+    Shared(#[allow(dead_code)] std::sync::RwLockReadGuard<'static, ()>),
+    Alone(#[allow(dead_code)] std::sync::RwLockWriteGuard<'static, ()>),
+}
+
+/// A fleet of `n` hosts with distinct starting values (somaxconn 2000+i), or None when the test
+/// must skip; tags starting with `ansible` get the machine to themselves.
+fn fleet(test: &str, tag: &str, n: usize) -> Option<(FleetGuard, TestFleet)> {
     if !privileged(test) {
         return None;
     }
+    let guard = if tag.starts_with("ansible") {
+        FleetGuard::Alone(ANSIBLE_ALONE.write().unwrap_or_else(|p| p.into_inner()))
+    } else {
+        FleetGuard::Shared(ANSIBLE_ALONE.read().unwrap_or_else(|p| p.into_inner()))
+    };
     if let Some(why) = hosts::missing() {
         if std::env::var("SEMANTOS_REQUIRE_PRIVILEGED").as_deref() == Ok("1") {
             panic!("{test}: SEMANTOS_REQUIRE_PRIVILEGED=1 but {why}");
@@ -41,7 +57,7 @@ fn fleet(test: &str, tag: &str, n: usize) -> Option<TestFleet> {
         f.write(i, KEYS[1], "1024");
         f.write(i, KEYS[2], "1");
     }
-    Some(f)
+    Some((guard, f))
 }
 
 fn originals(i: usize) -> [String; 3] {
@@ -98,7 +114,7 @@ fn globals_before() -> Vec<String> {
 
 #[test]
 fn fleet_clean_rollout_six_hosts_three_waves() {
-    let Some(f) = fleet("fleet_clean_rollout_six_hosts_three_waves", "clean", 6) else { return };
+    let Some((_one, f)) = fleet("fleet_clean_rollout_six_hosts_three_waves", "clean", 6) else { return };
     let globals = globals_before();
     let (o, out, err) = run(rollout_cmd(&f, &good_plan(&f), "state.json", &["--run", "--json"]));
     assert!(o.status.success(), "exit {:?}\n{err}\n{out}", o.status.code());
@@ -150,7 +166,7 @@ fn phase(s: &Json, host: usize) -> String {
 
 #[test]
 fn fleet_sshd_stopped_in_wave_two_rolls_back_waves_one_and_two() {
-    let Some(f) = fleet("fleet_sshd_stopped_in_wave_two_rolls_back_waves_one_and_two", "down", 6) else { return };
+    let Some((_one, f)) = fleet("fleet_sshd_stopped_in_wave_two_rolls_back_waves_one_and_two", "down", 6) else { return };
     let state = f.dir.path().join("state.json");
     // A one-second monitor window keeps wave 1 busy while h3's sshd goes away.
     let mut c = rollout_with(&f, &f.inventory, &good_plan(&f), "state.json", "1", &["--run", "--json"]);
@@ -180,7 +196,7 @@ fn fleet_sshd_stopped_in_wave_two_rolls_back_waves_one_and_two() {
 
 #[test]
 fn fleet_health_command_failing_on_one_host_rolls_back() {
-    let Some(f) = fleet("fleet_health_command_failing_on_one_host_rolls_back", "health", 6) else { return };
+    let Some((_one, f)) = fleet("fleet_health_command_failing_on_one_host_rolls_back", "health", 6) else { return };
     let globals = globals_before();
     // Healthy everywhere but on h5 (10.231.0.15), in the last wave.
     let health = "! ip -4 -o addr show | grep -qF ' 10.231.0.15/'";
@@ -213,7 +229,7 @@ fn spawn_and_kill_mid_wave(f: &TestFleet, plan: &Path, state: &str) {
 
 #[test]
 fn fleet_controller_killed_mid_wave_resume_then_rollback_fleet() {
-    let Some(f) = fleet("fleet_controller_killed_mid_wave_resume_then_rollback_fleet", "kill", 6) else { return };
+    let Some((_one, f)) = fleet("fleet_controller_killed_mid_wave_resume_then_rollback_fleet", "kill", 6) else { return };
     let plan = good_plan(&f);
     spawn_and_kill_mid_wave(&f, &plan, "a.json");
     // Resume finishes the interrupted wave and the rest: every host at the targets.
@@ -244,7 +260,7 @@ fn fleet_controller_killed_mid_wave_resume_then_rollback_fleet() {
 
 #[test]
 fn fleet_hostile_plan_refused_before_any_connection() {
-    let Some(f) = fleet("fleet_hostile_plan_refused_before_any_connection", "hostile", 2) else { return };
+    let Some((_one, f)) = fleet("fleet_hostile_plan_refused_before_any_connection", "hostile", 2) else { return };
     let pwned = f.dir.path().join("pwned");
     let p = pwned.display().to_string();
     let cases: Vec<(&str, Vec<(String, String)>)> = vec![
@@ -309,7 +325,7 @@ fn need_ansible(test: &str) -> Option<PathBuf> {
 
 #[test]
 fn fleet_ansible_engine_applies_gates_and_rolls_back_for_real() {
-    let Some(f) = fleet("fleet_ansible_engine_applies_gates_and_rolls_back_for_real", "ansible", 6) else { return };
+    let Some((_one, f)) = fleet("fleet_ansible_engine_applies_gates_and_rolls_back_for_real", "ansible", 6) else { return };
     let Some(ansible) = need_ansible("fleet_ansible_engine_applies_gates_and_rolls_back_for_real") else { return };
     let globals = globals_before();
     let persist = format!("--persist={}/remote/{{host}}/99-semantos.conf", f.dir.path().display());
