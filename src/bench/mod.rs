@@ -11,6 +11,7 @@
 //!
 //! | module | holds |
 //! |---|---|
+//! | `lock` | one benchmark at a time on a machine |
 //! | `netns` | namespaces (create, delete on drop, stale cleanup) and running code inside one |
 //! | `relay` | the userspace TUN link emulator (delay, rate, drop-tail queue) |
 //! | `topology` | client and server namespaces joined by veth, netem, or the relay |
@@ -34,6 +35,7 @@ pub mod anchors;
 pub mod compare;
 pub mod configure;
 pub mod grid;
+pub mod lock;
 pub mod netns;
 pub mod pipeline;
 pub mod probe;

@@ -148,3 +148,26 @@ pub fn observe<T: Send>(probes: &[NsProbe], every: Duration, f: impl FnOnce() ->
     agg.add_to(&mut after);
     Ok((value, Observed { before, after, dumps: agg.samples() }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::telemetry::HostFacts;
+
+    #[test]
+    fn per_namespace_counters_are_summed_and_machine_wide_ones_taken_once() {
+        let snap = |overflows: f64, inuse: f64| {
+            let mut s = Snapshot::new(HostFacts::default(), 1);
+            s.set("netstat.TcpExt.ListenOverflows", overflows);
+            s.set("sockstat.TCP.inuse", inuse);
+            s.set("sockstat.TCP.mem", 7.0);
+            s.set("vmstat.nr_dirty", 100.0);
+            s
+        };
+        let m = merge(&[snap(5.0, 3.0), snap(2.0, 4.0)]);
+        assert_eq!(m.get("netstat.TcpExt.ListenOverflows"), Some(7.0));
+        assert_eq!(m.get("sockstat.TCP.inuse"), Some(7.0));
+        assert_eq!(m.get("sockstat.TCP.mem"), Some(7.0), "TCP memory is machine-wide");
+        assert_eq!(m.get("vmstat.nr_dirty"), Some(100.0));
+    }
+}

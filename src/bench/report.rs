@@ -142,6 +142,8 @@ pub struct BenchReport {
     pub command: String,
     /// Kernel release.
     pub kernel: String,
+    /// Wall-clock seconds of the run, from taking the machine's bench lock to the report.
+    pub duration_s: f64,
     /// What runs.
     pub workload: String,
     /// Where (namespaces, link emulation).
@@ -251,7 +253,7 @@ fn ci(c: &Comparison) -> String {
 /// The terminal summary.
 pub fn table(r: &BenchReport) -> String {
     let mut o = String::new();
-    let _ = writeln!(o, "semantos bench {} ({}) — {}", r.scenario, r.mode, r.workload);
+    let _ = writeln!(o, "semantos bench {} ({}, {:.0} s) — {}", r.scenario, r.mode, r.duration_s, r.workload);
     let _ = writeln!(o, "path: {}", r.topology);
     let _ = writeln!(o, "policy: {}", r.policy);
     let _ = writeln!(o, "start: {}", if r.start.is_empty() { "the current values".to_string() } else { config(&r.start) });

@@ -301,6 +301,8 @@ fn kernel_release() -> String {
 /// Runs built-in scenario `id` and returns its report (artifacts are written by the caller).
 pub fn run_scenario(kb: &Kb, id: ScenarioId, o: &Options, progress: Progress) -> Result<BenchReport> {
     topology::preflight()?;
+    let _lock = super::lock::acquire(progress)?;
+    let t0 = std::time::Instant::now();
     for n in netns::remove_stale() {
         progress(&format!("removed namespace {n}, left by a bench run that no longer exists"));
     }
@@ -318,6 +320,7 @@ pub fn run_scenario(kb: &Kb, id: ScenarioId, o: &Options, progress: Progress) ->
     let relay = topo.teardown();
     let mut report = result?;
     report.relay = relay;
+    report.duration_s = t0.elapsed().as_secs_f64();
     report.notes.push(format!("audit log of every write and restore: {}", audit_path.display()));
     Ok(report)
 }
@@ -363,6 +366,10 @@ fn run_on(kb: &Kb, id: ScenarioId, sc: &super::scenario::Scenario, reps: usize, 
             }
             for p in grid::points(kb, &sem_writes) {
                 let eff = effective(&p.writes, &current);
+                if eff.is_empty() {
+                    // The start values, already the grid's first point.
+                    continue;
+                }
                 let same = arms.iter().find(|a| a.kind != ArmKind::NoiseCheck && a.writes == eff).map(|a| a.name.clone());
                 let name = match same {
                     Some(n) => n,
@@ -387,6 +394,8 @@ fn run_on(kb: &Kb, id: ScenarioId, sc: &super::scenario::Scenario, reps: usize, 
             mode: if o.quick { "quick" } else { "full" }.into(),
             command: o.command_line.clone(),
             kernel: kernel_release(),
+            // Filled in by run_scenario, which holds the clock.
+            duration_s: f64::NAN,
             workload: workload.describe(),
             topology: format!("namespaces {} (client) and {} (server); {}", topo.client.name(), topo.server.name(), topo.emulation),
             intent: o.intent.name().into(),
@@ -484,6 +493,8 @@ fn run_user_command(spec: &CommandSpec) -> Result<RunOutput> {
 /// Runs a user's command under the current and the proposed configuration.
 pub fn run_command(kb: &Kb, spec: &CommandSpec, o: &Options, progress: Progress) -> Result<BenchReport> {
     topology::preflight()?;
+    let _lock = super::lock::acquire(progress)?;
+    let t0 = std::time::Instant::now();
     let ns = spec.netns.as_deref().map(Netns::existing).transpose()?;
     let reps = o.reps.unwrap_or(if o.quick { 2 } else { 5 }).max(1);
     let (policy, policy_text) = policy_of(kb, o);
@@ -516,6 +527,7 @@ pub fn run_command(kb: &Kb, spec: &CommandSpec, o: &Options, progress: Progress)
         mode: if o.quick { "quick" } else { "full" }.into(),
         command: o.command_line.clone(),
         kernel: kernel_release(),
+        duration_s: t0.elapsed().as_secs_f64(),
         workload: format!("user command {:?}", spec.cmd),
         topology: where_.clone(),
         intent: o.intent.name().into(),
