@@ -268,13 +268,20 @@ impl Controller<'_> {
         }
         match result {
             Ok(a) => {
-                let phase = if a.unchanged { Phase::Unchanged } else { Phase::Applied };
+                // A resumed host reporting "unchanged" most likely holds the values its interrupted
+                // apply wrote: it counts as applied by this rollout, and the gate checks the plan's values.
+                let resumed = a.unchanged && was_touched;
+                let phase = if a.unchanged && !resumed { Phase::Unchanged } else { Phase::Applied };
+                let planned: BTreeMap<String, String> = snap.plan.changes.iter().map(|c| (c.key.clone(), c.to.clone())).collect();
                 let _ = self.state.host(i, |h| {
                     h.phase = phase;
-                    if !a.unchanged || h.written.is_empty() {
-                        h.written = a.written.clone();
+                    if a.unchanged && !resumed {
+                        // Nothing of this rollout is on the host: a fleet rollback must not
+                        // restore an older backup there.
+                        h.touched = false;
                     }
-                    h.reason = a.detail.clone();
+                    h.written = if resumed { planned } else { a.written.clone() };
+                    h.reason = if resumed { "applied by the interrupted attempt; values verified by the gate".into() } else { a.detail.clone() };
                     h.seconds = started.elapsed().as_secs_f64();
                 });
                 (self.log)(format!("  {}: {} ({} key(s)) in {:.2} s", host.name, phase.label(), a.written.len(), started.elapsed().as_secs_f64()));

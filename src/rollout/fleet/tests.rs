@@ -17,6 +17,7 @@ struct FakeFleet {
     down: BTreeSet<String>,
     unhealthy: BTreeSet<String>,
     refuse: BTreeSet<String>,
+    already: BTreeSet<String>,
     calls: Mutex<Vec<String>>,
 }
 
@@ -49,6 +50,9 @@ impl Remote for FakeFleet {
         self.up(h)?;
         if self.refuse.contains(&h.name) {
             return Err(HostError::new(Failure::Refused, format!("{}: guardrails said no", h.name)));
+        }
+        if self.already.contains(&h.name) {
+            return Ok(Applied { unchanged: true, written: BTreeMap::new(), detail: "values already as planned".into() });
         }
         let plan: Plan = serde_json::from_str(plan_json).unwrap();
         let to = plan.changes[0].to.clone();
@@ -162,10 +166,13 @@ fn resume_finishes_an_interrupted_wave_and_keeps_the_first_before_values() {
         s.hosts[1].before = Some([("net.core.somaxconn".to_string(), Some("128".to_string()))].into());
     })
     .unwrap();
-    let fleet = FakeFleet::default();
+    // Its host now reports the values as already planned.
+    let fleet = FakeFleet { already: ["h2".to_string()].into(), ..Default::default() };
     fleet.values.lock().unwrap().insert("h2".into(), "4096".into());
     assert_eq!(run(&fleet, &file), Status::Passed);
     assert!(fleet.calls_for("h1").is_empty(), "a committed wave is not redone");
+    let h2 = &file.snapshot().hosts[1];
+    assert_eq!((h2.phase, h2.touched), (Phase::Committed, true), "the interrupted apply's change belongs to this rollout");
     assert_eq!(file.snapshot().hosts[1].before.as_ref().unwrap()["net.core.somaxconn"].as_deref(), Some("128"));
 }
 
@@ -195,4 +202,16 @@ fn a_host_refusing_the_plan_stops_the_canary() {
     let fleet = FakeFleet { refuse: ["h1".to_string()].into(), ..Default::default() };
     assert_eq!(run(&fleet, &file), Status::Failed);
     assert!(fleet.calls_for("h2").is_empty() && fleet.calls_for("h3").is_empty());
+}
+
+#[test]
+fn a_host_the_plan_left_unchanged_is_not_restored_by_a_later_failure() {
+    let d = tempfile::tempdir().unwrap();
+    let file = state(6, d.path());
+    // h2 already holds the values (an earlier rollout committed them); h6 fails in wave 3.
+    let fleet = FakeFleet { already: ["h2".to_string()].into(), unhealthy: ["h6".to_string()].into(), ..Default::default() };
+    assert_eq!(run(&fleet, &file), Status::Failed);
+    assert_eq!(phases(&file)[1], ("h2".to_string(), Phase::Unchanged));
+    assert!(!fleet.calls_for("h2").iter().any(|c| c.starts_with("rollback")), "{:?}", fleet.calls_for("h2"));
+    assert!(fleet.calls_for("h1").iter().any(|c| c.starts_with("rollback")));
 }
