@@ -109,6 +109,7 @@ fn main() {
         let o = f
             .in_ctl(bin)
             .current_dir(&dir)
+            .env("TMPDIR", &dir)
             .args(["rollout", "--run", "--inventory"])
             .arg(&f.inventory)
             .arg("--plan")

@@ -187,10 +187,11 @@ impl SshEngine {
     /// An engine with its private control-socket directory (mode 0700, removed on drop).
     pub fn new(ssh: SshSettings, remote: RemoteSettings) -> std::io::Result<SshEngine> {
         use std::os::unix::fs::DirBuilderExt;
-        let base = std::env::temp_dir();
+        // A Unix socket path must fit in 108 bytes: the directory, `/%C` (41) and the
+        // 17-byte suffix ssh adds while creating the socket. A long $TMPDIR falls back to /tmp.
+        let base = Some(std::env::temp_dir()).filter(|d| d.as_os_str().len() <= 40).unwrap_or_else(|| PathBuf::from("/tmp"));
         let mut n = 0u32;
         let control_dir = loop {
-            // Short: a Unix socket path must fit in 108 bytes and %C adds 40.
             let d = base.join(format!("semantos-ssh-{}-{n}", std::process::id()));
             match std::fs::DirBuilder::new().mode(0o700).create(&d) {
                 Ok(()) => break d,

@@ -87,7 +87,8 @@ fn rollout_cmd(f: &TestFleet, plan: &Path, state: &str, extra: &[&str]) -> Comma
 fn rollout_with(f: &TestFleet, inventory: &Path, plan: &Path, state: &str, monitor: &str, extra: &[&str]) -> Command {
     let policy = f.policy(&KEYS);
     let mut c = f.in_ctl(bin());
-    c.current_dir(f.dir.path()).env_remove("SEMANTOS_FAULT").args(["rollout", "--inventory"]).arg(inventory).arg("--plan").arg(plan).arg("--policy").arg(&policy);
+    // TMPDIR inside the fleet: a killed controller's ssh control sockets go away with it.
+    c.current_dir(f.dir.path()).env_remove("SEMANTOS_FAULT").env("TMPDIR", f.dir.path()).args(["rollout", "--inventory"]).arg(inventory).arg("--plan").arg(plan).arg("--policy").arg(&policy);
     c.arg("--ssh-config").arg(&f.ssh_config).arg("--remote-semantos").arg(bin()).args(["--remote-dir", &f.remote_dir(), "--state", state]);
     c.args(["--interval", "0.1", "--monitor-seconds", monitor, "--canary", "1", "--steps", "50%", "--host-timeout", "60", "--parallel", "4"]);
     c.args(extra);

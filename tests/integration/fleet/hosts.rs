@@ -70,7 +70,8 @@ pub fn missing() -> Option<String> {
 impl TestFleet {
     /// Starts `n` hosts (`h1`..`hn`) at 10.231.0.11.. behind a bridge in the controller namespace.
     pub fn start(tag: &str, n: usize) -> Result<TestFleet, String> {
-        let dir = tempfile::Builder::new().prefix(&format!("semantos-fleet-{tag}-")).tempdir().map_err(|e| e.to_string())?;
+        // A short path: ssh control sockets under it must fit in a Unix socket address.
+        let dir = tempfile::Builder::new().prefix(&format!("sfl-{tag}-")).tempdir().map_err(|e| e.to_string())?;
         let base = format!("semantos-fl-{}-{tag}", std::process::id());
         let ctl = format!("{base}-c");
         let mut f = TestFleet { ssh_config: dir.path().join("ssh_config"), inventory: dir.path().join("hosts.yaml"), dir, ctl: ctl.clone(), hosts: Vec::new() };
