@@ -162,6 +162,7 @@ pub fn run(cfg: &ExperimentConfig, kb: &Kb, paths: &ReproPaths, config_label: &s
             run_id: format!("repro-seed{}-round{round}", cfg.seed),
             now_s: 0,
             force: false,
+            rollout_id: None,
         };
         let receipt = apply::apply(&store, kb, &writes, serde_json::to_value(&checked.plan)?, &host, &opts, Some(&mut monitor), &audit)?;
         round_report.monitor = std::mem::take(&mut monitor.log);

@@ -3,6 +3,7 @@
 use anyhow::{Context, Result, bail};
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::io::AsRawFd;
 use std::path::Path;
 
@@ -18,7 +19,8 @@ impl Lock {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
-        let mut f = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path).with_context(|| format!("opening lock {}", path.display()))?;
+        // 0600: the pid inside is nobody else's business, and no other user should hold our lock open.
+        let mut f = OpenOptions::new().read(true).write(true).create(true).truncate(false).mode(0o600).open(path).with_context(|| format!("opening lock {}", path.display()))?;
         // SAFETY: flock on a valid, owned descriptor.
         let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
         if rc != 0 {

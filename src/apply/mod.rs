@@ -5,6 +5,7 @@
 
 pub mod audit;
 pub mod backup;
+pub mod fence;
 pub mod files;
 pub mod journal;
 pub mod lock;

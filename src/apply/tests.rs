@@ -31,7 +31,7 @@ fn host() -> HostIdentity {
 }
 
 fn opts(dir: &std::path::Path) -> ApplyOptions {
-    ApplyOptions { paths: Paths::beside(&dir.join("backup/sysctl_backup.json")), batch_size: 2, on_regression: OnRegression::RollbackAll, persist: None, run_id: "t".into(), now_s: 1, force: false }
+    ApplyOptions { paths: Paths::beside(&dir.join("backup/sysctl_backup.json")), batch_size: 2, on_regression: OnRegression::RollbackAll, persist: None, run_id: "t".into(), now_s: 1, force: false, rollout_id: None }
 }
 
 fn state(store: &dyn SysctlStore) -> BTreeMap<String, String> {

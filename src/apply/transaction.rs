@@ -78,6 +78,8 @@ pub struct ApplyOptions {
     pub now_s: u64,
     /// Accept an existing backup from another host or boot.
     pub force: bool,
+    /// The fleet rollout this apply belongs to: refused once that rollout is fenced here (`fence`).
+    pub rollout_id: Option<String>,
 }
 
 /// One key's fate.
@@ -231,6 +233,11 @@ pub fn apply(
         return Ok(receipt);
     }
     let _lock = Lock::acquire(&opts.paths.lock)?;
+    if let Some(id) = &opts.rollout_id
+        && let Some(f) = super::fence::fenced(&opts.paths, id)?
+    {
+        bail!("refusing to apply: fleet rollout {id} was rolled back on this host (fence {}); nothing written", f.display());
+    }
     if let Some(msg) = pending_run(&opts.paths)? {
         bail!("refusing to apply: {msg}");
     }

@@ -84,6 +84,7 @@ impl<'a> Switcher<'a> {
                 run_id: format!("bench-{slot}-{}-{ms}", std::process::id()),
                 now_s: s,
                 force: false,
+                rollout_id: None,
             };
             let plan_json = serde_json::json!({ "bench_configuration": label, "writes": writes });
             let r = run_in(*ns, || {

@@ -96,6 +96,12 @@ pub struct HostArgs {
     /// Accept a backup from another host or boot.
     #[arg(long, global = true)]
     pub force: bool,
+    /// apply: this apply belongs to fleet rollout ID and is refused once ID is fenced here (set by `semantos rollout`).
+    #[arg(long, global = true, value_name = "ID")]
+    pub rollout_id: Option<String>,
+    /// rollback: first fence fleet rollout ID, so a late apply of it is refused (set by `semantos rollout`).
+    #[arg(long, global = true, value_name = "ID")]
+    pub fence_rollout: Option<String>,
 }
 
 /// Output locations (defaults are relative to the current directory).

@@ -200,6 +200,9 @@ fn require_root(store: &TreeStore, what: &str) -> Result<()> {
 /// `semantos --applier sysctl --apply` / `semantos apply`.
 pub fn apply(cli: &Cli, t: Option<&TelemetryArgs>) -> Result<i32> {
     let kb = load_kb(cli)?;
+    if let Some(id) = &cli.host.rollout_id {
+        apply::fence::validate_id(id).map_err(|e| invalid(format!("--rollout-id: {e:#}")))?;
+    }
     let tree = store(cli);
     require_root(&tree, "apply")?;
     // An interrupted run must be rolled back first; a live one holds the lock.
@@ -227,7 +230,7 @@ pub fn apply(cli: &Cli, t: Option<&TelemetryArgs>) -> Result<i32> {
     let store = FaultyStore::new(guarded(tree.clone(), &kb, &pol), faults()?);
     let known = p.findings.findings.iter().map(|f| f.id.clone()).collect();
     let window = Duration::from_secs_f64(cli.host.monitor_seconds.unwrap_or(pol.monitor_seconds).clamp(0.0, 86400.0));
-    let mut monitor = LiveMonitor::new(ProcReader::with_roots(&cli.host.proc_root, "/sys"), &kb, window, cli.host.health_cmd.clone(), known);
+    let mut monitor = LiveMonitor::new(ProcReader::with_roots(&cli.host.proc_root, "/sys"), &kb, window, cli.host.health_cmd.clone(), known, pol.monitor_new_symptoms);
     let now = now_ms();
     let opts = ApplyOptions {
         paths: paths(cli),
@@ -237,6 +240,7 @@ pub fn apply(cli: &Cli, t: Option<&TelemetryArgs>) -> Result<i32> {
         run_id: format!("apply-{}-{}", now / 1000, std::process::id()),
         now_s: now / 1000,
         force: cli.host.force,
+        rollout_id: cli.host.rollout_id.clone(),
     };
     let host = HostIdentity::read(tree.root());
     let receipt = apply::apply(&store, &kb, &writes, serde_json::to_value(&p.checked)?, &host, &opts, Some(&mut monitor), &AuditLog::to(&cli.out.audit_log))?;
@@ -253,8 +257,15 @@ pub fn apply(cli: &Cli, t: Option<&TelemetryArgs>) -> Result<i32> {
 /// `semantos --applier sysctl --rollback` / `semantos rollback`.
 pub fn rollback(cli: &Cli) -> Result<i32> {
     let kb = load_kb(cli)?;
+    if let Some(id) = &cli.host.fence_rollout {
+        apply::fence::validate_id(id).map_err(|e| invalid(format!("--fence-rollout: {e:#}")))?;
+    }
     let tree = store(cli);
     require_root(&tree, "rollback")?;
+    if let Some(id) = &cli.host.fence_rollout {
+        // Before restoring: an apply of this rollout that arrives later must find the fence.
+        apply::fence::fence(&paths(cli), id)?;
+    }
     let host = HostIdentity::read(tree.root());
     let store = FaultyStore::new(tree.clone(), faults()?);
     let now = now_ms();

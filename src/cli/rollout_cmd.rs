@@ -308,7 +308,7 @@ fn exit_code(s: Status) -> i32 {
 fn drive(cli: &Cli, file: &StateFile, rollback: bool) -> Result<i32> {
     let s = file.snapshot();
     let log = |line: String| eprintln!("{line}");
-    let engine = SshEngine::new(s.settings.ssh.clone(), s.settings.remote.clone())?;
+    let engine = SshEngine::new(s.settings.ssh.clone(), s.settings.remote.clone())?.with_rollout_id(&s.run_id);
     let status = match s.settings.engine {
         EngineKind::Ssh => {
             let c = Controller { remote: &engine, state: file, log: &log };

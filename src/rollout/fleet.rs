@@ -87,8 +87,10 @@ pub trait Remote: Sync {
     fn apply(&self, host: &Host, plan_json: &str) -> Result<Applied, HostError>;
     /// Runs the health check on the host; `Err(Unhealthy)` when it fails.
     fn health(&self, host: &Host) -> Result<(), HostError>;
-    /// Restores the host from its backup.
-    fn rollback(&self, host: &Host) -> Result<Restored, HostError>;
+    /// Restores the host from its backup. With `fence`, this rollout is over on the host: an
+    /// apply of it still in flight (from a controller that died) must be refused when it
+    /// arrives; without, the controller restores only to apply again.
+    fn rollback(&self, host: &Host, fence: bool) -> Result<Restored, HostError>;
     /// `prepare` then `read`; an engine may do both in one round trip.
     fn prepare_and_read(&self, host: &Host, keys: &[SysctlKey]) -> Result<Values, HostError> {
         self.prepare(host)?;
@@ -264,7 +266,7 @@ impl Controller<'_> {
             // Our own earlier attempt on this host was cut off (controller killed, host timeout):
             // restore it from its backup, then apply afresh.
             (self.log)(format!("  {}: finishing an interrupted apply by restoring it first", host.name));
-            result = self.retry_busy(timeout, || self.remote.rollback(host)).and_then(|_| self.retry_busy(timeout, || self.remote.apply(host, &plan)));
+            result = self.retry_busy(timeout, || self.remote.rollback(host, false)).and_then(|_| self.retry_busy(timeout, || self.remote.apply(host, &plan)));
         }
         match result {
             Ok(a) => {
@@ -365,7 +367,7 @@ impl Controller<'_> {
                 h.phase = Phase::RollingBack;
             }
         });
-        let result = self.retry_busy(timeout, || self.remote.rollback(&hs.host));
+        let result = self.retry_busy(timeout, || self.remote.rollback(&hs.host, true));
         let after = self.remote.read(&hs.host, &self.keys()).ok();
         let _ = self.state.host(i, |h| {
             h.seconds = started.elapsed().as_secs_f64();

@@ -181,6 +181,7 @@ pub struct SshEngine {
     remote: RemoteSettings,
     control_dir: PathBuf,
     contacted: Mutex<Vec<Host>>,
+    rollout_id: Option<String>,
 }
 
 impl SshEngine {
@@ -199,7 +200,13 @@ impl SshEngine {
                 Err(e) => return Err(e),
             }
         };
-        Ok(SshEngine { ssh, remote, control_dir, contacted: Mutex::new(Vec::new()) })
+        Ok(SshEngine { ssh, remote, control_dir, contacted: Mutex::new(Vec::new()), rollout_id: None })
+    }
+
+    /// Tags every apply with rollout `id` and fences it on each host a final rollback restores.
+    pub fn with_rollout_id(mut self, id: &str) -> SshEngine {
+        self.rollout_id = Some(id.to_string());
+        self
     }
 
     /// The remote settings.
@@ -404,6 +411,9 @@ impl Remote for SshEngine {
     fn apply(&self, host: &Host, plan_json: &str) -> Result<Applied, HostError> {
         let mut words = self.semantos_words(host, "apply");
         words.extend(["--plan".into(), "-".into()]);
+        if let Some(id) = &self.rollout_id {
+            words.extend(["--rollout-id".into(), id.clone()]);
+        }
         if let Some(s) = self.remote.monitor_seconds {
             words.extend(["--monitor-seconds".into(), format!("{s}")]);
         }
@@ -442,8 +452,11 @@ impl Remote for SshEngine {
         }
     }
 
-    fn rollback(&self, host: &Host) -> Result<Restored, HostError> {
-        let words = self.semantos_words(host, "rollback");
+    fn rollback(&self, host: &Host, fence: bool) -> Result<Restored, HostError> {
+        let mut words = self.semantos_words(host, "rollback");
+        if let Some(id) = self.rollout_id.as_ref().filter(|_| fence) {
+            words.extend(["--fence-rollout".into(), id.clone()]);
+        }
         let f = self.call(host, &self.bounded(&words), None, self.timeout() + Duration::from_secs(15))?;
         if f.code() == Some(0)
             && let Some(v) = json_of(&f.stdout)

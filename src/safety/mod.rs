@@ -5,4 +5,4 @@ pub mod check;
 pub mod policy;
 
 pub use check::{CheckedChange, CheckedPlan, Verdict, check};
-pub use policy::Policy;
+pub use policy::{NewSymptoms, Policy};

@@ -44,6 +44,22 @@ pub struct Policy {
     /// Changes per batch.
     #[serde(default = "default_batch")]
     pub batch_size: usize,
+    /// Which new symptoms during a live monitor window roll back.
+    #[serde(default)]
+    pub monitor_new_symptoms: NewSymptoms,
+}
+
+/// Which symptoms that appear during a live monitor window count as a regression.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NewSymptoms {
+    /// Only those the KB links to a changed key (its symptoms, counter-symptoms, or an edge
+    /// partner's): a host-wide signal flapping around its threshold on a busy machine does
+    /// not undo an unrelated change. Others are reported, not acted on.
+    #[default]
+    Attributed,
+    /// Every new symptom, related or not (strictest; noisy on shared hosts).
+    Any,
 }
 
 fn default_whitelist() -> Vec<String> {
@@ -76,6 +92,7 @@ impl Default for Policy {
             max_p95_regression: default_regression(),
             monitor_seconds: default_window(),
             batch_size: default_batch(),
+            monitor_new_symptoms: NewSymptoms::default(),
         }
     }
 }

@@ -146,8 +146,8 @@ fn fleet_clean_rollout_six_hosts_three_waves() {
     assert_eq!(values(&f, 3), originals(3));
 }
 
-/// Waits until the state file says `pred`, or panics after 30 s.
-fn wait_state(path: &Path, what: &str, pred: impl Fn(&Json) -> bool) {
+/// Waits until the state file says `pred`, or panics after 30 s with the state and `log` (the controller's stderr).
+fn wait_state(path: &Path, what: &str, log: Option<&Path>, pred: impl Fn(&Json) -> bool) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         if let Ok(t) = std::fs::read_to_string(path)
@@ -156,7 +156,11 @@ fn wait_state(path: &Path, what: &str, pred: impl Fn(&Json) -> bool) {
         {
             return;
         }
-        assert!(Instant::now() < deadline, "timed out waiting for {what} in {}", path.display());
+        if Instant::now() >= deadline {
+            let state = std::fs::read_to_string(path).unwrap_or_else(|e| format!("(unreadable: {e})"));
+            let log = log.map(|l| std::fs::read_to_string(l).unwrap_or_default()).unwrap_or_default();
+            panic!("timed out waiting for {what} in {}\nstate: {state}\ncontroller stderr:\n{log}", path.display());
+        }
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -172,7 +176,7 @@ fn fleet_sshd_stopped_in_wave_two_rolls_back_waves_one_and_two() {
     // A one-second monitor window keeps wave 1 busy while h3's sshd goes away.
     let mut c = rollout_with(&f, &f.inventory, &good_plan(&f), "state.json", "1", &["--run", "--json"]);
     let child = c.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
-    wait_state(&state, "wave 1 applying", |s| phase(s, 0) == "applying");
+    wait_state(&state, "wave 1 applying", None, |s| phase(s, 0) == "applying");
     f.stop_sshd(2);
     let o = child.wait_with_output().unwrap();
     let (out, err) = text(&o);
@@ -217,15 +221,36 @@ fn fleet_health_command_failing_on_one_host_rolls_back() {
 fn spawn_and_kill_mid_wave(f: &TestFleet, plan: &Path, state: &str) {
     let path = f.dir.path().join(state);
     let mut c = rollout_with(f, &f.inventory, plan, state, "1.5", &["--run"]);
-    let mut child = c.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
+    let log = f.dir.path().join(format!("{state}.stderr"));
+    let mut child = c.stdout(std::process::Stdio::null()).stderr(std::fs::File::create(&log).unwrap()).spawn().unwrap();
     // `ip netns exec` execs semantos in place: the child's pid is the controller's.
-    wait_state(&path, "wave 2 applying", |s| phase(s, 1) == "applying" || phase(s, 2) == "applying");
+    wait_state(&path, "wave 2 applying", Some(&log), |s| phase(s, 1) == "applying" || phase(s, 2) == "applying");
     // SAFETY: our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
     let st = child.wait().unwrap();
     assert!(!st.success());
     let s: Json = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     assert_eq!(s["status"], "running", "the killed controller left: {s}");
+}
+
+/// Waits (up to 90 s: the host timeout is 60 s) until no `semantos apply` of this fleet runs on any host.
+fn wait_for_remote_applies_to_end(f: &TestFleet) {
+    let marker = format!("{}/remote/", f.dir.path().display());
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let running: Vec<String> = std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+            .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+            .filter(|c| c.contains(&marker) && c.contains(" apply ") && !c.starts_with("timeout "))
+            .collect();
+        if running.is_empty() {
+            return;
+        }
+        assert!(Instant::now() < deadline, "remote applies still running: {running:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 #[test]
@@ -247,14 +272,24 @@ fn fleet_controller_killed_mid_wave_resume_then_rollback_fleet() {
     for i in 0..6 {
         assert_eq!(values(&f, i), originals(i), "h{} after rollback", i + 1);
     }
-    // Killed again mid-wave, a fresh rollout is rolled back straight from its state.
+    // Killed again mid-wave, a fresh rollout is rolled back straight from its state. The dead
+    // controller's remote applies may still be on their way: once they have all ended, the
+    // fleet must still be at its originals (each touched host fenced the rollout first).
     spawn_and_kill_mid_wave(&f, &plan, "b.json");
     let (o, out, err) = run(rollout_cmd(&f, &plan, "b.json", &["--rollback-fleet", "--json"]));
     assert!(o.status.success(), "{err}\n{out}");
     let r = report(&out);
     assert_eq!(r["status"], "rolled_back");
+    wait_for_remote_applies_to_end(&f);
+    let run_id = r["run_id"].as_str().unwrap();
+    for (i, h) in r["hosts"].as_array().unwrap().iter().enumerate() {
+        if h["verdict"] == "rolled_back" {
+            let fence = f.backup(i).with_file_name("fenced").join(run_id);
+            assert!(fence.exists(), "{} restored without fencing {run_id}", h["host"]);
+        }
+    }
     for (i, (name, verdict)) in verdicts(&r).into_iter().enumerate() {
-        assert_eq!(values(&f, i), originals(i), "{name} after the second rollback");
+        assert_eq!(values(&f, i), originals(i), "{name} after the second rollback\n{err}\n{out}\nkilled controller:\n{}", std::fs::read_to_string(f.dir.path().join("b.json.stderr")).unwrap_or_default());
         assert!(["rolled_back", "untouched"].contains(&verdict.as_str()), "{name}: {verdict}");
     }
 }

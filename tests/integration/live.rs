@@ -6,7 +6,7 @@
 
 use crate::support::{Netns, bin, host_value, privileged, run_in, text};
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 
 const KEYS: [&str; 3] = ["net.core.somaxconn", "net.ipv4.tcp_max_syn_backlog", "net.ipv4.tcp_slow_start_after_idle"];
 
@@ -324,4 +324,73 @@ fn sandbox_tree_apply_rollback_without_root() {
     let (_, err) = text(&o);
     assert!(!o.status.success() && err.contains("symbolic link"), "{err}");
     assert_eq!(std::fs::read_to_string(d.path().join("tree/net/core/somaxconn")).unwrap().trim(), "128");
+}
+
+/// A sandbox tree holding net.core.somaxconn = 128 and a plan raising it to 1024.
+fn fence_sandbox() -> (tempfile::TempDir, std::path::PathBuf) {
+    let d = tempfile::tempdir().unwrap();
+    let somaxconn = d.path().join("tree/net/core/somaxconn");
+    std::fs::create_dir_all(somaxconn.parent().unwrap()).unwrap();
+    std::fs::write(&somaxconn, "128\n").unwrap();
+    std::fs::write(d.path().join("plan.conf"), "net.core.somaxconn = 1024\n").unwrap();
+    (d, somaxconn)
+}
+
+const FENCE_ARGS: [&str; 10] = ["--sysctl-root", "tree", "--backup", "b/backup.json", "--audit-log", "a.jsonl", "--monitor-seconds", "0", "--plan", "plan.conf"];
+
+fn fence_cmd<'a>(first: &[&'a str]) -> Vec<&'a str> {
+    first.iter().copied().chain(FENCE_ARGS).chain(["--interval", "0.05"]).collect()
+}
+
+/// A fleet controller killed mid-wave leaves its remote apply running; when that apply reaches
+/// the host after `--rollback-fleet` restored it, the fence must stop it (CI failure, session 1).
+#[test]
+fn a_late_apply_of_a_fenced_rollout_writes_nothing() {
+    let (d, somaxconn) = fence_sandbox();
+    let value = || std::fs::read_to_string(&somaxconn).unwrap().trim().to_string();
+    ok(&run_in(d.path(), &fence_cmd(&["apply", "--rollout-id", "rollout-1-1"])), "apply of the rollout");
+    assert_eq!(value(), "1024");
+    ok(&run_in(d.path(), &fence_cmd(&["rollback", "--fence-rollout", "rollout-1-1"])), "fencing rollback");
+    assert_eq!(value(), "128");
+    assert!(d.path().join("b/fenced/rollout-1-1").exists());
+    // The late apply: refused under the lock, nothing written.
+    let o = run_in(d.path(), &fence_cmd(&["apply", "--rollout-id", "rollout-1-1"]));
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("fleet rollout rollout-1-1 was rolled back on this host") && err.contains("nothing written"), "{err}");
+    assert_eq!(value(), "128");
+    // Fencing with the backup already restored still fences (the apply may not have started yet).
+    ok(&run_in(d.path(), &fence_cmd(&["rollback", "--fence-rollout", "rollout-2-2"])), "fencing rollback with nothing to restore");
+    assert!(d.path().join("b/fenced/rollout-2-2").exists());
+    // Another rollout is not fenced; a hostile id is a usage error before anything is opened.
+    ok(&run_in(d.path(), &fence_cmd(&["apply", "--rollout-id", "rollout-3-3"])), "apply of another rollout");
+    assert_eq!(value(), "1024");
+    for (flag, bad) in [("--fence-rollout", "../../etc/passwd"), ("--fence-rollout", ".x"), ("--rollout-id", "a b"), ("--rollout-id", "../x")] {
+        let verb = if flag == "--rollout-id" { "apply" } else { "rollback" };
+        let o = run_in(d.path(), &fence_cmd(&[verb, flag, bad]));
+        let (_, err) = text(&o);
+        assert_eq!(o.status.code(), Some(2), "{bad}: {err}");
+        assert!(err.contains(flag) && err.contains("invalid"), "{err}");
+    }
+    assert_eq!(value(), "1024");
+    assert!(!d.path().join("etc").exists());
+}
+
+/// The race itself: an apply already running (still diagnosing, before the lock) when the
+/// fencing rollback runs must not land afterwards.
+#[test]
+fn an_apply_on_its_way_when_the_fence_goes_up_writes_nothing() {
+    let (d, somaxconn) = fence_sandbox();
+    // A 2 s telemetry interval keeps the apply away from the lock while the rollback runs.
+    let late = Command::new(bin()).args(["apply", "--rollout-id", "rollout-9-9", "--interval", "2"]).args(FENCE_ARGS).current_dir(d.path()).env_remove("SEMANTOS_FAULT").stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let o = run_in(d.path(), &fence_cmd(&["rollback", "--fence-rollout", "rollout-9-9"]));
+    let (_, err) = text(&o);
+    // Nothing was applied yet, so there is nothing to restore; the fence is up all the same.
+    assert!(err.contains("nothing to roll back"), "{err}");
+    assert!(d.path().join("b/fenced/rollout-9-9").exists());
+    let o = late.wait_with_output().unwrap();
+    let (_, err) = text(&o);
+    assert!(!o.status.success() && err.contains("was rolled back on this host"), "the late apply: {err}");
+    assert_eq!(std::fs::read_to_string(&somaxconn).unwrap().trim(), "128");
 }

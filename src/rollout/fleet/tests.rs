@@ -18,6 +18,8 @@ struct FakeFleet {
     unhealthy: BTreeSet<String>,
     refuse: BTreeSet<String>,
     already: BTreeSet<String>,
+    /// Hosts whose next apply finds an interrupted transaction (once).
+    interrupted: Mutex<BTreeSet<String>>,
     calls: Mutex<Vec<String>>,
 }
 
@@ -51,6 +53,9 @@ impl Remote for FakeFleet {
         if self.refuse.contains(&h.name) {
             return Err(HostError::new(Failure::Refused, format!("{}: guardrails said no", h.name)));
         }
+        if self.interrupted.lock().unwrap().remove(&h.name) {
+            return Err(HostError::new(Failure::Interrupted, format!("{}: the last run was interrupted", h.name)));
+        }
         if self.already.contains(&h.name) {
             return Ok(Applied { unchanged: true, written: BTreeMap::new(), detail: "values already as planned".into() });
         }
@@ -63,8 +68,8 @@ impl Remote for FakeFleet {
         self.call("health", h);
         if self.unhealthy.contains(&h.name) { Err(HostError::new(Failure::Unhealthy, format!("{}: health command exited 1", h.name))) } else { Ok(()) }
     }
-    fn rollback(&self, h: &Host) -> Result<Restored, HostError> {
-        self.call("rollback", h);
+    fn rollback(&self, h: &Host, fence: bool) -> Result<Restored, HostError> {
+        self.call(if fence { "rollback+fence" } else { "rollback" }, h);
         self.up(h)?;
         self.values.lock().unwrap().insert(h.name.clone(), "128".into());
         Ok(Restored { restored: vec![("net.core.somaxconn".into(), Some("4096".into()), "128".into())], nothing_to_do: false })
@@ -214,4 +219,22 @@ fn a_host_the_plan_left_unchanged_is_not_restored_by_a_later_failure() {
     assert_eq!(phases(&file)[1], ("h2".to_string(), Phase::Unchanged));
     assert!(!fleet.calls_for("h2").iter().any(|c| c.starts_with("rollback")), "{:?}", fleet.calls_for("h2"));
     assert!(fleet.calls_for("h1").iter().any(|c| c.starts_with("rollback")));
+}
+
+#[test]
+fn only_a_final_restore_fences_the_rollout_on_the_host() {
+    let d = tempfile::tempdir().unwrap();
+    let file = state(6, d.path());
+    // h2's earlier attempt was cut off: restore without a fence, apply again. h6 then fails in wave 3.
+    file.host(1, |h| h.touched = true).unwrap();
+    let fleet = FakeFleet { interrupted: Mutex::new(["h2".to_string()].into()), unhealthy: ["h6".to_string()].into(), ..Default::default() };
+    assert_eq!(run(&fleet, &file), Status::Failed);
+    let h2 = fleet.calls_for("h2");
+    let retry = h2.iter().position(|c| c == "rollback h2").expect("the interrupted apply is restored first");
+    let final_restore = h2.iter().position(|c| c == "rollback+fence h2").expect("the failed rollout is fenced on h2");
+    assert!(retry < final_restore && h2[retry + 1] == "apply h2", "{h2:?}");
+    for host in ["h1", "h3", "h4", "h5", "h6"] {
+        let calls = fleet.calls_for(host);
+        assert!(calls.iter().filter(|c| c.starts_with("rollback")).all(|c| c.starts_with("rollback+fence")), "{host}: {calls:?}");
+    }
 }
