@@ -14,9 +14,29 @@ fn help_lists_every_command_and_each_has_help() {
     for cmd in ["reproduce", "diagnose", "recommend", "apply", "rollback", "dry-run", "simulate", "--applier", "--seed", "--trials", "--plan", "--config"] {
         assert!(out.contains(cmd), "--help lacks {cmd}:\n{out}");
     }
-    for cmd in ["reproduce", "diagnose", "recommend", "apply", "rollback", "dry-run", "simulate", "completions", "man"] {
-        let o = run_in(d.path(), &[cmd, "--help"]);
-        assert!(o.status.success() && !o.stdout.is_empty(), "{cmd} --help");
+    // Every subcommand the parser defines, nested ones too, is listed and has a help page.
+    use clap::CommandFactory;
+    let root = semantos::cli::args::Cli::command();
+    let mut paths: Vec<Vec<String>> = root.get_subcommands().map(|c| vec![c.get_name().to_string()]).collect();
+    let mut i = 0;
+    while i < paths.len() {
+        let mut c = &root;
+        for name in &paths[i] {
+            c = c.find_subcommand(name).unwrap();
+        }
+        let parent = paths[i].clone();
+        paths.extend(c.get_subcommands().map(|s| parent.iter().cloned().chain([s.get_name().to_string()]).collect()));
+        i += 1;
+    }
+    assert!(paths.len() > 15, "{paths:?}");
+    for path in &paths {
+        if path.len() == 1 {
+            assert!(out.contains(&format!("  {}", path[0])), "--help lacks {}:\n{out}", path[0]);
+        }
+        let mut args: Vec<&str> = path.iter().map(String::as_str).collect();
+        args.push("--help");
+        let o = run_in(d.path(), &args);
+        assert!(o.status.success() && !o.stdout.is_empty(), "{} --help", path.join(" "));
     }
     let o = run_in(d.path(), &["completions", "bash"]);
     assert!(text(&o).0.contains("semantos"));
