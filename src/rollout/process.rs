@@ -74,10 +74,34 @@ fn wait_until(child: &mut Child, deadline: Instant) -> std::io::Result<Option<Ex
     }
 }
 
+/// Makes the child die with the thread that runs it: a controller killed mid-wave must not leave
+/// an `ansible-playbook` carrying on with later waves, nor ssh clients it no longer reads. (The
+/// remote side is the host's business: each remote command runs under `timeout`, and a late
+/// apply finds its rollout fenced.) A daemon the child forks, such as an ssh multiplexing
+/// master, is not affected: the kernel clears the setting across fork.
+fn die_with_parent(cmd: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: between fork and exec only async-signal-safe calls (getpid, prctl, getppid).
+    let parent = unsafe { libc::getpid() };
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The parent may have died before prctl took effect.
+            if libc::getppid() != parent {
+                return Err(std::io::Error::other("the controller exited while starting a child"));
+            }
+            Ok(())
+        });
+    }
+}
+
 /// Runs `cmd`, writes `stdin` to it (then closes it), and kills it after `timeout`.
 pub fn run(mut cmd: Command, stdin: Option<&[u8]>, timeout: Duration) -> std::io::Result<Finished> {
     let start = Instant::now();
     cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() }).stdout(Stdio::piped()).stderr(Stdio::piped());
+    die_with_parent(&mut cmd);
     let mut child = cmd.spawn()?;
     let out = drain(child.stdout.take());
     let err = drain(child.stderr.take());

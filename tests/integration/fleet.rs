@@ -229,6 +229,24 @@ fn spawn_and_kill_mid_wave(f: &TestFleet, plan: &Path, state: &str) {
     unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
     let st = child.wait().unwrap();
     assert!(!st.success());
+    // Its ssh clients die with it (left alone, they would live until their remote apply, at
+    // least a second away, answered); only the multiplexing masters (`ssh: SOCKET [mux]`) linger.
+    let config = f.ssh_config.display().to_string();
+    let deadline = Instant::now() + Duration::from_millis(500);
+    loop {
+        let clients: Vec<String> = std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+            .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+            .filter(|c| c.starts_with("ssh ") && c.contains(&config))
+            .collect();
+        if clients.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the killed controller left ssh clients running: {clients:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let s: Json = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     assert_eq!(s["status"], "running", "the killed controller left: {s}");
 }
