@@ -87,6 +87,10 @@ fn propose(cli: &Cli, t: Option<&TelemetryArgs>, kb: &Kb, store: &dyn SysctlStor
 
 /// `reasoner` chooses the backend when no `--plan` is given (`recommend --reasoner llm`).
 fn propose_with(cli: &Cli, t: Option<&TelemetryArgs>, kb: &Kb, store: &dyn SysctlStore, reasoner: Option<&super::compare_cmd::ReasonerArgs>) -> Result<Proposal> {
+    if let (Some(p), Some(_)) = (&cli.plan, reasoner.filter(|r| r.uses_llm())) {
+        // Either the model proposes the plan or the file is the plan: never one silently instead of the other.
+        return Err(invalid(format!("--plan {} and --reasoner llm both name where the plan comes from; drop one", p.display())));
+    }
     let (a, b) = telemetry(cli, t)?;
     let findings = reasoning::diagnose(&a, &b, kb);
     let current = current_values(store, kb);

@@ -525,6 +525,13 @@ fn recommend_with_the_llm_falls_back_or_fails_as_configured_and_never_prints_the
     let o = run_in(d.path(), &["recommend", "--telemetry", &csv, "--reasoner", "llm", "--llm-model", "m", "--llm-url", "https://api.example/v1"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o).1.contains("--llm-url https://api.example/v1"), "{}", text(&o).1);
+    // A plan file and the LLM both claiming to be the plan's source: a usage error, no request sent.
+    let before = server.requests().len();
+    std::fs::write(d.path().join("p.conf"), "vm.swappiness = 10\n").unwrap();
+    let o = run(&["--plan", "p.conf"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o).1);
+    assert!(text(&o).1.contains("--plan p.conf and --reasoner llm"), "{}", text(&o).1);
+    assert_eq!(server.requests().len(), before, "the model was asked anyway");
 }
 
 fn walk(dir: &Path) -> Vec<PathBuf> {
