@@ -75,6 +75,9 @@ pub struct LlmArgs {
     /// Append (uncertainty, outcome) calibration records to FILE [default: logs/llm-calibration.jsonl].
     #[arg(long, value_name = "FILE")]
     pub llm_calibration: Option<PathBuf>,
+    /// Trust only the CAs in this PEM file for an https --llm-url (an internal gateway); default: the built-in Mozilla roots.
+    #[arg(long, value_name = "FILE", env = "SEMANTOS_LLM_CA_FILE")]
+    pub llm_ca_file: Option<PathBuf>,
 }
 
 /// `--reasoner` and the LLM flags, as `recommend` takes them.
@@ -121,6 +124,7 @@ pub fn settings(a: &LlmArgs) -> Result<Settings> {
         record: a.llm_record.clone(),
         replay: a.llm_replay.clone(),
         calibration: a.llm_calibration.clone(),
+        ca_file: a.llm_ca_file.clone(),
         api_key: None,
     };
     let file = match &a.llm_config {

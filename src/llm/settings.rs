@@ -119,6 +119,8 @@ pub struct Partial {
     pub replay: Option<PathBuf>,
     /// Append (uncertainty, outcome) records to this JSON-lines file.
     pub calibration: Option<PathBuf>,
+    /// PEM file of the only CAs trusted for an https server (an internal gateway); default: the Mozilla roots built in.
+    pub ca_file: Option<PathBuf>,
     /// Refused with a clear message: keys come only from the environment.
     #[serde(default, skip_serializing)]
     pub api_key: Option<serde::de::IgnoredAny>,
@@ -141,6 +143,7 @@ impl Partial {
             record: self.record.or(lower.record),
             replay: self.replay.or(lower.replay),
             calibration: self.calibration.or(lower.calibration),
+            ca_file: self.ca_file.or(lower.ca_file),
             api_key: None,
         }
     }
@@ -192,6 +195,8 @@ pub struct Settings {
     pub replay: Option<PathBuf>,
     /// Calibration JSON-lines file.
     pub calibration: Option<PathBuf>,
+    /// CAs trusted for https instead of the built-in roots (from `ca_file`).
+    pub ca_certs: Vec<ureq::tls::Certificate<'static>>,
 }
 
 /// Defaults, chosen for a small local model on a laptop CPU.
@@ -221,6 +226,14 @@ impl Settings {
             (None, false) => bail!("the LLM reasoner needs a server: give --llm-url URL (or SEMANTOS_LLM_URL, or `url:` in --llm-config), e.g. http://127.0.0.1:8080/v1"),
         };
         let endpoint = endpoint(&url)?;
+        if api_key.is_some() && !replaying && endpoint.starts_with("http://") && !is_loopback(&endpoint) {
+            bail!("refusing to send {API_KEY_ENV} in clear text to {endpoint}: use an https:// URL, or a server on 127.0.0.1, ::1 or localhost");
+        }
+        let ca_certs = match &p.ca_file {
+            Some(f) if endpoint.starts_with("http://") => bail!("--llm-ca-file {}: the URL {endpoint} is plain http; a CA file applies to https URLs only", f.display()),
+            Some(f) => load_ca_file(f)?,
+            None => Vec::new(),
+        };
         let model = match p.model {
             Some(m) if !m.trim().is_empty() && m.len() <= 256 && !m.chars().any(char::is_control) => m,
             Some(m) => bail!("--llm-model {m:?}: give the model name the server serves (1 to 256 printable characters)"),
@@ -267,6 +280,7 @@ impl Settings {
             record: p.record,
             replay: p.replay,
             calibration: p.calibration,
+            ca_certs,
         })
     }
 
@@ -276,21 +290,46 @@ impl Settings {
     }
 }
 
-/// The chat-completions endpoint for a base URL; only plain `http://` (this build carries no TLS).
+/// Reads the certificates of a PEM file; one at least, or an error naming the file.
+fn load_ca_file(path: &Path) -> Result<Vec<ureq::tls::Certificate<'static>>> {
+    let pem = std::fs::read(path).with_context(|| format!("--llm-ca-file {}: cannot read it", path.display()))?;
+    let mut certs = Vec::new();
+    for item in ureq::tls::parse_pem(&pem) {
+        match item {
+            Ok(ureq::tls::PemItem::Certificate(c)) => certs.push(c),
+            Ok(_) => {}
+            Err(e) => bail!("--llm-ca-file {}: not a PEM file ({e})", path.display()),
+        }
+    }
+    if certs.is_empty() {
+        bail!("--llm-ca-file {}: holds no `BEGIN CERTIFICATE` block", path.display());
+    }
+    Ok(certs)
+}
+
+/// Whether the endpoint's host is this machine (where a bearer token over plain http stays local).
+fn is_loopback(endpoint: &str) -> bool {
+    let rest = endpoint.split_once("://").map_or(endpoint, |(_, r)| r);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
+    };
+    host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// The chat-completions endpoint for a base URL (`http://` or `https://`).
 pub fn endpoint(url: &str) -> Result<String> {
     let u = url.trim();
     if u.chars().any(|c| c.is_control() || c.is_whitespace()) {
         bail!("--llm-url {url:?}: a URL has no spaces or control characters");
     }
-    let Some(rest) = u.strip_prefix("http://") else {
-        if u.starts_with("https://") {
-            bail!("--llm-url {u}: https is not built in (SemantOS keeps its build lean and talks to local servers); reach a hosted API through a local TLS-terminating proxy on 127.0.0.1 and give its http:// URL");
-        }
-        bail!("--llm-url {u}: give an http:// URL such as http://127.0.0.1:8080/v1");
+    let Some(rest) = u.strip_prefix("http://").or_else(|| u.strip_prefix("https://")) else {
+        bail!("--llm-url {u}: give an http:// or https:// URL such as http://127.0.0.1:8080/v1");
     };
     let host = rest.split(['/', '?', '#']).next().unwrap_or("");
     if host.is_empty() || host.contains('@') {
-        bail!("--llm-url {u}: give host[:port] after http:// (credentials in the URL are refused: use {API_KEY_ENV})");
+        bail!("--llm-url {u}: give host[:port] after the scheme (credentials in the URL are refused: use {API_KEY_ENV})");
     }
     let u = u.trim_end_matches('/');
     Ok(if u.ends_with("/chat/completions") { u.to_string() } else { format!("{u}/chat/completions") })
@@ -311,7 +350,9 @@ mod tests {
         let e = Partial::from_yaml("urll: http://x\n", "llm.yaml").unwrap_err().to_string();
         assert!(e.contains("llm.yaml") && e.contains("urll"), "{e}");
         for (p, want) in [
-            (Partial { url: Some("https://api.example/v1".into()), model: Some("m".into()), ..Partial::default() }, "https is not built in"),
+            (Partial { url: Some("ftp://api.example/v1".into()), model: Some("m".into()), ..Partial::default() }, "give an http:// or https:// URL"),
+            (Partial { url: Some("http://h/v1".into()), model: Some("m".into()), ca_file: Some("ca.pem".into()), ..Partial::default() }, "applies to https URLs only"),
+            (Partial { url: Some("https://h/v1".into()), model: Some("m".into()), ca_file: Some("/nonexistent/ca.pem".into()), ..Partial::default() }, "--llm-ca-file /nonexistent/ca.pem: cannot read it"),
             (Partial { url: Some("http://u:p@h/v1".into()), model: Some("m".into()), ..Partial::default() }, "credentials"),
             (Partial { model: Some("m".into()), ..Partial::default() }, "--llm-url"),
             (Partial { url: Some("http://h".into()), ..Partial::default() }, "--llm-model"),
@@ -325,9 +366,34 @@ mod tests {
     }
 
     #[test]
+    fn a_key_goes_in_clear_text_only_to_this_machine() {
+        let key = || ApiKey::new("sk-secret".into());
+        let with = |url: &str| Settings::resolve(Partial { url: Some(url.into()), model: Some("m".into()), ..Partial::default() }, key());
+        for local in ["http://127.0.0.1:8080/v1", "http://localhost/v1", "http://[::1]:9/v1", "https://api.example/v1"] {
+            with(local).unwrap_or_else(|e| panic!("{local}: {e}"));
+        }
+        for remote in ["http://10.0.0.5:8080/v1", "http://api.example/v1", "http://127.0.0.1.example/v1"] {
+            let e = with(remote).unwrap_err().to_string();
+            assert!(e.contains("clear text") && !e.contains("sk-secret"), "{remote}: {e}");
+        }
+        // Without a key, plain http anywhere is the user's call.
+        Settings::resolve(Partial { url: Some("http://10.0.0.5/v1".into()), model: Some("m".into()), ..Partial::default() }, None).unwrap();
+    }
+
+    #[test]
+    fn a_ca_file_must_hold_a_certificate() {
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("ca.pem");
+        std::fs::write(&f, "not a certificate\n").unwrap();
+        let p = || Partial { url: Some("https://h/v1".into()), model: Some("m".into()), ca_file: Some(f.clone()), ..Partial::default() };
+        let e = Settings::resolve(p(), None).unwrap_err().to_string();
+        assert!(e.contains("ca.pem") && e.contains("BEGIN CERTIFICATE"), "{e}");
+    }
+
+    #[test]
     fn the_api_key_never_prints() {
-        let s = Settings::resolve(Partial { url: Some("http://h/v1/chat/completions/".into()), model: Some("m".into()), ..Partial::default() }, ApiKey::new("sk-secret".into())).unwrap();
-        assert_eq!(s.endpoint, "http://h/v1/chat/completions");
+        let s = Settings::resolve(Partial { url: Some("https://h/v1/chat/completions/".into()), model: Some("m".into()), ..Partial::default() }, ApiKey::new("sk-secret".into())).unwrap();
+        assert_eq!(s.endpoint, "https://h/v1/chat/completions");
         assert!(!format!("{s:?}").contains("sk-secret"));
         assert_eq!(s.api_key.unwrap().bearer(), "Bearer sk-secret");
         assert!(ApiKey::new("  ".into()).is_none());

@@ -66,9 +66,12 @@ pub struct HttpBackend {
 impl HttpBackend {
     /// A client with the settings' timeouts. Redirects are not followed (the
     /// bearer token must not travel to another host) and proxies in the
-    /// environment are not used (the server is local).
+    /// environment are not used. https verifies the server against the
+    /// built-in Mozilla roots, or only against the settings' CA file.
     pub fn new(s: &Settings) -> HttpBackend {
+        let roots = if s.ca_certs.is_empty() { ureq::tls::RootCerts::WebPki } else { ureq::tls::RootCerts::new_with_certs(&s.ca_certs) };
         let config = ureq::Agent::config_builder()
+            .tls_config(ureq::tls::TlsConfig::builder().root_certs(roots).build())
             .timeout_global(Some(s.timeout))
             .timeout_connect(Some(s.connect_timeout))
             .http_status_as_error(false)

@@ -159,7 +159,7 @@ fn repo() -> PathBuf {
 }
 
 /// The sample telemetry: eight findings (accept_queue_overflow, swap_in_stalls, ...).
-fn sample_csv() -> PathBuf {
+pub(crate) fn sample_csv() -> PathBuf {
     repo().join("experiments/data/sample_telemetry.csv")
 }
 
@@ -319,7 +319,7 @@ fn every_reply_file_gets_its_verdict() {
 
 // ---------------------------------------------------------------- behaviours
 
-fn reply_with(changes: &[(&str, &str, &str)]) -> String {
+pub(crate) fn reply_with(changes: &[(&str, &str, &str)]) -> String {
     let changes: Vec<Json> = changes.iter().map(|(k, v, f)| json!({"key": k, "kb_key": k, "finding_id": f, "value": v, "rationale": "because"})).collect();
     json!({"schema_version": 1, "changes": changes}).to_string()
 }
@@ -470,7 +470,7 @@ fn nothing_listening_is_a_transport_verdict_naming_the_url() {
 // ---------------------------------------------------------------- the binary
 
 /// A sandbox sysctl tree with the simulated host's starting values.
-fn sandbox(dir: &Path) -> String {
+pub(crate) fn sandbox(dir: &Path) -> String {
     let root = dir.join("tree");
     semantos::sim::seed_sandbox(&semantos::sim::HostSpec::default(), &root).unwrap();
     root.display().to_string()
@@ -522,9 +522,9 @@ fn recommend_with_the_llm_falls_back_or_fails_as_configured_and_never_prints_the
     let cal = std::fs::read_to_string(d.path().join("logs/llm-calibration.jsonl")).unwrap();
     assert!(cal.lines().all(|l| serde_json::from_str::<Json>(l).unwrap()["verdict"] == "reject"), "{cal}");
     // Settings errors are invalid input naming the flag.
-    let o = run_in(d.path(), &["recommend", "--telemetry", &csv, "--reasoner", "llm", "--llm-model", "m", "--llm-url", "https://api.example/v1"]);
+    let o = run_in(d.path(), &["recommend", "--telemetry", &csv, "--reasoner", "llm", "--llm-model", "m", "--llm-url", "ftp://api.example/v1"]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(text(&o).1.contains("--llm-url https://api.example/v1"), "{}", text(&o).1);
+    assert!(text(&o).1.contains("--llm-url ftp://api.example/v1"), "{}", text(&o).1);
     // A plan file and the LLM both claiming to be the plan's source: a usage error, no request sent.
     let before = server.requests().len();
     std::fs::write(d.path().join("p.conf"), "vm.swappiness = 10\n").unwrap();

@@ -12,5 +12,6 @@ mod kb_netns; // KB net.* scopes checked in throwaway network namespaces (root)
 mod live; // real host mode: dry run on /proc/sys, apply/rollback/faults/SIGKILL in namespaces (root)
 mod plans; // snapshot tests of plans: edges, conditions, sizing, unavailable keys
 mod llm_contract; // the LLM backend against an in-process OpenAI-compatible server: every hostile reply's verdict
+mod llm_tls; // https to an OpenAI-compatible server: a private CA trusted by --llm-ca-file, an unknown one refused
 mod llm_live; // the LLM backend against a real local model (SmolLM2-135M under llama-cpp-python; venv from scripts/setup/50-llm.sh)
 mod repro; // the sandbox reproduction end to end
