@@ -232,9 +232,8 @@ pub fn apply(cli: &Cli, t: Option<&TelemetryArgs>) -> Result<i32> {
         return Ok(0);
     }
     let store = FaultyStore::new(guarded(tree.clone(), &kb, &pol), faults()?);
-    let known = p.findings.findings.iter().map(|f| f.id.clone()).collect();
     let window = Duration::from_secs_f64(cli.host.monitor_seconds.unwrap_or(pol.monitor_seconds).clamp(0.0, 86400.0));
-    let mut monitor = LiveMonitor::new(ProcReader::with_roots(&cli.host.proc_root, "/sys"), &kb, window, cli.host.health_cmd.clone(), known, pol.monitor_new_symptoms);
+    let mut monitor = LiveMonitor::new(ProcReader::with_roots(&cli.host.proc_root, "/sys"), &kb, window, cli.host.health_cmd.clone(), p.findings.clone(), pol.monitor_new_symptoms, pol.monitor_worsening_factor);
     let now = now_ms();
     let opts = ApplyOptions {
         paths: paths(cli),

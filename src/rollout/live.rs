@@ -1,8 +1,9 @@
 //! The monitor on a real host: after each batch it watches telemetry for a
 //! window and runs the user's health command. A failing health command is a
-//! regression; so is a symptom that was not present before the apply and
-//! that the KB links to a key changed so far (by default: the policy's
-//! `monitor_new_symptoms: any` counts every new symptom).
+//! regression; so is a symptom that the KB links to a key changed so far and
+//! that either was not present before the apply, or was and got
+//! `monitor_worsening_factor` times worse (policy; `monitor_new_symptoms:
+//! any` judges every symptom, linked or not).
 //!
 //! Why attribution: PSI, memory and load are host-wide, and on a busy host
 //! they flap around their thresholds whatever we do. Rolling back a
@@ -12,7 +13,8 @@
 
 use crate::apply::{Health, Monitor};
 use crate::kb::Kb;
-use crate::reasoning::diagnose;
+use crate::kb::entry::{Measure, Op};
+use crate::reasoning::{Finding, Findings, diagnose};
 use crate::safety::NewSymptoms;
 use crate::telemetry::procfs::ProcReader;
 use std::collections::BTreeSet;
@@ -24,8 +26,9 @@ pub struct LiveMonitor<'a> {
     kb: &'a Kb,
     window: Duration,
     health_cmd: Option<String>,
-    known: BTreeSet<String>,
+    baseline: Findings,
     scope: NewSymptoms,
+    worsening: f64,
     changed: BTreeSet<String>,
 }
 
@@ -45,10 +48,43 @@ pub fn attributable<'k>(kb: &Kb, keys: impl IntoIterator<Item = &'k String>) -> 
     out
 }
 
+/// How much worse `now` is than `before` (the same symptom), or `None` when it is not `factor` times worse.
+///
+/// The symptom's counter signals (rates, deltas per second) are compared when it has any, else
+/// its gauges and ratios: context gates such as PSI beside a counter do not decide. Every
+/// compared signal must be worse by the factor, in the direction its threshold points.
+pub fn worsened(kb: &Kb, before: &Finding, before_s: f64, now: &Finding, now_s: f64, factor: f64) -> Option<String> {
+    let sym = kb.symptoms.get(&now.id)?;
+    if factor <= 0.0 || before.evidence.len() != sym.when.len() || now.evidence.len() != sym.when.len() {
+        return None;
+    }
+    let counter = |m: Measure| matches!(m, Measure::Rate | Measure::Delta);
+    let any_counter = sym.when.iter().any(|s| counter(s.measure));
+    let per_s = |v: f64, m: Measure, secs: f64| if m == Measure::Delta && secs > 0.0 { v / secs } else { v };
+    let mut parts = Vec::new();
+    for (i, sig) in sym.when.iter().enumerate().filter(|(_, s)| counter(s.measure) == any_counter) {
+        let (a, b) = (per_s(before.evidence[i].value, sig.measure, before_s), per_s(now.evidence[i].value, sig.measure, now_s));
+        let worse = match sig.op {
+            Op::Gt | Op::Ge => a > 0.0 && b >= a * factor,
+            Op::Lt | Op::Le => b > 0.0 && b * factor <= a,
+            Op::Eq | Op::Ne => false,
+        };
+        if !worse {
+            return None;
+        }
+        parts.push(format!("{} {} → {}", now.evidence[i].metric, fmt(a), fmt(b)));
+    }
+    (!parts.is_empty()).then(|| format!("{} got worse ({}; ×{factor} or more)", now.id, parts.join(", ")))
+}
+
+fn fmt(v: f64) -> String {
+    if v.abs() >= 100.0 { format!("{v:.0}") } else { format!("{v:.2}") }
+}
+
 impl<'a> LiveMonitor<'a> {
-    /// A monitor that treats `known` findings (present before the apply) as not new, and judges new ones by `scope`.
-    pub fn new(reader: ProcReader, kb: &'a Kb, window: Duration, health_cmd: Option<String>, known: BTreeSet<String>, scope: NewSymptoms) -> Self {
-        Self { reader, kb, window, health_cmd, known, scope, changed: BTreeSet::new() }
+    /// A monitor that judges each window against `baseline` (the findings before the apply), by `scope` and `worsening` (the policy's).
+    pub fn new(reader: ProcReader, kb: &'a Kb, window: Duration, health_cmd: Option<String>, baseline: Findings, scope: NewSymptoms, worsening: f64) -> Self {
+        Self { reader, kb, window, health_cmd, baseline, scope, worsening, changed: BTreeSet::new() }
     }
 
     fn run_health_cmd(&self) -> anyhow::Result<Option<String>> {
@@ -73,10 +109,17 @@ impl Monitor for LiveMonitor<'_> {
         let f = diagnose(&before, &after, self.kb);
         let related = attributable(self.kb, &self.changed);
         let (mut blamed, mut unrelated) = (Vec::new(), Vec::new());
-        for x in f.findings.iter().filter(|x| !self.known.contains(&x.id)) {
+        for x in &f.findings {
+            let judged = self.scope == NewSymptoms::Any || related.contains(&x.id);
+            if let Some(was) = self.baseline.get(&x.id) {
+                if judged && let Some(why) = worsened(self.kb, was, self.baseline.window_s, x, f.window_s, self.worsening) {
+                    blamed.push(why);
+                }
+                continue;
+            }
             let line = format!("{} ({})", x.id, x.evidence.iter().map(|e| e.describe()).collect::<Vec<_>>().join("; "));
-            if self.scope == NewSymptoms::Any || related.contains(&x.id) {
-                blamed.push(line);
+            if judged {
+                blamed.push(format!("new symptom {line}"));
             } else {
                 unrelated.push(line);
             }
@@ -86,10 +129,10 @@ impl Monitor for LiveMonitor<'_> {
             return Ok(Health::Regressed(format!("{batch}: {failed}")));
         }
         if !blamed.is_empty() {
-            return Ok(Health::Regressed(format!("{batch}: new symptom(s) after the change: {}", blamed.join(", "))));
+            return Ok(Health::Regressed(format!("{batch}: after the change: {}", blamed.join(", "))));
         }
         let also = if unrelated.is_empty() { String::new() } else { format!("; also seen, not linked to the changed keys by the KB: {}", unrelated.join(", ")) };
-        Ok(Health::Healthy(format!("{batch}: no new symptom linked to the change over {:.1} s{}{also}", self.window.as_secs_f64(), if self.health_cmd.is_some() { ", health command passed" } else { "" })))
+        Ok(Health::Healthy(format!("{batch}: no new or worse symptom linked to the change over {:.1} s{}{also}", self.window.as_secs_f64(), if self.health_cmd.is_some() { ", health command passed" } else { "" })))
     }
 }
 
@@ -113,5 +156,30 @@ mod tests {
         assert!(partner_syms.is_subset(&a));
         assert!(attributable(&kb, &["kernel.sched_latency_ns".to_string()]).contains("cpu_runqueue_delay"));
         assert!(attributable(&kb, &[]).is_empty());
+    }
+
+    fn finding(id: &str, values: &[f64]) -> Finding {
+        let kb = Kb::embedded().unwrap();
+        let evidence = kb.symptoms[id].when.iter().zip(values).map(|(s, &value)| crate::reasoning::Evidence { metric: s.metric.clone(), measure: s.measure, value, threshold: String::new() }).collect();
+        Finding { id: id.into(), title: String::new(), explain: String::new(), evidence }
+    }
+
+    #[test]
+    fn a_known_symptom_counts_when_its_counters_get_factor_times_worse() {
+        let kb = Kb::embedded().unwrap();
+        let q = |v| finding("accept_queue_overflow", &[v]);
+        let why = worsened(&kb, &q(10.0), 2.0, &q(25.0), 30.0, 2.0).expect("2.5 times the overflow rate");
+        assert!(why.contains("accept_queue_overflow got worse") && why.contains("10.00 → 25.00"), "{why}");
+        assert_eq!(worsened(&kb, &q(10.0), 2.0, &q(15.0), 30.0, 2.0), None, "1.5 times is noise at factor 2");
+        assert_eq!(worsened(&kb, &q(10.0), 2.0, &q(5.0), 30.0, 2.0), None, "better is not worse");
+        assert_eq!(worsened(&kb, &q(10.0), 2.0, &q(100.0), 30.0, 0.0), None, "factor 0 turns it off");
+        // Swap-in stalls: the swap-in rate decides, not the PSI gate beside it.
+        let s = |rate, psi| finding("swap_in_stalls", &[rate, psi]);
+        assert!(worsened(&kb, &s(30.0, 5.0), 2.0, &s(90.0, 2.0), 2.0, 2.0).is_some());
+        assert_eq!(worsened(&kb, &s(30.0, 2.0), 2.0, &s(40.0, 9.0), 2.0, 2.0), None);
+        // Gauge-only symptoms compare their gauges.
+        let r = |v| finding("receive_window_limited", &[v]);
+        assert!(worsened(&kb, &r(25.0), 2.0, &r(60.0), 2.0, 2.0).is_some());
+        assert_eq!(worsened(&kb, &r(25.0), 2.0, &r(40.0), 2.0, 2.0), None);
     }
 }

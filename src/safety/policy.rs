@@ -47,6 +47,10 @@ pub struct Policy {
     /// Which new symptoms during a live monitor window roll back.
     #[serde(default)]
     pub monitor_new_symptoms: NewSymptoms,
+    /// A symptom already present before the apply rolls back when the window shows it this many
+    /// times worse (its counters' rates, else its gauges); 0 turns the check off.
+    #[serde(default = "default_worsening")]
+    pub monitor_worsening_factor: f64,
 }
 
 /// Which symptoms that appear during a live monitor window count as a regression.
@@ -80,6 +84,9 @@ fn default_window() -> f64 {
 fn default_batch() -> usize {
     2
 }
+fn default_worsening() -> f64 {
+    2.0
+}
 
 impl Default for Policy {
     fn default() -> Self {
@@ -93,6 +100,7 @@ impl Default for Policy {
             monitor_seconds: default_window(),
             batch_size: default_batch(),
             monitor_new_symptoms: NewSymptoms::default(),
+            monitor_worsening_factor: default_worsening(),
         }
     }
 }
@@ -108,6 +116,9 @@ impl Policy {
         }
         if !(self.monitor_seconds.is_finite() && self.monitor_seconds > 0.0 && self.monitor_seconds <= 86400.0) {
             return Err(format!("policy.monitor_seconds: {} is invalid; use seconds in (0, 86400]", self.monitor_seconds));
+        }
+        if !(self.monitor_worsening_factor == 0.0 || (self.monitor_worsening_factor.is_finite() && self.monitor_worsening_factor >= 1.1)) {
+            return Err(format!("policy.monitor_worsening_factor: {} is invalid; use 1.1 or more (2 = twice as bad), or 0 to turn the check off", self.monitor_worsening_factor));
         }
         if self.batch_size == 0 {
             return Err("policy.batch_size: 0 is invalid; use 1 or more changes per batch".into());
