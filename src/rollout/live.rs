@@ -72,9 +72,10 @@ pub fn worsened(kb: &Kb, before: &Finding, before_s: f64, now: &Finding, now_s: 
         if !worse {
             return None;
         }
-        parts.push(format!("{} {} → {}", now.evidence[i].metric, fmt(a), fmt(b)));
+        let ratio = if b >= a { b / a } else { a / b };
+        parts.push(format!("{} {} → {}, ×{ratio:.1}", now.evidence[i].metric, fmt(a), fmt(b)));
     }
-    (!parts.is_empty()).then(|| format!("{} got worse ({}; ×{factor} or more)", now.id, parts.join(", ")))
+    (!parts.is_empty()).then(|| format!("{} got worse ({}; the limit is ×{factor})", now.id, parts.join("; ")))
 }
 
 fn fmt(v: f64) -> String {

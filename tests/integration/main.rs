@@ -9,6 +9,7 @@ mod bench; // live workloads in throwaway namespaces, quick mode: symptom, famil
 mod cli; // help, diagnose from CSV, plans as files
 mod fleet; // fleet rollout over real sshd in namespaces, ssh and Ansible engines; exporters
 mod kb_netns; // KB net.* scopes checked in throwaway network namespaces (root)
+mod monitor; // the live monitor on the real kernel: a targeted symptom that gets worse rolls the change back (root)
 mod live; // real host mode: dry run on /proc/sys, apply/rollback/faults/SIGKILL in namespaces (root)
 mod plans; // snapshot tests of plans: edges, conditions, sizing, unavailable keys
 mod llm_contract; // the LLM backend against an in-process OpenAI-compatible server: every hostile reply's verdict

@@ -1,0 +1,98 @@
+//! The live monitor on the real kernel: inside a fresh network namespace a
+//! listener that never accepts (backlog 1) takes a steady stream of
+//! connections, so the diagnosis sees `accept_queue_overflow` before the
+//! apply. When the apply's backup appears the stream gets ten times faster:
+//! the symptom the changed key (`net.core.somaxconn`) answers for is now far
+//! worse, and the monitor must roll the change back. With the check turned
+//! off (`monitor_worsening_factor: 0`) the same apply commits, which shows
+//! the worsening, not something else, made the difference.
+//!
+//! Privileged: skips without root unless SEMANTOS_REQUIRE_PRIVILEGED=1.
+
+use crate::support::{Netns, privileged, text};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+const LOAD: &str = r#"
+import os, socket, sys, time, collections
+trigger, port = sys.argv[1], int(sys.argv[2])
+srv = socket.socket()
+srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind(('127.0.0.1', port))
+srv.listen(1)
+live = collections.deque()
+print('ready', flush=True)
+while True:
+    rate = 400.0 if os.path.exists(trigger) else 40.0
+    s = socket.socket()
+    s.setblocking(False)
+    try:
+        s.connect(('127.0.0.1', port))
+    except BlockingIOError:
+        pass
+    now = time.monotonic()
+    live.append((now, s))
+    # Closed before the first SYN retransmission: one overflow per connection attempt.
+    while live and now - live[0][0] > 0.5:
+        live.popleft()[1].close()
+    time.sleep(1.0 / rate)
+"#;
+
+/// The connection stream inside `ns`, killed on drop.
+struct Load(Child);
+
+impl Drop for Load {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn load(ns: &Netns, trigger: &Path, port: u16) -> Load {
+    let mut c = Command::new("ip").args(["netns", "exec", &ns.name, "python3", "-c", LOAD]).arg(trigger).arg(port.to_string()).stdout(Stdio::piped()).spawn().expect("python3");
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(c.stdout.take().unwrap()), &mut line).unwrap();
+    assert_eq!(line.trim(), "ready");
+    Load(c)
+}
+
+/// Applies `net.core.somaxconn = 2048` in `ns` under a policy with `worsening`, while the stream runs; returns (exit, stdout, stderr).
+fn apply_under_load(ns: &Netns, dir: &Path, case: &str, worsening: &str, port: u16) -> (Option<i32>, String, String) {
+    let case_dir = dir.join(case);
+    std::fs::create_dir_all(&case_dir).unwrap();
+    std::fs::write(case_dir.join("plan.conf"), "net.core.somaxconn = 2048\n").unwrap();
+    std::fs::write(case_dir.join("policy.yaml"), format!("whitelist: [net.core.somaxconn]\nmonitor_worsening_factor: {worsening}\n")).unwrap();
+    let backup = case_dir.join("backup/sysctl_backup.json");
+    let _load = load(ns, &backup, port);
+    // Let the stream run a moment before the baseline window.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let o = ns.semantos(&case_dir, &["--json", "apply", "--plan", "plan.conf", "--policy", "policy.yaml", "--interval", "2", "--monitor-seconds", "2", "--backup", "backup/sysctl_backup.json", "--audit-log", "audit.jsonl"], &[]);
+    let (out, err) = text(&o);
+    (o.status.code(), out, err)
+}
+
+#[test]
+fn live_monitor_rolls_back_when_the_targeted_symptom_gets_worse_in_a_namespace() {
+    if !privileged("live_monitor_rolls_back_when_the_targeted_symptom_gets_worse_in_a_namespace") {
+        return;
+    }
+    let ns = Netns::create("monitor");
+    let o = Command::new("ip").args(["-n", &ns.name, "link", "set", "lo", "up"]).output().unwrap();
+    assert!(o.status.success(), "{}", text(&o).1);
+    let before = ns.read("net.core.somaxconn");
+    assert_ne!(before, "2048");
+    let d = tempfile::tempdir().unwrap();
+
+    let (code, out, err) = apply_under_load(&ns, d.path(), "judged", "2", 9100);
+    assert_eq!(code, Some(1), "the monitor should have rolled back:\n{err}\n{out}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!(v["outcome"], "rolled_back", "{out}");
+    let detail = v["batches"][0]["detail"].as_str().unwrap_or_default();
+    assert!(detail.contains("accept_queue_overflow got worse") && detail.contains("netstat.TcpExt.ListenOverflows"), "{detail}");
+    eprintln!("monitor verdict: {detail}");
+    assert_eq!(ns.read("net.core.somaxconn"), before, "not restored");
+
+    let (code, out, err) = apply_under_load(&ns, d.path(), "unjudged", "0", 9101);
+    assert_eq!(code, Some(0), "with the check off the apply commits:\n{err}\n{out}");
+    assert_eq!(ns.read("net.core.somaxconn"), "2048");
+}
