@@ -137,6 +137,7 @@ pub fn run(cli: &Cli, a: &ExportArgs) -> Result<i32> {
                 persist: cli.host.persist.as_ref().map(|p| p.display().to_string()),
                 interval: 2.0,
                 host_timeout_s: 300.0,
+                kb: Default::default(),
             };
             remote.validate().map_err(invalid)?;
             let o = PlaybookOptions {

@@ -144,6 +144,20 @@ fn canonical(plan: &Plan, targets: &[Target]) -> Plan {
     p
 }
 
+/// The controller's `--kb DIR` files (the ones `Kb::with_overrides` merges), for upload to the hosts.
+fn kb_files(cli: &Cli) -> Result<std::collections::BTreeMap<String, String>> {
+    let mut out = std::collections::BTreeMap::new();
+    let Some(dir) = &cli.kb else { return Ok(out) };
+    for e in std::fs::read_dir(dir).with_context(|| format!("reading knowledge-base directory {}", dir.display()))? {
+        let p = e?.path();
+        if p.extension().is_some_and(|x| x == "toml") {
+            let name = p.file_name().and_then(|n| n.to_str()).with_context(|| format!("{}: a file name that is not UTF-8", p.display()))?.to_string();
+            out.insert(name, std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?);
+        }
+    }
+    Ok(out)
+}
+
 fn settings_of(cli: &Cli, a: &RolloutArgs, policy_text: Option<String>, spec: WaveSpec) -> Result<Settings> {
     if a.parallel == 0 {
         return Err(invalid("--parallel 0 is invalid; use 1 or more hosts at once"));
@@ -164,6 +178,7 @@ fn settings_of(cli: &Cli, a: &RolloutArgs, policy_text: Option<String>, spec: Wa
         persist: cli.host.persist.as_ref().map(|p| p.display().to_string()),
         interval: cli.host.interval,
         host_timeout_s: a.host_timeout,
+        kb: kb_files(cli)?,
     };
     remote.validate().map_err(invalid)?;
     if let Some(m) = remote.monitor_seconds

@@ -77,6 +77,10 @@ pub struct RemoteSettings {
     pub interval: f64,
     /// Seconds one remote command may run; the remote `timeout` stops it there.
     pub host_timeout_s: f64,
+    /// The controller's `--kb DIR` files (name → TOML text): uploaded to `<dir>/kb/` on each host
+    /// and passed to its apply, so a host judges the plan by the same knowledge base.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub kb: BTreeMap<String, String>,
 }
 
 impl RemoteSettings {
@@ -104,6 +108,12 @@ impl RemoteSettings {
         if !(self.interval.is_finite() && (0.05..=3600.0).contains(&self.interval)) {
             return Err(format!("--interval {}: use 0.05 to 3600 seconds", self.interval));
         }
+        for name in self.kb.keys() {
+            // Each name becomes a path on every host.
+            if name.starts_with('.') || !name.ends_with(".toml") || !name.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)) {
+                return Err(format!("--kb: file name {name:?} is invalid for upload; use letters, digits and ._- ending in .toml"));
+            }
+        }
         Ok(())
     }
 
@@ -115,6 +125,11 @@ impl RemoteSettings {
     /// The backup path on `host` (`semantos rollback --backup` there restores it by hand).
     pub fn backup_on(&self, host: &Host) -> String {
         format!("{}/rollout-backup.json", self.dir_on(host))
+    }
+
+    /// The uploaded knowledge-base directory on `host`, when the controller has one.
+    fn kb_on(&self, host: &Host) -> Option<String> {
+        (!self.kb.is_empty()).then(|| format!("{}/kb", self.dir_on(host)))
     }
 
     fn semantos_on(&self, host: &Host) -> String {
@@ -293,6 +308,10 @@ impl SshEngine {
             w.extend(["--backup".into(), self.remote.backup_on(host)]);
         }
         if sub != "rollback" {
+            // A restore needs only the backup: it must work even if the uploaded KB is gone.
+            if let Some(kb) = self.remote.kb_on(host) {
+                w.extend(["--kb".into(), kb]);
+            }
             w.extend(["--interval".into(), format!("{}", self.remote.interval)]);
             if self.remote.policy.is_some() {
                 w.extend(["--policy".into(), format!("{dir}/rollout-policy.yaml")]);
@@ -346,6 +365,16 @@ impl Remote for SshEngine {
             let bytes = std::fs::read(bin).map_err(|e| HostError::new(Failure::Failed, format!("reading {} to copy it to {}: {e}", bin.display(), host.name)))?;
             self.upload(host, &bytes, &format!("{dir}/semantos"), "755")?;
         }
+        if let Some(kb) = self.remote.kb_on(host) {
+            // A fresh directory each time: a file left from an earlier rollout must not be merged.
+            let f = self.call(host, &format!("umask 077 && mkdir -p -- {d} && rm -rf -- {k} && mkdir -- {k}", d = sh_quote(&dir), k = sh_quote(&kb)), None, self.timeout())?;
+            if f.code() != Some(0) {
+                return Err(HostError::new(Failure::Failed, format!("{}: creating {kb} failed: {}", host.name, f.stderr_tail())));
+            }
+            for (name, text) in &self.remote.kb {
+                self.upload(host, text.as_bytes(), &format!("{kb}/{name}"), "600")?;
+            }
+        }
         match &self.remote.policy {
             Some(p) => self.upload(host, p.as_bytes(), &format!("{dir}/rollout-policy.yaml"), "600"),
             None => {
@@ -368,7 +397,7 @@ impl Remote for SshEngine {
 
     fn prepare_and_read(&self, host: &Host, keys: &[SysctlKey]) -> Result<Values, HostError> {
         // One round trip: working directory, policy upload, values.
-        if self.remote.copy_binary.is_some() {
+        if self.remote.copy_binary.is_some() || !self.remote.kb.is_empty() {
             self.prepare(host)?;
             return self.read(host, keys);
         }
@@ -524,7 +553,7 @@ mod tests {
 
     #[test]
     fn remote_settings_refuse_odd_paths() {
-        let ok = RemoteSettings { semantos: "semantos".into(), dir: "/var/lib/semantos/{host}".into(), copy_binary: None, policy: None, monitor_seconds: None, health_cmd: None, persist: None, interval: 2.0, host_timeout_s: 300.0 };
+        let ok = RemoteSettings { semantos: "semantos".into(), dir: "/var/lib/semantos/{host}".into(), copy_binary: None, policy: None, monitor_seconds: None, health_cmd: None, persist: None, interval: 2.0, host_timeout_s: 300.0, kb: BTreeMap::new() };
         assert!(ok.validate().is_ok());
         assert!(RemoteSettings { dir: "relative".into(), ..ok.clone() }.validate().unwrap_err().contains("absolute"));
         assert!(RemoteSettings { semantos: "-oops".into(), ..ok.clone() }.validate().unwrap_err().contains("--remote-semantos"));
@@ -532,5 +561,11 @@ mod tests {
         assert!(RemoteSettings { persist: Some("/etc/sysctl.d/$(reboot).conf".into()), ..ok.clone() }.validate().unwrap_err().contains("--persist"));
         assert!(RemoteSettings { health_cmd: Some("true\nreboot".into()), ..ok.clone() }.validate().unwrap_err().contains("one line"));
         assert_eq!(ok.dir_on(&Host::new("web-1", "10.0.0.1")), "/var/lib/semantos/web-1");
+        for bad in ["../x.toml", ".hidden.toml", "notes.txt", "a b.toml", "$(id).toml"] {
+            let kb = [(bad.to_string(), String::new())].into();
+            assert!(RemoteSettings { kb, ..ok.clone() }.validate().unwrap_err().contains("--kb"), "{bad}");
+        }
+        let kb: BTreeMap<String, String> = [("site-net_2.toml".to_string(), String::new())].into();
+        assert!(RemoteSettings { kb, ..ok.clone() }.validate().is_ok());
     }
 }

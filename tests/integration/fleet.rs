@@ -85,10 +85,13 @@ fn rollout_cmd(f: &TestFleet, plan: &Path, state: &str, extra: &[&str]) -> Comma
 }
 
 fn rollout_with(f: &TestFleet, inventory: &Path, plan: &Path, state: &str, monitor: &str, extra: &[&str]) -> Command {
-    let policy = f.policy(&KEYS);
+    rollout_under(f, &f.policy(&KEYS), inventory, plan, state, monitor, extra)
+}
+
+fn rollout_under(f: &TestFleet, policy: &Path, inventory: &Path, plan: &Path, state: &str, monitor: &str, extra: &[&str]) -> Command {
     let mut c = f.in_ctl(bin());
     // TMPDIR inside the fleet: a killed controller's ssh control sockets go away with it.
-    c.current_dir(f.dir.path()).env_remove("SEMANTOS_FAULT").env("TMPDIR", f.dir.path()).args(["rollout", "--inventory"]).arg(inventory).arg("--plan").arg(plan).arg("--policy").arg(&policy);
+    c.current_dir(f.dir.path()).env_remove("SEMANTOS_FAULT").env("TMPDIR", f.dir.path()).args(["rollout", "--inventory"]).arg(inventory).arg("--plan").arg(plan).arg("--policy").arg(policy);
     c.arg("--ssh-config").arg(&f.ssh_config).arg("--remote-semantos").arg(bin()).args(["--remote-dir", &f.remote_dir(), "--state", state]);
     c.args(["--interval", "0.1", "--monitor-seconds", monitor, "--canary", "1", "--steps", "50%", "--host-timeout", "60", "--parallel", "4"]);
     c.args(extra);
@@ -472,4 +475,35 @@ fn export_writes_every_format_from_a_checked_plan() {
     if let Some(ansible) = ansible_playbook() {
         syntax_check(&ansible, &out, None);
     }
+}
+
+/// A parameter the built-in KB lacks, given by the user's `--kb DIR`: the controller uploads the
+/// files, so each host's own guardrails know it too (without them a host would refuse the plan).
+#[test]
+fn fleet_hosts_judge_the_plan_by_the_controllers_kb_overrides() {
+    let Some((_one, f)) = fleet("fleet_hosts_judge_the_plan_by_the_controllers_kb_overrides", "kb", 2) else { return };
+    let key = "net.ipv4.tcp_comp_sack_nr";
+    assert!(semantos::kb::Kb::embedded().unwrap().param(key).is_none(), "pick a key the built-in KB lacks");
+    let kb = f.dir.path().join("site-kb");
+    std::fs::create_dir_all(&kb).unwrap();
+    std::fs::write(kb.join("site.toml"), format!("[[param]]\nkey = \"{key}\"\ntype = \"int\"\nmin = 0\nmax = 255\ndefault = \"44\"\nscope = \"netns\"\nrisk = \"low\"\nrisk_reason = \"Fewer compressed SACKs cost the sender a little precision.\"\ncontrols = \"How many SACKs the kernel may compress into one.\"\nreferences = [\"Documentation/networking/ip-sysctl.rst#tcp_comp_sack_nr\"]\n")).unwrap();
+    let policy = f.dir.path().join("kb-policy.yaml");
+    std::fs::write(&policy, format!("whitelist: [{key}]\nmonitor_seconds: 0.2\n")).unwrap();
+    let plan = plan_file(&f, "kb-plan.json", &[(key, "22")]);
+    let before: Vec<String> = (0..2).map(|i| f.read(i, key)).collect();
+    // Without the directory the controller refuses before any connection.
+    let (o, _, err) = run(rollout_under(&f, &policy, &f.inventory, &plan, "kb-none.json", "0.1", &["--run"]));
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    let kb_flag = format!("--kb={}", kb.display());
+    let (o, out, err) = run(rollout_under(&f, &policy, &f.inventory, &plan, "kb-state.json", "0.1", &["--run", "--json", &kb_flag]));
+    assert!(o.status.success(), "{err}\n{out}");
+    assert_eq!(report(&out)["status"], "passed");
+    for i in 0..2 {
+        assert_eq!(f.read(i, key), "22", "h{}", i + 1);
+        let uploaded = f.backup(i).with_file_name("kb").join("site.toml");
+        assert_eq!(std::fs::read_to_string(&uploaded).unwrap(), std::fs::read_to_string(kb.join("site.toml")).unwrap());
+    }
+    let (o, _, err) = run(rollout_under(&f, &policy, &f.inventory, &plan, "kb-state.json", "0.1", &["--rollback-fleet", &kb_flag]));
+    assert!(o.status.success(), "{err}");
+    assert_eq!((0..2).map(|i| f.read(i, key)).collect::<Vec<_>>(), before);
 }
