@@ -42,6 +42,9 @@ pub struct ExperimentConfig {
     /// Guardrails and monitor.
     #[serde(default)]
     pub policy: Policy,
+    /// LLM backend settings for `semantos compare` (the `--llm-config` format; flags and that file win).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub llm: Option<crate::llm::settings::Partial>,
 }
 
 fn default_seed() -> u64 {
@@ -75,6 +78,7 @@ impl Default for ExperimentConfig {
             host: HostSpec::default(),
             workloads: default_workloads(),
             policy: Policy::default(),
+            llm: None,
         }
     }
 }
@@ -95,6 +99,9 @@ impl ExperimentConfig {
 
     /// Checks the whole configuration; the message names the field, the value and what is valid.
     pub fn validate(&self) -> Result<(), String> {
+        if self.llm.as_ref().is_some_and(|l| l.api_key.is_some()) {
+            return Err(format!("llm.api_key: an API key is never read from a file (files get copied, committed and logged); set {} in the environment instead", crate::llm::settings::API_KEY_ENV));
+        }
         if !(1..=10_000).contains(&self.trials) {
             return Err(format!("trials: {} is out of range; use 1 to 10000", self.trials));
         }

@@ -110,6 +110,11 @@ pub struct CompareArgs {
 
 /// Validated LLM settings from flags (and environment), the settings file, and the API key from the environment.
 pub fn settings(a: &LlmArgs) -> Result<Settings> {
+    settings_over(a, Partial::default())
+}
+
+/// Like `settings`, with `lowest` (the experiment config's `llm:` section) below the settings file.
+pub fn settings_over(a: &LlmArgs, lowest: Partial) -> Result<Settings> {
     let flags = Partial {
         url: a.llm_url.clone(),
         model: a.llm_model.clone(),
@@ -131,7 +136,7 @@ pub fn settings(a: &LlmArgs) -> Result<Settings> {
         Some(p) => Partial::load(p).map_err(|e| invalid(format!("{e:#}")))?,
         None => Partial::default(),
     };
-    let mut merged = flags.or(file);
+    let mut merged = flags.or(file).or(lowest);
     if merged.calibration.is_none() {
         merged.calibration = Some(PathBuf::from(DEFAULT_CALIBRATION));
     }
@@ -190,7 +195,7 @@ pub fn run(cli: &Cli, a: &CompareArgs) -> Result<i32> {
         contenders.push(match r {
             ReasonerKind::Rules => Contender::Rules,
             ReasonerKind::Llm => {
-                let s = settings(&a.llm)?;
+                let s = settings_over(&a.llm, cfg.llm.clone().unwrap_or_default())?;
                 calibration = s.calibration.clone();
                 Contender::Llm(Box::new(LlmReasoner::new(s, &cfg.policy).map_err(|e| invalid(format!("{e:#}")))?))
             }

@@ -567,4 +567,12 @@ fn compare_puts_rules_and_llm_side_by_side_on_the_simulator() {
     assert_eq!(j["rows"][1]["llm"]["samples"].as_array().unwrap().len(), 3);
     let cal = std::fs::read_to_string(d.path().join("logs/llm-calibration.jsonl")).unwrap();
     assert!(cal.lines().any(|l| l.contains("\"key\":\"vm.dirty_ratio\"") && l.contains("\"outcome\":\"rejected\"")), "{cal}");
+    // The experiment config's `llm:` section is enough; a flag still wins over it.
+    std::fs::write(d.path().join("exp.yaml"), format!("trials: 3\nllm:\n  url: {url}\n  model: from-config\n  samples: 2\n")).unwrap();
+    let seen = server.requests().len();
+    let o = run_in(d.path(), &["compare", "--config", "exp.yaml", "--reasoners", "llm", "--llm-model", "from-flag"]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(out.contains("llm:from-flag"), "{out}");
+    assert_eq!(server.requests().len(), seen + 2, "samples: 2 from the config");
 }
