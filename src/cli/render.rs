@@ -29,7 +29,7 @@ pub fn findings(f: &Findings) -> String {
 pub fn checked(c: &CheckedPlan) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "Plan ({}, intent {}):", c.plan.created_by, c.plan.intent.name());
-    let _ = writeln!(s, "  {:<40} {:>24} {:>24}  {}", "KEY", "CURRENT", "PROPOSED", "VERDICT");
+    let _ = writeln!(s, "  {:<40} {:>24} {:>24}  VERDICT", "KEY", "CURRENT", "PROPOSED");
     for x in &c.changes {
         let proposed = x.write.clone().unwrap_or_else(|| x.change.to.clone());
         let _ = writeln!(s, "  {:<40} {:>24} {:>24}  {}", x.change.key, x.change.from.as_deref().unwrap_or("-"), proposed, x.verdict.label());

@@ -77,7 +77,7 @@ pub fn run(cli: &Cli) -> Result<i32> {
 /// `semantos simulate --out FILE`: telemetry of the simulated host at its starting values.
 pub fn simulate(cli: &Cli, a: &super::args::SimulateArgs) -> Result<i32> {
     let cfg = config(cli)?;
-    if !(1..=1000).contains(&a.windows) || !(a.seconds.is_finite() && (15.0..=3600.0).contains(&a.seconds)) {
+    if !((1..=1000).contains(&a.windows) && a.seconds.is_finite() && (15.0..=3600.0).contains(&a.seconds)) {
         return Err(invalid(format!("--windows {} / --seconds {}: use 1 to 1000 windows of 15 to 3600 seconds", a.windows, a.seconds)));
     }
     let params = crate::sim::starting_params(&cfg.host);

@@ -274,11 +274,11 @@ fn target(p: &Param, mv: Move, counter: bool, cur: &Value, ctx: &Context) -> Res
     out[idx] = t;
     if p.ordered {
         // Keep min ≤ default ≤ max by pulling the other elements along.
-        for i in 0..out.len() {
+        for (i, v) in out.iter_mut().enumerate() {
             if i < idx {
-                out[i] = out[i].min(t);
+                *v = (*v).min(t);
             } else if i > idx {
-                out[i] = out[i].max(t);
+                *v = (*v).max(t);
             }
         }
     }

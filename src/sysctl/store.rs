@@ -294,10 +294,13 @@ impl SysctlStore for MemStore {
     }
 }
 
+/// The write-time check of a `GuardedStore`: `Err(why)` refuses the key.
+pub type KeyCheck = Box<dyn Fn(&SysctlKey) -> Result<(), String> + Send + Sync>;
+
 /// A store that refuses, at the moment of writing, every key its whitelist does not allow.
 pub struct GuardedStore<S> {
     inner: S,
-    allowed: Box<dyn Fn(&SysctlKey) -> Result<(), String> + Send + Sync>,
+    allowed: KeyCheck,
 }
 
 impl<S: SysctlStore> GuardedStore<S> {

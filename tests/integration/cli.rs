@@ -62,7 +62,7 @@ fn malformed_telemetry_is_refused_with_file_and_line() {
     let d = tempfile::tempdir().unwrap();
     let good = std::fs::read_to_string(sample()).unwrap();
     let mut lines: Vec<String> = good.lines().map(String::from).collect();
-    lines[2] = lines[2].replacen(",sim-host-1,", ",sim-host-1,", 1).replace(",6.18.0-sim,", ",6.18.0-sim,").replacen(",8,", ",eight,", 1);
+    lines[2] = lines[2].replacen(",8,", ",eight,", 1);
     std::fs::write(d.path().join("bad.csv"), lines.join("\n")).unwrap();
     let o = run_in(d.path(), &["diagnose", "--telemetry", "bad.csv"]);
     let (_, err) = text(&o);

@@ -449,7 +449,7 @@ mod tests {
 
     #[test]
     fn a_short_tcp_info_of_an_old_kernel_leaves_new_fields_absent() {
-        let i = TcpInfo::parse(&vec![0u8; 104]).unwrap();
+        let i = TcpInfo::parse(&[0u8; 104]).unwrap();
         assert_eq!((i.busy_time_us, i.delivery_rate, i.min_rtt_us), (None, None, None));
         assert!(TcpInfo::parse(&[0u8; 50]).is_none());
     }
