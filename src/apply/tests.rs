@@ -180,3 +180,39 @@ fn second_apply_keeps_the_first_originals_and_foreign_backups_are_refused() {
     rollback(&store, &kb, &o.paths, &other_boot, true, "r", 2, &AuditLog::none()).unwrap();
     assert_eq!(state(&store), before);
 }
+
+/// An apply that fails or regresses undoes its own writes only: a committed earlier change on
+/// the same key stays, and the backup still rolls both back to the values before the first.
+#[test]
+fn a_failed_later_apply_undoes_only_itself() {
+    let kb = Kb::embedded().unwrap();
+    let somaxconn = |s: &dyn SysctlStore| s.read(&k("net.core.somaxconn")).unwrap().to_string();
+    let second = [(k("net.core.somaxconn"), Value::int(2048)), (k("vm.swappiness"), Value::int(10))];
+    for how in ["write fails", "monitor regresses"] {
+        let d = tempfile::tempdir().unwrap();
+        let mem = MemStore::new(originals());
+        let before = state(&mem);
+        let o = opts(d.path());
+        apply(&mem, &kb, &[(k("net.core.somaxconn"), Value::int(1024))], serde_json::json!({}), &host(), &o, None, &AuditLog::none()).unwrap();
+        let after_first = state(&mem);
+        match how {
+            "write fails" => {
+                let store = FaultyStore::new(&mem, vec![Fault::parse("write#2:EIO").unwrap()]);
+                let e = apply(&store, &kb, &second, serde_json::json!({}), &host(), &o, None, &AuditLog::none()).unwrap_err();
+                assert!(format!("{e:#}").contains("restored"), "{e:#}");
+            }
+            _ => {
+                let mut m = Scripted(vec![Health::Regressed("p95 +40%".into())]);
+                let r = apply(&mem, &kb, &second, serde_json::json!({}), &host(), &o, Some(&mut m), &AuditLog::none()).unwrap();
+                assert_eq!(r.outcome, Outcome::RolledBack);
+                assert_eq!(r.applied[0].from.as_deref(), Some("1024"), "`from` is what this run found");
+            }
+        }
+        assert_eq!(state(&mem), after_first, "{how}: the first apply's change was undone too");
+        assert_eq!(somaxconn(&mem), "1024");
+        let b = Backup::load(&o.paths.backup).unwrap();
+        assert_eq!((b.state, b.originals["net.core.somaxconn"].as_deref()), (super::backup::BackupState::Committed, Some("128")), "{how}");
+        rollback(&mem, &kb, &o.paths, &host(), false, "r", 2, &AuditLog::none()).unwrap();
+        assert_eq!(state(&mem), before, "{how}");
+    }
+}

@@ -216,6 +216,19 @@ pub fn pending_run(paths: &Paths) -> Result<Option<String>> {
     Ok(Some(journal::describe_pending(&paths.journal, &entries)))
 }
 
+/// The backup after this run undid all of its own writes: the earlier unrestored backup again
+/// (its changes are still on the host and still roll back), or this one marked restored.
+fn undone(mut this: Backup, earlier: Option<&Backup>, now_s: u64) -> Backup {
+    match earlier {
+        Some(b) => b.clone(),
+        None => {
+            this.state = BackupState::Restored;
+            this.restored_at = Some(now_s);
+            this
+        }
+    }
+}
+
 /// Applies `writes` (already through the guardrails) to `store` transactionally.
 #[allow(clippy::too_many_arguments)]
 pub fn apply(
@@ -249,18 +262,19 @@ pub fn apply(
     {
         bail!("refusing to apply: an unrestored backup {} exists and {why}; roll it back with --force, or move it away", opts.paths.backup.display());
     }
-    // Originals: every key to write and its mutually exclusive partners; an earlier unrestored backup's originals win.
-    let mut originals: BTreeMap<String, Option<String>> = BTreeMap::new();
+    // What this run finds: every key to write and its mutually exclusive partners. A failure or a
+    // regression restores these, so an earlier committed change survives this run's undoing.
+    let mut here: BTreeMap<String, Option<String>> = BTreeMap::new();
     for (k, _) in writes {
         for key in std::iter::once(k.to_string()).chain(partners(kb, &k.to_string())) {
             let v = SysctlKey::parse(&key).ok().and_then(|kk| store.read(&kk).ok()).map(|v| v.to_string());
-            originals.insert(key, v);
+            here.insert(key, v);
         }
     }
-    if let Some(b) = &previous
-        && b.state != BackupState::Restored
-        && b.mismatch(host).is_none()
-    {
+    // The backup's originals (what `rollback` restores): an earlier unrestored backup's win.
+    let earlier = previous.as_ref().filter(|b| b.state != BackupState::Restored && b.mismatch(host).is_none());
+    let mut originals = here.clone();
+    if let Some(b) = earlier {
         for (k, v) in &b.originals {
             originals.insert(k.clone(), v.clone());
         }
@@ -292,15 +306,14 @@ pub fn apply(
         let mut batch_keys = Vec::new();
         for (k, v) in batch {
             let key = k.to_string();
-            let from = originals.get(&key).cloned().flatten();
+            let from = here.get(&key).cloned().flatten();
             run.journal.record(&Entry::Intent { key: key.clone(), from: from.clone(), to: v.to_string() })?;
             written.push(key.clone());
             if let Err(e) = run.write_verified(k, v) {
                 audit.log(&opts.run_id, "write-failed", Some(&key), from.as_deref(), Some(v.as_str()), format!("{e:#}"));
-                let failures = run.restore(&written, &originals);
+                let failures = run.restore(&written, &here);
                 if failures.is_empty() {
-                    backup.state = BackupState::Restored;
-                    backup.restored_at = Some(opts.now_s);
+                    backup = undone(backup, earlier, opts.now_s);
                     backup.save(&opts.paths.backup)?;
                     run.journal.finish("failed; restored")?;
                     bail!("{e:#}; every key changed by this run ({}) was restored to its original value", written.join(", "));
@@ -329,7 +342,7 @@ pub fn apply(
                     OnRegression::RollbackBatch => batch_keys.clone(),
                     OnRegression::RollbackAll => written.clone(),
                 };
-                let failures = run.restore(&undo, &originals);
+                let failures = run.restore(&undo, &here);
                 if !failures.is_empty() {
                     bail!("monitor regression ({detail}); restoring failed: {}; journal {} kept: run rollback", failures.join("; "), opts.paths.journal.display());
                 }
@@ -362,8 +375,7 @@ pub fn apply(
         }
         backup.state = BackupState::Committed;
     } else {
-        backup.state = BackupState::Restored;
-        backup.restored_at = Some(opts.now_s);
+        backup = undone(backup, earlier, opts.now_s);
     }
     backup.save(&opts.paths.backup)?;
     run.journal.finish(&format!("{:?}", receipt.outcome))?;
