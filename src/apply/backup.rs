@@ -2,7 +2,7 @@
 //! the host, boot and kernel it was taken on. Written atomically (mode 0600)
 //! before the first write; `rollback` restores from it.
 
-use super::files::write_atomic;
+use super::files::{read_versioned_json, write_atomic};
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -79,12 +79,7 @@ impl Backup {
 
     /// Loads a backup, checking its version.
     pub fn load(path: &Path) -> Result<Backup> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading backup {}", path.display()))?;
-        let v: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("{}: not valid JSON", path.display()))?;
-        if v.get("schema_version").and_then(|x| x.as_u64()) != Some(BACKUP_SCHEMA_VERSION as u64) {
-            bail!("{}: backup schema_version {} is not supported (expected {BACKUP_SCHEMA_VERSION})", path.display(), v.get("schema_version").map(|x| x.to_string()).unwrap_or("missing".into()));
-        }
-        serde_json::from_value(v).with_context(|| format!("{}: not a valid backup", path.display()))
+        read_versioned_json(path, "backup", BACKUP_SCHEMA_VERSION)
     }
 
     /// Loads a backup if the file exists.

@@ -1,12 +1,23 @@
 //! The one place that writes files atomically: temp file in the same
 //! directory, fsync, rename, fsync of the directory. A symlink at the target
-//! is refused, so a planted link cannot redirect a root-owned write.
+//! is refused, so a planted link cannot redirect a root-owned write. Also
+//! the one reader of the versioned JSON files those writes produce.
 
 use anyhow::{Context, Result, bail};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
+
+/// Reads a JSON file of kind `what` (`backup`, `rollout state`) whose `schema_version` must be `version`.
+pub fn read_versioned_json<T: serde::de::DeserializeOwned>(path: &Path, what: &str, version: u32) -> Result<T> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {what} {}", path.display()))?;
+    let v: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("{}: not valid JSON", path.display()))?;
+    if v.get("schema_version").and_then(|x| x.as_u64()) != Some(version as u64) {
+        bail!("{}: {what} schema_version {} is not supported (expected {version})", path.display(), v.get("schema_version").map(|x| x.to_string()).unwrap_or("missing".into()));
+    }
+    serde_json::from_value(v).with_context(|| format!("{}: not a valid {what}", path.display()))
+}
 
 /// Writes `bytes` to `path` atomically with permission bits `mode`.
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {

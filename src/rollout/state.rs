@@ -9,9 +9,9 @@ use super::ansible::AnsibleSettings;
 use super::inventory::Host;
 use super::ssh::{RemoteSettings, SshSettings};
 use super::waves::WaveSpec;
-use crate::apply::files::write_atomic;
+use crate::apply::files::{read_versioned_json, write_atomic};
 use crate::reasoning::Plan;
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -199,12 +199,7 @@ impl RolloutState {
 
     /// Loads and checks a state file.
     pub fn load(path: &Path) -> Result<RolloutState> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading rollout state {}", path.display()))?;
-        let v: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("{}: not valid JSON", path.display()))?;
-        if v.get("schema_version").and_then(|x| x.as_u64()) != Some(STATE_SCHEMA_VERSION as u64) {
-            bail!("{}: rollout state schema_version {} is not supported (expected {STATE_SCHEMA_VERSION})", path.display(), v.get("schema_version").map(|x| x.to_string()).unwrap_or("missing".into()));
-        }
-        serde_json::from_value(v).with_context(|| format!("{}: not a valid rollout state", path.display()))
+        read_versioned_json(path, "rollout state", STATE_SCHEMA_VERSION)
     }
 }
 
