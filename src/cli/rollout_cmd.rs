@@ -148,12 +148,9 @@ fn canonical(plan: &Plan, targets: &[Target]) -> Plan {
 fn kb_files(cli: &Cli) -> Result<std::collections::BTreeMap<String, String>> {
     let mut out = std::collections::BTreeMap::new();
     let Some(dir) = &cli.kb else { return Ok(out) };
-    for e in std::fs::read_dir(dir).with_context(|| format!("reading knowledge-base directory {}", dir.display()))? {
-        let p = e?.path();
-        if p.extension().is_some_and(|x| x == "toml") {
-            let name = p.file_name().and_then(|n| n.to_str()).with_context(|| format!("{}: a file name that is not UTF-8", p.display()))?.to_string();
-            out.insert(name, std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?);
-        }
+    for (p, text) in crate::kb::override_files(dir)? {
+        let name = p.file_name().and_then(|n| n.to_str()).with_context(|| format!("{}: a file name that is not UTF-8", p.display()))?.to_string();
+        out.insert(name, text);
     }
     Ok(out)
 }

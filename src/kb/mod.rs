@@ -14,7 +14,7 @@ pub use entry::{Direction, Edge, EdgeKind, Effect, Intent, Param, Risk, Scope, S
 
 use anyhow::{Context, Result};
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 include!(concat!(env!("OUT_DIR"), "/kb_files.rs"));
 
@@ -43,6 +43,17 @@ pub struct KbFileError {
     pub message: String,
 }
 
+/// The `*.toml` files of a user's knowledge-base directory (`--kb DIR`), in name order, with their text.
+pub fn override_files(dir: &Path) -> Result<Vec<(PathBuf, String)>> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .with_context(|| format!("reading knowledge-base directory {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    files.sort();
+    files.into_iter().map(|f| std::fs::read_to_string(&f).with_context(|| format!("reading {}", f.display())).map(|t| (f, t))).collect()
+}
+
 impl Kb {
     /// The knowledge base embedded in the binary.
     pub fn embedded() -> Result<Kb> {
@@ -57,14 +68,7 @@ impl Kb {
     /// The embedded KB with every `*.toml` file of `dir` merged over it (same key: the user's entry wins).
     pub fn with_overrides(dir: &Path) -> Result<Kb> {
         let mut kb = Kb::embedded()?;
-        let mut files: Vec<_> = std::fs::read_dir(dir)
-            .with_context(|| format!("reading knowledge-base directory {}", dir.display()))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
-            .collect();
-        files.sort();
-        for f in files {
-            let text = std::fs::read_to_string(&f).with_context(|| format!("reading {}", f.display()))?;
+        for (f, text) in override_files(dir)? {
             kb.merge_text(&text, &f.display().to_string())?;
         }
         validate::check_consistency(&kb).map_err(|errs| anyhow::anyhow!("knowledge base with {} is inconsistent:\n  {}", dir.display(), errs.join("\n  ")))?;
