@@ -3,16 +3,7 @@
 use std::path::{Path, PathBuf};
 
 fn rust_files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            out.extend(rust_files(&p));
-        } else if p.extension().is_some_and(|x| x == "rs") {
-            out.push(p);
-        }
-    }
-    out
+    crate::support::files_under(dir).into_iter().filter(|p| p.extension().is_some_and(|x| x == "rs")).collect()
 }
 
 fn src() -> PathBuf {

@@ -235,43 +235,34 @@ fn spawn_and_kill_mid_wave(f: &TestFleet, plan: &Path, state: &str) {
     // Its ssh clients die with it (left alone, they would live until their remote apply, at
     // least a second away, answered); only the multiplexing masters (`ssh: SOCKET [mux]`) linger.
     let config = f.ssh_config.display().to_string();
-    let deadline = Instant::now() + Duration::from_millis(500);
-    loop {
-        let clients: Vec<String> = std::fs::read_dir("/proc")
-            .unwrap()
-            .flatten()
-            .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
-            .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
-            .filter(|c| c.starts_with("ssh ") && c.contains(&config))
-            .collect();
-        if clients.is_empty() {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the killed controller left ssh clients running: {clients:?}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_until_none_runs("the killed controller left ssh clients running", Duration::from_millis(500), |c| c.starts_with("ssh ") && c.contains(&config));
     let s: Json = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     assert_eq!(s["status"], "running", "the killed controller left: {s}");
 }
 
-/// Waits (up to 90 s: the host timeout is 60 s) until no `semantos apply` of this fleet runs on any host.
-fn wait_for_remote_applies_to_end(f: &TestFleet) {
-    let marker = format!("{}/remote/", f.dir.path().display());
-    let deadline = Instant::now() + Duration::from_secs(90);
+/// Waits until no process's command line (arguments joined by spaces) satisfies `matches`, or panics with `what` after `within`.
+fn wait_until_none_runs(what: &str, within: Duration, matches: impl Fn(&str) -> bool) {
+    let deadline = Instant::now() + within;
     loop {
         let running: Vec<String> = std::fs::read_dir("/proc")
             .unwrap()
             .flatten()
             .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
             .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
-            .filter(|c| c.contains(&marker) && c.contains(" apply ") && !c.starts_with("timeout "))
+            .filter(|c| matches(c))
             .collect();
         if running.is_empty() {
             return;
         }
-        assert!(Instant::now() < deadline, "remote applies still running: {running:?}");
-        std::thread::sleep(Duration::from_millis(100));
+        assert!(Instant::now() < deadline, "{what}: {running:?}");
+        std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// Waits (up to 90 s: the host timeout is 60 s) until no `semantos apply` of this fleet runs on any host.
+fn wait_for_remote_applies_to_end(f: &TestFleet) {
+    let marker = format!("{}/remote/", f.dir.path().display());
+    wait_until_none_runs("remote applies still running", Duration::from_secs(90), |c| c.contains(&marker) && c.contains(" apply ") && !c.starts_with("timeout "));
 }
 
 #[test]

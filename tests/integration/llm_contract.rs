@@ -514,7 +514,7 @@ fn recommend_with_the_llm_falls_back_or_fails_as_configured_and_never_prints_the
     assert_eq!(o.status.code(), Some(1), "{err3}");
     assert!(err3.contains("--llm-fallback is fail") && err3.contains("[http-status]") && err3.contains(&burl), "{err3}");
     let mut everything = format!("{out}{err}{out2}{err2}{out3}{err3}");
-    for f in walk(d.path()) {
+    for f in crate::support::files_under(d.path()) {
         everything.push_str(&String::from_utf8_lossy(&std::fs::read(f).unwrap()));
     }
     assert!(!everything.contains(key), "the API key leaked");
@@ -532,19 +532,6 @@ fn recommend_with_the_llm_falls_back_or_fails_as_configured_and_never_prints_the
     assert_eq!(o.status.code(), Some(2), "{}", text(&o).1);
     assert!(text(&o).1.contains("--plan p.conf and --reasoner llm"), "{}", text(&o).1);
     assert_eq!(server.requests().len(), before, "the model was asked anyway");
-}
-
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
 }
 
 #[test]
