@@ -307,10 +307,14 @@ fn load_ca_file(path: &Path) -> Result<Vec<ureq::tls::Certificate<'static>>> {
     Ok(certs)
 }
 
+/// `host[:port]` (with any `user@`) of a URL after its `scheme://`.
+fn authority(rest: &str) -> &str {
+    rest.split(['/', '?', '#']).next().unwrap_or("")
+}
+
 /// Whether the endpoint's host is this machine (where a bearer token over plain http stays local).
 fn is_loopback(endpoint: &str) -> bool {
-    let rest = endpoint.split_once("://").map_or(endpoint, |(_, r)| r);
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let authority = authority(endpoint.split_once("://").map_or(endpoint, |(_, r)| r));
     let host = match authority.strip_prefix('[') {
         Some(v6) => v6.split(']').next().unwrap_or(""),
         None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
@@ -327,7 +331,7 @@ pub fn endpoint(url: &str) -> Result<String> {
     let Some(rest) = u.strip_prefix("http://").or_else(|| u.strip_prefix("https://")) else {
         bail!("--llm-url {u}: give an http:// or https:// URL such as http://127.0.0.1:8080/v1");
     };
-    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = authority(rest);
     if host.is_empty() || host.contains('@') {
         bail!("--llm-url {u}: give host[:port] after the scheme (credentials in the URL are refused: use {API_KEY_ENV})");
     }
