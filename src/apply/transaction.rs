@@ -191,7 +191,7 @@ impl Run<'_> {
 fn zeroed_by_partner(kb: &Kb, key: &str, orig: &str, originals: &BTreeMap<String, Option<String>>) -> bool {
     orig.trim() == "0"
         && kb.edges_of(key).filter(|e| e.kind == EdgeKind::MutuallyExclusive).any(|e| {
-            let partner = if e.from == key { &e.to } else { &e.from };
+            let partner = e.other(key);
             matches!(originals.get(partner), Some(Some(v)) if v.trim() != "0")
         })
 }
@@ -204,7 +204,7 @@ fn describe_store_error(e: StoreError, value: &Value) -> anyhow::Error {
 }
 
 fn partners(kb: &Kb, key: &str) -> Vec<String> {
-    kb.edges_of(key).filter(|e| e.kind == EdgeKind::MutuallyExclusive).map(|e| if e.from == key { e.to.clone() } else { e.from.clone() }).collect()
+    kb.edges_of(key).filter(|e| e.kind == EdgeKind::MutuallyExclusive).map(|e| e.other(key).to_string()).collect()
 }
 
 /// Message for a run that finds an unfinished journal: another run in progress (it holds the lock), or an interrupted one.

@@ -403,6 +403,13 @@ pub struct Edge {
     pub note: String,
 }
 
+impl Edge {
+    /// The parameter at the other end from `key` (edges are looked up from either end).
+    pub fn other(&self, key: &str) -> &str {
+        if self.from == key { &self.to } else { &self.from }
+    }
+}
+
 /// How a symptom signal reads a metric.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -52,7 +52,7 @@ pub fn candidates<'a>(findings: &Findings, kb: &'a Kb, current: &BTreeMap<String
     }
     for (p, c) in &direct {
         for e in kb.edges_of(&p.key) {
-            let other = if e.from == p.key { &e.to } else { &e.from };
+            let other = e.other(&p.key);
             if let Some(q) = kb.param(other)
                 && usable(q, current)
                 && seen.insert(&q.key)

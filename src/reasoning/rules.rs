@@ -289,14 +289,14 @@ fn pull_in_partners(chosen: &mut BTreeMap<String, (Move, Change)>, plan: &mut Pl
     let anchors: Vec<(String, Change)> = chosen.iter().map(|(k, (_, c))| (k.clone(), c.clone())).collect();
     for (key, change) in anchors {
         for e in ctx.kb.edges_of(&key).filter(|e| e.kind == EdgeKind::SynergizesWith) {
-            let partner = if e.from == key { &e.to } else { &e.from };
+            let partner = e.other(&key);
             if chosen.contains_key(partner) {
                 continue;
             }
             let Some(p) = ctx.kb.param(partner) else { continue };
             let finding_id = change.finding_ids.first().cloned().unwrap_or_default();
             let Some(mv) = p.direction.get(ctx.intent).copied().and_then(forward) else {
-                plan.considered.push(Consideration { key: partner.clone(), finding_id, reason: format!("partner of {key}, but the KB gives no direction for intent {}", ctx.intent.name()) });
+                plan.considered.push(Consideration { key: partner.to_string(), finding_id, reason: format!("partner of {key}, but the KB gives no direction for intent {}", ctx.intent.name()) });
                 continue;
             };
             let f = Finding { id: finding_id.clone(), title: format!("Pulled in by {key}"), explain: String::new(), evidence: Vec::new() };
@@ -305,9 +305,9 @@ fn pull_in_partners(chosen: &mut BTreeMap<String, (Move, Change)>, plan: &mut Pl
                     c.rationale = format!("{} Pulled in by the change of {key}: {}", c.rationale, e.note);
                     c.finding_ids = change.finding_ids.clone();
                     c.evidence = change.evidence.clone();
-                    chosen.insert(partner.clone(), (mv, c));
+                    chosen.insert(partner.to_string(), (mv, c));
                 }
-                Err(reason) => plan.considered.push(Consideration { key: partner.clone(), finding_id, reason: format!("partner of {key}: {reason}") }),
+                Err(reason) => plan.considered.push(Consideration { key: partner.to_string(), finding_id, reason: format!("partner of {key}: {reason}") }),
             }
         }
     }

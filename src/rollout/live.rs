@@ -40,7 +40,7 @@ fn now_ms() -> u64 {
 pub fn attributable<'k>(kb: &Kb, keys: impl IntoIterator<Item = &'k String>) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
     for k in keys {
-        let partners = kb.edges_of(k).map(|e| if &e.from == k { e.to.as_str() } else { e.from.as_str() });
+        let partners = kb.edges_of(k).map(|e| e.other(k));
         for p in std::iter::once(k.as_str()).chain(partners).filter_map(|key| kb.param(key)) {
             out.extend(p.symptoms.iter().chain(&p.counter_symptoms).cloned());
         }
