@@ -607,6 +607,9 @@ mod tests {
         assert_eq!(code, EXIT_INCONSISTENT, "{out}");
         assert!(out.contains("MISMATCH net.ipv4.tcp_max_syn_backlog: current value -5"), "{out}");
         assert!(out.contains("net.* scopes not checked: the store is memory"), "{out}");
+        // A store that is not the running kernel has no build config: build-dependent absences cannot be told.
+        assert!(out.contains("kernel config: the store is memory") && out.contains("cannot tell net.core.flow_limit_table_len: absent: needs CONFIG_NET_FLOW_LIMIT"), "{out}");
+        assert!(out.contains("absent as expected kernel.sched_latency_ns: removed in 5.13"), "{out}");
         let (code, out, _) = check(&["validate", "--live", "--json"], &store());
         assert_eq!(code, EXIT_INCONSISTENT);
         let v: serde_json::Value = serde_json::from_str(&out).unwrap();
