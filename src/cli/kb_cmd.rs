@@ -303,7 +303,7 @@ fn render_show(r: &ShowReport<'_>, store: &dyn SysctlStore) -> String {
         kernel.push("present but has no effect".into());
     }
     if !p.requires_config.is_empty() {
-        kernel.push(format!("built with {}", p.requires_config.join(" and ")));
+        kernel.push(format!("needs a kernel built with {}", p.requires_config.join(" and ")));
     }
     if let Some(c) = &p.config {
         kernel.push(format!("needs {c}"));
