@@ -4,8 +4,8 @@
 //! * `kb show KEY` — everything the KB knows about one key, its edges and
 //!   symptoms, and what the store (normally `/proc/sys`) has for it now.
 //! * `kb validate [--live]` — schema, cross-references and lint; with
-//!   `--live`, every entry against the running kernel (existence, scope,
-//!   writability, current value).
+//!   `--live`, every entry against the running kernel (existence by version
+//!   and by its build config, scope, writability, current value).
 //! * `kb graph [--format dot|mermaid]` — the typed edges as a graph.
 //!
 //! Every subcommand takes `--json`. Exit codes: 0 success (for `validate`:
@@ -233,7 +233,7 @@ fn show(a: &ShowArgs, kb: &Kb, store: &dyn SysctlStore, out: &mut dyn Write, err
         return Ok(EXIT_UNKNOWN_KEY);
     };
     let child = None;
-    let entry = live::check_entry(p, store, child, live::kernel_version(store));
+    let entry = live::check_entry(p, store, child, live::kernel_version(store), &live::build_config_for(store));
     let report = ShowReport {
         param: p,
         origin: kb.origin.get(&p.key).map(String::as_str),
@@ -302,6 +302,9 @@ fn render_show(r: &ShowReport<'_>, store: &dyn SysctlStore) -> String {
     if p.no_op {
         kernel.push("present but has no effect".into());
     }
+    if !p.requires_config.is_empty() {
+        kernel.push(format!("needs a kernel built with {}", p.requires_config.join(" and ")));
+    }
     if let Some(c) = &p.config {
         kernel.push(format!("needs {c}"));
     }
@@ -333,8 +336,9 @@ fn render_show(r: &ShowReport<'_>, store: &dyn SysctlStore) -> String {
     }
     let l = &r.live;
     let here = if !l.exists {
-        match l.expected_present {
-            Some(false) => "absent, as the KB expects on this kernel".to_string(),
+        match (&l.why_absent, l.expected_present) {
+            (Some(why), _) => format!("absent, as the KB expects: {why}"),
+            (None, Some(false)) => "absent, as the KB expects on this kernel".to_string(),
             _ => "absent".to_string(),
         }
     } else {
@@ -352,7 +356,7 @@ fn render_show(r: &ShowReport<'_>, store: &dyn SysctlStore) -> String {
         row(&mut s, "MISMATCH", &m.message);
     }
     // "value not read" notes repeat what the `here` row already says.
-    for t in l.tolerated.iter().chain(l.notes.iter().filter(|n| !n.starts_with("value not read"))) {
+    for t in l.cannot_tell.iter().chain(l.notes.iter().filter(|n| !n.starts_with("value not read"))) {
         row(&mut s, "note", t);
     }
     s
@@ -402,7 +406,8 @@ fn validate_cmd(a: &ValidateArgs, kb: &Kb, store: &dyn SysctlStore, out: &mut dy
                 Err(e) => (None, Some(e)),
             }
         };
-        (Some(live::validate_live_with(kb, store, child.as_ref().map(|c| c as &dyn SysctlStore))), why)
+        let build = live::build_config_for(store);
+        (Some(live::validate_live_with(kb, store, child.as_ref().map(|c| c as &dyn SysctlStore), &build)), why)
     } else {
         (None, None)
     };
@@ -456,14 +461,15 @@ fn render_validate(r: &ValidateReport) -> String {
         let sum = l.summary();
         let _ = writeln!(
             s,
-            "Live against {} (kernel {}): {} ok, {} absent as expected, {} tolerated, {} mismatch(es)",
+            "Live against {} (kernel {}): {} ok, {} absent as expected, {} cannot tell, {} mismatch(es)",
             l.store,
             l.kernel.as_deref().unwrap_or("unknown"),
             sum.ok,
             sum.absent_as_expected,
-            sum.tolerated,
+            sum.cannot_tell,
             sum.mismatch
         );
+        let _ = writeln!(s, "  kernel config: {}", l.build_config);
         match &r.scope_not_checked {
             None => {
                 let _ = writeln!(s, "  net.* scopes checked against a fresh network namespace");
@@ -477,8 +483,11 @@ fn render_validate(r: &ValidateReport) -> String {
                 let _ = writeln!(s, "  MISMATCH {}", m.message);
             }
         }
-        for e in l.entries.iter().filter(|e| e.status == Status::Tolerated) {
-            let _ = writeln!(s, "  tolerated {}: {}", e.key, e.tolerated.join("; "));
+        for e in l.entries.iter().filter(|e| e.status == Status::AbsentAsExpected) {
+            let _ = writeln!(s, "  absent as expected {}: {}", e.key, e.why_absent.as_deref().unwrap_or("the kernel version is unknown"));
+        }
+        for e in l.entries.iter().filter(|e| e.status == Status::CannotTell) {
+            let _ = writeln!(s, "  cannot tell {}: {}", e.key, e.cannot_tell.join("; "));
         }
     }
     let _ = writeln!(s, "{}", if r.consistent { "consistent" } else { "NOT consistent" });
@@ -598,6 +607,9 @@ mod tests {
         assert_eq!(code, EXIT_INCONSISTENT, "{out}");
         assert!(out.contains("MISMATCH net.ipv4.tcp_max_syn_backlog: current value -5"), "{out}");
         assert!(out.contains("net.* scopes not checked: the store is memory"), "{out}");
+        // A store that is not the running kernel has no build config: build-dependent absences cannot be told.
+        assert!(out.contains("kernel config: the store is memory") && out.contains("cannot tell net.core.flow_limit_table_len: absent: needs CONFIG_NET_FLOW_LIMIT"), "{out}");
+        assert!(out.contains("absent as expected kernel.sched_latency_ns: removed in 5.13"), "{out}");
         let (code, out, _) = check(&["validate", "--live", "--json"], &store());
         assert_eq!(code, EXIT_INCONSISTENT);
         let v: serde_json::Value = serde_json::from_str(&out).unwrap();

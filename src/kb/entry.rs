@@ -303,9 +303,15 @@ pub struct Param {
     /// Documentation and commits this entry rests on.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub references: Vec<String>,
-    /// Kernel build option or module the key depends on (`CONFIG_MAGIC_SYSRQ`,
-    /// the nf_conntrack module): on a kernel without it the key is legitimately
-    /// absent, or read-only, and live validation records that instead of failing.
+    /// Kernel build options the key needs, all of them (`["CONFIG_NET_FLOW_LIMIT"]`;
+    /// all-of: list every option, not alternatives). Live validation reads the
+    /// kernel's config: an option not set explains an absent key; all set (`=y`)
+    /// and the key absent is a KB error; `=m` means present only while loaded.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub requires_config: Vec<String>,
+    /// In words, what else the key's presence or writability depends on that no
+    /// kernel config shows (an LSM enabled at boot, a hardware detector): with it
+    /// an absent or read-only key is "cannot tell" instead of a mismatch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config: Option<String>,
     /// Why tools must not read the key at all (secrets, reads that act,

@@ -2,66 +2,59 @@
 //! running kernel's `/proc/sys`) actually has.
 //!
 //! For each entry it answers: does the key exist here, and should it on this
-//! kernel (`since`, `removed_in`, `config`)? Is it writable? Does the current
+//! kernel (`since`, `removed_in`; `requires_config` against the kernel's own
+//! config, see [`kconfig`])? Is it writable? Does the current
 //! value parse under the KB type and lie inside the KB range? Optionally,
 //! given a view of a fresh network namespace, does a `net.*` key behave the
 //! way its `scope` says (own writable copy, read-only mirror, or absent)?
 //!
 //! Differences are sorted into *mismatches* (the KB is wrong about this
-//! kernel, or the host is configured outside the KB's sane range) and
-//! *tolerated* differences the KB itself anticipates (a key that depends on
-//! a build option or module this kernel lacks, a value only root may read, a
-//! backported key). Keys marked `no_read` are never read: secrets must not
-//! reach a report, and `vm.stat_refresh` acts when read.
+//! kernel, or the host is configured outside the KB's sane range), keys
+//! *absent as expected* (removed by this version, or an option this build
+//! lacks, with the reason) and *cannot tell* (no kernel config to look at, an
+//! option built as a module that may not be loaded, a value only root may
+//! read, a backported key): recorded, never a failure, because the KB cannot
+//! be shown wrong by them. Keys marked `no_read` are never read: secrets must
+//! not reach a report, and `vm.stat_refresh` acts when read.
 //!
 //! Everything here goes through `SysctlStore`, so tests use a `MemStore`;
 //! the one function that touches the world directly is
 //! [`probe_fresh_netns`], which lists `/proc/sys/net` from a throwaway
 //! network namespace.
 
+pub mod kconfig;
+mod presence;
+
+pub use kconfig::BuildConfig;
+pub use presence::KernelVersion;
+
 use super::entry::{NoRead, Param, Risk, Scope};
 use super::validate::check_value;
 use super::Kb;
 use crate::sysctl::store::{MemStore, StoreError};
 use crate::sysctl::{SysctlKey, SysctlStore, Value, ValueKind};
+use presence::BuildPresence;
 use serde::Serialize;
-use std::fmt;
-
-/// A kernel version, compared numerically (`6.9 < 6.18`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-pub struct KernelVersion {
-    /// Major number.
-    pub major: u32,
-    /// Minor number.
-    pub minor: u32,
-    /// Patch level (0 when not given).
-    pub patch: u32,
-}
-
-impl KernelVersion {
-    /// Parses the leading `major.minor[.patch]` of a release string such as
-    /// `6.18.44-fc-v669` or a KB version such as `5.13`; `None` without at
-    /// least a major and a minor number.
-    pub fn parse(s: &str) -> Option<Self> {
-        let numeric: String = s.trim().chars().take_while(|c| c.is_ascii_digit() || *c == '.').collect();
-        let mut parts = numeric.split('.').filter(|p| !p.is_empty()).map(|p| p.parse::<u32>().ok());
-        let major = parts.next()??;
-        let minor = parts.next()??;
-        let patch = parts.next().flatten().unwrap_or(0);
-        Some(Self { major, minor, patch })
-    }
-}
-
-impl fmt::Display for KernelVersion {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{}.{}", self.major, self.minor, self.patch)
-    }
-}
 
 /// The running kernel's version, read from `kernel.osrelease` in `store`.
 pub fn kernel_version(store: &dyn SysctlStore) -> Option<KernelVersion> {
+    KernelVersion::parse(&kernel_release(store)?)
+}
+
+/// The full release string (`6.18.44-fc-v1300`) from `kernel.osrelease` in `store`: it names `/boot/config-<release>`.
+pub fn kernel_release(store: &dyn SysctlStore) -> Option<String> {
     let key = SysctlKey::parse("kernel.osrelease").ok()?;
-    KernelVersion::parse(store.read(&key).ok()?.as_str())
+    Some(store.read(&key).ok()?.as_str().trim().to_string())
+}
+
+/// The build config of the kernel behind `store`: read from the machine
+/// (`/proc/config.gz`, `/boot/config-<release>`) only when `store` is this
+/// machine's `/proc/sys`; a sandbox or remote store says so instead.
+pub fn build_config_for(store: &dyn SysctlStore) -> BuildConfig {
+    if store.describe() != "/proc/sys" {
+        return BuildConfig::Unknown(format!("the store is {}, not the running kernel, so its build config is unknown", store.describe()));
+    }
+    kconfig::running_build(std::path::Path::new("/"), kernel_release(store).as_deref())
 }
 
 /// The verdict on one entry.
@@ -70,10 +63,10 @@ pub fn kernel_version(store: &dyn SysctlStore) -> Option<KernelVersion> {
 pub enum Status {
     /// Present and consistent with the KB.
     Ok,
-    /// Absent, as the KB expects on this kernel (removed earlier, or added later).
+    /// Absent, as the KB expects on this kernel (removed earlier, added later, or an option this build lacks).
     AbsentAsExpected,
-    /// A difference the KB anticipates (build option missing, root-only value, backport): recorded, not a failure.
-    Tolerated,
+    /// The KB cannot be judged here (no kernel config, a module that may not be loaded, a root-only value, a backport): recorded, not a failure.
+    CannotTell,
     /// The KB and the store disagree.
     Mismatch,
 }
@@ -86,6 +79,8 @@ pub enum MismatchKind {
     Missing,
     /// The KB says the key was removed by this kernel version, yet it exists.
     PresentAfterRemoval,
+    /// The key exists although the kernel config lacks an option its `requires_config` names.
+    PresentWithoutConfig,
     /// A key the KB treats as tunable is read-only here.
     NotWritable,
     /// Reading the value failed for a reason other than permissions.
@@ -134,7 +129,7 @@ pub struct LiveEntry {
     pub key: String,
     /// Verdict.
     pub status: Status,
-    /// Whether the KB expects the key on this kernel (`None`: cannot tell, the kernel version is unknown).
+    /// Whether the KB expects the key on this kernel (`None`: cannot tell, the kernel version or build is unknown).
     pub expected_present: Option<bool>,
     /// Whether the key exists in the store.
     pub exists: bool,
@@ -148,9 +143,12 @@ pub struct LiveEntry {
     /// Disagreements.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub mismatches: Vec<Mismatch>,
-    /// Differences the KB anticipates.
+    /// Why the KB expects the key to be absent here ("removed in 5.13", "kernel built without CONFIG_X (/proc/config.gz)").
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub why_absent: Option<String>,
+    /// Why the KB cannot be judged on this entry here.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub tolerated: Vec<String>,
+    pub cannot_tell: Vec<String>,
     /// Plain observations (no-op key, value not read on purpose...).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
@@ -163,8 +161,8 @@ pub struct LiveSummary {
     pub ok: usize,
     /// Entries absent as expected.
     pub absent_as_expected: usize,
-    /// Entries with tolerated differences.
-    pub tolerated: usize,
+    /// Entries the KB cannot be judged on here.
+    pub cannot_tell: usize,
     /// Entries with mismatches.
     pub mismatch: usize,
 }
@@ -176,6 +174,8 @@ pub struct LiveReport {
     pub store: String,
     /// The kernel version read from the store, when it has `kernel.osrelease`.
     pub kernel: Option<String>,
+    /// The kernel config the build-dependent keys were judged against (`/proc/config.gz`), or why there was none.
+    pub build_config: String,
     /// Whether `net.*` scopes were checked against a fresh network namespace.
     pub scope_checked: bool,
     /// One result per KB entry, in key order.
@@ -188,9 +188,9 @@ impl LiveReport {
         self.entries.iter().filter(|e| e.status == Status::Mismatch).collect()
     }
 
-    /// Entries with tolerated differences.
-    pub fn tolerated(&self) -> Vec<&LiveEntry> {
-        self.entries.iter().filter(|e| e.status == Status::Tolerated).collect()
+    /// Entries the KB cannot be judged on here.
+    pub fn cannot_tell(&self) -> Vec<&LiveEntry> {
+        self.entries.iter().filter(|e| e.status == Status::CannotTell).collect()
     }
 
     /// True when no entry mismatches.
@@ -205,7 +205,7 @@ impl LiveReport {
             match e.status {
                 Status::Ok => s.ok += 1,
                 Status::AbsentAsExpected => s.absent_as_expected += 1,
-                Status::Tolerated => s.tolerated += 1,
+                Status::CannotTell => s.cannot_tell += 1,
                 Status::Mismatch => s.mismatch += 1,
             }
         }
@@ -213,44 +213,32 @@ impl LiveReport {
     }
 }
 
-/// Compares every entry of `kb` with `store`, without a scope check.
+/// Compares every entry of `kb` with `store`, without a scope check and
+/// without a kernel config (build-dependent absences are "cannot tell").
 pub fn validate_live(kb: &Kb, store: &dyn SysctlStore) -> LiveReport {
-    validate_live_with(kb, store, None)
+    validate_live_with(kb, store, None, &BuildConfig::Unknown("no kernel config was given".into()))
 }
 
 /// Compares every entry of `kb` with `store`; when `child_netns` is given
 /// (a listing of a fresh network namespace, see [`probe_fresh_netns`]), the
-/// scope of every `net.*` key is checked against it too.
-pub fn validate_live_with(kb: &Kb, store: &dyn SysctlStore, child_netns: Option<&dyn SysctlStore>) -> LiveReport {
+/// scope of every `net.*` key is checked against it too. `build` is the
+/// config of the kernel behind `store` (see [`build_config_for`]).
+pub fn validate_live_with(kb: &Kb, store: &dyn SysctlStore, child_netns: Option<&dyn SysctlStore>, build: &BuildConfig) -> LiveReport {
     let kernel = kernel_version(store);
     LiveReport {
         store: store.describe(),
         kernel: kernel.map(|k| k.to_string()),
+        build_config: match build {
+            BuildConfig::Known(c) => c.source.clone(),
+            BuildConfig::Unknown(why) => why.clone(),
+        },
         scope_checked: child_netns.is_some(),
-        entries: kb.params.values().map(|p| check_entry(p, store, child_netns, kernel)).collect(),
+        entries: kb.params.values().map(|p| check_entry(p, store, child_netns, kernel, build)).collect(),
     }
 }
 
-/// Whether the KB expects `p` to exist on `kernel`, and why not when it does not.
-fn expectation(p: &Param, kernel: Option<KernelVersion>) -> (Option<bool>, Option<String>) {
-    let Some(k) = kernel else {
-        return if p.removed_in.is_some() || p.since.is_some() { (None, None) } else { (Some(true), None) };
-    };
-    if let Some(r) = p.removed_in.as_deref().and_then(|r| KernelVersion::parse(r).map(|v| (r, v)))
-        && k >= r.1
-    {
-        return (Some(false), Some(format!("removed in {}", r.0)));
-    }
-    if let Some(s) = p.since.as_deref().and_then(|s| KernelVersion::parse(s).map(|v| (s, v)))
-        && k < s.1
-    {
-        return (Some(false), Some(format!("added in {}", s.0)));
-    }
-    (Some(true), None)
-}
-
-/// Checks one entry against `store` (and, for `net.*` keys, `child_netns`).
-pub fn check_entry(p: &Param, store: &dyn SysctlStore, child_netns: Option<&dyn SysctlStore>, kernel: Option<KernelVersion>) -> LiveEntry {
+/// Checks one entry against `store` (and, for `net.*` keys, `child_netns`), on `kernel` built as `build` says.
+pub fn check_entry(p: &Param, store: &dyn SysctlStore, child_netns: Option<&dyn SysctlStore>, kernel: Option<KernelVersion>, build: &BuildConfig) -> LiveEntry {
     let mut e = LiveEntry {
         key: p.key.clone(),
         status: Status::Ok,
@@ -260,7 +248,8 @@ pub fn check_entry(p: &Param, store: &dyn SysctlStore, child_netns: Option<&dyn 
         value: None,
         child_netns: None,
         mismatches: Vec::new(),
-        tolerated: Vec::new(),
+        why_absent: None,
+        cannot_tell: Vec::new(),
         notes: Vec::new(),
     };
     let Ok(key) = SysctlKey::parse(&p.key) else {
@@ -269,40 +258,9 @@ pub fn check_entry(p: &Param, store: &dyn SysctlStore, child_netns: Option<&dyn 
         e.status = Status::Mismatch;
         return e;
     };
-    let kernel_name = kernel.map(|k| k.to_string()).unwrap_or_else(|| "this kernel".into());
-    let (expected, why_absent) = expectation(p, kernel);
-    e.expected_present = expected;
     e.exists = store.exists(&key);
+    check_presence(p, store, kernel, build, &mut e);
     let mismatch = |e: &mut LiveEntry, kind, message: String| e.mismatches.push(Mismatch { kind, message });
-
-    match (e.exists, expected) {
-        (false, Some(true)) => match &p.config {
-            Some(c) => e.tolerated.push(format!("absent: the key depends on {c}, which this kernel lacks")),
-            None => mismatch(
-                &mut e,
-                MismatchKind::Missing,
-                format!(
-                    "{}: the KB expects it on {kernel_name} but {} has no such key; give the entry `since`, `removed_in` or `config` if it depends on the version or the build",
-                    p.key,
-                    store.describe()
-                ),
-            ),
-        },
-        (false, _) => {}
-        (true, Some(false)) => {
-            let why = why_absent.unwrap_or_default();
-            if p.removed_in.is_some() && why.starts_with("removed") {
-                mismatch(
-                    &mut e,
-                    MismatchKind::PresentAfterRemoval,
-                    format!("{}: the KB says it was {why}, yet it exists on {kernel_name}; correct `removed_in` (or the kernel carries it as a vendor patch)", p.key),
-                );
-            } else {
-                e.tolerated.push(format!("present although the KB says it was {why}: a backport, or `since` is too late"));
-            }
-        }
-        (true, _) => {}
-    }
 
     if e.exists {
         let writable = store.writable(&key);
@@ -311,7 +269,7 @@ pub fn check_entry(p: &Param, store: &dyn SysctlStore, child_netns: Option<&dyn 
             if p.risk == Risk::Never {
                 e.notes.push("read-only here".into());
             } else if let Some(c) = &p.config {
-                e.tolerated.push(format!("read-only here: the KB notes it depends on {c}"));
+                e.cannot_tell.push(format!("read-only here: the KB notes it depends on {c}"));
             } else {
                 mismatch(&mut e, MismatchKind::NotWritable, format!("{}: the KB treats it as tunable (risk {:?}) but its mode on {} is read-only", p.key, p.risk, store.describe()));
             }
@@ -334,8 +292,8 @@ pub fn check_entry(p: &Param, store: &dyn SysctlStore, child_netns: Option<&dyn 
 
     e.status = if !e.mismatches.is_empty() {
         Status::Mismatch
-    } else if !e.tolerated.is_empty() {
-        Status::Tolerated
+    } else if !e.cannot_tell.is_empty() {
+        Status::CannotTell
     } else if !e.exists {
         Status::AbsentAsExpected
     } else {
@@ -344,11 +302,69 @@ pub fn check_entry(p: &Param, store: &dyn SysctlStore, child_netns: Option<&dyn 
     e
 }
 
+/// Sets `e.expected_present` and records what the key's existence says,
+/// by version first (a removed key needs no config to explain it), then by
+/// build (`requires_config` against `build`), then the KB's own prose
+/// (`config`: a condition no config shows).
+fn check_presence(p: &Param, store: &dyn SysctlStore, kernel: Option<KernelVersion>, build: &BuildConfig, e: &mut LiveEntry) {
+    let kernel_name = kernel.map(|k| k.to_string()).unwrap_or_else(|| "this kernel".into());
+    let (by_version, why_not) = presence::by_version(p, kernel);
+    let by_build = presence::by_build(p, build);
+    e.expected_present = match (by_version, &by_build) {
+        (Some(false), _) | (_, BuildPresence::NotBuilt(_)) => Some(false),
+        (Some(true), BuildPresence::Expected) => Some(true),
+        _ => None,
+    };
+    let mismatch = |e: &mut LiveEntry, kind, message: String| e.mismatches.push(Mismatch { kind, message });
+    if let (Some(false), Some(why)) = (by_version, why_not) {
+        if !e.exists {
+            e.why_absent = Some(why);
+        } else if p.removed_in.is_some() && why.starts_with("removed") {
+            let m = format!("{}: the KB says it was {why}, yet it exists on {kernel_name}; correct `removed_in` (or the kernel carries it as a vendor patch)", p.key);
+            mismatch(e, MismatchKind::PresentAfterRemoval, m);
+        } else {
+            e.cannot_tell.push(format!("present although the KB says it was {why}: a backport, or `since` is too late"));
+        }
+        return;
+    }
+    let options = p.requires_config.join(", ");
+    match (e.exists, by_build) {
+        (false, BuildPresence::NotBuilt(why)) => e.why_absent = Some(why),
+        (false, BuildPresence::CannotTell(why)) => e.cannot_tell.push(format!("absent: {why}")),
+        (false, BuildPresence::Expected) if by_version.is_none() => {}
+        (false, BuildPresence::Expected) => match (&p.config, build.config()) {
+            (Some(c), _) => e.cannot_tell.push(format!("absent: the key also needs {c}, which no kernel config shows")),
+            (None, Some(cfg)) if !p.requires_config.is_empty() => {
+                let m = format!(
+                    "{}: the kernel is built with {options} ({}) yet {} has no such key; correct the entry's `requires_config` (or `since`/`removed_in`)",
+                    p.key,
+                    cfg.source,
+                    store.describe()
+                );
+                mismatch(e, MismatchKind::Missing, m);
+            }
+            (None, _) => {
+                let m = format!(
+                    "{}: the KB expects it on {kernel_name} but {} has no such key; give the entry `since`, `removed_in` or `requires_config` if it depends on the version or the build",
+                    p.key,
+                    store.describe()
+                );
+                mismatch(e, MismatchKind::Missing, m);
+            }
+        },
+        (true, BuildPresence::NotBuilt(why)) => {
+            let m = format!("{}: it exists although the {why}; `requires_config` names an option the key does not need: correct it", p.key);
+            mismatch(e, MismatchKind::PresentWithoutConfig, m);
+        }
+        (true, _) => {}
+    }
+}
+
 fn check_value_live(p: &Param, key: &SysctlKey, store: &dyn SysctlStore, e: &mut LiveEntry) {
     let value = match store.read(key) {
         Ok(v) => v,
         Err(err @ StoreError::Io { .. }) if matches!(err.errno(), Some(libc::EACCES) | Some(libc::EPERM)) => {
-            e.tolerated.push(format!("value not checked: {err} (run as root to read it)"));
+            e.cannot_tell.push(format!("value not checked: {err} (run as root to read it)"));
             return;
         }
         Err(err) => {
@@ -465,183 +481,4 @@ pub fn probe_fresh_netns() -> Result<MemStore, String> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::sysctl::TreeStore;
-
-    fn k(s: &str) -> SysctlKey {
-        SysctlKey::parse(s).unwrap()
-    }
-
-    fn kb(text: &str) -> Kb {
-        let mut kb = Kb::default();
-        kb.merge_text(text, "t.toml").unwrap();
-        kb
-    }
-
-    fn param(extra: &str) -> String {
-        format!("[[param]]\ntype = \"int\"\nscope = \"global\"\nrisk = \"low\"\nrisk_reason = \"r\"\ncontrols = \"c\"\n{extra}\n")
-    }
-
-    fn store(values: &[(&str, &str)]) -> MemStore {
-        let mut all = vec![(k("kernel.osrelease"), Value::from_kernel("6.18.44-fc-v669"))];
-        all.extend(values.iter().map(|(key, v)| (k(key), Value::from_kernel(v))));
-        MemStore::new(all)
-    }
-
-    /// The one place that calls the API: the status and mismatch kinds `key` gets.
-    fn check(kb_text: &str, st: &MemStore, child: Option<&MemStore>, key: &str, status: Status, kinds: &[MismatchKind]) -> LiveEntry {
-        let kb = kb(kb_text);
-        let report = validate_live_with(&kb, st, child.map(|c| c as &dyn SysctlStore));
-        let e = report.entries.iter().find(|e| e.key == key).unwrap_or_else(|| panic!("{key} not in report")).clone();
-        assert_eq!(e.status, status, "{e:#?}");
-        assert_eq!(e.mismatches.iter().map(|m| m.kind).collect::<Vec<_>>(), kinds, "{e:#?}");
-        e
-    }
-
-    #[test]
-    fn kernel_versions_compare_numerically() {
-        let v = |s| KernelVersion::parse(s).unwrap();
-        assert!(v("6.9") < v("6.18"));
-        assert!(v("6.18.44-fc-v669") >= v("6.18"));
-        assert_eq!(v("2.6.39"), KernelVersion { major: 2, minor: 6, patch: 39 });
-        assert_eq!(KernelVersion::parse("6"), None);
-        assert_eq!(KernelVersion::parse("linux"), None);
-    }
-
-    #[test]
-    fn present_in_range_is_ok() {
-        let text = param("key = \"vm.swappiness\"\nmin = 0\nmax = 200");
-        let e = check(&text, &store(&[("vm.swappiness", "60")]), None, "vm.swappiness", Status::Ok, &[]);
-        assert_eq!(e.value.as_deref(), Some("60"));
-        assert_eq!(e.writable, Some(true));
-    }
-
-    #[test]
-    fn missing_key_is_a_mismatch_unless_config_dependent() {
-        let text = param("key = \"vm.nope\"");
-        let e = check(&text, &store(&[]), None, "vm.nope", Status::Mismatch, &[MismatchKind::Missing]);
-        assert!(e.mismatches[0].message.contains("the KB expects it on 6.18.44"), "{e:#?}");
-        let text = param("key = \"kernel.sysrq\"\nconfig = \"CONFIG_MAGIC_SYSRQ\"");
-        let e = check(&text, &store(&[]), None, "kernel.sysrq", Status::Tolerated, &[]);
-        assert!(e.tolerated[0].contains("CONFIG_MAGIC_SYSRQ"), "{e:#?}");
-    }
-
-    #[test]
-    fn removed_and_future_keys() {
-        let text = param("key = \"kernel.sched_latency_ns\"\nremoved_in = \"5.13\"");
-        check(&text, &store(&[]), None, "kernel.sched_latency_ns", Status::AbsentAsExpected, &[]);
-        check(&text, &store(&[("kernel.sched_latency_ns", "6000000")]), None, "kernel.sched_latency_ns", Status::Mismatch, &[MismatchKind::PresentAfterRemoval]);
-        let text = param("key = \"net.ipv4.tcp_new\"\nsince = \"7.2\"");
-        check(&text, &store(&[]), None, "net.ipv4.tcp_new", Status::AbsentAsExpected, &[]);
-        let e = check(&text, &store(&[("net.ipv4.tcp_new", "1")]), None, "net.ipv4.tcp_new", Status::Tolerated, &[]);
-        assert!(e.tolerated[0].contains("backport"), "{e:#?}");
-        // Without a kernel version nothing can be said about versioned keys.
-        let kb = kb(&param("key = \"kernel.sched_latency_ns\"\nremoved_in = \"5.13\""));
-        let r = validate_live(&kb, &MemStore::new([]));
-        assert_eq!(r.entries[0].status, Status::AbsentAsExpected);
-        assert_eq!(r.entries[0].expected_present, None);
-        assert_eq!(r.kernel, None);
-    }
-
-    #[test]
-    fn no_op_keys_are_noted() {
-        let text = param("key = \"net.ipv4.tcp_low_latency\"\nno_op = true");
-        let e = check(&text, &store(&[("net.ipv4.tcp_low_latency", "0")]), None, "net.ipv4.tcp_low_latency", Status::Ok, &[]);
-        assert!(e.notes.iter().any(|n| n.contains("no_op")), "{e:#?}");
-    }
-
-    #[test]
-    fn values_outside_type_or_range_are_mismatches() {
-        let text = param("key = \"net.ipv4.tcp_max_syn_backlog\"\nmin = 128\nmax = 262144");
-        let e = check(&text, &store(&[("net.ipv4.tcp_max_syn_backlog", "-5")]), None, "net.ipv4.tcp_max_syn_backlog", Status::Mismatch, &[MismatchKind::OutOfRange]);
-        assert!(e.mismatches[0].message.contains("-5 is outside the KB's sane range 128..=262144"), "{e:#?}");
-        let text = "[[param]]\nkey = \"net.ipv4.tcp_rmem\"\ntype = \"ints\"\ncount = 3\nordered = true\nmin = 1\nscope = \"netns\"\nrisk = \"medium\"\nrisk_reason = \"r\"\ncontrols = \"c\"\n";
-        check(text, &store(&[("net.ipv4.tcp_rmem", "8192\t4096\t2048")]), None, "net.ipv4.tcp_rmem", Status::Mismatch, &[MismatchKind::OutOfRange]);
-        let e = check(text, &store(&[("net.ipv4.tcp_rmem", "4096 131072")]), None, "net.ipv4.tcp_rmem", Status::Mismatch, &[MismatchKind::Unparseable]);
-        assert!(e.mismatches[0].message.contains("is not 3 integers"), "{e:#?}");
-        let text = "[[param]]\nkey = \"net.core.default_qdisc\"\ntype = \"enum\"\nvalues = [\"fq\", \"fq_codel\"]\nscope = \"global\"\nrisk = \"medium\"\nrisk_reason = \"r\"\ncontrols = \"c\"\n";
-        check(text, &store(&[("net.core.default_qdisc", "pfifo_fast")]), None, "net.core.default_qdisc", Status::Mismatch, &[MismatchKind::Unparseable]);
-        // An empty string key is fine.
-        let text = "[[param]]\nkey = \"net.ipv4.ip_local_reserved_ports\"\ntype = \"string\"\nscope = \"netns\"\nrisk = \"low\"\nrisk_reason = \"r\"\ncontrols = \"c\"\n";
-        check(text, &store(&[("net.ipv4.ip_local_reserved_ports", "")]), None, "net.ipv4.ip_local_reserved_ports", Status::Ok, &[]);
-    }
-
-    #[test]
-    fn read_only_keys() {
-        let text = param("key = \"vm.x\"");
-        let st = store(&[("vm.x", "1")]).with_read_only(k("vm.x"));
-        check(&text, &st, None, "vm.x", Status::Mismatch, &[MismatchKind::NotWritable]);
-        let text = param("key = \"kernel.nmi_watchdog\"\nconfig = \"a hard-lockup detector\"");
-        let st = store(&[("kernel.nmi_watchdog", "0")]).with_read_only(k("kernel.nmi_watchdog"));
-        check(&text, &st, None, "kernel.nmi_watchdog", Status::Tolerated, &[]);
-        let text = "[[param]]\nkey = \"kernel.tainted\"\ntype = \"int\"\nscope = \"global\"\nrisk = \"never\"\nrisk_reason = \"r\"\ncontrols = \"c\"\n";
-        let st = store(&[("kernel.tainted", "0")]).with_read_only(k("kernel.tainted"));
-        check(text, &st, None, "kernel.tainted", Status::Ok, &[]);
-    }
-
-    #[test]
-    fn secrets_and_actions_are_never_read() {
-        // A store whose read of the secret would be caught: MemStore returns the value, so the report must not contain it.
-        let text = "[[param]]\nkey = \"net.ipv4.tcp_fastopen_key\"\ntype = \"string\"\nscope = \"netns\"\nrisk = \"never\"\nrisk_reason = \"r\"\ncontrols = \"c\"\nno_read = \"secret\"\n";
-        let e = check(text, &store(&[("net.ipv4.tcp_fastopen_key", "00000000-00000000-00000000-00000000")]), None, "net.ipv4.tcp_fastopen_key", Status::Ok, &[]);
-        assert_eq!(e.value, None);
-        let json = serde_json::to_string(&e).unwrap();
-        assert!(!json.contains("00000000"), "{json}");
-    }
-
-    #[test]
-    fn scope_is_checked_for_net_keys_only() {
-        let text = [
-            param("key = \"net.core.netdev_max_backlog\""),
-            param("key = \"net.core.somaxconn\"\nscope = \"netns\"").replace("scope = \"global\"\n", ""),
-            param("key = \"net.core.rmem_max\"\nscope = \"netns_read_only\"").replace("scope = \"global\"\n", ""),
-            param("key = \"net.ipv4.tcp_mem\"\nscope = \"netns\"").replace("scope = \"global\"\n", ""),
-            param("key = \"vm.swappiness\""),
-        ]
-        .concat();
-        let host = store(&[("net.core.netdev_max_backlog", "1000"), ("net.core.somaxconn", "4096"), ("net.core.rmem_max", "4194304"), ("net.ipv4.tcp_mem", "1"), ("vm.swappiness", "60")]);
-        let child = store_from_listing("core/somaxconn 644\ncore/rmem_max 444\n", "net").unwrap();
-        check(&text, &host, Some(&child), "net.core.netdev_max_backlog", Status::Ok, &[]);
-        check(&text, &host, Some(&child), "net.core.somaxconn", Status::Ok, &[]);
-        check(&text, &host, Some(&child), "net.core.rmem_max", Status::Ok, &[]);
-        let e = check(&text, &host, Some(&child), "net.ipv4.tcp_mem", Status::Mismatch, &[MismatchKind::Scope]);
-        assert!(e.mismatches[0].message.contains("set scope = \"global\""), "{e:#?}");
-        let e = check(&text, &host, Some(&child), "vm.swappiness", Status::Ok, &[]);
-        assert_eq!(e.child_netns, None);
-    }
-
-    #[test]
-    fn listing_parse_errors_name_the_line() {
-        assert!(store_from_listing("core/somaxconn\n", "net").unwrap_err().contains("line 1"));
-        assert!(store_from_listing("core/somaxconn 6x4\n", "net").unwrap_err().contains("not octal"));
-        let s = store_from_listing("ipv4/route/flush 200\n\n", "net").unwrap();
-        assert!(s.writable(&k("net.ipv4.route.flush")));
-    }
-
-    /// The embedded KB against this machine's /proc/sys: every key must exist
-    /// exactly when the KB says it should on the running kernel. Differences
-    /// the KB anticipates (config-dependent keys) are printed, not failed.
-    #[test]
-    fn embedded_kb_matches_this_kernel() {
-        let kb = Kb::embedded().unwrap();
-        let report = validate_live(&kb, &TreeStore::kernel());
-        for e in report.tolerated() {
-            println!("tolerated {}: {}", e.key, e.tolerated.join("; "));
-        }
-        let existence: Vec<String> = report
-            .mismatches()
-            .iter()
-            .flat_map(|e| e.mismatches.iter())
-            .filter(|m| matches!(m.kind, MismatchKind::Missing | MismatchKind::PresentAfterRemoval | MismatchKind::Unparseable))
-            .map(|m| m.message.clone())
-            .collect();
-        assert!(existence.is_empty(), "kernel {:?}:\n{}", report.kernel, existence.join("\n"));
-        // Values outside the KB range are a property of the host, but on the
-        // reference machine (kernel 6.18) every value must be in range.
-        if report.kernel.as_deref().is_some_and(|k| k.starts_with("6.18.")) {
-            let all: Vec<String> = report.mismatches().iter().flat_map(|e| e.mismatches.iter().map(|m| m.message.clone())).collect();
-            assert!(all.is_empty(), "{}", all.join("\n"));
-        }
-    }
-}
+mod tests;

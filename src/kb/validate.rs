@@ -39,6 +39,23 @@ pub fn check_param(p: &Param) -> Result<(), String> {
             return Err("each condition names exactly one of `sysctl` or `metric`".into());
         }
     }
+    check_requires_config(&p.requires_config)
+}
+
+/// `requires_config` lists kernel config option names (all of them needed):
+/// a misspelt one would never match the kernel's config and silently make
+/// the key "absent as expected" everywhere.
+fn check_requires_config(options: &[String]) -> Result<(), String> {
+    for (i, o) in options.iter().enumerate() {
+        if !super::live::kconfig::is_option_name(o) {
+            return Err(format!(
+                "requires_config: {o:?} is not a kernel config option name; write CONFIG_ followed by upper-case letters, digits or _ (e.g. \"CONFIG_NET_FLOW_LIMIT\"), and put conditions in words into `config`"
+            ));
+        }
+        if options[..i].contains(o) {
+            return Err(format!("requires_config: {o} is listed twice"));
+        }
+    }
     Ok(())
 }
 
@@ -188,6 +205,11 @@ pub fn lint(kb: &Kb) -> Vec<String> {
         if !p.values.is_empty() && p.kind != ValueKind::Enum {
             out.push(format!("{k}: values applies to type \"enum\" only"));
         }
+        if let Some(c) = &p.config
+            && super::live::kconfig::is_option_name(c.trim())
+        {
+            out.push(format!("{k}: config = {c:?} names only a build option; write requires_config = [{c:?}] so live validation can check it against the kernel's config"));
+        }
         if p.removed_in.is_some() && p.no_op {
             out.push(format!("{k}: both removed_in and no_op; a removed key is absent, a no-op key is present"));
         }
@@ -246,6 +268,22 @@ mod tests {
             assert!(!p.controls.trim().is_empty() && !p.risk_reason.trim().is_empty(), "{}", p.key);
         }
         check_consistency(&kb).unwrap();
+    }
+
+    #[test]
+    fn requires_config_must_name_config_options() {
+        let entry = |req: &str| {
+            let mut kb = Kb::default();
+            let text = format!("[[param]]\nkey = \"net.core.flow_limit_table_len\"\ntype = \"int\"\nscope = \"global\"\nrisk = \"low\"\nrisk_reason = \"r\"\ncontrols = \"c\"\nrequires_config = {req}\n");
+            kb.merge_text(&text, "t.toml").map(|_| kb.params.into_values().next().unwrap()).map_err(|e| format!("{e:#}"))
+        };
+        let p = entry("[\"CONFIG_NET_FLOW_LIMIT\", \"CONFIG_RPS\"]").unwrap();
+        assert_eq!(check_param(&p), Ok(()));
+        for (bad, why) in [("[\"NET_FLOW_LIMIT\"]", "is not a kernel config option name"), ("[\"CONFIG_net\"]", "is not a kernel config option name"), ("[\"CONFIG_RPS\", \"CONFIG_RPS\"]", "listed twice")] {
+            // Either the loader or check_param refuses it, naming the field.
+            let err = entry(bad).and_then(|p| check_param(&p)).unwrap_err();
+            assert!(err.contains("requires_config") && err.contains(why), "{bad}: {err}");
+        }
     }
 
     #[test]
