@@ -201,6 +201,15 @@ fn require_root(store: &TreeStore, what: &str) -> Result<()> {
     Ok(())
 }
 
+/// The health command's limit: `--health-timeout`, else the policy's `health_timeout_seconds`.
+fn health_timeout(cli: &Cli, pol: &Policy) -> Result<Duration> {
+    let s = cli.host.health_timeout.unwrap_or(pol.health_timeout_seconds);
+    if !(s.is_finite() && s > 0.0 && s <= 86400.0) {
+        return Err(invalid(format!("--health-timeout {s} is invalid; use seconds in (0, 86400] (the default is {})", crate::safety::policy::DEFAULT_HEALTH_TIMEOUT_S)));
+    }
+    Ok(Duration::from_secs_f64(s))
+}
+
 /// `semantos --applier sysctl --apply` / `semantos apply`.
 pub fn apply(cli: &Cli, t: Option<&TelemetryArgs>) -> Result<i32> {
     let kb = load_kb(cli)?;
@@ -214,6 +223,7 @@ pub fn apply(cli: &Cli, t: Option<&TelemetryArgs>) -> Result<i32> {
         return Err(anyhow::anyhow!("refusing to apply: {msg}"));
     }
     let pol = policy(cli)?;
+    let health_limit = health_timeout(cli, &pol)?;
     let p = propose(cli, t, &kb, &tree)?;
     if let Some(why) = &p.checked.aborted {
         if !cli.json {
@@ -233,7 +243,8 @@ pub fn apply(cli: &Cli, t: Option<&TelemetryArgs>) -> Result<i32> {
     }
     let store = FaultyStore::new(guarded(tree.clone(), &kb, &pol), faults()?);
     let window = Duration::from_secs_f64(cli.host.monitor_seconds.unwrap_or(pol.monitor_seconds).clamp(0.0, 86400.0));
-    let mut monitor = LiveMonitor::new(ProcReader::with_roots(&cli.host.proc_root, "/sys"), &kb, window, cli.host.health_cmd.clone(), p.findings.clone(), pol.monitor_new_symptoms, pol.monitor_worsening_factor);
+    let mut monitor = LiveMonitor::new(ProcReader::with_roots(&cli.host.proc_root, "/sys"), &kb, window, cli.host.health_cmd.clone(), p.findings.clone(), pol.monitor_new_symptoms, pol.monitor_worsening_factor)
+        .with_health_timeout(health_limit);
     let now = now_ms();
     let opts = ApplyOptions {
         paths: paths(cli),
