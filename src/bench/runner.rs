@@ -55,12 +55,58 @@ pub struct Options {
 /// Where progress lines go (stderr in the CLI).
 pub type Progress<'a> = &'a (dyn Fn(&str) + Sync);
 
-/// Removes the work directory when the run ends, however it ends.
-struct WorkDir(PathBuf);
+/// Removes the work directory when the run ends, however it ends, unless `keep` was set: a run
+/// whose restore failed keeps its backups there, the only record of the values to put back.
+struct WorkDir(PathBuf, bool);
 
 impl Drop for WorkDir {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        if !self.1 {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+/// The backups under `dir` whose values are not (known to be) restored: in progress, committed,
+/// or unreadable. Each is `(namespace directory name, path)`; the layout is the `Switcher`'s
+/// `<work>/<namespace or "host">/<slot>/backup.json`.
+fn unrestored_backups(dir: &Path) -> Vec<(String, PathBuf)> {
+    let mut out = Vec::new();
+    for ns in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        for slot in std::fs::read_dir(ns.path()).into_iter().flatten().flatten() {
+            let b = slot.path().join("backup.json");
+            let restored = matches!(crate::apply::Backup::load_if_exists(&b), Ok(None) | Ok(Some(crate::apply::Backup { state: crate::apply::backup::BackupState::Restored, .. })));
+            if !restored {
+                out.push((ns.file_name().to_string_lossy().into_owned(), b));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+impl WorkDir {
+    /// `result`, or its error with the backups it left unrestored kept on disk and named, with
+    /// the command that restores each.
+    fn finish<T>(mut self, result: Result<T>) -> Result<T> {
+        let e = match result {
+            Ok(v) => return Ok(v),
+            Err(e) => e,
+        };
+        let left = unrestored_backups(&self.0);
+        if left.is_empty() {
+            return Err(e);
+        }
+        self.1 = true;
+        let how = left
+            .iter()
+            .map(|(ns, b)| match ns.as_str() {
+                "host" => format!("semantos rollback --backup {}", b.display()),
+                ns => format!("ip netns exec {ns} semantos rollback --backup {}", b.display()),
+            })
+            .collect::<Vec<_>>()
+            .join("; ");
+        Err(e.context(format!("the bench failed with values it may not have restored; its backups are kept in {} — restore them with: {how}", self.0.display())))
     }
 }
 
@@ -310,7 +356,8 @@ pub fn run_scenario(kb: &Kb, id: ScenarioId, o: &Options, progress: Progress) ->
     let sc = scenario(id, o.quick);
     let reps = o.reps.unwrap_or(sc.reps).max(1);
     std::fs::create_dir_all(&o.out_dir).with_context(|| format!("creating {}", o.out_dir.display()))?;
-    let work = WorkDir(o.out_dir.join(format!(".bench-work-{}-{}", id.name(), std::process::id())));
+    // The namespaces (and any value left in them) are removed below: no backup needs keeping.
+    let work = WorkDir(o.out_dir.join(format!(".bench-work-{}-{}", id.name(), std::process::id())), false);
     std::fs::create_dir_all(&work.0).with_context(|| format!("creating {}", work.0.display()))?;
     let audit_path = o.out_dir.join(format!("bench_{}.audit.jsonl", id.name()));
     let _ = std::fs::remove_file(&audit_path);
@@ -428,6 +475,8 @@ pub struct CommandSpec {
     pub netns: Option<String>,
     /// CSV column (header name, or 1-based index) holding the latency.
     pub column: Option<String>,
+    /// How long one run may take; then its process group is killed and the run fails.
+    pub timeout: Duration,
 }
 
 /// Latency samples in a command's output: one number per line, or one CSV column.
@@ -469,7 +518,7 @@ pub fn parse_samples(text: &str, column: Option<&str>) -> Result<(Vec<f64>, usiz
 }
 
 fn run_user_command(spec: &CommandSpec) -> Result<RunOutput> {
-    let mut c = match &spec.netns {
+    let c = match &spec.netns {
         Some(ns) => {
             let mut c = std::process::Command::new("ip");
             c.args(["netns", "exec", ns, "sh", "-c", &spec.cmd]);
@@ -481,12 +530,17 @@ fn run_user_command(spec: &CommandSpec) -> Result<RunOutput> {
             c
         }
     };
-    let out = c.output().with_context(|| format!("running {:?}", spec.cmd))?;
-    if !out.status.success() {
-        let err = String::from_utf8_lossy(&out.stderr);
-        bail!("{:?} exited with {}: {}", spec.cmd, out.status, err.lines().last().unwrap_or(""));
+    let out = crate::rollout::process::run_group(c, None, spec.timeout).with_context(|| format!("running {:?}", spec.cmd))?;
+    match out.status {
+        Some(s) if s.success() => {}
+        Some(s) => bail!("{:?} exited with {s}: {}", spec.cmd, out.stderr_tail()),
+        None => bail!("{:?} did not finish within {} s and was killed with its process group; raise --cmd-timeout if one run needs longer", spec.cmd, spec.timeout.as_secs_f64()),
     }
-    let (samples, _) = parse_samples(&String::from_utf8_lossy(&out.stdout), spec.column.as_deref())?;
+    if out.truncated {
+        let mib = crate::rollout::process::MAX_OUTPUT >> 20;
+        bail!("{:?} printed more than {mib} MiB; only the first {mib} MiB are kept, so its samples would be incomplete: print one latency per line, nothing else", spec.cmd);
+    }
+    let (samples, _) = parse_samples(&out.stdout, spec.column.as_deref())?;
     Ok(RunOutput { samples_ms: samples, errors: 0, warmup_ms: vec![] })
 }
 
@@ -497,15 +551,24 @@ pub fn run_command(kb: &Kb, spec: &CommandSpec, o: &Options, progress: Progress)
     let t0 = std::time::Instant::now();
     let ns = spec.netns.as_deref().map(Netns::existing).transpose()?;
     let reps = o.reps.unwrap_or(if o.quick { 2 } else { 5 }).max(1);
-    let (policy, policy_text) = policy_of(kb, o);
     std::fs::create_dir_all(&o.out_dir).with_context(|| format!("creating {}", o.out_dir.display()))?;
-    let work = WorkDir(o.out_dir.join(format!(".bench-work-cmd-{}", std::process::id())));
-    std::fs::create_dir_all(&work.0)?;
+    let work = WorkDir(o.out_dir.join(format!(".bench-work-cmd-{}", std::process::id())), false);
+    std::fs::create_dir_all(&work.0).with_context(|| format!("creating {}", work.0.display()))?;
+    let report = measure_command(kb, spec, o, progress, ns.as_ref(), reps, &work.0);
+    // The values live on in the user's namespace (or the host): a failed restore keeps its backup.
+    let mut report = work.finish(report)?;
+    report.duration_s = t0.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+/// `run_command` once its work directory `work` exists.
+fn measure_command(kb: &Kb, spec: &CommandSpec, o: &Options, progress: Progress, ns: Option<&Netns>, reps: usize, work: &Path) -> Result<BenchReport> {
+    let (policy, policy_text) = policy_of(kb, o);
     let audit_path = o.out_dir.join("bench_cmd.audit.jsonl");
     let _ = std::fs::remove_file(&audit_path);
-    let probes = vec![NsProbe::open(ns.as_ref(), &work.0)?];
-    let sw = Switcher::new(kb, &policy, vec![ns.as_ref()], &work.0, AuditLog::to(&audit_path));
-    let where_ = ns.as_ref().map(|n| format!("network namespace {}", n.name())).unwrap_or_else(|| "the bench's own network namespace (the host's, unless run inside one)".into());
+    let probes = vec![NsProbe::open(ns, work)?];
+    let sw = Switcher::new(kb, &policy, vec![ns], work, AuditLog::to(&audit_path));
+    let where_ = ns.map(|n| format!("network namespace {}", n.name())).unwrap_or_else(|| "the bench's own network namespace (the host's, unless run inside one)".into());
     let run = || observe(&probes, Duration::from_millis(50), || run_user_command(spec));
     progress(&format!("cmd: observing {:?} in {where_}", spec.cmd));
     let tuned = tune(kb, o, &policy, &sw, "cmd", progress, &run)?;
@@ -527,7 +590,8 @@ pub fn run_command(kb: &Kb, spec: &CommandSpec, o: &Options, progress: Progress)
         mode: if o.quick { "quick" } else { "full" }.into(),
         command: o.command_line.clone(),
         kernel: kernel_release(),
-        duration_s: t0.elapsed().as_secs_f64(),
+        // Filled in by run_command, which holds the clock.
+        duration_s: f64::NAN,
         workload: format!("user command {:?}", spec.cmd),
         topology: where_.clone(),
         intent: o.intent.name().into(),
@@ -557,6 +621,32 @@ mod tests {
         assert_eq!(parse_samples("id,lat_ms\n1,3.5\n", Some("2")).unwrap().0, vec![3.5]);
         assert!(parse_samples("a\nb\n", None).unwrap_err().to_string().contains("no latency samples"));
         assert!(parse_samples("id,x\n1,2\n", Some("lat")).unwrap_err().to_string().contains("not in the header"));
+    }
+
+    #[test]
+    fn a_failed_cmd_run_keeps_its_unrestored_backup_and_says_how_to_restore_it() {
+        use crate::apply::{self, ApplyOptions, AuditLog, HostIdentity, OnRegression, Paths};
+        use crate::sysctl::store::MemStore;
+        let kb = Kb::embedded().unwrap();
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path().join(".bench-work-cmd-1");
+        // The Switcher's layout: <work>/<namespace or host>/<slot>/backup.json, here committed (an arm whose restore failed).
+        let paths = Paths::beside(&dir.join("host/arm/backup.json"));
+        std::fs::create_dir_all(dir.join("host/arm")).unwrap();
+        let key = SysctlKey::parse("net.core.somaxconn").unwrap();
+        let store = MemStore::new([(key.clone(), Value::int(128))]);
+        let host = HostIdentity { hostname: "h".into(), boot_id: "b".into(), kernel_release: "6.18".into() };
+        let opts = ApplyOptions { paths: paths.clone(), batch_size: 2, on_regression: OnRegression::RollbackAll, persist: None, run_id: "t".into(), now_s: 1, force: false, rollout_id: None };
+        apply::apply(&store, &kb, &[(key.clone(), Value::int(1024))], serde_json::json!({}), &host, &opts, None, &AuditLog::none()).unwrap();
+        let failed: Result<()> = Err(anyhow::anyhow!("restoring the start values after arm semantos"));
+        let e = format!("{:#}", WorkDir(dir.clone(), false).finish(failed).unwrap_err());
+        assert!(paths.backup.exists(), "the only backup was deleted: {e}");
+        assert!(e.contains(&format!("semantos rollback --backup {}", paths.backup.display())) && e.contains("restoring the start values"), "{e}");
+        // Once restored, a failure has nothing to keep: the directory goes.
+        apply::rollback(&store, &kb, &paths, &host, false, "r", 2, &AuditLog::none()).unwrap();
+        let failed: Result<()> = Err(anyhow::anyhow!("a later failure"));
+        assert_eq!(format!("{:#}", WorkDir(dir.clone(), false).finish(failed).unwrap_err()), "a later failure");
+        assert!(!dir.exists());
     }
 
     #[test]

@@ -25,7 +25,14 @@ pub struct Finished {
     pub stderr: String,
     /// How long it ran.
     pub elapsed: Duration,
+    /// Output past `MAX_OUTPUT` on either stream was read and dropped.
+    pub truncated: bool,
 }
+
+/// Most bytes kept of each output stream: a command printing without end (`yes`, a runaway
+/// loop, a remote login script) must not fill the controller's memory before its deadline.
+/// The rest is still read, so the child never blocks on a full pipe, and then dropped.
+pub const MAX_OUTPUT: usize = 64 << 20;
 
 impl Finished {
     /// The exit code, if it exited normally.
@@ -44,11 +51,11 @@ impl Finished {
     }
 }
 
-/// Output collected so far by a reader thread, and whether the pipe reached its end.
-type Sink = Arc<Mutex<(Vec<u8>, bool)>>;
+/// Output collected so far by a reader thread, whether the pipe reached its end, and whether bytes past `limit` were dropped.
+type Sink = Arc<Mutex<(Vec<u8>, bool, bool)>>;
 
-fn drain<R: Read + Send + 'static>(r: Option<R>) -> Sink {
-    let sink: Sink = Arc::new(Mutex::new((Vec::new(), r.is_none())));
+fn drain<R: Read + Send + 'static>(r: Option<R>, limit: usize) -> Sink {
+    let sink: Sink = Arc::new(Mutex::new((Vec::new(), r.is_none(), false)));
     let s = sink.clone();
     if let Some(mut r) = r {
         std::thread::spawn(move || {
@@ -56,7 +63,12 @@ fn drain<R: Read + Send + 'static>(r: Option<R>) -> Sink {
             loop {
                 match r.read(&mut chunk) {
                     Ok(0) | Err(_) => break,
-                    Ok(n) => s.lock().unwrap_or_else(|p| p.into_inner()).0.extend_from_slice(&chunk[..n]),
+                    Ok(n) => {
+                        let mut g = s.lock().unwrap_or_else(|p| p.into_inner());
+                        let keep = n.min(limit.saturating_sub(g.0.len()));
+                        g.0.extend_from_slice(&chunk[..keep]);
+                        g.2 |= keep < n;
+                    }
                 }
             }
             s.lock().unwrap_or_else(|p| p.into_inner()).1 = true;
@@ -145,12 +157,16 @@ pub fn run_group(mut cmd: Command, stdin: Option<&[u8]>, timeout: Duration) -> s
 }
 
 fn run_with(mut cmd: Command, stdin: Option<&[u8]>, timeout: Duration, group: bool) -> std::io::Result<Finished> {
+    run_limited(&mut cmd, stdin, timeout, group, MAX_OUTPUT)
+}
+
+fn run_limited(cmd: &mut Command, stdin: Option<&[u8]>, timeout: Duration, group: bool, limit: usize) -> std::io::Result<Finished> {
     let start = Instant::now();
     cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() }).stdout(Stdio::piped()).stderr(Stdio::piped());
-    die_with_parent(&mut cmd);
+    die_with_parent(cmd);
     let mut child = cmd.spawn()?;
-    let out = drain(child.stdout.take());
-    let err = drain(child.stderr.take());
+    let out = drain(child.stdout.take(), limit);
+    let err = drain(child.stderr.take(), limit);
     if let (Some(bytes), Some(mut pipe)) = (stdin, child.stdin.take()) {
         // A writer thread: a child that never reads its input must not block us past the deadline.
         let bytes = bytes.to_vec();
@@ -161,18 +177,18 @@ fn run_with(mut cmd: Command, stdin: Option<&[u8]>, timeout: Duration, group: bo
     let status = wait_until(&mut child, start + timeout, group)?;
     // A background ssh master (ControlPersist) could inherit the pipes if it
     // did not detach them; never wait on it for more than a moment.
-    let stdout = join_within(out, Duration::from_millis(500));
-    let stderr = join_within(err, Duration::from_millis(500));
-    Ok(Finished { status, stdout, stderr, elapsed: start.elapsed() })
+    let (stdout, cut_out) = join_within(out, Duration::from_millis(500));
+    let (stderr, cut_err) = join_within(err, Duration::from_millis(500));
+    Ok(Finished { status, stdout, stderr, elapsed: start.elapsed(), truncated: cut_out || cut_err })
 }
 
-/// Waits up to `grace` for the pipe's end, then takes whatever arrived.
-fn join_within(sink: Sink, grace: Duration) -> String {
+/// Waits up to `grace` for the pipe's end, then takes whatever arrived, and whether some was dropped.
+fn join_within(sink: Sink, grace: Duration) -> (String, bool) {
     let until = Instant::now() + grace;
     loop {
         let g = sink.lock().unwrap_or_else(|p| p.into_inner());
         if g.1 || Instant::now() >= until {
-            return String::from_utf8_lossy(&g.0).into_owned();
+            return (String::from_utf8_lossy(&g.0).into_owned(), g.2);
         }
         drop(g);
         std::thread::sleep(Duration::from_millis(2));
@@ -191,6 +207,18 @@ mod tests {
         assert_eq!(f.stdout, "plan text");
         assert_eq!(f.stderr_tail(), "err");
         assert_eq!(f.code(), Some(3));
+    }
+
+    #[test]
+    fn endless_output_is_capped_not_collected() {
+        let mut c = Command::new("sh");
+        c.args(["-c", "yes | head -c 1000000; echo end >&2"]);
+        let f = run_limited(&mut c, None, Duration::from_secs(20), false, 1000).unwrap();
+        assert_eq!((f.stdout.len(), f.truncated, f.code()), (1000, true, Some(0)), "the child ran to its end and only 1000 bytes were kept");
+        assert_eq!(f.stderr_tail(), "end");
+        let mut c = Command::new("echo");
+        c.arg("short");
+        assert!(!run(c, None, Duration::from_secs(10)).unwrap().truncated);
     }
 
     #[test]
