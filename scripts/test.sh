@@ -18,5 +18,8 @@ for s in scripts/setup/*.sh; do
   bash "$s"
 done
 # Two cores: one test binary per area keeps linking cheap; tests inside run in parallel.
-cargo build --release --locked --all-targets
-cargo test --release --locked
+# fault-injection: the crash-safety tests drive the binary through SEMANTOS_FAULT, which only
+# this feature compiles in. Build and test with the same features, so the test run uses (and
+# does not rebuild over) the binary it checks.
+cargo build --release --locked --all-targets --features fault-injection
+cargo test --release --locked --features fault-injection

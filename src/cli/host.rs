@@ -182,9 +182,18 @@ pub fn dry_run(cli: &Cli, t: Option<&TelemetryArgs>) -> Result<i32> {
     Ok(if p.checked.aborted.is_some() { super::EXIT_INVALID } else { 0 })
 }
 
+/// The store faults `SEMANTOS_FAULT` asks for. Only a build with the `fault-injection` feature
+/// (the test suite's, scripts/test.sh) reads the variable: in a default build no environment can
+/// make the binary fail its writes or SIGKILL itself mid-apply.
 fn faults() -> Result<Vec<Fault>> {
-    match std::env::var("SEMANTOS_FAULT") {
-        Ok(spec) if !spec.is_empty() => spec.split(',').map(|s| Fault::parse(s.trim()).map_err(|e| invalid(format!("SEMANTOS_FAULT: {e}")))).collect(),
+    let spec = if cfg!(feature = "fault-injection") { std::env::var("SEMANTOS_FAULT").ok() } else { None };
+    faults_from(spec.as_deref())
+}
+
+/// Parses a `SEMANTOS_FAULT` value (comma-separated faults; empty or absent: none).
+fn faults_from(spec: Option<&str>) -> Result<Vec<Fault>> {
+    match spec {
+        Some(spec) if !spec.is_empty() => spec.split(',').map(|s| Fault::parse(s.trim()).map_err(|e| invalid(format!("SEMANTOS_FAULT: {e}")))).collect(),
         _ => Ok(Vec::new()),
     }
 }
@@ -298,4 +307,18 @@ pub fn rollback(cli: &Cli) -> Result<i32> {
         }
     }
     Ok(0)
+}
+
+#[cfg(test)]
+mod fault_tests {
+    use super::*;
+
+    #[test]
+    fn semantos_fault_values_parse_or_name_the_variable() {
+        // Parsing only: whether the binary reads the variable at all is checked on the binary
+        // (tests/integration/monitor.rs, semantos_fault_is_obeyed_only_by_a_fault_injection_build).
+        assert_eq!(faults_from(Some("kill-before#1, write#2:EIO")).unwrap(), vec![Fault::KillBeforeWrite { nth: 1 }, Fault::FailWrite { nth: 2, errno: libc::EIO }]);
+        assert!(faults_from(Some("explode")).unwrap_err().to_string().contains("SEMANTOS_FAULT"));
+        assert_eq!(faults_from(Some("")).unwrap(), vec![]);
+    }
 }

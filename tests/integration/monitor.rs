@@ -137,3 +137,30 @@ fn a_hung_health_command_is_killed_at_its_timeout_and_the_batch_rolls_back() {
     // SAFETY: flock on a descriptor we own.
     assert_eq!(unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&lock), libc::LOCK_EX | libc::LOCK_NB) }, 0, "the lock is still held");
 }
+
+#[test]
+fn semantos_fault_is_obeyed_only_by_a_fault_injection_build() {
+    // A sandbox tree: no root, nothing of the machine is touched.
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join("tree/net/core/somaxconn");
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(&p, "128\n").unwrap();
+    std::fs::write(d.path().join("plan.conf"), "net.core.somaxconn = 1024\n").unwrap();
+    let o = Command::new(crate::support::bin())
+        .args(["apply", "--sysctl-root", "tree", "--backup", "b/backup.json", "--audit-log", "a.jsonl", "--monitor-seconds", "0", "--interval", "0.05", "--plan", "plan.conf"])
+        .current_dir(d.path())
+        .env("SEMANTOS_FAULT", "kill-before#1")
+        .output()
+        .unwrap();
+    let (out, err) = text(&o);
+    let value = std::fs::read_to_string(&p).unwrap();
+    if cfg!(feature = "fault-injection") {
+        // The test build (scripts/test.sh) obeys: killed before its first write.
+        assert_eq!(std::os::unix::process::ExitStatusExt::signal(&o.status), Some(libc::SIGKILL), "{err}\n{out}");
+        assert_eq!(value.trim(), "128");
+    } else {
+        // A default build does not know the variable: the apply runs as if it were unset.
+        assert!(o.status.success(), "a default build obeyed SEMANTOS_FAULT: {:?}\n{err}\n{out}", o.status);
+        assert_eq!(value.trim(), "1024");
+    }
+}
