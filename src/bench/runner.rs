@@ -15,6 +15,7 @@ use super::report::{Arm, ArmKind, ArmResult, BENCH_SCHEMA_VERSION, BenchReport, 
 use super::scenario::{ScenarioId, scenario};
 use super::sockets;
 use super::topology::{self, Topology};
+use super::workdir::WorkDir;
 use super::workload::RunOutput;
 use crate::apply::{AuditLog, Receipt};
 use crate::eval::percentile;
@@ -54,61 +55,6 @@ pub struct Options {
 
 /// Where progress lines go (stderr in the CLI).
 pub type Progress<'a> = &'a (dyn Fn(&str) + Sync);
-
-/// Removes the work directory when the run ends, however it ends, unless `keep` was set: a run
-/// whose restore failed keeps its backups there, the only record of the values to put back.
-struct WorkDir(PathBuf, bool);
-
-impl Drop for WorkDir {
-    fn drop(&mut self) {
-        if !self.1 {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-}
-
-/// The backups under `dir` whose values are not (known to be) restored: in progress, committed,
-/// or unreadable. Each is `(namespace directory name, path)`; the layout is the `Switcher`'s
-/// `<work>/<namespace or "host">/<slot>/backup.json`.
-fn unrestored_backups(dir: &Path) -> Vec<(String, PathBuf)> {
-    let mut out = Vec::new();
-    for ns in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        for slot in std::fs::read_dir(ns.path()).into_iter().flatten().flatten() {
-            let b = slot.path().join("backup.json");
-            let restored = matches!(crate::apply::Backup::load_if_exists(&b), Ok(None) | Ok(Some(crate::apply::Backup { state: crate::apply::backup::BackupState::Restored, .. })));
-            if !restored {
-                out.push((ns.file_name().to_string_lossy().into_owned(), b));
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
-impl WorkDir {
-    /// `result`, or its error with the backups it left unrestored kept on disk and named, with
-    /// the command that restores each.
-    fn finish<T>(mut self, result: Result<T>) -> Result<T> {
-        let e = match result {
-            Ok(v) => return Ok(v),
-            Err(e) => e,
-        };
-        let left = unrestored_backups(&self.0);
-        if left.is_empty() {
-            return Err(e);
-        }
-        self.1 = true;
-        let how = left
-            .iter()
-            .map(|(ns, b)| match ns.as_str() {
-                "host" => format!("semantos rollback --backup {}", b.display()),
-                ns => format!("ip netns exec {ns} semantos rollback --backup {}", b.display()),
-            })
-            .collect::<Vec<_>>()
-            .join("; ");
-        Err(e.context(format!("the bench failed with values it may not have restored; its backups are kept in {} — restore them with: {how}", self.0.display())))
-    }
-}
 
 /// Metrics worth keeping of every run besides what the KB's symptoms read.
 const SOCKET_STATE: [&str; 11] = [
@@ -357,13 +303,13 @@ pub fn run_scenario(kb: &Kb, id: ScenarioId, o: &Options, progress: Progress) ->
     let reps = o.reps.unwrap_or(sc.reps).max(1);
     std::fs::create_dir_all(&o.out_dir).with_context(|| format!("creating {}", o.out_dir.display()))?;
     // The namespaces (and any value left in them) are removed below: no backup needs keeping.
-    let work = WorkDir(o.out_dir.join(format!(".bench-work-{}-{}", id.name(), std::process::id())), false);
-    std::fs::create_dir_all(&work.0).with_context(|| format!("creating {}", work.0.display()))?;
+    let work = WorkDir::new(o.out_dir.join(format!(".bench-work-{}-{}", id.name(), std::process::id())));
+    std::fs::create_dir_all(work.path()).with_context(|| format!("creating {}", work.path().display()))?;
     let audit_path = o.out_dir.join(format!("bench_{}.audit.jsonl", id.name()));
     let _ = std::fs::remove_file(&audit_path);
     progress(&format!("{}: building namespaces", id.name()));
     let topo = Topology::build(id.name(), &sc.link)?;
-    let result = run_on(kb, id, &sc, reps, &topo, &work.0, &audit_path, o, progress);
+    let result = run_on(kb, id, &sc, reps, &topo, work.path(), &audit_path, o, progress);
     let relay = topo.teardown();
     let mut report = result?;
     report.relay = relay;
@@ -552,9 +498,9 @@ pub fn run_command(kb: &Kb, spec: &CommandSpec, o: &Options, progress: Progress)
     let ns = spec.netns.as_deref().map(Netns::existing).transpose()?;
     let reps = o.reps.unwrap_or(if o.quick { 2 } else { 5 }).max(1);
     std::fs::create_dir_all(&o.out_dir).with_context(|| format!("creating {}", o.out_dir.display()))?;
-    let work = WorkDir(o.out_dir.join(format!(".bench-work-cmd-{}", std::process::id())), false);
-    std::fs::create_dir_all(&work.0).with_context(|| format!("creating {}", work.0.display()))?;
-    let report = measure_command(kb, spec, o, progress, ns.as_ref(), reps, &work.0);
+    let work = WorkDir::new(o.out_dir.join(format!(".bench-work-cmd-{}", std::process::id())));
+    std::fs::create_dir_all(work.path()).with_context(|| format!("creating {}", work.path().display()))?;
+    let report = measure_command(kb, spec, o, progress, ns.as_ref(), reps, work.path());
     // The values live on in the user's namespace (or the host): a failed restore keeps its backup.
     let mut report = work.finish(report)?;
     report.duration_s = t0.elapsed().as_secs_f64();
@@ -621,32 +567,6 @@ mod tests {
         assert_eq!(parse_samples("id,lat_ms\n1,3.5\n", Some("2")).unwrap().0, vec![3.5]);
         assert!(parse_samples("a\nb\n", None).unwrap_err().to_string().contains("no latency samples"));
         assert!(parse_samples("id,x\n1,2\n", Some("lat")).unwrap_err().to_string().contains("not in the header"));
-    }
-
-    #[test]
-    fn a_failed_cmd_run_keeps_its_unrestored_backup_and_says_how_to_restore_it() {
-        use crate::apply::{self, ApplyOptions, AuditLog, HostIdentity, OnRegression, Paths};
-        use crate::sysctl::store::MemStore;
-        let kb = Kb::embedded().unwrap();
-        let d = tempfile::tempdir().unwrap();
-        let dir = d.path().join(".bench-work-cmd-1");
-        // The Switcher's layout: <work>/<namespace or host>/<slot>/backup.json, here committed (an arm whose restore failed).
-        let paths = Paths::beside(&dir.join("host/arm/backup.json"));
-        std::fs::create_dir_all(dir.join("host/arm")).unwrap();
-        let key = SysctlKey::parse("net.core.somaxconn").unwrap();
-        let store = MemStore::new([(key.clone(), Value::int(128))]);
-        let host = HostIdentity { hostname: "h".into(), boot_id: "b".into(), kernel_release: "6.18".into() };
-        let opts = ApplyOptions { paths: paths.clone(), batch_size: 2, on_regression: OnRegression::RollbackAll, persist: None, run_id: "t".into(), now_s: 1, force: false, rollout_id: None };
-        apply::apply(&store, &kb, &[(key.clone(), Value::int(1024))], serde_json::json!({}), &host, &opts, None, &AuditLog::none()).unwrap();
-        let failed: Result<()> = Err(anyhow::anyhow!("restoring the start values after arm semantos"));
-        let e = format!("{:#}", WorkDir(dir.clone(), false).finish(failed).unwrap_err());
-        assert!(paths.backup.exists(), "the only backup was deleted: {e}");
-        assert!(e.contains(&format!("semantos rollback --backup {}", paths.backup.display())) && e.contains("restoring the start values"), "{e}");
-        // Once restored, a failure has nothing to keep: the directory goes.
-        apply::rollback(&store, &kb, &paths, &host, false, "r", 2, &AuditLog::none()).unwrap();
-        let failed: Result<()> = Err(anyhow::anyhow!("a later failure"));
-        assert_eq!(format!("{:#}", WorkDir(dir.clone(), false).finish(failed).unwrap_err()), "a later failure");
-        assert!(!dir.exists());
     }
 
     #[test]
