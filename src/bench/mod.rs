@@ -25,6 +25,7 @@
 //! | `compare` | statistics and goals |
 //! | `report` | the report and its exporters (CSV, JSON, SVG, table) |
 //! | `runner` | one run from start to report; a user's `--cmd` |
+//! | `workdir` | the run's backups, removed at the end unless a restore failed |
 //!
 //! Invariants: nothing outside the bench's namespaces is written (the store
 //! refuses any key not scoped to the network namespace); the engine is
@@ -46,6 +47,7 @@ pub mod scenario;
 pub mod sockets;
 pub mod topology;
 pub mod transfer;
+pub mod workdir;
 pub mod workload;
 
 pub use report::{BenchReport, write_artifacts};

@@ -15,6 +15,7 @@ use super::report::{Arm, ArmKind, ArmResult, BENCH_SCHEMA_VERSION, BenchReport, 
 use super::scenario::{ScenarioId, scenario};
 use super::sockets;
 use super::topology::{self, Topology};
+use super::workdir::WorkDir;
 use super::workload::RunOutput;
 use crate::apply::{AuditLog, Receipt};
 use crate::eval::percentile;
@@ -54,15 +55,6 @@ pub struct Options {
 
 /// Where progress lines go (stderr in the CLI).
 pub type Progress<'a> = &'a (dyn Fn(&str) + Sync);
-
-/// Removes the work directory when the run ends, however it ends.
-struct WorkDir(PathBuf);
-
-impl Drop for WorkDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// Metrics worth keeping of every run besides what the KB's symptoms read.
 const SOCKET_STATE: [&str; 11] = [
@@ -310,13 +302,14 @@ pub fn run_scenario(kb: &Kb, id: ScenarioId, o: &Options, progress: Progress) ->
     let sc = scenario(id, o.quick);
     let reps = o.reps.unwrap_or(sc.reps).max(1);
     std::fs::create_dir_all(&o.out_dir).with_context(|| format!("creating {}", o.out_dir.display()))?;
-    let work = WorkDir(o.out_dir.join(format!(".bench-work-{}-{}", id.name(), std::process::id())));
-    std::fs::create_dir_all(&work.0).with_context(|| format!("creating {}", work.0.display()))?;
+    // The namespaces (and any value left in them) are removed below: no backup needs keeping.
+    let work = WorkDir::new(o.out_dir.join(format!(".bench-work-{}-{}", id.name(), std::process::id())));
+    std::fs::create_dir_all(work.path()).with_context(|| format!("creating {}", work.path().display()))?;
     let audit_path = o.out_dir.join(format!("bench_{}.audit.jsonl", id.name()));
     let _ = std::fs::remove_file(&audit_path);
     progress(&format!("{}: building namespaces", id.name()));
     let topo = Topology::build(id.name(), &sc.link)?;
-    let result = run_on(kb, id, &sc, reps, &topo, &work.0, &audit_path, o, progress);
+    let result = run_on(kb, id, &sc, reps, &topo, work.path(), &audit_path, o, progress);
     let relay = topo.teardown();
     let mut report = result?;
     report.relay = relay;
@@ -428,6 +421,8 @@ pub struct CommandSpec {
     pub netns: Option<String>,
     /// CSV column (header name, or 1-based index) holding the latency.
     pub column: Option<String>,
+    /// How long one run may take; then its process group is killed and the run fails.
+    pub timeout: Duration,
 }
 
 /// Latency samples in a command's output: one number per line, or one CSV column.
@@ -469,7 +464,7 @@ pub fn parse_samples(text: &str, column: Option<&str>) -> Result<(Vec<f64>, usiz
 }
 
 fn run_user_command(spec: &CommandSpec) -> Result<RunOutput> {
-    let mut c = match &spec.netns {
+    let c = match &spec.netns {
         Some(ns) => {
             let mut c = std::process::Command::new("ip");
             c.args(["netns", "exec", ns, "sh", "-c", &spec.cmd]);
@@ -481,12 +476,17 @@ fn run_user_command(spec: &CommandSpec) -> Result<RunOutput> {
             c
         }
     };
-    let out = c.output().with_context(|| format!("running {:?}", spec.cmd))?;
-    if !out.status.success() {
-        let err = String::from_utf8_lossy(&out.stderr);
-        bail!("{:?} exited with {}: {}", spec.cmd, out.status, err.lines().last().unwrap_or(""));
+    let out = crate::rollout::process::run_group(c, None, spec.timeout).with_context(|| format!("running {:?}", spec.cmd))?;
+    match out.status {
+        Some(s) if s.success() => {}
+        Some(s) => bail!("{:?} exited with {s}: {}", spec.cmd, out.stderr_tail()),
+        None => bail!("{:?} did not finish within {} s and was killed with its process group; raise --cmd-timeout if one run needs longer", spec.cmd, spec.timeout.as_secs_f64()),
     }
-    let (samples, _) = parse_samples(&String::from_utf8_lossy(&out.stdout), spec.column.as_deref())?;
+    if out.truncated {
+        let mib = crate::rollout::process::MAX_OUTPUT >> 20;
+        bail!("{:?} printed more than {mib} MiB; only the first {mib} MiB are kept, so its samples would be incomplete: print one latency per line, nothing else", spec.cmd);
+    }
+    let (samples, _) = parse_samples(&out.stdout, spec.column.as_deref())?;
     Ok(RunOutput { samples_ms: samples, errors: 0, warmup_ms: vec![] })
 }
 
@@ -497,15 +497,24 @@ pub fn run_command(kb: &Kb, spec: &CommandSpec, o: &Options, progress: Progress)
     let t0 = std::time::Instant::now();
     let ns = spec.netns.as_deref().map(Netns::existing).transpose()?;
     let reps = o.reps.unwrap_or(if o.quick { 2 } else { 5 }).max(1);
-    let (policy, policy_text) = policy_of(kb, o);
     std::fs::create_dir_all(&o.out_dir).with_context(|| format!("creating {}", o.out_dir.display()))?;
-    let work = WorkDir(o.out_dir.join(format!(".bench-work-cmd-{}", std::process::id())));
-    std::fs::create_dir_all(&work.0)?;
+    let work = WorkDir::new(o.out_dir.join(format!(".bench-work-cmd-{}", std::process::id())));
+    std::fs::create_dir_all(work.path()).with_context(|| format!("creating {}", work.path().display()))?;
+    let report = measure_command(kb, spec, o, progress, ns.as_ref(), reps, work.path());
+    // The values live on in the user's namespace (or the host): a failed restore keeps its backup.
+    let mut report = work.finish(report)?;
+    report.duration_s = t0.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+/// `run_command` once its work directory `work` exists.
+fn measure_command(kb: &Kb, spec: &CommandSpec, o: &Options, progress: Progress, ns: Option<&Netns>, reps: usize, work: &Path) -> Result<BenchReport> {
+    let (policy, policy_text) = policy_of(kb, o);
     let audit_path = o.out_dir.join("bench_cmd.audit.jsonl");
     let _ = std::fs::remove_file(&audit_path);
-    let probes = vec![NsProbe::open(ns.as_ref(), &work.0)?];
-    let sw = Switcher::new(kb, &policy, vec![ns.as_ref()], &work.0, AuditLog::to(&audit_path));
-    let where_ = ns.as_ref().map(|n| format!("network namespace {}", n.name())).unwrap_or_else(|| "the bench's own network namespace (the host's, unless run inside one)".into());
+    let probes = vec![NsProbe::open(ns, work)?];
+    let sw = Switcher::new(kb, &policy, vec![ns], work, AuditLog::to(&audit_path));
+    let where_ = ns.map(|n| format!("network namespace {}", n.name())).unwrap_or_else(|| "the bench's own network namespace (the host's, unless run inside one)".into());
     let run = || observe(&probes, Duration::from_millis(50), || run_user_command(spec));
     progress(&format!("cmd: observing {:?} in {where_}", spec.cmd));
     let tuned = tune(kb, o, &policy, &sw, "cmd", progress, &run)?;
@@ -527,7 +536,8 @@ pub fn run_command(kb: &Kb, spec: &CommandSpec, o: &Options, progress: Progress)
         mode: if o.quick { "quick" } else { "full" }.into(),
         command: o.command_line.clone(),
         kernel: kernel_release(),
-        duration_s: t0.elapsed().as_secs_f64(),
+        // Filled in by run_command, which holds the clock.
+        duration_s: f64::NAN,
         workload: format!("user command {:?}", spec.cmd),
         topology: where_.clone(),
         intent: o.intent.name().into(),

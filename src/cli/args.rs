@@ -90,6 +90,9 @@ pub struct HostArgs {
     /// Health command run after each batch; a non-zero exit rolls back.
     #[arg(long, global = true, value_name = "CMD")]
     pub health_cmd: Option<String>,
+    /// Seconds the health command may run before it is killed with its process group and counts as failed (default: the policy's health_timeout_seconds, 30).
+    #[arg(long, global = true, value_name = "SECONDS")]
+    pub health_timeout: Option<f64>,
     /// Also write committed values to this sysctl.d drop-in (removed again on rollback).
     #[arg(long, global = true, value_name = "FILE", num_args = 0..=1, default_missing_value = "/etc/sysctl.d/99-semantos.conf")]
     pub persist: Option<PathBuf>,

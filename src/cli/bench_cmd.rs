@@ -32,19 +32,32 @@ pub struct BenchArgs {
     /// With --cmd: the CSV column holding the latency (header name or 1-based index).
     #[arg(long, value_name = "COL", requires = "cmd")]
     pub column: Option<String>,
+    /// With --cmd and no --netns: tune the bench's own network namespace, the host's unless run inside one (its values are restored after every arm).
+    #[arg(long, requires = "cmd", conflicts_with = "netns")]
+    pub allow_host: bool,
+    /// With --cmd: seconds one run of the command may take before it is killed with its process group (the run fails, values are restored).
+    #[arg(long, value_name = "SECONDS", requires = "cmd", default_value_t = DEFAULT_CMD_TIMEOUT_S)]
+    pub cmd_timeout: f64,
 }
+
+/// `--cmd-timeout`'s default: a generous bound for one repetition of a user's workload.
+pub const DEFAULT_CMD_TIMEOUT_S: f64 = 600.0;
 
 const BENCH_HELP: &str = "Each run builds its own network namespaces, sets the scenario's start values there,
 lets the normal pipeline (diagnose → recommend → guardrails) decide from live telemetry,
 applies the plan inside the namespaces through the apply transaction, measures, rolls back,
 and compares against an A/A repeat, TuneD's network-throughput and network-latency profiles
-and a grid around the chosen value. The host's own settings are never written.
+and a grid around the chosen value. A built-in scenario writes only inside the namespaces it
+creates. --cmd writes inside the namespace --netns names; without --netns it refuses, unless
+--allow-host says to tune the bench's own namespace (the host's settings, restored after every
+arm; if a restore fails the backup is kept and the error says how to restore it).
 
 Examples:
   sudo semantos bench accept-burst
   sudo semantos bench bdp-transfer --quick --json
   sudo semantos bench --cmd './my-client --print-latencies' --netns myapp
-  sudo semantos bench --cmd 'cat lat.csv' --column latency_ms --plan plan.json";
+  sudo semantos bench --cmd './my-client --print-latencies' --allow-host --cmd-timeout 120
+  sudo semantos bench --cmd 'cat lat.csv' --column latency_ms --netns myapp --plan plan.json";
 
 /// Checked arguments.
 fn options(cli: &Cli, a: &BenchArgs) -> Result<Options> {
@@ -67,18 +80,35 @@ fn options(cli: &Cli, a: &BenchArgs) -> Result<Options> {
     })
 }
 
+/// The checked `--cmd` settings: nothing runs, and nothing is written, when they are wrong.
+fn command_spec(cmd: &str, a: &BenchArgs) -> Result<CommandSpec> {
+    if cmd.trim().is_empty() {
+        return Err(invalid("--cmd is empty; give the command that prints your latencies"));
+    }
+    if a.netns.is_none() && !a.allow_host {
+        return Err(invalid(format!(
+            "--cmd {cmd:?} without --netns would tune this host's own network settings; nothing was run or written. Give --netns NS to tune the namespace your workload runs in, or --allow-host to tune the host's (restored after every arm)"
+        )));
+    }
+    if !(a.cmd_timeout.is_finite() && a.cmd_timeout > 0.0 && a.cmd_timeout <= 86400.0) {
+        return Err(invalid(format!("--cmd-timeout {} is invalid; use seconds in (0, 86400] (the default is {DEFAULT_CMD_TIMEOUT_S})", a.cmd_timeout)));
+    }
+    Ok(CommandSpec { cmd: cmd.to_string(), netns: a.netns.clone(), column: a.column.clone(), timeout: std::time::Duration::from_secs_f64(a.cmd_timeout) })
+}
+
 /// Runs the bench; exit code 0 when it ran (whatever the goals say), 1 when it failed.
 pub fn run(cli: &Cli, a: &BenchArgs) -> Result<i32> {
+    if let Some(cmd) = &a.cmd {
+        // Before anything else (the KB, the lock, the namespaces): a refused run does nothing.
+        command_spec(cmd, a)?;
+    }
     let kb = load_kb(cli)?;
     let o = options(cli, a)?;
     // Progress goes to stderr even with --json: a full run takes minutes, and stdout stays the report.
     let progress = |line: &str| eprintln!("bench: {line}");
     let mut report = match (&a.cmd, a.scenario) {
         (Some(cmd), _) => {
-            if cmd.trim().is_empty() {
-                return Err(invalid("--cmd is empty; give the command that prints your latencies"));
-            }
-            let spec = CommandSpec { cmd: cmd.clone(), netns: a.netns.clone(), column: a.column.clone() };
+            let spec = command_spec(cmd, a)?;
             bench::run_command(&kb, &spec, &o, &progress)?
         }
         (None, Some(id)) => bench::run_scenario(&kb, id, &o, &progress)?,

@@ -182,9 +182,18 @@ pub fn dry_run(cli: &Cli, t: Option<&TelemetryArgs>) -> Result<i32> {
     Ok(if p.checked.aborted.is_some() { super::EXIT_INVALID } else { 0 })
 }
 
+/// The store faults `SEMANTOS_FAULT` asks for. Only a build with the `fault-injection` feature
+/// (the test suite's, scripts/test.sh) reads the variable: in a default build no environment can
+/// make the binary fail its writes or SIGKILL itself mid-apply.
 fn faults() -> Result<Vec<Fault>> {
-    match std::env::var("SEMANTOS_FAULT") {
-        Ok(spec) if !spec.is_empty() => spec.split(',').map(|s| Fault::parse(s.trim()).map_err(|e| invalid(format!("SEMANTOS_FAULT: {e}")))).collect(),
+    let spec = if cfg!(feature = "fault-injection") { std::env::var("SEMANTOS_FAULT").ok() } else { None };
+    faults_from(spec.as_deref())
+}
+
+/// Parses a `SEMANTOS_FAULT` value (comma-separated faults; empty or absent: none).
+fn faults_from(spec: Option<&str>) -> Result<Vec<Fault>> {
+    match spec {
+        Some(spec) if !spec.is_empty() => spec.split(',').map(|s| Fault::parse(s.trim()).map_err(|e| invalid(format!("SEMANTOS_FAULT: {e}")))).collect(),
         _ => Ok(Vec::new()),
     }
 }
@@ -201,6 +210,15 @@ fn require_root(store: &TreeStore, what: &str) -> Result<()> {
     Ok(())
 }
 
+/// The health command's limit: `--health-timeout`, else the policy's `health_timeout_seconds`.
+fn health_timeout(cli: &Cli, pol: &Policy) -> Result<Duration> {
+    let s = cli.host.health_timeout.unwrap_or(pol.health_timeout_seconds);
+    if !(s.is_finite() && s > 0.0 && s <= 86400.0) {
+        return Err(invalid(format!("--health-timeout {s} is invalid; use seconds in (0, 86400] (the default is {})", crate::safety::policy::DEFAULT_HEALTH_TIMEOUT_S)));
+    }
+    Ok(Duration::from_secs_f64(s))
+}
+
 /// `semantos --applier sysctl --apply` / `semantos apply`.
 pub fn apply(cli: &Cli, t: Option<&TelemetryArgs>) -> Result<i32> {
     let kb = load_kb(cli)?;
@@ -214,6 +232,7 @@ pub fn apply(cli: &Cli, t: Option<&TelemetryArgs>) -> Result<i32> {
         return Err(anyhow::anyhow!("refusing to apply: {msg}"));
     }
     let pol = policy(cli)?;
+    let health_limit = health_timeout(cli, &pol)?;
     let p = propose(cli, t, &kb, &tree)?;
     if let Some(why) = &p.checked.aborted {
         if !cli.json {
@@ -233,7 +252,8 @@ pub fn apply(cli: &Cli, t: Option<&TelemetryArgs>) -> Result<i32> {
     }
     let store = FaultyStore::new(guarded(tree.clone(), &kb, &pol), faults()?);
     let window = Duration::from_secs_f64(cli.host.monitor_seconds.unwrap_or(pol.monitor_seconds).clamp(0.0, 86400.0));
-    let mut monitor = LiveMonitor::new(ProcReader::with_roots(&cli.host.proc_root, "/sys"), &kb, window, cli.host.health_cmd.clone(), p.findings.clone(), pol.monitor_new_symptoms, pol.monitor_worsening_factor);
+    let mut monitor = LiveMonitor::new(ProcReader::with_roots(&cli.host.proc_root, "/sys"), &kb, window, cli.host.health_cmd.clone(), p.findings.clone(), pol.monitor_new_symptoms, pol.monitor_worsening_factor)
+        .with_health_timeout(health_limit);
     let now = now_ms();
     let opts = ApplyOptions {
         paths: paths(cli),
@@ -287,4 +307,18 @@ pub fn rollback(cli: &Cli) -> Result<i32> {
         }
     }
     Ok(0)
+}
+
+#[cfg(test)]
+mod fault_tests {
+    use super::*;
+
+    #[test]
+    fn semantos_fault_values_parse_or_name_the_variable() {
+        // Parsing only: whether the binary reads the variable at all is checked on the binary
+        // (tests/integration/monitor.rs, semantos_fault_is_obeyed_only_by_a_fault_injection_build).
+        assert_eq!(faults_from(Some("kill-before#1, write#2:EIO")).unwrap(), vec![Fault::KillBeforeWrite { nth: 1 }, Fault::FailWrite { nth: 2, errno: libc::EIO }]);
+        assert!(faults_from(Some("explode")).unwrap_err().to_string().contains("SEMANTOS_FAULT"));
+        assert_eq!(faults_from(Some("")).unwrap(), vec![]);
+    }
 }

@@ -5,6 +5,11 @@
 //! `monitor_worsening_factor` times worse (policy; `monitor_new_symptoms:
 //! any` judges every symptom, linked or not).
 //!
+//! The health command runs in its own process group under a limit
+//! (`health_timeout_seconds`, `--health-timeout`): a command that hangs is
+//! killed with everything it started and counts as a failed check, so the
+//! batch rolls back instead of the values staying written and the lock held.
+//!
 //! Why attribution: PSI, memory and load are host-wide, and on a busy host
 //! they flap around their thresholds whatever we do. Rolling back a
 //! namespace's `somaxconn` because the CPU pressure of the whole machine
@@ -26,6 +31,7 @@ pub struct LiveMonitor<'a> {
     kb: &'a Kb,
     window: Duration,
     health_cmd: Option<String>,
+    health_timeout: Duration,
     baseline: Findings,
     scope: NewSymptoms,
     worsening: f64,
@@ -85,19 +91,35 @@ fn fmt(v: f64) -> String {
 impl<'a> LiveMonitor<'a> {
     /// A monitor that judges each window against `baseline` (the findings before the apply), by `scope` and `worsening` (the policy's).
     pub fn new(reader: ProcReader, kb: &'a Kb, window: Duration, health_cmd: Option<String>, baseline: Findings, scope: NewSymptoms, worsening: f64) -> Self {
-        Self { reader, kb, window, health_cmd, baseline, scope, worsening, changed: BTreeSet::new() }
+        let health_timeout = Duration::from_secs_f64(crate::safety::policy::DEFAULT_HEALTH_TIMEOUT_S);
+        Self { reader, kb, window, health_cmd, health_timeout, baseline, scope, worsening, changed: BTreeSet::new() }
+    }
+
+    /// The health command's limit (the default is the policy's default, 30 s).
+    pub fn with_health_timeout(mut self, limit: Duration) -> Self {
+        self.health_timeout = limit;
+        self
     }
 
     fn run_health_cmd(&self) -> anyhow::Result<Option<String>> {
         let Some(cmd) = &self.health_cmd else { return Ok(None) };
-        let out = std::process::Command::new("sh").arg("-c").arg(cmd).output().map_err(|e| anyhow::anyhow!("running health command {cmd:?}: {e}"))?;
-        if out.status.success() {
-            Ok(None)
-        } else {
-            let tail = String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or("").to_string();
-            Ok(Some(format!("health command {cmd:?} exited with {} {tail}", out.status)))
-        }
+        health_check(cmd, self.health_timeout)
     }
+}
+
+/// Runs health command `cmd` under `limit`: `None` when it passed, else why it failed.
+pub fn health_check(cmd: &str, limit: Duration) -> anyhow::Result<Option<String>> {
+    let mut c = std::process::Command::new("sh");
+    c.arg("-c").arg(cmd);
+    let out = super::process::run_group(c, None, limit).map_err(|e| anyhow::anyhow!("running health command {cmd:?}: {e}"))?;
+    Ok(match out.status {
+        Some(s) if s.success() => None,
+        Some(s) => Some(format!("health command {cmd:?} exited with {s} {}", out.stderr_tail())),
+        None => Some(format!(
+            "health command {cmd:?} did not finish within {} s and was killed with its process group (raise --health-timeout or the policy's health_timeout_seconds if it needs longer)",
+            limit.as_secs_f64()
+        )),
+    })
 }
 
 impl Monitor for LiveMonitor<'_> {
@@ -140,6 +162,16 @@ impl Monitor for LiveMonitor<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_hung_health_command_fails_the_check_at_its_limit() {
+        let t0 = std::time::Instant::now();
+        let why = health_check("sleep 5", Duration::from_millis(200)).unwrap().expect("a hung check fails");
+        assert!(t0.elapsed() < Duration::from_secs(3), "waited {:?} for a hung health command", t0.elapsed());
+        assert!(why.contains("\"sleep 5\"") && why.contains("within 0.2 s") && why.contains("--health-timeout"), "{why}");
+        assert_eq!(health_check("true", Duration::from_secs(10)).unwrap(), None);
+        assert!(health_check("echo sick >&2; exit 3", Duration::from_secs(10)).unwrap().unwrap().contains("sick"));
+    }
 
     #[test]
     fn a_key_answers_for_its_own_symptoms_and_its_partners_but_not_for_cpu_pressure() {

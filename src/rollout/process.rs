@@ -1,7 +1,13 @@
-//! Running a child process (ssh, ansible-playbook) with bytes on its
-//! standard input, both outputs captured, and a deadline after which it is
-//! killed. The fleet engines never go through a shell on the controller:
-//! every argument is passed as one argv element.
+//! Running a child process (ssh, ansible-playbook, the user's health command,
+//! a bench workload) with bytes on its standard input, both outputs
+//! captured, and a deadline after which it is killed. The fleet engines
+//! never go through a shell on the controller: every argument is passed as
+//! one argv element.
+//!
+//! A user's shell command (`run_group`) gets its own process group, and the
+//! whole group is killed at the deadline and again when the command ends:
+//! killing only `sh` would leave `sh -c 'sleep 1000 & wait'`'s sleep running,
+//! holding our pipes and whatever it was doing.
 
 use std::io::{Read, Write};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -19,7 +25,14 @@ pub struct Finished {
     pub stderr: String,
     /// How long it ran.
     pub elapsed: Duration,
+    /// Output past `MAX_OUTPUT` on either stream was read and dropped.
+    pub truncated: bool,
 }
+
+/// Most bytes kept of each output stream: a command printing without end (`yes`, a runaway
+/// loop, a remote login script) must not fill the controller's memory before its deadline.
+/// The rest is still read, so the child never blocks on a full pipe, and then dropped.
+pub const MAX_OUTPUT: usize = 64 << 20;
 
 impl Finished {
     /// The exit code, if it exited normally.
@@ -38,11 +51,11 @@ impl Finished {
     }
 }
 
-/// Output collected so far by a reader thread, and whether the pipe reached its end.
-type Sink = Arc<Mutex<(Vec<u8>, bool)>>;
+/// Output collected so far by a reader thread, whether the pipe reached its end, and whether bytes past `limit` were dropped.
+type Sink = Arc<Mutex<(Vec<u8>, bool, bool)>>;
 
-fn drain<R: Read + Send + 'static>(r: Option<R>) -> Sink {
-    let sink: Sink = Arc::new(Mutex::new((Vec::new(), r.is_none())));
+fn drain<R: Read + Send + 'static>(r: Option<R>, limit: usize) -> Sink {
+    let sink: Sink = Arc::new(Mutex::new((Vec::new(), r.is_none(), false)));
     let s = sink.clone();
     if let Some(mut r) = r {
         std::thread::spawn(move || {
@@ -50,7 +63,12 @@ fn drain<R: Read + Send + 'static>(r: Option<R>) -> Sink {
             loop {
                 match r.read(&mut chunk) {
                     Ok(0) | Err(_) => break,
-                    Ok(n) => s.lock().unwrap_or_else(|p| p.into_inner()).0.extend_from_slice(&chunk[..n]),
+                    Ok(n) => {
+                        let mut g = s.lock().unwrap_or_else(|p| p.into_inner());
+                        let keep = n.min(limit.saturating_sub(g.0.len()));
+                        g.0.extend_from_slice(&chunk[..keep]);
+                        g.2 |= keep < n;
+                    }
                 }
             }
             s.lock().unwrap_or_else(|p| p.into_inner()).1 = true;
@@ -59,13 +77,41 @@ fn drain<R: Read + Send + 'static>(r: Option<R>) -> Sink {
     sink
 }
 
-fn wait_until(child: &mut Child, deadline: Instant) -> std::io::Result<Option<ExitStatus>> {
+/// Whether `pid` (our child) has exited, without reaping it: while it is unreaped its pid, and
+/// so its process group id, cannot be reused, and killing the group cannot hit a stranger.
+fn exited_unreaped(pid: u32) -> std::io::Result<bool> {
+    // SAFETY: waitid with WNOWAIT only inspects our own child; siginfo_t is plain data.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    let rc = unsafe { libc::waitid(libc::P_PID, pid as libc::id_t, &mut info, libc::WEXITED | libc::WNOHANG | libc::WNOWAIT) };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: si_pid is filled (or left zero by WNOHANG) for a WEXITED query.
+    Ok(unsafe { info.si_pid() } != 0)
+}
+
+/// SIGKILL to every process in group `pgid` (ESRCH, an empty group, is fine).
+fn kill_group(pgid: u32) {
+    // SAFETY: kill has no memory preconditions; a negative pid names the group.
+    unsafe { libc::kill(-(pgid as libc::pid_t), libc::SIGKILL) };
+}
+
+fn wait_until(child: &mut Child, deadline: Instant, group: bool) -> std::io::Result<Option<ExitStatus>> {
     // Polling keeps this free of signal handling; 5 ms is far below any ssh round trip.
     loop {
-        if let Some(s) = child.try_wait()? {
+        if group {
+            if exited_unreaped(child.id())? {
+                // What the command left running in its group goes with it.
+                kill_group(child.id());
+                return child.wait().map(Some);
+            }
+        } else if let Some(s) = child.try_wait()? {
             return Ok(Some(s));
         }
         if Instant::now() >= deadline {
+            if group {
+                kill_group(child.id());
+            }
             let _ = child.kill();
             let _ = child.wait();
             return Ok(None);
@@ -98,13 +144,29 @@ fn die_with_parent(cmd: &mut Command) {
 }
 
 /// Runs `cmd`, writes `stdin` to it (then closes it), and kills it after `timeout`.
-pub fn run(mut cmd: Command, stdin: Option<&[u8]>, timeout: Duration) -> std::io::Result<Finished> {
+pub fn run(cmd: Command, stdin: Option<&[u8]>, timeout: Duration) -> std::io::Result<Finished> {
+    run_with(cmd, stdin, timeout, false)
+}
+
+/// Like `run`, for a user's command: it runs in a new process group, and the whole group is
+/// killed at the deadline and when the command exits, so nothing it started outlives it.
+pub fn run_group(mut cmd: Command, stdin: Option<&[u8]>, timeout: Duration) -> std::io::Result<Finished> {
+    use std::os::unix::process::CommandExt;
+    cmd.process_group(0);
+    run_with(cmd, stdin, timeout, true)
+}
+
+fn run_with(mut cmd: Command, stdin: Option<&[u8]>, timeout: Duration, group: bool) -> std::io::Result<Finished> {
+    run_limited(&mut cmd, stdin, timeout, group, MAX_OUTPUT)
+}
+
+fn run_limited(cmd: &mut Command, stdin: Option<&[u8]>, timeout: Duration, group: bool, limit: usize) -> std::io::Result<Finished> {
     let start = Instant::now();
     cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() }).stdout(Stdio::piped()).stderr(Stdio::piped());
-    die_with_parent(&mut cmd);
+    die_with_parent(cmd);
     let mut child = cmd.spawn()?;
-    let out = drain(child.stdout.take());
-    let err = drain(child.stderr.take());
+    let out = drain(child.stdout.take(), limit);
+    let err = drain(child.stderr.take(), limit);
     if let (Some(bytes), Some(mut pipe)) = (stdin, child.stdin.take()) {
         // A writer thread: a child that never reads its input must not block us past the deadline.
         let bytes = bytes.to_vec();
@@ -112,21 +174,21 @@ pub fn run(mut cmd: Command, stdin: Option<&[u8]>, timeout: Duration) -> std::io
             let _ = pipe.write_all(&bytes);
         });
     }
-    let status = wait_until(&mut child, start + timeout)?;
+    let status = wait_until(&mut child, start + timeout, group)?;
     // A background ssh master (ControlPersist) could inherit the pipes if it
     // did not detach them; never wait on it for more than a moment.
-    let stdout = join_within(out, Duration::from_millis(500));
-    let stderr = join_within(err, Duration::from_millis(500));
-    Ok(Finished { status, stdout, stderr, elapsed: start.elapsed() })
+    let (stdout, cut_out) = join_within(out, Duration::from_millis(500));
+    let (stderr, cut_err) = join_within(err, Duration::from_millis(500));
+    Ok(Finished { status, stdout, stderr, elapsed: start.elapsed(), truncated: cut_out || cut_err })
 }
 
-/// Waits up to `grace` for the pipe's end, then takes whatever arrived.
-fn join_within(sink: Sink, grace: Duration) -> String {
+/// Waits up to `grace` for the pipe's end, then takes whatever arrived, and whether some was dropped.
+fn join_within(sink: Sink, grace: Duration) -> (String, bool) {
     let until = Instant::now() + grace;
     loop {
         let g = sink.lock().unwrap_or_else(|p| p.into_inner());
         if g.1 || Instant::now() >= until {
-            return String::from_utf8_lossy(&g.0).into_owned();
+            return (String::from_utf8_lossy(&g.0).into_owned(), g.2);
         }
         drop(g);
         std::thread::sleep(Duration::from_millis(2));
@@ -148,11 +210,51 @@ mod tests {
     }
 
     #[test]
+    fn endless_output_is_capped_not_collected() {
+        let mut c = Command::new("sh");
+        c.args(["-c", "yes | head -c 1000000; echo end >&2"]);
+        let f = run_limited(&mut c, None, Duration::from_secs(20), false, 1000).unwrap();
+        assert_eq!((f.stdout.len(), f.truncated, f.code()), (1000, true, Some(0)), "the child ran to its end and only 1000 bytes were kept");
+        assert_eq!(f.stderr_tail(), "end");
+        let mut c = Command::new("echo");
+        c.arg("short");
+        assert!(!run(c, None, Duration::from_secs(10)).unwrap().truncated);
+    }
+
+    #[test]
     fn kills_at_the_deadline() {
         let mut c = Command::new("sleep");
         c.arg("5");
         let f = run(c, None, Duration::from_millis(100)).unwrap();
         assert!(f.timed_out());
         assert!(f.elapsed < Duration::from_secs(3));
+    }
+
+    /// Pids whose command line is exactly `argv` (NUL-separated in /proc/PID/cmdline).
+    fn running(argv: &[&str]) -> Vec<u32> {
+        let want: Vec<u8> = argv.iter().flat_map(|a| a.bytes().chain([0])).collect();
+        std::fs::read_dir("/proc").unwrap().flatten().filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok()).filter(|p| std::fs::read(format!("/proc/{p}/cmdline")).ok().as_deref() == Some(&want[..])).collect()
+    }
+
+    #[test]
+    fn a_timed_out_user_command_leaves_no_background_child() {
+        // A distinctive duration so that no other test's sleep is counted.
+        let mut c = Command::new("sh");
+        c.args(["-c", "sleep 987.25 & wait"]);
+        let f = run_group(c, None, Duration::from_millis(300)).unwrap();
+        assert!(f.timed_out());
+        assert!(f.elapsed < Duration::from_secs(3), "{:?}: the background sleep held the pipes", f.elapsed);
+        std::thread::sleep(Duration::from_millis(100));
+        assert_eq!(running(&["sleep", "987.25"]), Vec::<u32>::new(), "the background sleep outlived its killed group");
+    }
+
+    #[test]
+    fn a_finished_user_command_takes_its_stragglers_with_it() {
+        let mut c = Command::new("sh");
+        c.args(["-c", "sleep 987.5 >/dev/null 2>&1 & echo done"]);
+        let f = run_group(c, None, Duration::from_secs(10)).unwrap();
+        assert_eq!((f.code(), f.stdout.as_str()), (Some(0), "done\n"));
+        std::thread::sleep(Duration::from_millis(100));
+        assert_eq!(running(&["sleep", "987.5"]), Vec::<u32>::new());
     }
 }

@@ -229,10 +229,6 @@ impl SshEngine {
         &self.remote
     }
 
-    fn timeout(&self) -> Duration {
-        Duration::from_secs_f64(self.remote.host_timeout_s)
-    }
-
     /// `ssh` with every option, ready for a remote command.
     fn base(&self, host: &Host) -> Command {
         let mut c = Command::new(&self.ssh.program);
@@ -269,8 +265,11 @@ impl SshEngine {
         c
     }
 
-    /// Runs `remote_cmd` on `host` with `stdin`; maps connection failures and timeouts.
-    fn call(&self, host: &Host, remote_cmd: &str, stdin: Option<&[u8]>, timeout: Duration) -> Result<Finished, HostError> {
+    /// Runs shell `script` on `host` with `stdin`; maps connection failures and timeouts. Every
+    /// remote command goes through here, and here it is put under the remote `timeout`
+    /// (`remote_line`): an upload whose input never ends, a hung `mkdir` on a dead NFS mount or a
+    /// stuck read stops on the host too, not only the ssh client on the controller.
+    fn call(&self, host: &Host, script: &str, stdin: Option<&[u8]>) -> Result<Finished, HostError> {
         {
             let mut seen = self.contacted.lock().unwrap_or_else(|p| p.into_inner());
             if !seen.iter().any(|h| h.name == host.name) {
@@ -279,7 +278,9 @@ impl SshEngine {
         }
         let mut c = self.base(host);
         let address = host.address.trim_start_matches('[').trim_end_matches(']');
-        c.arg("--").arg(address).arg(remote_cmd);
+        c.arg("--").arg(address).arg(self.remote_line(script));
+        // The remote bound, its kill grace, and time for the connection and the answer.
+        let timeout = Duration::from_secs(self.outer_bound_s() + 5 + 10);
         let f = process::run(c, stdin, timeout).map_err(|e| HostError::new(Failure::Failed, format!("{}: cannot run {}: {e}", host.name, self.ssh.program)))?;
         if f.timed_out() {
             return Err(HostError::new(Failure::TimedOut, format!("{}: no answer within {:.0} s (--host-timeout)", host.name, timeout.as_secs_f64())));
@@ -290,7 +291,19 @@ impl SshEngine {
         Ok(f)
     }
 
-    /// The remote `timeout` wrapper: the command cannot outlive the host timeout even if we die.
+    /// The bound of a whole remote command line: `--host-timeout` plus a margin, so that the
+    /// `semantos` or health command inside it, bounded by `--host-timeout` itself, reports its own
+    /// timeout (exit 124) before the outer bound cuts the line short.
+    fn outer_bound_s(&self) -> u64 {
+        self.remote.host_timeout_s.ceil() as u64 + 10
+    }
+
+    /// `script` as the remote command line, under the remote `timeout`.
+    fn remote_line(&self, script: &str) -> String {
+        format!("timeout -k 5 {} sh -c {}", self.outer_bound_s(), sh_quote(script))
+    }
+
+    /// `words` under `timeout --host-timeout`: the `semantos` run or health command inside a remote line.
     fn bounded(&self, words: &[String]) -> String {
         let t = self.remote.host_timeout_s.ceil() as u64;
         let mut s = format!("timeout -k 5 {t}");
@@ -341,7 +354,7 @@ impl SshEngine {
         self.prepare(host)?;
         let mut words = self.semantos_words(host, "recommend");
         words.extend(["--intent".into(), intent.name().into()]);
-        let f = self.call(host, &self.bounded(&words), None, self.timeout() + Duration::from_secs(15))?;
+        let f = self.call(host, &self.bounded(&words), None)?;
         let Some(v) = json_of(&f.stdout) else { return Err(self.semantos_error(host, "recommend", &f)) };
         let plan = v.get("plan").cloned().ok_or_else(|| HostError::new(Failure::Failed, format!("{}: recommend printed no plan", host.name)))?;
         Plan::from_json(&plan.to_string(), &format!("plan recommended on {}", host.name)).map_err(|e| HostError::new(Failure::Failed, format!("{e:#}")))
@@ -350,7 +363,7 @@ impl SshEngine {
     fn upload(&self, host: &Host, bytes: &[u8], dest: &str, mode: &str) -> Result<(), HostError> {
         let tmp = format!("{dest}.tmp-semantos");
         let cmd = format!("umask 077 && mkdir -p -- {dir} && cat > {tmp} && chmod {mode} {tmp} && mv -f -- {tmp} {dest}", dir = sh_quote(&self.remote.dir_on(host)), tmp = sh_quote(&tmp), dest = sh_quote(dest));
-        let f = self.call(host, &cmd, Some(bytes), self.timeout())?;
+        let f = self.call(host, &cmd, Some(bytes))?;
         if f.code() != Some(0) {
             return Err(HostError::new(Failure::Failed, format!("{}: uploading {dest} failed: {}", host.name, f.stderr_tail())));
         }
@@ -367,7 +380,7 @@ impl Remote for SshEngine {
         }
         if let Some(kb) = self.remote.kb_on(host) {
             // A fresh directory each time: a file left from an earlier rollout must not be merged.
-            let f = self.call(host, &format!("umask 077 && mkdir -p -- {d} && rm -rf -- {k} && mkdir -- {k}", d = sh_quote(&dir), k = sh_quote(&kb)), None, self.timeout())?;
+            let f = self.call(host, &format!("umask 077 && mkdir -p -- {d} && rm -rf -- {k} && mkdir -- {k}", d = sh_quote(&dir), k = sh_quote(&kb)), None)?;
             if f.code() != Some(0) {
                 return Err(HostError::new(Failure::Failed, format!("{}: creating {kb} failed: {}", host.name, f.stderr_tail())));
             }
@@ -378,7 +391,7 @@ impl Remote for SshEngine {
         match &self.remote.policy {
             Some(p) => self.upload(host, p.as_bytes(), &format!("{dir}/rollout-policy.yaml"), "600"),
             None => {
-                let f = self.call(host, &format!("umask 077 && mkdir -p -- {}", sh_quote(&dir)), None, self.timeout())?;
+                let f = self.call(host, &format!("umask 077 && mkdir -p -- {}", sh_quote(&dir)), None)?;
                 if f.code() != Some(0) {
                     return Err(HostError::new(Failure::Failed, format!("{}: creating {dir} failed: {}", host.name, f.stderr_tail())));
                 }
@@ -388,7 +401,7 @@ impl Remote for SshEngine {
     }
 
     fn read(&self, host: &Host, keys: &[SysctlKey]) -> Result<Values, HostError> {
-        let f = self.call(host, &read_script(keys), None, self.timeout())?;
+        let f = self.call(host, &read_script(keys), None)?;
         if f.code() != Some(0) {
             return Err(HostError::new(Failure::Failed, format!("{}: reading values failed: {}", host.name, f.stderr_tail())));
         }
@@ -411,7 +424,7 @@ impl Remote for SshEngine {
         cmd.push_str(" && { ");
         cmd.push_str(&read_script(keys));
         cmd.push_str("; }");
-        let f = self.call(host, &cmd, self.remote.policy.as_deref().map(str::as_bytes), self.timeout())?;
+        let f = self.call(host, &cmd, self.remote.policy.as_deref().map(str::as_bytes))?;
         if f.code() != Some(0) {
             return Err(HostError::new(Failure::Failed, format!("{}: preparing {dir} failed: {}", host.name, f.stderr_tail())));
         }
@@ -423,7 +436,7 @@ impl Remote for SshEngine {
         // One round trip: the values, then the health command's exit status and last words.
         let health = self.bounded(&["sh".into(), "-c".into(), hc.clone()]);
         let cmd = format!("{}; out=$({health} 2>&1 </dev/null); rc=$?; printf '{HEALTH_RC}%s\\n' \"$rc\"; printf '%s\\n' \"$out\" | tail -n 2", read_script(keys));
-        let f = self.call(host, &cmd, None, self.timeout() + Duration::from_secs(15))?;
+        let f = self.call(host, &cmd, None)?;
         let values = parse_values(keys, &f.stdout);
         let Some((_, after)) = f.stdout.split_once(HEALTH_RC) else {
             return Err(HostError::new(Failure::Failed, format!("{}: the gate check printed no health status: {}", host.name, f.stderr_tail())));
@@ -452,7 +465,7 @@ impl Remote for SshEngine {
         if let Some(p) = &self.remote.persist {
             words.push(format!("--persist={}", p.replace("{host}", &host.name)));
         }
-        let f = self.call(host, &self.bounded(&words), Some(plan_json.as_bytes()), self.timeout() + Duration::from_secs(15))?;
+        let f = self.call(host, &self.bounded(&words), Some(plan_json.as_bytes()))?;
         let json = json_of(&f.stdout);
         let outcome = json.as_ref().and_then(|v| v.get("outcome")).and_then(|o| o.as_str()).unwrap_or("").to_string();
         match (f.code(), outcome.as_str()) {
@@ -474,7 +487,7 @@ impl Remote for SshEngine {
 
     fn health(&self, host: &Host) -> Result<(), HostError> {
         let Some(cmd) = &self.remote.health_cmd else { return Ok(()) };
-        let f = self.call(host, &self.bounded(&["sh".into(), "-c".into(), cmd.clone()]), None, self.timeout() + Duration::from_secs(15))?;
+        let f = self.call(host, &self.bounded(&["sh".into(), "-c".into(), cmd.clone()]), None)?;
         match f.code() {
             Some(0) => Ok(()),
             code => Err(HostError::new(Failure::Unhealthy, format!("{}: health command {cmd:?} exited with {} {}", host.name, code.map(|c| c.to_string()).unwrap_or("a signal".into()), f.stderr_tail()))),
@@ -486,7 +499,7 @@ impl Remote for SshEngine {
         if let Some(id) = self.rollout_id.as_ref().filter(|_| fence) {
             words.extend(["--fence-rollout".into(), id.clone()]);
         }
-        let f = self.call(host, &self.bounded(&words), None, self.timeout() + Duration::from_secs(15))?;
+        let f = self.call(host, &self.bounded(&words), None)?;
         if f.code() == Some(0)
             && let Some(v) = json_of(&f.stdout)
         {
@@ -529,43 +542,4 @@ pub fn program_exists(path: &Path) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn quoting_keeps_every_byte_literal() {
-        assert_eq!(sh_quote("/proc/sys/net/core/somaxconn"), "/proc/sys/net/core/somaxconn");
-        assert_eq!(sh_quote("a b"), "'a b'");
-        assert_eq!(sh_quote("it's $(reboot) `id`"), "'it'\\''s $(reboot) `id`'");
-        assert_eq!(sh_quote(""), "''");
-        // The shell gives back exactly the original.
-        for s in ["plain", "it's", "$(touch /tmp/x)", "a\nb", "`id`; reboot", "\\'\""] {
-            let out = Command::new("sh").arg("-c").arg(format!("printf %s {}", sh_quote(s))).output().unwrap();
-            assert_eq!(String::from_utf8_lossy(&out.stdout), s);
-        }
-    }
-
-    #[test]
-    fn json_after_login_noise() {
-        assert_eq!(json_of("motd line\n{\n  \"outcome\": \"committed\"\n}\n").unwrap()["outcome"], "committed");
-        assert!(json_of("no json here\n").is_none());
-    }
-
-    #[test]
-    fn remote_settings_refuse_odd_paths() {
-        let ok = RemoteSettings { semantos: "semantos".into(), dir: "/var/lib/semantos/{host}".into(), copy_binary: None, policy: None, monitor_seconds: None, health_cmd: None, persist: None, interval: 2.0, host_timeout_s: 300.0, kb: BTreeMap::new() };
-        assert!(ok.validate().is_ok());
-        assert!(RemoteSettings { dir: "relative".into(), ..ok.clone() }.validate().unwrap_err().contains("absolute"));
-        assert!(RemoteSettings { semantos: "-oops".into(), ..ok.clone() }.validate().unwrap_err().contains("--remote-semantos"));
-        assert!(RemoteSettings { dir: "/var/lib/{{ lookup('pipe','id') }}".into(), ..ok.clone() }.validate().unwrap_err().contains("plain path"));
-        assert!(RemoteSettings { persist: Some("/etc/sysctl.d/$(reboot).conf".into()), ..ok.clone() }.validate().unwrap_err().contains("--persist"));
-        assert!(RemoteSettings { health_cmd: Some("true\nreboot".into()), ..ok.clone() }.validate().unwrap_err().contains("one line"));
-        assert_eq!(ok.dir_on(&Host::new("web-1", "10.0.0.1")), "/var/lib/semantos/web-1");
-        for bad in ["../x.toml", ".hidden.toml", "notes.txt", "a b.toml", "$(id).toml"] {
-            let kb = [(bad.to_string(), String::new())].into();
-            assert!(RemoteSettings { kb, ..ok.clone() }.validate().unwrap_err().contains("--kb"), "{bad}");
-        }
-        let kb: BTreeMap<String, String> = [("site-net_2.toml".to_string(), String::new())].into();
-        assert!(RemoteSettings { kb, ..ok.clone() }.validate().is_ok());
-    }
-}
+mod tests;

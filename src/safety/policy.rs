@@ -51,6 +51,10 @@ pub struct Policy {
     /// times worse (its counters' rates, else its gauges); 0 turns the check off.
     #[serde(default = "default_worsening")]
     pub monitor_worsening_factor: f64,
+    /// Seconds the health command may run after a batch before it is killed (with its process
+    /// group) and counts as failed; `--health-timeout` overrides it.
+    #[serde(default = "default_health_timeout")]
+    pub health_timeout_seconds: f64,
 }
 
 /// Which symptoms that appear during a live monitor window count as a regression.
@@ -87,6 +91,12 @@ fn default_batch() -> usize {
 fn default_worsening() -> f64 {
     2.0
 }
+/// The health command's default limit: long enough for a real probe, short enough that a hung
+/// one does not keep the values written and the lock held for long.
+pub const DEFAULT_HEALTH_TIMEOUT_S: f64 = 30.0;
+fn default_health_timeout() -> f64 {
+    DEFAULT_HEALTH_TIMEOUT_S
+}
 
 impl Default for Policy {
     fn default() -> Self {
@@ -101,6 +111,7 @@ impl Default for Policy {
             batch_size: default_batch(),
             monitor_new_symptoms: NewSymptoms::default(),
             monitor_worsening_factor: default_worsening(),
+            health_timeout_seconds: default_health_timeout(),
         }
     }
 }
@@ -119,6 +130,9 @@ impl Policy {
         }
         if !(self.monitor_worsening_factor == 0.0 || (self.monitor_worsening_factor.is_finite() && self.monitor_worsening_factor >= 1.1)) {
             return Err(format!("policy.monitor_worsening_factor: {} is invalid; use 1.1 or more (2 = twice as bad), or 0 to turn the check off", self.monitor_worsening_factor));
+        }
+        if !(self.health_timeout_seconds.is_finite() && self.health_timeout_seconds > 0.0 && self.health_timeout_seconds <= 86400.0) {
+            return Err(format!("policy.health_timeout_seconds: {} is invalid; use seconds in (0, 86400] (the default is {DEFAULT_HEALTH_TIMEOUT_S})", self.health_timeout_seconds));
         }
         if self.batch_size == 0 {
             return Err("policy.batch_size: 0 is invalid; use 1 or more changes per batch".into());
@@ -194,5 +208,7 @@ mod tests {
         assert!(p.validate().unwrap_err().contains("policy.batch_size"));
         let p = Policy { whitelist: vec!["vm.$x".into()], ..Policy::default() };
         assert!(p.validate().unwrap_err().contains("\"vm.$x\""));
+        let p = Policy { health_timeout_seconds: 0.0, ..Policy::default() };
+        assert!(p.validate().unwrap_err().contains("policy.health_timeout_seconds: 0"));
     }
 }

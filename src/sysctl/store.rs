@@ -380,7 +380,7 @@ impl Fault {
     }
 }
 
-/// A store wrapper that injects faults (tests, and the `SEMANTOS_FAULT` test hook of the binary).
+/// A store wrapper that injects faults (tests, and the `SEMANTOS_FAULT` hook of a binary built with the `fault-injection` feature).
 pub struct FaultyStore<S> {
     inner: S,
     faults: Vec<Fault>,

@@ -140,3 +140,40 @@ fn quick_scenarios_find_the_symptom_fix_it_and_leave_the_host_alone() {
     assert!(left.is_empty(), "the bench left namespaces behind: {left:?}");
     assert!(took < Duration::from_secs(120), "the three quick scenarios took {took:?}; they must stay under two minutes");
 }
+
+#[test]
+fn bench_cmd_without_netns_refuses_instead_of_tuning_the_host() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("ran");
+    let cmd = format!("touch {}; echo 1", marker.display());
+    let o = run_in(dir.path(), &["bench", "--cmd", &cmd, "--out-dir", "results"]);
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(2), "a usage error:\n{err}");
+    assert!(err.contains("--netns") && err.contains("--allow-host") && err.contains("nothing was run or written"), "{err}");
+    assert!(!marker.exists(), "the command ran");
+    assert!(!dir.path().join("results").exists(), "the run started: its results directory exists");
+    // The help says what --cmd writes, not that the host is never written.
+    let (help, _) = text(&run_in(dir.path(), &["bench", "--help"]));
+    assert!(!help.contains("The host's own settings are never written") && help.contains("--allow-host") && help.contains("--cmd-timeout"), "{help}");
+}
+
+/// Pids whose command line is exactly `argv` (NUL-separated in /proc/PID/cmdline).
+fn running(argv: &[&str]) -> Vec<u32> {
+    let want: Vec<u8> = argv.iter().flat_map(|a| a.bytes().chain([0])).collect();
+    std::fs::read_dir("/proc").unwrap().flatten().filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok()).filter(|p| std::fs::read(format!("/proc/{p}/cmdline")).ok().as_deref() == Some(&want[..])).collect()
+}
+
+#[test]
+fn bench_cmd_that_hangs_is_killed_at_cmd_timeout_with_its_process_group() {
+    if !support::privileged("bench::bench_cmd_that_hangs_is_killed_at_cmd_timeout_with_its_process_group") {
+        return;
+    }
+    let ns = support::Netns::create("benchhang");
+    let dir = tempfile::tempdir().unwrap();
+    // A distinctive duration: no other test's sleep is counted; the background one is what killing `sh` alone leaves.
+    let o = run_in(dir.path(), &["bench", "--cmd", "sleep 1000.75 & wait", "--netns", &ns.name, "--cmd-timeout", "1", "--quick", "--out-dir", "results"]);
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("did not finish within 1 s") && err.contains("--cmd-timeout"), "{err}");
+    assert_eq!(running(&["sleep", "1000.75"]), Vec::<u32>::new(), "the command's background sleep outlived the bench");
+}

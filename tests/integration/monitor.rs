@@ -96,3 +96,71 @@ fn live_monitor_rolls_back_when_the_targeted_symptom_gets_worse_in_a_namespace()
     assert_eq!(code, Some(0), "with the check off the apply commits:\n{err}\n{out}");
     assert_eq!(ns.read("net.core.somaxconn"), "2048");
 }
+
+/// Pids whose command line is exactly `argv` (NUL-separated in /proc/PID/cmdline).
+fn running(argv: &[&str]) -> Vec<u32> {
+    let want: Vec<u8> = argv.iter().flat_map(|a| a.bytes().chain([0])).collect();
+    std::fs::read_dir("/proc").unwrap().flatten().filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok()).filter(|p| std::fs::read(format!("/proc/{p}/cmdline")).ok().as_deref() == Some(&want[..])).collect()
+}
+
+#[test]
+fn a_hung_health_command_is_killed_at_its_timeout_and_the_batch_rolls_back() {
+    if !privileged("a_hung_health_command_is_killed_at_its_timeout_and_the_batch_rolls_back") {
+        return;
+    }
+    let ns = Netns::create("hungcheck");
+    let before = ns.read("net.core.somaxconn");
+    assert_ne!(before, "2048");
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(d.path().join("plan.conf"), "net.core.somaxconn = 2048\n").unwrap();
+    std::fs::write(d.path().join("policy.yaml"), "whitelist: [net.core.somaxconn]\n").unwrap();
+    // A distinctive duration: no other test's sleep is counted. The background sleep is the one a
+    // kill of `sh` alone would leave behind.
+    let sleep = ["sleep", "1000.25"];
+    let t0 = std::time::Instant::now();
+    let o = ns.semantos(
+        d.path(),
+        &["--json", "apply", "--plan", "plan.conf", "--policy", "policy.yaml", "--interval", "0.1", "--monitor-seconds", "0.2", "--health-cmd", "sleep 1000.25 & wait", "--health-timeout", "1", "--backup", "backup/sysctl_backup.json", "--audit-log", "audit.jsonl"],
+        &[],
+    );
+    let (out, err) = text(&o);
+    assert!(t0.elapsed() < std::time::Duration::from_secs(60), "the apply waited {:?} for a hung health command", t0.elapsed());
+    assert_eq!(o.status.code(), Some(1), "a timed-out health check fails the batch:\n{err}\n{out}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!(v["outcome"], "rolled_back", "{out}");
+    let detail = v["batches"][0]["detail"].as_str().unwrap_or_default();
+    assert!(detail.contains("\"sleep 1000.25 & wait\"") && detail.contains("within 1 s"), "the verdict names the command and the limit: {detail}");
+    assert_eq!(ns.read("net.core.somaxconn"), before, "not restored");
+    assert_eq!(running(&sleep), Vec::<u32>::new(), "the health command's background sleep outlived the apply");
+    // The lock is free: a new apply may run (nothing of the run is left holding it).
+    let lock = std::fs::File::open(d.path().join("backup/semantos.lock")).expect("the apply's lock file");
+    // SAFETY: flock on a descriptor we own.
+    assert_eq!(unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&lock), libc::LOCK_EX | libc::LOCK_NB) }, 0, "the lock is still held");
+}
+
+#[test]
+fn semantos_fault_is_obeyed_only_by_a_fault_injection_build() {
+    // A sandbox tree: no root, nothing of the machine is touched.
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join("tree/net/core/somaxconn");
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(&p, "128\n").unwrap();
+    std::fs::write(d.path().join("plan.conf"), "net.core.somaxconn = 1024\n").unwrap();
+    let o = Command::new(crate::support::bin())
+        .args(["apply", "--sysctl-root", "tree", "--backup", "b/backup.json", "--audit-log", "a.jsonl", "--monitor-seconds", "0", "--interval", "0.05", "--plan", "plan.conf"])
+        .current_dir(d.path())
+        .env("SEMANTOS_FAULT", "kill-before#1")
+        .output()
+        .unwrap();
+    let (out, err) = text(&o);
+    let value = std::fs::read_to_string(&p).unwrap();
+    if cfg!(feature = "fault-injection") {
+        // The test build (scripts/test.sh) obeys: killed before its first write.
+        assert_eq!(std::os::unix::process::ExitStatusExt::signal(&o.status), Some(libc::SIGKILL), "{err}\n{out}");
+        assert_eq!(value.trim(), "128");
+    } else {
+        // A default build does not know the variable: the apply runs as if it were unset.
+        assert!(o.status.success(), "a default build obeyed SEMANTOS_FAULT: {:?}\n{err}\n{out}", o.status);
+        assert_eq!(value.trim(), "1024");
+    }
+}

@@ -70,9 +70,33 @@ struct Groups {
     vars: GroupVars,
     members: BTreeMap<String, Vec<String>>,
     children: BTreeMap<String, Vec<String>>,
+    /// Host names expanded from patterns so far, repeats included (see `MAX_HOSTS`).
+    expanded: u64,
 }
 
+/// Most host names one inventory may expand to, repeats included. Ranges multiply
+/// (`web[00:99][00:99][00:99]` is a million names from 24 bytes), so the count is checked
+/// before a pattern is expanded, not after memory ran out.
+pub const MAX_HOSTS: u64 = 100_000;
+
 impl Groups {
+    /// Adds every host `pattern` expands to, refusing before expanding when the inventory would pass `MAX_HOSTS`.
+    fn add_pattern(&mut self, group: &str, pattern: &str, vars: &[(String, String)]) -> Result<(), String> {
+        let n = range_count(pattern)?;
+        let total = self.expanded.saturating_add(n);
+        if total > MAX_HOSTS {
+            return Err(format!(
+                "host pattern {pattern:?} expands to {n} hosts, which with the {} before it passes the limit of {MAX_HOSTS} hosts per inventory; split the fleet into several inventories or narrow the ranges",
+                self.expanded
+            ));
+        }
+        self.expanded = total;
+        for name in expand_range(pattern)? {
+            self.add_host(group, name, vars);
+        }
+        Ok(())
+    }
+
     fn add_host(&mut self, group: &str, name: String, vars: &[(String, String)]) {
         if !self.hosts.contains_key(&name) {
             self.order.push(name.clone());
@@ -108,9 +132,7 @@ impl Groups {
                     Node::Map(v) => v.iter().filter_map(|(k, v)| scalar(v).map(|s| (k.clone(), s))).collect(),
                     _ => Vec::new(),
                 };
-                for expanded in expand_range(hname)? {
-                    self.add_host(name, expanded, &vars);
-                }
+                self.add_pattern(name, hname, &vars).map_err(|e| format!("group {name:?}: {e}"))?;
             }
         }
         if let Some(Node::Map(vars)) = body.get("vars") {
@@ -222,9 +244,7 @@ pub(super) fn parse_ansible_ini(text: &str) -> Result<Inventory, String> {
                     let (k, v) = w.split_once('=').ok_or_else(|| format!("line {line}: {w:?} after host {name:?} is not key=value"))?;
                     hv.push((k.to_string(), v.to_string()));
                 }
-                for expanded in expand_range(name).map_err(|e| format!("line {line}: {e}"))? {
-                    g.add_host(group, expanded, &hv);
-                }
+                g.add_pattern(group, name, &hv).map_err(|e| format!("line {line}: {e}"))?;
             }
             Section::Vars(group) => {
                 let joined = words.join(" ");
@@ -241,14 +261,22 @@ pub(super) fn parse_ansible_ini(text: &str) -> Result<Inventory, String> {
             }
         }
     }
-    // Depth of a group: `all` 0, top-level groups 1, each child one more.
-    fn depth_of(g: &str, children: &BTreeMap<String, Vec<String>>, guard: usize) -> usize {
+    // Depth of a group: `all` 0, top-level groups 1, each child one more. Memoised: groups that
+    // are children of two parents in each of 30 layers would otherwise cost 2^30 calls.
+    fn depth_of(g: &str, children: &BTreeMap<String, Vec<String>>, guard: usize, memo: &mut BTreeMap<String, usize>) -> usize {
         if g == "all" || guard > 32 {
             return 0;
         }
-        children.iter().filter(|(_, cs)| cs.iter().any(|c| c == g)).map(|(p, _)| depth_of(p, children, guard + 1) + 1).max().unwrap_or(1)
+        if let Some(d) = memo.get(g) {
+            return *d;
+        }
+        let parents: Vec<&String> = children.iter().filter(|(_, cs)| cs.iter().any(|c| c == g)).map(|(p, _)| p).collect();
+        let d = parents.into_iter().map(|p| depth_of(p, children, guard + 1, memo) + 1).max().unwrap_or(1);
+        memo.insert(g.to_string(), d);
+        d
     }
-    g.vars = vars.into_iter().map(|(name, v)| (depth_of(&name, &g.children, 0), name, v)).collect();
+    let mut memo = BTreeMap::new();
+    g.vars = vars.into_iter().map(|(name, v)| (depth_of(&name, &g.children, 0, &mut memo), name, v)).collect();
     g.finish()
 }
 
@@ -278,6 +306,23 @@ fn split_ini_words(t: &str) -> Result<Vec<String>, String> {
         out.push(cur);
     }
     Ok(out)
+}
+
+/// How many names `expand_range(name)` gives (saturating), without building them.
+fn range_count(name: &str) -> Result<u64, String> {
+    let (Some(open), Some(close)) = (name.find('['), name.find(']')) else { return Ok(1) };
+    if close < open {
+        return Err(format!("host pattern {name:?} has ] before ["));
+    }
+    let (inner, suffix) = (&name[open + 1..close], &name[close + 1..]);
+    let (lo, hi) = inner.split_once(':').ok_or_else(|| format!("host range {name:?} must look like [01:10] or [a:f]"))?;
+    let here = match (lo.parse::<u32>(), hi.parse::<u32>()) {
+        (Ok(a), Ok(b)) if a <= b => u64::from(b - a) + 1,
+        (Ok(_), Ok(_)) => 0,
+        _ if lo.len() == 1 && hi.len() == 1 && lo <= hi => u64::from(hi.as_bytes()[0] - lo.as_bytes()[0]) + 1,
+        _ => 1,
+    };
+    Ok(here.saturating_mul(range_count(suffix)?))
 }
 
 /// Expands one Ansible host range (`web[01:03].example.com`, `db-[a:c]`) into names.

@@ -78,3 +78,35 @@ fn limit_and_canary_order() {
     assert_eq!(names(inv.select(&["canary=true".into()]).unwrap()), ["b"]);
     assert!(inv.select(&["nope".into()]).unwrap_err().contains("selects no host"));
 }
+
+#[test]
+fn nested_host_ranges_are_refused_before_they_expand() {
+    let t0 = std::time::Instant::now();
+    // 99³ = 970299 names from one line: refused by counting, not by running out of memory.
+    check("[web]\nweb[01:99][01:99][01:99].example.com\n", Err("inv: line 2: host pattern \"web[01:99][01:99][01:99].example.com\" expands to 970299 hosts, which with the 0 before it passes the limit of 100000 hosts per inventory"));
+    // The limit is per inventory: lines that fit alone add up.
+    check("[a]\na[0:99][0:599]\n[b]\nb[0:99][0:599]\n", Err("line 4: host pattern \"b[0:99][0:599]\" expands to 60000 hosts, which with the 60000 before it passes the limit"));
+    // Ansible YAML ranges count the same way.
+    check("all:\n  children:\n    web:\n      hosts:\n        web[0:99][0:99][0:99]:\n", Err("group \"web\": host pattern \"web[0:99][0:99][0:99]\" expands to 1000000 hosts"));
+    assert!(t0.elapsed() < std::time::Duration::from_secs(2), "took {:?}: the ranges were expanded", t0.elapsed());
+    // Within the limit a range still expands.
+    let (inv, _) = Inventory::parse("[web]\nweb[1:3][a:b]\n", "inv").unwrap();
+    assert_eq!(inv.hosts.iter().map(|h| h.name.as_str()).collect::<Vec<_>>(), ["web1a", "web1b", "web2a", "web2b", "web3a", "web3b"]);
+}
+
+#[test]
+fn group_depth_of_a_layered_ini_inventory_is_not_exponential() {
+    // 24 layers of two groups, each a child of both groups of the layer above: 2^24 paths to the
+    // bottom. A group var on the bottom layer makes the parser compute its depth.
+    let mut text = String::from("[g0a]\nh1\n");
+    for i in 0..24 {
+        for side in ["a", "b"] {
+            text.push_str(&format!("[g{i}{side}:children]\ng{}a\ng{}b\n", i + 1, i + 1));
+        }
+    }
+    text.push_str("[g24a:vars]\nrole=deep\n");
+    let t0 = std::time::Instant::now();
+    let (inv, _) = Inventory::parse(&text, "inv").unwrap();
+    assert!(t0.elapsed() < std::time::Duration::from_secs(2), "took {:?}", t0.elapsed());
+    assert_eq!(inv.hosts.len(), 1);
+}
