@@ -106,7 +106,7 @@ fn propose_with(cli: &Cli, t: Option<&TelemetryArgs>, kb: &Kb, store: &dyn Sysct
             RulesEngine.recommend(&findings, &ctx)?
         }
     };
-    let checked = safety::check(&plan, kb, &policy(cli)?, &current);
+    let checked = safety::check_with(&plan, kb, &policy(cli)?, &current, &safety::facts::from_snapshot(&b));
     Ok(Proposal { findings, checked })
 }
 

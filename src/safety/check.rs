@@ -3,9 +3,11 @@
 //! out-of-range value, broken invariant, both members of an exclusive pair)
 //! abort the whole plan: nothing is applied. Soft ones (outside the
 //! whitelist, risk above policy, key absent on this kernel, no change) drop
-//! only that change. Step limits clamp. Pure: no I/O.
+//! only that change. Step limits clamp, judged by the value in force
+//! (`step`). Pure: no I/O; host quantities arrive as `Facts`.
 
 use super::policy::Policy;
+use super::step::{self, Facts, Step};
 use crate::kb::entry::{EdgeKind, Relation};
 use crate::kb::{Kb, Risk};
 use crate::kb::validate::check_value;
@@ -100,11 +102,17 @@ impl CheckedPlan {
 }
 
 /// Applies every guardrail to `plan`. `current` holds the values of keys present on the target.
+/// Without host facts, a step from a sentinel whose value in force needs one is skipped.
 pub fn check(plan: &Plan, kb: &Kb, policy: &Policy, current: &BTreeMap<String, Value>) -> CheckedPlan {
+    check_with(plan, kb, policy, current, &Facts::new())
+}
+
+/// `check` with the host quantities (`safety::facts::from_snapshot`) that sentinel conversions need.
+pub fn check_with(plan: &Plan, kb: &Kb, policy: &Policy, current: &BTreeMap<String, Value>, facts: &Facts) -> CheckedPlan {
     let mut out = Vec::new();
     let mut seen = BTreeMap::new();
     for ch in &plan.changes {
-        let verdict = advice_only(ch, check_one(ch, kb, policy, current, &mut seen));
+        let verdict = advice_only(ch, check_one(ch, kb, policy, current, facts, &mut seen));
         let write = match &verdict {
             Verdict::Accept => Some(Value::from_kernel(&ch.to).to_string()),
             Verdict::Clamp { to, .. } => Some(to.clone()),
@@ -142,7 +150,7 @@ fn reject(rule: &str, reason: impl Into<String>) -> Verdict {
     Verdict::Reject { rule: rule.into(), reason: reason.into() }
 }
 
-fn check_one(ch: &Change, kb: &Kb, policy: &Policy, current: &BTreeMap<String, Value>, seen: &mut BTreeMap<String, ()>) -> Verdict {
+fn check_one(ch: &Change, kb: &Kb, policy: &Policy, current: &BTreeMap<String, Value>, facts: &Facts, seen: &mut BTreeMap<String, ()>) -> Verdict {
     let key = match SysctlKey::parse(&ch.key) {
         Ok(k) => k.to_string(),
         Err(e) => return reject("key-syntax", e.to_string()),
@@ -176,23 +184,23 @@ fn check_one(ch: &Change, kb: &Kb, policy: &Policy, current: &BTreeMap<String, V
     if &to == cur {
         return Verdict::Skip { reason: format!("{key} is already {cur}") };
     }
-    if let (Some(old), Some(new)) = (cur.ints(), to.ints())
-        && old.len() == new.len()
-    {
+    if let (Some(old), Some(new)) = (cur.ints(), to.ints()) {
         let r = policy.max_step_ratio;
-        let mut clamped = new.clone();
-        for (c, o) in clamped.iter_mut().zip(&old) {
-            if *o > 0 && *c > 0 {
-                let (lo, hi) = (((*o as f64) / r).ceil() as i64, ((*o as f64) * r).floor() as i64);
-                *c = (*c).clamp(lo.max(1), hi);
+        match step::bound(&key, p, &old, &new, r, current, facts) {
+            Step::Within => {}
+            Step::Unbounded(reason) => return Verdict::Skip { reason },
+            Step::Refuse(reason) => return Verdict::Refuse { rule: "sentinel".into(), reason },
+            Step::Clamp { to: clamped, in_force } => {
+                let from = match &in_force {
+                    Some(f) => format!("{cur} ({f})"),
+                    None => cur.to_string(),
+                };
+                let v = Value::from_ints(&clamped);
+                if check_value(p, v.as_str()).is_ok() && &v != cur {
+                    return Verdict::Clamp { to: v.to_string(), rule: "max-step".into(), reason: format!("{key}: {from} → {to} exceeds the policy's max_step_ratio {r}; clamped to {v} (a later round may continue)") };
+                }
+                return Verdict::Skip { reason: format!("{key}: {from} → {to} exceeds the policy's max_step_ratio {r} and no smaller step is valid") };
             }
-        }
-        if clamped != new {
-            let v = Value::from_ints(&clamped);
-            if check_value(p, v.as_str()).is_ok() && &v != cur {
-                return Verdict::Clamp { to: v.to_string(), rule: "max-step".into(), reason: format!("{key}: {cur} → {to} exceeds the policy's max_step_ratio {r}; clamped to {v} (a later round may continue)") };
-            }
-            return Verdict::Skip { reason: format!("{key}: {cur} → {to} exceeds the policy's max_step_ratio {r} and no smaller step is valid") };
         }
     }
     Verdict::Accept
@@ -207,8 +215,12 @@ fn cross_checks(out: &mut [CheckedChange], kb: &Kb, current: &BTreeMap<String, V
     };
     for e in &kb.edges {
         let changed = |k: &str| out.iter().any(|c| c.change.key == k && c.write.is_some());
+        // A plan that asks to move both members is incoherent whatever the other guardrails
+        // made of each (a step limit may skip one): judged on what was asked, as the fleet
+        // precheck and the export do.
+        let asks = |k: &str| out.iter().any(|c| c.change.key == k && !c.change.advice_only && current.get(k).is_some_and(|v| *v != Value::from_kernel(&c.change.to)));
         match e.kind {
-            EdgeKind::MutuallyExclusive if changed(&e.from) && changed(&e.to) => {
+            EdgeKind::MutuallyExclusive if asks(&e.from) && asks(&e.to) => {
                 mark(out, &e.to, "mutually-exclusive", format!("{} and {} are both changed, but writing one zeroes the other: {}", e.from, e.to, e.note));
             }
             EdgeKind::ConflictsWith if changed(&e.from) && changed(&e.to) => {
@@ -316,6 +328,67 @@ mod tests {
         plan.changes[0].advice_only = false;
         let c = check(&plan, &kb, &Policy::default(), &current);
         assert_eq!(c.writes().iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>(), ["vm.swappiness=10"]);
+    }
+
+    /// One change of `key` from `cur` to `to` under `policy`, with extra current values and host facts.
+    fn step_verdict(key: &str, cur: &str, to: &str, others: &[(&str, &str)], facts: &Facts, policy: &Policy) -> Verdict {
+        let kb = Kb::embedded().unwrap();
+        let mut plan = Plan::new("test", Intent::Latency);
+        plan.changes = vec![change(key, to)];
+        let current: BTreeMap<String, Value> = others.iter().chain(&[(key, cur)]).map(|(k, v)| (k.to_string(), Value::from_kernel(v))).collect();
+        let c = check_with(&plan, &kb, policy, &current, facts);
+        c.changes[0].verdict.clone()
+    }
+
+    fn open_policy(ratio: f64) -> Policy {
+        Policy { whitelist: vec!["*".into()], max_step_ratio: ratio, max_risk: Risk::High, ..Policy::default() }
+    }
+
+    #[test]
+    fn step_limit_holds_when_dirty_bytes_starts_at_zero() {
+        // 0 means dirty_ratio (20 % of 4 GiB dirtyable ≈ 859 MB) is in force: 1 TiB is a ×1280 step from it.
+        let facts = Facts::from([(crate::kb::entry::Fact::DirtyableBytes, 4.0 * 1024.0 * 1024.0 * 1024.0)]);
+        let v = step_verdict("vm.dirty_bytes", "0", "1099511627776", &[("vm.dirty_ratio", "20")], &facts, &Policy::default());
+        assert!(matches!(&v, Verdict::Clamp { to, reason, .. } if to == "6871947673" && reason.contains("in force ≈ 858993459 from vm.dirty_ratio 20")), "{v:?}");
+        // Within ×8 of the value in force: accepted as asked.
+        assert_eq!(step_verdict("vm.dirty_bytes", "0", "268435456", &[("vm.dirty_ratio", "20")], &facts, &Policy::default()), Verdict::Accept);
+        // Without the host fact the value in force is unknown: not written rather than unbounded.
+        let v = step_verdict("vm.dirty_bytes", "0", "1099511627776", &[("vm.dirty_ratio", "20")], &Facts::new(), &Policy::default());
+        assert!(matches!(&v, Verdict::Skip { reason } if reason.contains("dirtyable_bytes, which was not measured")), "{v:?}");
+        // The other way round: dirty_ratio reads 0 while dirty_bytes (1 % of dirtyable) is in force.
+        let v = step_verdict("vm.dirty_ratio", "0", "80", &[("vm.dirty_bytes", "42949673")], &facts, &Policy::default());
+        assert!(matches!(&v, Verdict::Clamp { to, .. } if to == "8"), "{v:?}");
+    }
+
+    #[test]
+    fn step_limit_holds_when_target_is_zero() {
+        // swappiness 0 is not "off" (it does not disable swap): a step like any other.
+        let v = step_verdict("vm.swappiness", "60", "0", &[], &Facts::new(), &open_policy(4.0));
+        assert!(matches!(&v, Verdict::Clamp { to, .. } if to == "15"), "{v:?}");
+        let v = step_verdict("vm.swappiness", "60", "0", &[], &Facts::new(), &Policy::default());
+        assert!(matches!(&v, Verdict::Clamp { to, .. } if to == "8"), "{v:?}");
+        assert_eq!(step_verdict("vm.swappiness", "8", "0", &[], &Facts::new(), &Policy::default()), Verdict::Accept);
+        // From a plain 0 the step is measured from 1.
+        let v = step_verdict("vm.swappiness", "0", "60", &[], &Facts::new(), &Policy::default());
+        assert!(matches!(&v, Verdict::Clamp { to, .. } if to == "8"), "{v:?}");
+    }
+
+    #[test]
+    fn step_limit_holds_when_leaving_an_off_sentinel() {
+        // Off means nothing in force: turning a feature on starts from the bottom of the scale.
+        let v = step_verdict("vm.watermark_boost_factor", "0", "30000", &[], &Facts::new(), &open_policy(8.0));
+        assert!(matches!(&v, Verdict::Clamp { to, .. } if to == "8"), "{v:?}");
+        // Turning it off is a mode switch the KB documents, not a step.
+        assert_eq!(step_verdict("vm.watermark_boost_factor", "15000", "0", &[], &Facts::new(), &open_policy(8.0)), Verdict::Accept);
+        assert_eq!(step_verdict("kernel.numa_balancing", "1", "0", &[], &Facts::new(), &Policy::default()), Verdict::Accept);
+        // auto with a known value: tcp_orphan_retries 0 is 8, so 0 → 1 is ÷8 and 0 → 127 is out of reach.
+        assert!(matches!(step_verdict("net.ipv4.tcp_orphan_retries", "0", "1", &[], &Facts::new(), &open_policy(8.0)), Verdict::Accept));
+    }
+
+    #[test]
+    fn writing_a_partner_sentinel_is_refused_not_taken_as_a_mode_switch() {
+        let v = step_verdict("vm.overcommit_kbytes", "1048576", "0", &[("vm.overcommit_ratio", "0")], &Facts::new(), &open_policy(8.0));
+        assert!(matches!(&v, Verdict::Refuse { rule, reason } if rule == "sentinel" && reason.contains("write vm.overcommit_ratio instead")), "{v:?}");
     }
 
     #[test]
