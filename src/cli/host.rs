@@ -29,7 +29,8 @@ pub fn load_policy(path: &Path) -> Result<Policy> {
     Ok(p)
 }
 
-fn policy(cli: &Cli) -> Result<Policy> {
+/// The policy the flags name (`--policy FILE`, else the default).
+pub fn policy(cli: &Cli) -> Result<Policy> {
     match &cli.host.policy {
         Some(p) => load_policy(p),
         None => Ok(Policy::default()),

@@ -57,8 +57,11 @@ impl Verdict {
 /// A change with its verdict and the value that would be written.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CheckedChange {
-    /// The proposal.
+    /// The proposal, its `from` the value read from the target when checked (when the key exists there).
     pub change: Change,
+    /// Set when the plan was made against another value (drift): the plan's own `from`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan_from: Option<String>,
     /// The verdict.
     #[serde(flatten)]
     pub verdict: Verdict,
@@ -118,7 +121,8 @@ pub fn check_with(plan: &Plan, kb: &Kb, policy: &Policy, current: &BTreeMap<Stri
             Verdict::Clamp { to, .. } => Some(to.clone()),
             _ => None,
         };
-        out.push(CheckedChange { change: ch.clone(), verdict, write });
+        let (change, plan_from) = with_live_from(ch, current);
+        out.push(CheckedChange { change, plan_from, verdict, write });
     }
     cross_checks(&mut out, kb, current);
     let hard: Vec<String> = out
@@ -129,6 +133,20 @@ pub fn check_with(plan: &Plan, kb: &Kb, policy: &Policy, current: &BTreeMap<Stri
         })
         .collect();
     CheckedPlan { plan: plan.clone(), changes: out, aborted: if hard.is_empty() { None } else { Some(hard.join("\n")) } }
+}
+
+/// The change with `from` set to the value read from the target, and the
+/// plan's own `from` when it differs (the plan was made against another
+/// value): a dry run shows what the apply will really start from.
+fn with_live_from(ch: &Change, current: &BTreeMap<String, Value>) -> (Change, Option<String>) {
+    let live = SysctlKey::parse(&ch.key).ok().and_then(|k| current.get(&k.to_string()));
+    let Some(live) = live else { return (ch.clone(), None) };
+    let drift = ch.from.as_deref().filter(|f| Value::from_kernel(f) != *live).map(str::to_string);
+    let mut change = ch.clone();
+    if ch.from.is_none() || drift.is_some() {
+        change.from = Some(live.to_string());
+    }
+    (change, drift)
 }
 
 /// An advice-only change passes every guardrail like any other (a hard
@@ -389,6 +407,17 @@ mod tests {
     fn writing_a_partner_sentinel_is_refused_not_taken_as_a_mode_switch() {
         let v = step_verdict("vm.overcommit_kbytes", "1048576", "0", &[("vm.overcommit_ratio", "0")], &Facts::new(), &open_policy(8.0));
         assert!(matches!(&v, Verdict::Refuse { rule, reason } if rule == "sentinel" && reason.contains("write vm.overcommit_ratio instead")), "{v:?}");
+    }
+
+    #[test]
+    fn checked_change_shows_the_live_value_not_the_plan_from() {
+        let kb = Kb::embedded().unwrap();
+        let mut plan = Plan::new("test", Intent::Latency);
+        plan.changes = vec![Change { from: Some("33".into()), ..change("vm.swappiness", "10") }, Change { from: Some("128".into()), ..change("net.core.somaxconn", "256") }];
+        let current: BTreeMap<String, Value> = [("vm.swappiness", "60"), ("net.core.somaxconn", "128")].into_iter().map(|(k, v)| (k.to_string(), Value::from_kernel(v))).collect();
+        let c = check(&plan, &kb, &Policy::default(), &current);
+        assert_eq!((c.changes[0].change.from.as_deref(), c.changes[0].plan_from.as_deref()), (Some("60"), Some("33")));
+        assert_eq!((c.changes[1].change.from.as_deref(), c.changes[1].plan_from.as_deref()), (Some("128"), None));
     }
 
     #[test]
