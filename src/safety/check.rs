@@ -124,7 +124,7 @@ pub fn check_with(plan: &Plan, kb: &Kb, policy: &Policy, current: &BTreeMap<Stri
         let (change, plan_from) = with_live_from(ch, current);
         out.push(CheckedChange { change, plan_from, verdict, write });
     }
-    cross_checks(&mut out, kb, current);
+    cross_checks(&mut out, kb, current, facts);
     let hard: Vec<String> = out
         .iter()
         .filter_map(|c| match &c.verdict {
@@ -224,7 +224,7 @@ fn check_one(ch: &Change, kb: &Kb, policy: &Policy, current: &BTreeMap<String, V
     Verdict::Accept
 }
 
-fn cross_checks(out: &mut [CheckedChange], kb: &Kb, current: &BTreeMap<String, Value>) {
+fn cross_checks(out: &mut [CheckedChange], kb: &Kb, current: &BTreeMap<String, Value>, facts: &Facts) {
     let final_value = |k: &str, out: &[CheckedChange]| -> Option<Value> {
         match out.iter().find(|c| c.change.key == k && c.write.is_some()) {
             Some(c) => c.write.as_deref().map(Value::from_kernel),
@@ -248,12 +248,18 @@ fn cross_checks(out: &mut [CheckedChange], kb: &Kb, current: &BTreeMap<String, V
                 let (Some(a), Some(b)) = (final_value(&e.from, out), final_value(&e.to, out)) else { continue };
                 let (Some(a), Some(b)) = (a.ints(), b.ints()) else { continue };
                 let (Some(&x), Some(&y)) = (a.get(e.from_index.unwrap_or(0)), b.get(e.to_index.unwrap_or(0))) else { continue };
-                if e.unless_from.contains(&x) || e.unless_to.contains(&y) {
+                // A partner sentinel (dirty_ratio reads 0 while dirty_bytes is in force) is compared by
+                // the value in force when the facts allow; `unless_*` skips it only when they do not.
+                let finals: BTreeMap<String, Value> = current.iter().map(|(k, v)| (k.clone(), final_value(k, out).unwrap_or_else(|| v.clone()))).collect();
+                let in_force = |k: &str, v: i64| kb.param(k).and_then(|p| p.sentinel.as_ref()).and_then(|s| step::partner_in_force(k, s, v, &finals, facts));
+                let (xf, yf) = (in_force(&e.from, x), in_force(&e.to, y));
+                if (e.unless_from.contains(&x) && xf.is_none()) || (e.unless_to.contains(&y) && yf.is_none()) {
                     continue;
                 }
+                let (x, y) = (Shown(xf.unwrap_or(x as f64)), Shown(yf.unwrap_or(y as f64)));
                 let (ok, sym) = match e.relation {
-                    Some(Relation::LessThan) => (x < y, "<"),
-                    Some(Relation::LessEqual) => (x <= y, "≤"),
+                    Some(Relation::LessThan) => (x.0 < y.0, "<"),
+                    Some(Relation::LessEqual) => (x.0 <= y.0, "≤"),
                     None => (true, "?"),
                 };
                 if !ok {
@@ -263,6 +269,15 @@ fn cross_checks(out: &mut [CheckedChange], kb: &Kb, current: &BTreeMap<String, V
             }
             _ => {}
         }
+    }
+}
+
+/// A compared value: whole numbers as integers, values in force with two decimals.
+struct Shown(f64);
+
+impl std::fmt::Display for Shown {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.0.fract() == 0.0 { write!(f, "{}", self.0 as i64) } else { write!(f, "{:.2}", self.0) }
     }
 }
 
@@ -418,6 +433,17 @@ mod tests {
         let c = check(&plan, &kb, &Policy::default(), &current);
         assert_eq!((c.changes[0].change.from.as_deref(), c.changes[0].plan_from.as_deref()), (Some("60"), Some("33")));
         assert_eq!((c.changes[1].change.from.as_deref(), c.changes[1].plan_from.as_deref()), (Some("128"), None));
+    }
+
+    #[test]
+    fn invariant_holds_when_dirty_ratio_reads_zero_because_dirty_bytes_is_in_force() {
+        // dirty_bytes ≈ 1 % of 4 GiB dirtyable is in force (dirty_ratio reads 0): a background ratio of 5 % is above it.
+        let facts = Facts::from([(crate::kb::entry::Fact::DirtyableBytes, 4.0 * 1024.0 * 1024.0 * 1024.0)]);
+        let others = [("vm.dirty_ratio", "0"), ("vm.dirty_bytes", "42949673"), ("vm.dirty_background_bytes", "0")];
+        let v = step_verdict("vm.dirty_background_ratio", "1", "5", &others, &facts, &Policy::default());
+        assert!(matches!(&v, Verdict::Reject { rule, reason } if rule == "invariant" && reason.contains("5 vs 1.00")), "{v:?}");
+        // Without the fact the comparison cannot be made and is left to the KB's `unless_to`, as before.
+        assert_eq!(step_verdict("vm.dirty_background_ratio", "1", "5", &others, &Facts::new(), &Policy::default()), Verdict::Accept);
     }
 
     #[test]

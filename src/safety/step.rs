@@ -94,6 +94,18 @@ fn bound_scalar(key: &str, s: &Sentinel, c: i64, t: i64, ratio: f64, current: &B
     }
 }
 
+/// The value in force while `key` holds its `partner` sentinel (dirty_ratio 0 → dirty_bytes as a
+/// percentage), from `values` and `facts`; None when it is not such a sentinel or cannot be computed.
+pub fn partner_in_force(key: &str, s: &Sentinel, v: i64, values: &BTreeMap<String, Value>, facts: &Facts) -> Option<f64> {
+    if !matches!(s, Sentinel::Partner { .. }) || v != s.value() {
+        return None;
+    }
+    match in_force(key, s, values, facts) {
+        InForce::Known(x, _) => Some(x),
+        InForce::Unknown(_) => None,
+    }
+}
+
 fn in_force(key: &str, s: &Sentinel, current: &BTreeMap<String, Value>, facts: &Facts) -> InForce {
     match s {
         Sentinel::Off { .. } => InForce::Known(0.0, None),
