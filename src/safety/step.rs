@@ -136,6 +136,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn every_partner_sentinel_points_at_an_exclusive_partner_that_points_back() {
+        let kb = crate::kb::Kb::embedded().unwrap();
+        let mut n = 0;
+        for (key, p) in &kb.params {
+            let Some(Sentinel::Partner { partner, fact, .. }) = &p.sentinel else { continue };
+            n += 1;
+            let back = kb.param(partner).and_then(|q| q.sentinel.as_ref());
+            assert!(matches!(back, Some(Sentinel::Partner { partner: b, fact: f, .. }) if b == key && f == fact), "{key} -> {partner}: {back:?}");
+            assert!(kb.edges.iter().any(|e| e.kind == crate::kb::EdgeKind::MutuallyExclusive && [e.from.as_str(), e.to.as_str()].contains(&key.as_str()) && e.other(key) == partner), "{key} / {partner}: no mutually_exclusive edge");
+        }
+        assert_eq!(n, 6);
+    }
+
+    #[test]
     fn zero_is_compared_as_one() {
         assert_eq!(clamp_one(60.0, 0, 4.0), Some(15));
         assert_eq!(clamp_one(60.0, 0, 8.0), Some(8));
