@@ -1,8 +1,12 @@
-//! `semantos export FORMAT --plan FILE`: the plan, checked on this machine
-//! against the KB and the policy exactly as a rollout would, written as an
+//! `semantos export FORMAT --plan FILE`: the plan, checked by the very
+//! guardrails `apply` runs (`safety::check_with`, with the values read from
+//! `--sysctl-root`, the policy, the KB and host facts), written as an
 //! Ansible playbook, a TuneD profile, a sysctl.d drop-in or an OpenShift
 //! Node Tuning Operator `Tuned` resource (stdout, or `--out FILE` written
-//! atomically).
+//! atomically). Clamped changes are exported at the clamped value; refused
+//! and skipped ones are left out with apply's message; a rejected plan
+//! exports nothing. A change skipped because the value is already in force
+//! is exported: a drop-in must keep what the host already has.
 
 use super::{Cli, invalid, load_kb};
 use crate::apply::files::write_atomic;
@@ -11,12 +15,15 @@ use crate::kb::Intent;
 use crate::reasoning::Plan;
 use crate::rollout::ansible::{self, Batch, PlaybookOptions};
 use crate::rollout::inventory::Inventory;
-use crate::rollout::precheck;
+use crate::rollout::precheck::{self, Target};
 use crate::rollout::waves::{Size, WaveSpec};
-use crate::safety::Policy;
-use crate::sysctl::store::MemStore;
+use crate::safety::{self, CheckedPlan, Verdict};
+use crate::sysctl::Value;
+use crate::telemetry::procfs::ProcReader;
 use anyhow::Result;
 use clap::Args;
+use crate::sysctl::{SysctlKey, SysctlStore};
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -87,16 +94,52 @@ fn serial_without_inventory(spec: &WaveSpec) -> Vec<Batch> {
     out
 }
 
+/// The writes of a checked plan, for export: apply's writes (clamped values
+/// included), plus changes already in force here; every other change is left
+/// out with its verdict on stderr. A rejected plan, an unsafe value or an
+/// empty result is an error: nothing is exported.
+fn exported(checked: &CheckedPlan, current: &BTreeMap<String, Value>, store: &str) -> Result<Vec<Target>> {
+    if let Some(why) = &checked.aborted {
+        return Err(invalid(format!("the guardrails rejected the plan (checked against {store}); nothing was exported:\n{why}")));
+    }
+    let mut targets = Vec::new();
+    for c in &checked.changes {
+        let key = &c.change.key;
+        let already = matches!(c.verdict, Verdict::Skip { .. }) && !c.change.advice_only && current.get(key).is_some_and(|v| *v == Value::from_kernel(&c.change.to));
+        let value = match (&c.write, already) {
+            (Some(w), _) => w.clone(),
+            (None, true) => current[key].to_string(),
+            (None, false) => {
+                eprintln!("semantos: export: {key} left out: {} {}", c.verdict.label(), c.verdict.reason());
+                continue;
+            }
+        };
+        if let Verdict::Clamp { .. } = c.verdict {
+            eprintln!("semantos: export: {key} = {value} instead of {}: {}", c.change.to, c.verdict.reason());
+        }
+        precheck::safe_value_text(&value).map_err(|e| invalid(format!("{key} = {value:?}: the value {e}; nothing was exported")))?;
+        let key = SysctlKey::parse(key).map_err(|e| invalid(format!("{key}: {e}")))?;
+        targets.push(Target { key, value: Value::from_kernel(&value) });
+    }
+    if targets.is_empty() {
+        return Err(invalid(format!("nothing to export: the guardrails (checked against {store}) left no change of the plan; see the reasons above")));
+    }
+    Ok(targets)
+}
+
 /// `semantos export`.
 pub fn run(cli: &Cli, a: &ExportArgs) -> Result<i32> {
     let kb = load_kb(cli)?;
     let path = cli.plan.as_ref().ok_or_else(|| invalid("--plan FILE is required (make one with `semantos recommend --out plan.json`)"))?;
-    let plan = Plan::load(path, cli.host.intent.unwrap_or(Intent::Latency), &MemStore::new([])).map_err(|e| invalid(format!("{e:#}")))?;
-    let policy = match &cli.host.policy {
-        Some(p) => super::host::load_policy(p)?,
-        None => Policy::default(),
-    };
-    let targets = precheck::validate(&plan, &kb, &policy).map_err(|e| invalid(e.to_string().replace("before any connection; nothing was sent to any host", "; nothing was exported")))?;
+    let store = super::host::store(cli);
+    let plan = Plan::load(path, cli.host.intent.unwrap_or(Intent::Latency), &store).map_err(|e| invalid(format!("{e:#}")))?;
+    let policy = super::host::policy(cli)?;
+    let current = super::host::current_values(&store, &kb);
+    // The facts a sentinel's value in force needs (dirtyable memory); without /proc they are
+    // absent and such a step is skipped, exactly as apply would.
+    let facts = ProcReader::with_roots(&cli.host.proc_root, "/sys").snapshot(0).map(|s| safety::facts::from_snapshot(&s)).unwrap_or_default();
+    let checked = safety::check_with(&plan, &kb, &policy, &current, &facts);
+    let targets = exported(&checked, &current, &store.describe())?;
     let header = vec![format!("SemantOS plan from {} ({}, intent {}): {} change(s)", path.display(), plan.created_by, plan.intent.name(), targets.len())];
     let summary = format!("SemantOS plan {} (intent {})", plan.created_by, plan.intent.name());
     let bytes = match a.format {

@@ -29,7 +29,8 @@ pub fn load_policy(path: &Path) -> Result<Policy> {
     Ok(p)
 }
 
-fn policy(cli: &Cli) -> Result<Policy> {
+/// The policy the flags name (`--policy FILE`, else the default).
+pub fn policy(cli: &Cli) -> Result<Policy> {
     match &cli.host.policy {
         Some(p) => load_policy(p),
         None => Ok(Policy::default()),
@@ -106,7 +107,7 @@ fn propose_with(cli: &Cli, t: Option<&TelemetryArgs>, kb: &Kb, store: &dyn Sysct
             RulesEngine.recommend(&findings, &ctx)?
         }
     };
-    let checked = safety::check(&plan, kb, &policy(cli)?, &current);
+    let checked = safety::check_with(&plan, kb, &policy(cli)?, &current, &safety::facts::from_snapshot(&b));
     Ok(Proposal { findings, checked })
 }
 

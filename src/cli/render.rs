@@ -32,7 +32,16 @@ pub fn checked(c: &CheckedPlan) -> String {
     let _ = writeln!(s, "  {:<40} {:>24} {:>24}  VERDICT", "KEY", "CURRENT", "PROPOSED");
     for x in &c.changes {
         let proposed = x.write.clone().unwrap_or_else(|| x.change.to.clone());
-        let _ = writeln!(s, "  {:<40} {:>24} {:>24}  {}", x.change.key, x.change.from.as_deref().unwrap_or("-"), proposed, x.verdict.label());
+        // `from` is the value read from the target; a `*` marks drift from what the plan was made against.
+        let from = format!("{}{}", x.change.from.as_deref().unwrap_or("-"), if x.plan_from.is_some() { " *" } else { "" });
+        let _ = writeln!(s, "  {:<40} {:>24} {:>24}  {}", x.change.key, from, proposed, x.verdict.label());
+    }
+    let drifted: Vec<_> = c.changes.iter().filter_map(|x| x.plan_from.as_ref().map(|p| (x, p))).collect();
+    if !drifted.is_empty() {
+        let _ = writeln!(s, "\n  * DRIFT: the plan was made against other values than the ones read now:");
+        for (x, p) in drifted {
+            let _ = writeln!(s, "    {}: the plan says from {p}, the live value is {}", x.change.key, x.change.from.as_deref().unwrap_or("-"));
+        }
     }
     if c.changes.is_empty() {
         let _ = writeln!(s, "  (no change proposed)");

@@ -4,8 +4,10 @@
 //! `Tuned` resource. Each is a pure function from the plan's targets to
 //! bytes; the CLI writes them with `apply::files::write_atomic`.
 //!
-//! Only targets that passed `rollout::precheck` reach an exporter, so no
-//! value holds a character TuneD would expand (`$`), Ansible would template
+//! Only the writes of a plan checked by the same guardrails as `apply`
+//! (`safety::check_with`, see `cli::export_cmd`) reach an exporter, each
+//! value passed through `rollout::precheck::safe_value_text`, so no value
+//! holds a character TuneD would expand (`$`), Ansible would template
 //! (`{`, `%`) or YAML would read as structure.
 
 pub mod nto;

@@ -250,6 +250,10 @@ pub struct Param {
     /// Upstream default value, when there is one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default: Option<String>,
+    /// A value with a meaning of its own (0 = off, auto, or "the partner key is in force"):
+    /// the guardrails bound a step against the value in force, not against the sentinel.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sentinel: Option<Sentinel>,
     /// Namespace scope.
     pub scope: Scope,
     /// Risk of changing it.
@@ -318,6 +322,92 @@ pub struct Param {
     /// write-only action files). Absent for ordinary keys.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub no_read: Option<NoRead>,
+}
+
+/// What a parameter's special value means (KB field `sentinel`), so a step
+/// from or to it is judged by the value in force. Examples:
+/// `{ means = "off", value = 0, note = "..." }`,
+/// `{ means = "auto", value = 0, equals = 8, note = "..." }`,
+/// `{ means = "partner", value = 0, partner = "vm.dirty_ratio", convert = "from_percent", fact = "dirtyable_bytes", note = "..." }`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "means", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Sentinel {
+    /// The value turns the feature off; in force is nothing (0).
+    Off {
+        /// The sentinel value.
+        value: i64,
+        /// What "off" means for this key, quoted in verdicts.
+        note: String,
+    },
+    /// The kernel chooses; `equals` is what it chooses when that is fixed (tcp_orphan_retries 0 = 8).
+    Auto {
+        /// The sentinel value.
+        value: i64,
+        /// The value in force, when it does not depend on the host.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        equals: Option<i64>,
+        /// What the kernel does instead, quoted in verdicts.
+        note: String,
+    },
+    /// The other member of a mutually exclusive pair is in force (dirty_bytes 0 = dirty_ratio applies).
+    Partner {
+        /// The sentinel value.
+        value: i64,
+        /// The key in force while this one holds the sentinel.
+        partner: String,
+        /// How the partner's value converts into this key's unit.
+        convert: Convert,
+        /// The host quantity the conversion needs (passed to the guardrails as data).
+        fact: Fact,
+        /// What the pairing means, quoted in verdicts.
+        note: String,
+    },
+}
+
+impl Sentinel {
+    /// The special value.
+    pub fn value(&self) -> i64 {
+        match self {
+            Sentinel::Off { value, .. } | Sentinel::Auto { value, .. } | Sentinel::Partner { value, .. } => *value,
+        }
+    }
+
+    /// The note quoted in verdicts.
+    pub fn note(&self) -> &str {
+        match self {
+            Sentinel::Off { note, .. } | Sentinel::Auto { note, .. } | Sentinel::Partner { note, .. } => note,
+        }
+    }
+}
+
+/// How a partner's value becomes this key's unit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Convert {
+    /// The partner is a percentage of the fact; this key is an amount: partner × fact / 100.
+    FromPercent,
+    /// The partner is an amount; this key is a percentage of the fact: partner × 100 / fact.
+    ToPercent,
+}
+
+/// A host quantity a sentinel conversion needs; measured at the edge, passed to the guardrails as data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Fact {
+    /// Memory the dirty limits are a percentage of (free + file LRU pages), in bytes.
+    DirtyableBytes,
+    /// RAM minus huge pages, what overcommit_ratio is a percentage of, in KiB.
+    CommitRamKbytes,
+}
+
+impl Fact {
+    /// The name used in the KB and in messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Fact::DirtyableBytes => "dirtyable_bytes",
+            Fact::CommitRamKbytes => "commit_ram_kbytes",
+        }
+    }
 }
 
 /// Why a key must not be read.

@@ -7,6 +7,7 @@
 pub mod entry;
 pub mod graph;
 pub mod live;
+pub mod overrides;
 pub mod query;
 pub mod validate;
 
@@ -65,11 +66,18 @@ impl Kb {
         Ok(kb)
     }
 
-    /// The embedded KB with every `*.toml` file of `dir` merged over it (same key: the user's entry wins).
+    /// The embedded KB with every `*.toml` file of `dir` merged over it (same key: the user's
+    /// entry wins), as long as it only adds or narrows: loosening a built-in entry is refused
+    /// (`overrides`), with the file, the key, the field and what is allowed.
     pub fn with_overrides(dir: &Path) -> Result<Kb> {
-        let mut kb = Kb::embedded()?;
+        let builtin = Kb::embedded()?;
+        let mut kb = builtin.clone();
         for (f, text) in override_files(dir)? {
             kb.merge_text(&text, &f.display().to_string())?;
+        }
+        let loose = overrides::check(&builtin, &kb);
+        if !loose.is_empty() {
+            anyhow::bail!("knowledge base {} loosens the built-in one, which a --kb directory may not do (it may add entries and narrow built-in ones); nothing was changed:\n  {}", dir.display(), loose.join("\n  "));
         }
         validate::check_consistency(&kb).map_err(|errs| anyhow::anyhow!("knowledge base with {} is inconsistent:\n  {}", dir.display(), errs.join("\n  ")))?;
         Ok(kb)

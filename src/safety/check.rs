@@ -3,9 +3,11 @@
 //! out-of-range value, broken invariant, both members of an exclusive pair)
 //! abort the whole plan: nothing is applied. Soft ones (outside the
 //! whitelist, risk above policy, key absent on this kernel, no change) drop
-//! only that change. Step limits clamp. Pure: no I/O.
+//! only that change. Step limits clamp, judged by the value in force
+//! (`step`). Pure: no I/O; host quantities arrive as `Facts`.
 
 use super::policy::Policy;
+use super::step::{self, Facts, Step};
 use crate::kb::entry::{EdgeKind, Relation};
 use crate::kb::{Kb, Risk};
 use crate::kb::validate::check_value;
@@ -55,8 +57,11 @@ impl Verdict {
 /// A change with its verdict and the value that would be written.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CheckedChange {
-    /// The proposal.
+    /// The proposal, its `from` the value read from the target when checked (when the key exists there).
     pub change: Change,
+    /// Set when the plan was made against another value (drift): the plan's own `from`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan_from: Option<String>,
     /// The verdict.
     #[serde(flatten)]
     pub verdict: Verdict,
@@ -100,19 +105,26 @@ impl CheckedPlan {
 }
 
 /// Applies every guardrail to `plan`. `current` holds the values of keys present on the target.
+/// Without host facts, a step from a sentinel whose value in force needs one is skipped.
 pub fn check(plan: &Plan, kb: &Kb, policy: &Policy, current: &BTreeMap<String, Value>) -> CheckedPlan {
+    check_with(plan, kb, policy, current, &Facts::new())
+}
+
+/// `check` with the host quantities (`safety::facts::from_snapshot`) that sentinel conversions need.
+pub fn check_with(plan: &Plan, kb: &Kb, policy: &Policy, current: &BTreeMap<String, Value>, facts: &Facts) -> CheckedPlan {
     let mut out = Vec::new();
     let mut seen = BTreeMap::new();
     for ch in &plan.changes {
-        let verdict = advice_only(ch, check_one(ch, kb, policy, current, &mut seen));
+        let verdict = advice_only(ch, check_one(ch, kb, policy, current, facts, &mut seen));
         let write = match &verdict {
             Verdict::Accept => Some(Value::from_kernel(&ch.to).to_string()),
             Verdict::Clamp { to, .. } => Some(to.clone()),
             _ => None,
         };
-        out.push(CheckedChange { change: ch.clone(), verdict, write });
+        let (change, plan_from) = with_live_from(ch, current);
+        out.push(CheckedChange { change, plan_from, verdict, write });
     }
-    cross_checks(&mut out, kb, current);
+    cross_checks(&mut out, kb, current, facts);
     let hard: Vec<String> = out
         .iter()
         .filter_map(|c| match &c.verdict {
@@ -121,6 +133,20 @@ pub fn check(plan: &Plan, kb: &Kb, policy: &Policy, current: &BTreeMap<String, V
         })
         .collect();
     CheckedPlan { plan: plan.clone(), changes: out, aborted: if hard.is_empty() { None } else { Some(hard.join("\n")) } }
+}
+
+/// The change with `from` set to the value read from the target, and the
+/// plan's own `from` when it differs (the plan was made against another
+/// value): a dry run shows what the apply will really start from.
+fn with_live_from(ch: &Change, current: &BTreeMap<String, Value>) -> (Change, Option<String>) {
+    let live = SysctlKey::parse(&ch.key).ok().and_then(|k| current.get(&k.to_string()));
+    let Some(live) = live else { return (ch.clone(), None) };
+    let drift = ch.from.as_deref().filter(|f| Value::from_kernel(f) != *live).map(str::to_string);
+    let mut change = ch.clone();
+    if ch.from.is_none() || drift.is_some() {
+        change.from = Some(live.to_string());
+    }
+    (change, drift)
 }
 
 /// An advice-only change passes every guardrail like any other (a hard
@@ -142,7 +168,7 @@ fn reject(rule: &str, reason: impl Into<String>) -> Verdict {
     Verdict::Reject { rule: rule.into(), reason: reason.into() }
 }
 
-fn check_one(ch: &Change, kb: &Kb, policy: &Policy, current: &BTreeMap<String, Value>, seen: &mut BTreeMap<String, ()>) -> Verdict {
+fn check_one(ch: &Change, kb: &Kb, policy: &Policy, current: &BTreeMap<String, Value>, facts: &Facts, seen: &mut BTreeMap<String, ()>) -> Verdict {
     let key = match SysctlKey::parse(&ch.key) {
         Ok(k) => k.to_string(),
         Err(e) => return reject("key-syntax", e.to_string()),
@@ -176,29 +202,29 @@ fn check_one(ch: &Change, kb: &Kb, policy: &Policy, current: &BTreeMap<String, V
     if &to == cur {
         return Verdict::Skip { reason: format!("{key} is already {cur}") };
     }
-    if let (Some(old), Some(new)) = (cur.ints(), to.ints())
-        && old.len() == new.len()
-    {
+    if let (Some(old), Some(new)) = (cur.ints(), to.ints()) {
         let r = policy.max_step_ratio;
-        let mut clamped = new.clone();
-        for (c, o) in clamped.iter_mut().zip(&old) {
-            if *o > 0 && *c > 0 {
-                let (lo, hi) = (((*o as f64) / r).ceil() as i64, ((*o as f64) * r).floor() as i64);
-                *c = (*c).clamp(lo.max(1), hi);
+        match step::bound(&key, p, &old, &new, r, current, facts) {
+            Step::Within => {}
+            Step::Unbounded(reason) => return Verdict::Skip { reason },
+            Step::Refuse(reason) => return Verdict::Refuse { rule: "sentinel".into(), reason },
+            Step::Clamp { to: clamped, in_force } => {
+                let from = match &in_force {
+                    Some(f) => format!("{cur} ({f})"),
+                    None => cur.to_string(),
+                };
+                let v = Value::from_ints(&clamped);
+                if check_value(p, v.as_str()).is_ok() && &v != cur {
+                    return Verdict::Clamp { to: v.to_string(), rule: "max-step".into(), reason: format!("{key}: {from} → {to} exceeds the policy's max_step_ratio {r}; clamped to {v} (a later round may continue)") };
+                }
+                return Verdict::Skip { reason: format!("{key}: {from} → {to} exceeds the policy's max_step_ratio {r} and no smaller step is valid") };
             }
-        }
-        if clamped != new {
-            let v = Value::from_ints(&clamped);
-            if check_value(p, v.as_str()).is_ok() && &v != cur {
-                return Verdict::Clamp { to: v.to_string(), rule: "max-step".into(), reason: format!("{key}: {cur} → {to} exceeds the policy's max_step_ratio {r}; clamped to {v} (a later round may continue)") };
-            }
-            return Verdict::Skip { reason: format!("{key}: {cur} → {to} exceeds the policy's max_step_ratio {r} and no smaller step is valid") };
         }
     }
     Verdict::Accept
 }
 
-fn cross_checks(out: &mut [CheckedChange], kb: &Kb, current: &BTreeMap<String, Value>) {
+fn cross_checks(out: &mut [CheckedChange], kb: &Kb, current: &BTreeMap<String, Value>, facts: &Facts) {
     let final_value = |k: &str, out: &[CheckedChange]| -> Option<Value> {
         match out.iter().find(|c| c.change.key == k && c.write.is_some()) {
             Some(c) => c.write.as_deref().map(Value::from_kernel),
@@ -207,8 +233,12 @@ fn cross_checks(out: &mut [CheckedChange], kb: &Kb, current: &BTreeMap<String, V
     };
     for e in &kb.edges {
         let changed = |k: &str| out.iter().any(|c| c.change.key == k && c.write.is_some());
+        // A plan that asks to move both members is incoherent whatever the other guardrails
+        // made of each (a step limit may skip one): judged on what was asked, as the fleet
+        // precheck and the export do.
+        let asks = |k: &str| out.iter().any(|c| c.change.key == k && !c.change.advice_only && current.get(k).is_some_and(|v| *v != Value::from_kernel(&c.change.to)));
         match e.kind {
-            EdgeKind::MutuallyExclusive if changed(&e.from) && changed(&e.to) => {
+            EdgeKind::MutuallyExclusive if asks(&e.from) && asks(&e.to) => {
                 mark(out, &e.to, "mutually-exclusive", format!("{} and {} are both changed, but writing one zeroes the other: {}", e.from, e.to, e.note));
             }
             EdgeKind::ConflictsWith if changed(&e.from) && changed(&e.to) => {
@@ -218,12 +248,18 @@ fn cross_checks(out: &mut [CheckedChange], kb: &Kb, current: &BTreeMap<String, V
                 let (Some(a), Some(b)) = (final_value(&e.from, out), final_value(&e.to, out)) else { continue };
                 let (Some(a), Some(b)) = (a.ints(), b.ints()) else { continue };
                 let (Some(&x), Some(&y)) = (a.get(e.from_index.unwrap_or(0)), b.get(e.to_index.unwrap_or(0))) else { continue };
-                if e.unless_from.contains(&x) || e.unless_to.contains(&y) {
+                // A partner sentinel (dirty_ratio reads 0 while dirty_bytes is in force) is compared by
+                // the value in force when the facts allow; `unless_*` skips it only when they do not.
+                let finals: BTreeMap<String, Value> = current.iter().map(|(k, v)| (k.clone(), final_value(k, out).unwrap_or_else(|| v.clone()))).collect();
+                let in_force = |k: &str, v: i64| kb.param(k).and_then(|p| p.sentinel.as_ref()).and_then(|s| step::partner_in_force(k, s, v, &finals, facts));
+                let (xf, yf) = (in_force(&e.from, x), in_force(&e.to, y));
+                if (e.unless_from.contains(&x) && xf.is_none()) || (e.unless_to.contains(&y) && yf.is_none()) {
                     continue;
                 }
+                let (x, y) = (Shown(xf.unwrap_or(x as f64)), Shown(yf.unwrap_or(y as f64)));
                 let (ok, sym) = match e.relation {
-                    Some(Relation::LessThan) => (x < y, "<"),
-                    Some(Relation::LessEqual) => (x <= y, "≤"),
+                    Some(Relation::LessThan) => (x.0 < y.0, "<"),
+                    Some(Relation::LessEqual) => (x.0 <= y.0, "≤"),
                     None => (true, "?"),
                 };
                 if !ok {
@@ -233,6 +269,15 @@ fn cross_checks(out: &mut [CheckedChange], kb: &Kb, current: &BTreeMap<String, V
             }
             _ => {}
         }
+    }
+}
+
+/// A compared value: whole numbers as integers, values in force with two decimals.
+struct Shown(f64);
+
+impl std::fmt::Display for Shown {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.0.fract() == 0.0 { write!(f, "{}", self.0 as i64) } else { write!(f, "{:.2}", self.0) }
     }
 }
 
@@ -316,6 +361,89 @@ mod tests {
         plan.changes[0].advice_only = false;
         let c = check(&plan, &kb, &Policy::default(), &current);
         assert_eq!(c.writes().iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>(), ["vm.swappiness=10"]);
+    }
+
+    /// One change of `key` from `cur` to `to` under `policy`, with extra current values and host facts.
+    fn step_verdict(key: &str, cur: &str, to: &str, others: &[(&str, &str)], facts: &Facts, policy: &Policy) -> Verdict {
+        let kb = Kb::embedded().unwrap();
+        let mut plan = Plan::new("test", Intent::Latency);
+        plan.changes = vec![change(key, to)];
+        let current: BTreeMap<String, Value> = others.iter().chain(&[(key, cur)]).map(|(k, v)| (k.to_string(), Value::from_kernel(v))).collect();
+        let c = check_with(&plan, &kb, policy, &current, facts);
+        c.changes[0].verdict.clone()
+    }
+
+    fn open_policy(ratio: f64) -> Policy {
+        Policy { whitelist: vec!["*".into()], max_step_ratio: ratio, max_risk: Risk::High, ..Policy::default() }
+    }
+
+    #[test]
+    fn step_limit_holds_when_dirty_bytes_starts_at_zero() {
+        // 0 means dirty_ratio (20 % of 4 GiB dirtyable ≈ 859 MB) is in force: 1 TiB is a ×1280 step from it.
+        let facts = Facts::from([(crate::kb::entry::Fact::DirtyableBytes, 4.0 * 1024.0 * 1024.0 * 1024.0)]);
+        let v = step_verdict("vm.dirty_bytes", "0", "1099511627776", &[("vm.dirty_ratio", "20")], &facts, &Policy::default());
+        assert!(matches!(&v, Verdict::Clamp { to, reason, .. } if to == "6871947673" && reason.contains("in force ≈ 858993459 from vm.dirty_ratio 20")), "{v:?}");
+        // Within ×8 of the value in force: accepted as asked.
+        assert_eq!(step_verdict("vm.dirty_bytes", "0", "268435456", &[("vm.dirty_ratio", "20")], &facts, &Policy::default()), Verdict::Accept);
+        // Without the host fact the value in force is unknown: not written rather than unbounded.
+        let v = step_verdict("vm.dirty_bytes", "0", "1099511627776", &[("vm.dirty_ratio", "20")], &Facts::new(), &Policy::default());
+        assert!(matches!(&v, Verdict::Skip { reason } if reason.contains("dirtyable_bytes, which was not measured")), "{v:?}");
+        // The other way round: dirty_ratio reads 0 while dirty_bytes (1 % of dirtyable) is in force.
+        let v = step_verdict("vm.dirty_ratio", "0", "80", &[("vm.dirty_bytes", "42949673")], &facts, &Policy::default());
+        assert!(matches!(&v, Verdict::Clamp { to, .. } if to == "8"), "{v:?}");
+    }
+
+    #[test]
+    fn step_limit_holds_when_target_is_zero() {
+        // swappiness 0 is not "off" (it does not disable swap): a step like any other.
+        let v = step_verdict("vm.swappiness", "60", "0", &[], &Facts::new(), &open_policy(4.0));
+        assert!(matches!(&v, Verdict::Clamp { to, .. } if to == "15"), "{v:?}");
+        let v = step_verdict("vm.swappiness", "60", "0", &[], &Facts::new(), &Policy::default());
+        assert!(matches!(&v, Verdict::Clamp { to, .. } if to == "8"), "{v:?}");
+        assert_eq!(step_verdict("vm.swappiness", "8", "0", &[], &Facts::new(), &Policy::default()), Verdict::Accept);
+        // From a plain 0 the step is measured from 1.
+        let v = step_verdict("vm.swappiness", "0", "60", &[], &Facts::new(), &Policy::default());
+        assert!(matches!(&v, Verdict::Clamp { to, .. } if to == "8"), "{v:?}");
+    }
+
+    #[test]
+    fn step_limit_holds_when_leaving_an_off_sentinel() {
+        // Off means nothing in force: turning a feature on starts from the bottom of the scale.
+        let v = step_verdict("vm.watermark_boost_factor", "0", "30000", &[], &Facts::new(), &open_policy(8.0));
+        assert!(matches!(&v, Verdict::Clamp { to, .. } if to == "8"), "{v:?}");
+        // Turning it off is a mode switch the KB documents, not a step.
+        assert_eq!(step_verdict("vm.watermark_boost_factor", "15000", "0", &[], &Facts::new(), &open_policy(8.0)), Verdict::Accept);
+        assert_eq!(step_verdict("kernel.numa_balancing", "1", "0", &[], &Facts::new(), &Policy::default()), Verdict::Accept);
+        // auto with a known value: tcp_orphan_retries 0 is 8, so 0 → 1 is ÷8 and 0 → 127 is out of reach.
+        assert!(matches!(step_verdict("net.ipv4.tcp_orphan_retries", "0", "1", &[], &Facts::new(), &open_policy(8.0)), Verdict::Accept));
+    }
+
+    #[test]
+    fn writing_a_partner_sentinel_is_refused_not_taken_as_a_mode_switch() {
+        let v = step_verdict("vm.overcommit_kbytes", "1048576", "0", &[("vm.overcommit_ratio", "0")], &Facts::new(), &open_policy(8.0));
+        assert!(matches!(&v, Verdict::Refuse { rule, reason } if rule == "sentinel" && reason.contains("write vm.overcommit_ratio instead")), "{v:?}");
+    }
+
+    #[test]
+    fn checked_change_shows_the_live_value_not_the_plan_from() {
+        let kb = Kb::embedded().unwrap();
+        let mut plan = Plan::new("test", Intent::Latency);
+        plan.changes = vec![Change { from: Some("33".into()), ..change("vm.swappiness", "10") }, Change { from: Some("128".into()), ..change("net.core.somaxconn", "256") }];
+        let current: BTreeMap<String, Value> = [("vm.swappiness", "60"), ("net.core.somaxconn", "128")].into_iter().map(|(k, v)| (k.to_string(), Value::from_kernel(v))).collect();
+        let c = check(&plan, &kb, &Policy::default(), &current);
+        assert_eq!((c.changes[0].change.from.as_deref(), c.changes[0].plan_from.as_deref()), (Some("60"), Some("33")));
+        assert_eq!((c.changes[1].change.from.as_deref(), c.changes[1].plan_from.as_deref()), (Some("128"), None));
+    }
+
+    #[test]
+    fn invariant_holds_when_dirty_ratio_reads_zero_because_dirty_bytes_is_in_force() {
+        // dirty_bytes ≈ 1 % of 4 GiB dirtyable is in force (dirty_ratio reads 0): a background ratio of 5 % is above it.
+        let facts = Facts::from([(crate::kb::entry::Fact::DirtyableBytes, 4.0 * 1024.0 * 1024.0 * 1024.0)]);
+        let others = [("vm.dirty_ratio", "0"), ("vm.dirty_bytes", "42949673"), ("vm.dirty_background_bytes", "0")];
+        let v = step_verdict("vm.dirty_background_ratio", "1", "5", &others, &facts, &Policy::default());
+        assert!(matches!(&v, Verdict::Reject { rule, reason } if rule == "invariant" && reason.contains("5 vs 1.00")), "{v:?}");
+        // Without the fact the comparison cannot be made and is left to the KB's `unless_to`, as before.
+        assert_eq!(step_verdict("vm.dirty_background_ratio", "1", "5", &others, &Facts::new(), &Policy::default()), Verdict::Accept);
     }
 
     #[test]

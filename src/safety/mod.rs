@@ -2,7 +2,10 @@
 //! it. Pure; the store re-checks the whitelist at the moment of writing.
 
 pub mod check;
+pub mod facts;
 pub mod policy;
+pub mod step;
 
-pub use check::{CheckedChange, CheckedPlan, Verdict, check};
+pub use check::{CheckedChange, CheckedPlan, Verdict, check, check_with};
 pub use policy::{NewSymptoms, Policy};
+pub use step::Facts;

@@ -94,3 +94,78 @@ fn recommend_writes_a_plan_that_reproduce_accepts() {
     let o = run_in(d.path(), &["--plan", "plan.json", "--trials", "2", "--sandbox-dir", "sb", "--results-dir", "res", "--audit-log", "a.jsonl"]);
     assert!(o.status.success(), "{}", text(&o).1);
 }
+
+/// A sandbox sysctl tree under `dir/tree` holding `values`.
+fn tree(dir: &Path, values: &[(&str, &str)]) {
+    for (k, v) in values {
+        let f = dir.join("tree").join(k.replace('.', "/"));
+        std::fs::create_dir_all(f.parent().unwrap()).unwrap();
+        std::fs::write(f, format!("{v}\n")).unwrap();
+    }
+}
+
+/// `semantos export sysctl.d` of `plan` against the sandbox tree (no /proc: no host facts).
+fn export(dir: &Path, plan: &str) -> std::process::Output {
+    run_in(dir, &["export", "sysctl.d", "--plan", plan, "--sysctl-root", "tree", "--proc-root", "no-proc", "--out", "out.conf"])
+}
+
+#[test]
+fn export_rejects_a_plan_apply_rejects_for_an_invariant() {
+    let d = tempfile::tempdir().unwrap();
+    tree(d.path(), &[("vm.dirty_ratio", "20"), ("vm.dirty_background_ratio", "10"), ("vm.dirty_bytes", "0")]);
+    std::fs::write(d.path().join("plan.conf"), "vm.dirty_ratio = 5\n").unwrap();
+    let o = export(d.path(), "plan.conf");
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("[invariant] vm.dirty_background_ratio < vm.dirty_ratio must hold, but the result would be 10 vs 5") && err.contains("nothing was exported"), "{err}");
+    assert!(!d.path().join("out.conf").exists());
+}
+
+#[test]
+fn export_writes_the_clamped_value_apply_would_write() {
+    let d = tempfile::tempdir().unwrap();
+    tree(d.path(), &[("net.core.netdev_max_backlog", "1000"), ("vm.swappiness", "10")]);
+    std::fs::write(d.path().join("plan.conf"), "net.core.netdev_max_backlog = 8192\nvm.swappiness = 10\n").unwrap();
+    let o = export(d.path(), "plan.conf");
+    let (_, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    let out = std::fs::read_to_string(d.path().join("out.conf")).unwrap();
+    // Clamped as apply clamps; a value already in force stays in the drop-in.
+    assert!(out.contains("net.core.netdev_max_backlog = 8000\n") && !out.contains("8192") && out.contains("vm.swappiness = 10\n"), "{out}");
+    assert!(err.contains("[max-step] net.core.netdev_max_backlog: 1000 → 8192 exceeds the policy's max_step_ratio 8; clamped to 8000"), "{err}");
+}
+
+#[test]
+fn export_drops_refused_keys_of_a_recommended_plan_as_apply_does() {
+    let d = tempfile::tempdir().unwrap();
+    tree(d.path(), &[("net.core.somaxconn", "128"), ("net.core.netdev_budget", "300"), ("vm.swappiness", "60"), ("vm.watermark_scale_factor", "10")]);
+    let o = run_in(d.path(), &["recommend", "--telemetry", &sample(), "--sysctl-root", "tree", "--out", "plan.json"]);
+    assert!(o.status.success(), "{}", text(&o).1);
+    let plan = std::fs::read_to_string(d.path().join("plan.json")).unwrap();
+    assert!(plan.contains("net.core.netdev_budget"), "{plan}");
+    let o = export(d.path(), "plan.json");
+    let (_, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    let out = std::fs::read_to_string(d.path().join("out.conf")).unwrap();
+    assert!(out.contains("net.core.somaxconn = 1024\n") && out.contains("vm.swappiness = 10\n") && !out.contains("netdev_budget"), "{out}");
+    assert!(err.contains("net.core.netdev_budget left out: refuse [whitelist] net.core.netdev_budget is not in the policy whitelist"), "{err}");
+}
+
+#[test]
+fn dry_run_shows_the_live_value_and_the_drift_from_the_plan() {
+    let d = tempfile::tempdir().unwrap();
+    tree(d.path(), &[("vm.swappiness", "60")]);
+    let plan = r#"{"schema_version": 1, "created_by": "hand", "intent": "latency", "changes": [{"key": "vm.swappiness", "from": "33", "to": "10", "rationale": "r"}]}"#;
+    std::fs::write(d.path().join("plan.json"), plan).unwrap();
+    let args = ["dry-run", "--telemetry", &sample(), "--sysctl-root", "tree", "--plan", "plan.json"];
+    let o = run_in(d.path(), &args);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    let row = out.lines().find(|l| l.trim_start().starts_with("vm.swappiness ")).unwrap_or_else(|| panic!("{out}"));
+    assert!(row.contains("60 *") && !row.contains("33"), "{row}");
+    assert!(out.contains("vm.swappiness: the plan says from 33, the live value is 60"), "{out}");
+    let o = run_in(d.path(), &[&["--json"][..], &args].concat());
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let c = &v["checked"]["changes"][0];
+    assert_eq!((c["change"]["from"].as_str(), c["plan_from"].as_str()), (Some("60"), Some("33")), "{c}");
+}
