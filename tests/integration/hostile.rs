@@ -362,6 +362,9 @@ fn check(door: &Door, case: &Case, rendered: Option<String>) -> Result<(), Strin
     Ok(())
 }
 
+/// A case's id, door, pending owner and verdict.
+type Outcome = (String, String, Option<String>, Result<(), String>);
+
 #[test]
 fn every_hostile_input_is_refused_or_normalised_and_nothing_is_written() {
     let m = load();
@@ -372,7 +375,7 @@ fn every_hostile_input_is_refused_or_normalised_and_nothing_is_written() {
         assert!(ids.insert(c.id.clone()), "case {} appears twice in the manifest", c.id);
         assert!(m.door.contains_key(&c.door), "case {}: no door {}", c.id, c.door);
     }
-    let results: Mutex<Vec<(String, String, Option<String>, Result<(), String>)>> = Mutex::new(Vec::new());
+    let results: Mutex<Vec<Outcome>> = Mutex::new(Vec::new());
     let next = Mutex::new(0usize);
     std::thread::scope(|s| {
         for _ in 0..3 {
