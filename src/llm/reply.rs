@@ -233,6 +233,7 @@ fn exact_fields(obj: &serde_json::Map<String, serde_json::Value>, allowed: &[&st
 pub fn parse(url: &str, content: &str, findings: &BTreeSet<String>) -> Result<Reply, Failure> {
     let text = strip_fence(content);
     let v: serde_json::Value = serde_json::from_str(text).map_err(|e| Failure::NotJson { url: url.into(), what: "message content".into(), detail: e.to_string(), excerpt: excerpt(content) })?;
+    serde_json::from_str::<UniqueFields>(text).map_err(|e| schema_err("(reply)", e.to_string()))?;
     let serde_json::Value::Object(top) = &v else {
         return Err(schema_err("(top level)", format!("expected an object, got {}", kind_of(&v))));
     };
@@ -290,6 +291,67 @@ pub fn parse(url: &str, content: &str, findings: &BTreeSet<String>) -> Result<Re
         }
     }
     Ok(Reply { schema_version: REPLY_SCHEMA_VERSION, changes, refused })
+}
+
+/// A JSON text walked only to refuse an object that names a field twice:
+/// `serde_json::Value` keeps the last one, so `"value": "40", "value": "0"`
+/// would otherwise reach the plan as 0 while a reader of the reply sees 40.
+struct UniqueFields;
+
+impl<'de> serde::Deserialize<'de> for UniqueFields {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(UniqueFieldsVisitor)
+    }
+}
+
+struct UniqueFieldsVisitor;
+
+impl<'de> serde::de::Visitor<'de> for UniqueFieldsVisitor {
+    type Value = UniqueFields;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<UniqueFields, E> {
+        Ok(UniqueFields)
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<UniqueFields, E> {
+        Ok(UniqueFields)
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<UniqueFields, E> {
+        Ok(UniqueFields)
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<UniqueFields, E> {
+        Ok(UniqueFields)
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<UniqueFields, E> {
+        Ok(UniqueFields)
+    }
+
+    fn visit_unit<E>(self) -> Result<UniqueFields, E> {
+        Ok(UniqueFields)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut a: A) -> Result<UniqueFields, A::Error> {
+        while a.next_element::<UniqueFields>()?.is_some() {}
+        Ok(UniqueFields)
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut m: A) -> Result<UniqueFields, A::Error> {
+        let mut seen = BTreeSet::new();
+        while let Some(k) = m.next_key::<String>()? {
+            if !seen.insert(k.clone()) {
+                return Err(serde::de::Error::custom(format!("duplicate field `{}`: a field may appear once", excerpt(&k))));
+            }
+            m.next_value::<UniqueFields>()?;
+        }
+        Ok(UniqueFields)
+    }
 }
 
 /// Characters no field of a reply may hold: control characters (newlines
@@ -369,6 +431,18 @@ mod tests {
         let r = parse("u", &format!("```json\n{}\n```", one(good())), &findings()).unwrap();
         assert_eq!(r.changes[0].value, "1024");
         assert!(parse("u", r#"{"schema_version": 1, "changes": []}"#, &findings()).unwrap().changes.is_empty());
+    }
+
+    #[test]
+    fn repeated_field_is_refused_not_last_wins() {
+        // Before: the reply went through serde_json::Value, which keeps the last `value` (0), not the 1024 a reader sees first.
+        let text = one(good()).replace(r#""value":"1024""#, r#""value":"1024","value":"0""#);
+        assert!(text.contains(r#""value":"0""#), "{text}");
+        let f = parse("u", &text, &findings()).unwrap_err();
+        assert_eq!(f.rule(), "schema", "{f}");
+        assert!(f.to_string().contains("duplicate field `value`"), "{f}");
+        let top = r#"{"schema_version": 1, "changes": [], "changes": [{"key": "kernel.randomize_va_space"}]}"#;
+        assert!(parse("u", top, &findings()).unwrap_err().to_string().contains("duplicate field `changes`"));
     }
 
     #[test]

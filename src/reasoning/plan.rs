@@ -98,14 +98,28 @@ impl Plan {
     /// Parses a JSON plan; `file` names the source in errors.
     pub fn from_json(text: &str, file: &str) -> Result<Plan> {
         let v: serde_json::Value = serde_json::from_str(text).with_context(|| format!("{file}: not valid JSON"))?;
-        match v.get("schema_version").and_then(|x| x.as_u64()) {
-            Some(n) if n == PLAN_SCHEMA_VERSION as u64 => {}
-            Some(n) => bail!("{file}: plan schema_version {n} is not supported; this build reads version {PLAN_SCHEMA_VERSION}"),
+        match v.get("schema_version") {
+            Some(n) if n.as_u64() == Some(PLAN_SCHEMA_VERSION as u64) => {}
+            Some(n) if n.is_u64() => bail!("{file}: plan schema_version {n} is not supported; this build reads version {PLAN_SCHEMA_VERSION}"),
+            Some(n) => bail!("{file}: plan schema_version {n} is not a whole number; write \"schema_version\": {PLAN_SCHEMA_VERSION}"),
             None => bail!("{file}: plan has no schema_version (expected {PLAN_SCHEMA_VERSION})"),
         }
-        let plan: Plan = serde_json::from_value(v).with_context(|| format!("{file}: not a valid plan"))?;
+        // From the text, not from `v`: a JSON object collapses a repeated field to its last
+        // value, and `"to": "40", "to": "200"` must be an error, not a silent 200.
+        let plan: Plan = serde_json::from_str(text).with_context(|| format!("{file}: not a valid plan"))?;
+        let mut seen: Vec<(SysctlKey, &str)> = Vec::new();
         for c in &plan.changes {
-            SysctlKey::parse(&c.key).with_context(|| format!("{file}: change of {:?}", c.key))?;
+            let key = SysctlKey::parse(&c.key).with_context(|| format!("{file}: change of {:?}", c.key))?;
+            // Two spellings of one key (`vm.swappiness`, `vm/swappiness`) are one key.
+            if let Some((_, first)) = seen.iter().find(|(k, _)| *k == key) {
+                bail!("{file}: {key} is changed twice (as {first:?} and {:?}); a plan names each key once", c.key);
+            }
+            if let Some(u) = c.uncertainty
+                && !(0.0..=1.0).contains(&u)
+            {
+                bail!("{file}: change of {key}: uncertainty {u} is outside [0, 1]");
+            }
+            seen.push((key, &c.key));
         }
         Ok(plan)
     }
@@ -157,6 +171,41 @@ mod tests {
         assert!(format!("{e:#}").contains("unknown field `colour`"), "{e:#}");
         let e = Plan::from_json(&p.to_json().replace("vm.swappiness", "../../etc/passwd"), "p.json").unwrap_err();
         assert!(format!("{e:#}").contains("`..`"), "{e:#}");
+    }
+
+    #[test]
+    fn repeated_json_field_is_refused_not_last_wins() {
+        // Before: parsing went through a serde_json::Value, whose map keeps the last of two `to`s.
+        let t = r#"{"schema_version": 1, "created_by": "x", "intent": "latency", "changes": [{"key": "vm.swappiness", "to": "40", "to": "200", "rationale": "r"}]}"#;
+        let e = format!("{:#}", Plan::from_json(t, "p.json").unwrap_err());
+        assert!(e.contains("p.json: not a valid plan") && e.contains("duplicate field `to`"), "{e}");
+    }
+
+    #[test]
+    fn key_changed_twice_is_refused_in_either_spelling() {
+        // Before: a JSON plan could name a key twice (the sysctl.d reader already refused it).
+        let two = |a: &str, b: &str| format!(r#"{{"schema_version": 1, "created_by": "x", "intent": "latency", "changes": [{{"key": "{a}", "to": "40", "rationale": "r"}}, {{"key": "{b}", "to": "200", "rationale": "r"}}]}}"#);
+        let e = Plan::from_json(&two("vm.swappiness", "vm.swappiness"), "p.json").unwrap_err().to_string();
+        assert!(e.contains("p.json: vm.swappiness is changed twice"), "{e}");
+        let e = Plan::from_json(&two("vm.swappiness", "vm/swappiness"), "p.json").unwrap_err().to_string();
+        assert!(e.contains("changed twice (as \"vm.swappiness\" and \"vm/swappiness\")"), "{e}");
+    }
+
+    #[test]
+    fn schema_version_of_the_wrong_type_is_named_not_missing() {
+        // Before: "plan has no schema_version" for a version that was there, as "1" or 1.0.
+        let p = Plan::new("rules", Intent::Latency).to_json();
+        for (v, frag) in [("\"1\"", "schema_version \"1\" is not a whole number"), ("1.0", "schema_version 1.0 is not a whole number"), ("-1", "schema_version -1 is not a whole number")] {
+            let e = Plan::from_json(&p.replace("\"schema_version\": 1", &format!("\"schema_version\": {v}")), "p.json").unwrap_err().to_string();
+            assert!(e.contains(frag), "{v}: {e}");
+        }
+    }
+
+    #[test]
+    fn uncertainty_outside_zero_one_is_refused() {
+        let t = r#"{"schema_version": 1, "created_by": "x", "intent": "latency", "changes": [{"key": "vm.swappiness", "to": "40", "rationale": "r", "uncertainty": 7.5}]}"#;
+        let e = Plan::from_json(t, "p.json").unwrap_err().to_string();
+        assert!(e.contains("uncertainty 7.5 is outside [0, 1]"), "{e}");
     }
 
     #[test]

@@ -41,6 +41,8 @@ pub enum ValueError {
     ControlChar { value: String, what: &'static str },
     #[error("value {value:?}: element {element:?} is not a plain decimal integer (no leading zeros, no '+', no hex: the kernel would read `010` as octal 8)")]
     NotDecimal { value: String, element: String },
+    #[error("value {value:?}: element {element:?} does not fit a signed 64-bit integer (-9223372036854775808 to 9223372036854775807); no sysctl takes it")]
+    OutOfRange { value: String, element: String },
     #[error("value {value:?} has {got} element(s), expected exactly {expected}")]
     WrongCount { value: String, got: usize, expected: usize },
     #[error("value {value:?} is not 0 or 1")]
@@ -92,7 +94,13 @@ impl Value {
                     return Err(ValueError::TrailingText { value });
                 }
                 for w in &words {
-                    parse_decimal(w).ok_or_else(|| ValueError::NotDecimal { value: value.clone(), element: w.to_string() })?;
+                    if parse_decimal(w).is_none() {
+                        // Plain decimal digits that overflow i64 are a range problem, not a syntax one.
+                        let digits = w.strip_prefix('-').unwrap_or(w);
+                        let plain = !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) && !digits.starts_with('0');
+                        let element = w.to_string();
+                        return Err(if plain { ValueError::OutOfRange { value, element } } else { ValueError::NotDecimal { value, element } });
+                    }
                 }
                 if words.len() != expected {
                     return Err(ValueError::WrongCount { value, got: words.len(), expected });
@@ -239,13 +247,23 @@ mod tests {
         check("300 400", ValueKind::Int, 1, Err("expected exactly 1"));
         check("8192 16384 abc", ValueKind::Ints, 3, Err("\"abc\""));
         check("8192", ValueKind::Ints, 3, Err("expected exactly 3"));
-        check("99999999999999999999", ValueKind::Int, 1, Err("not a plain decimal"));
+        check("99999999999999999999", ValueKind::Int, 1, Err("does not fit a signed 64-bit integer"));
         check("2", ValueKind::Bool, 1, Err("not 0 or 1"));
         check("reno", ValueKind::Enum, 1, Err("not one of bbr, cubic"));
         check("bbr # c", ValueKind::Enum, 1, Err("text after"));
         check("1\n2", ValueKind::Int, 1, Err("newline"));
         check("", ValueKind::Int, 1, Err("empty"));
         check("-0", ValueKind::Int, 1, Err("not a plain decimal"));
+    }
+
+    #[test]
+    fn huge_integer_is_named_out_of_range_not_malformed() {
+        // Before: "not a plain decimal integer", which it is; the problem is its size.
+        check("99999999999999999999999", ValueKind::Int, 1, Err("\"99999999999999999999999\" does not fit a signed 64-bit integer"));
+        check("4096 99999999999999999999999 1", ValueKind::Ints, 3, Err("does not fit a signed 64-bit integer"));
+        check("-9223372036854775809", ValueKind::Int, 1, Err("does not fit"));
+        check("-9223372036854775808", ValueKind::Int, 1, Ok("-9223372036854775808"));
+        check("0099999999999999999999", ValueKind::Int, 1, Err("not a plain decimal"));
     }
 
     #[test]
