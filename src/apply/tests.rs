@@ -216,3 +216,63 @@ fn a_failed_later_apply_undoes_only_itself() {
         assert_eq!(state(&mem), before, "{how}");
     }
 }
+
+/// A valid backup of `vm.swappiness` (committed) in JSON, with `originals` given.
+fn backup_json(schema: u32, originals: serde_json::Value) -> String {
+    serde_json::json!({
+        "schema_version": schema, "run_id": "old", "created_at": 1,
+        "host": { "hostname": "h", "boot_id": "b1", "kernel_release": "6.18" },
+        "store": "mem", "originals": originals, "state": "committed", "plan": {}
+    })
+    .to_string()
+}
+
+#[test]
+fn a_corrupted_backup_is_refused_before_anything_starts() {
+    use std::os::unix::fs::PermissionsExt;
+    let kb = Kb::embedded().unwrap();
+    let good = backup_json(1, serde_json::json!({ "vm.swappiness": "60" }));
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    let cases: Vec<(&str, String, &str)> = vec![
+        ("bad JSON", "{\"schema_version\": 1, ]".into(), "not valid JSON"),
+        ("truncated", good[..good.len() / 2].to_string(), "not valid JSON"),
+        ("empty", String::new(), "empty (0 bytes)"),
+        ("bad key", backup_json(1, serde_json::json!({ "../../../etc/shadow": "x" })), "is not a valid sysctl name"),
+        ("bad value", backup_json(1, serde_json::json!({ "vm.swappiness": "60\nkernel.panic = 1" })), "control character"),
+        ("wrong schema_version", backup_json(9, serde_json::json!({ "vm.swappiness": "60" })), "schema_version 9 is not supported"),
+        ("symlink", good.clone(), "symbolic link"),
+        ("writable by others", good.clone(), "other users may write it"),
+        ("foreign owner", good.clone(), "owned by uid 65534"),
+    ];
+    for (case, text, defect) in cases {
+        if case == "foreign owner" && !root {
+            continue;
+        }
+        let d = tempfile::tempdir().unwrap();
+        let o = opts(d.path());
+        std::fs::create_dir_all(o.paths.backup.parent().unwrap()).unwrap();
+        let file = if case == "symlink" { d.path().join("elsewhere.json") } else { o.paths.backup.clone() };
+        std::fs::write(&file, &text).unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(if case == "writable by others" { 0o666 } else { 0o600 })).unwrap();
+        if case == "symlink" {
+            std::os::unix::fs::symlink(&file, &o.paths.backup).unwrap();
+        }
+        if case == "foreign owner" {
+            std::os::unix::fs::lchown(&file, Some(65534), Some(65534)).unwrap();
+        }
+        let mem = MemStore::new(originals());
+        mem.write(&k("vm.swappiness"), &Value::int(10)).unwrap();
+        let before = state(&mem);
+        let rb = rollback(&mem, &kb, &o.paths, &host(), true, "r", 2, &AuditLog::none()).map(|_| ()).unwrap_err();
+        let ap = apply(&mem, &kb, &writes(), serde_json::json!({}), &host(), &o, None, &AuditLog::none()).map(|_| ()).unwrap_err();
+        for (what, e) in [("rollback", rb), ("apply", ap)] {
+            let msg = format!("{e:#}");
+            assert!(msg.contains(&o.paths.backup.display().to_string()) && msg.contains(defect), "{case}, {what}: {msg}");
+            assert!(msg.contains("Nothing was started") && msg.contains(".damaged"), "{case}, {what}: says how to recover: {msg}");
+            assert!(!o.paths.journal.exists(), "{case}, {what}: a journal was begun");
+            assert_eq!(state(&mem), before, "{case}, {what}: something was written");
+        }
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), text, "{case}: the damaged backup was replaced");
+    }
+}

@@ -167,7 +167,14 @@ impl Run<'_> {
             if zeroed_by_partner(self.kb, key, orig, originals) {
                 continue;
             }
-            let k = SysctlKey::parse(key).expect("backed-up keys are valid");
+            // Backups are validated when loaded; a bad key here is a failure to report, never a panic.
+            let k = match SysctlKey::parse(key) {
+                Ok(k) => k,
+                Err(e) => {
+                    failures.push(format!("{key:?} cannot be restored: {e}"));
+                    continue;
+                }
+            };
             let v = Value::from_kernel(orig);
             if let Ok(cur) = self.store.read(&k)
                 && cur == v
@@ -366,7 +373,7 @@ pub fn apply(
     };
     if kept_any {
         if let Some(dropin) = &opts.persist {
-            let kept: Vec<(SysctlKey, String)> = receipt.applied.iter().filter(|a| a.kept).map(|a| (SysctlKey::parse(&a.key).unwrap(), a.to.clone())).collect();
+            let kept: Vec<(SysctlKey, String)> = writes.iter().filter(|(k, _)| receipt.applied.iter().any(|a| a.kept && a.key == k.to_string())).map(|(k, v)| (k.clone(), v.to_string())).collect();
             let header = vec![format!("Written by semantos run {} — committed values only; `semantos rollback` removes this file.", opts.run_id)];
             super::files::write_atomic(dropin, sysctld::render(&header, &kept).as_bytes(), 0o644).with_context(|| format!("writing drop-in {}", dropin.display()))?;
             backup.persisted_to = Some(dropin.display().to_string());
