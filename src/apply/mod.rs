@@ -5,6 +5,7 @@
 
 pub mod audit;
 pub mod backup;
+pub mod dropin;
 pub mod fence;
 pub mod files;
 pub mod journal;
@@ -16,4 +17,4 @@ mod tests;
 
 pub use audit::AuditLog;
 pub use backup::{Backup, HostIdentity};
-pub use transaction::{ApplyOptions, Health, Monitor, OnRegression, Outcome, Paths, Receipt, RollbackReport, apply, pending_run, rollback};
+pub use transaction::{ApplyOptions, Health, Monitor, OnRegression, Outcome, Paths, Receipt, RollbackOptions, RollbackReport, apply, pending_run, rollback, rollback_with};

@@ -276,3 +276,76 @@ fn a_corrupted_backup_is_refused_before_anything_starts() {
         assert_eq!(std::fs::read_to_string(&file).unwrap(), text, "{case}: the damaged backup was replaced");
     }
 }
+
+/// Writes a committed v1 backup whose originals are `originals` (and `persisted_to`) at `o`'s backup path.
+fn plant_backup(o: &ApplyOptions, originals: serde_json::Value, persisted_to: Option<&std::path::Path>) {
+    let mut v: serde_json::Value = serde_json::from_str(&backup_json(1, originals)).unwrap();
+    if let Some(p) = persisted_to {
+        v["persisted_to"] = serde_json::json!(p.display().to_string());
+    }
+    std::fs::create_dir_all(o.paths.backup.parent().unwrap()).unwrap();
+    super::files::write_atomic(&o.paths.backup, v.to_string().as_bytes(), 0o600).unwrap();
+}
+
+#[test]
+fn rollback_refuses_a_backup_key_the_policy_forbids() {
+    let kb = Kb::embedded().unwrap();
+    let never_touch: crate::safety::Policy = serde_saphyr::from_str("never_touch: [\"vm.swappiness\"]\n").unwrap();
+    let cases: Vec<(&str, serde_json::Value, Option<&crate::safety::Policy>, &str)> = vec![
+        ("KB never", serde_json::json!({ "vm.dirty_ratio": "20", "kernel.randomize_va_space": "0" }), None, "kernel.randomize_va_space (original \"0\"), which is a never-touch key"),
+        ("no KB entry", serde_json::json!({ "vm.dirty_ratio": "20", "dev.raid.speed_limit_min": "1" }), None, "dev.raid.speed_limit_min (original \"1\"), which has no knowledge-base entry"),
+        ("policy never_touch", serde_json::json!({ "vm.dirty_ratio": "20", "vm.swappiness": "60" }), Some(&never_touch), "vm.swappiness (original \"60\"), which is on the policy's never_touch list"),
+        ("outside the whitelist", serde_json::json!({ "vm.dirty_ratio": "20", "net.ipv4.tcp_fin_timeout": "60" }), Some(&never_touch), "which is not in the policy whitelist"),
+    ];
+    for (case, originals_json, policy, why) in cases {
+        let d = tempfile::tempdir().unwrap();
+        let o = opts(d.path());
+        plant_backup(&o, originals_json, None);
+        let mut init = originals();
+        init.extend([(k("kernel.randomize_va_space"), Value::int(2)), (k("dev.raid.speed_limit_min"), Value::int(1000)), (k("net.ipv4.tcp_fin_timeout"), Value::int(30))]);
+        let mem = MemStore::new(init);
+        mem.write(&k("vm.dirty_ratio"), &Value::int(10)).unwrap();
+        let before = state(&mem);
+        let ro = RollbackOptions { force: false, run_id: "r".into(), now_s: 2, policy };
+        let e = format!("{:#}", rollback_with(&mem, &kb, &o.paths, &host(), &ro, &AuditLog::none()).unwrap_err());
+        assert!(e.contains(why) && e.contains("nothing was restored"), "{case}: {e}");
+        assert_eq!(state(&mem), before, "{case}: something was written");
+        assert!(!o.paths.journal.exists(), "{case}: a journal was begun");
+    }
+}
+
+#[test]
+fn rollback_leaves_a_foreign_persisted_to_file_alone() {
+    let kb = Kb::embedded().unwrap();
+    for case in ["foreign file", "symlink to one of ours", "ours"] {
+        let d = tempfile::tempdir().unwrap();
+        let o = opts(d.path());
+        let ours = format!("{}{}\n\nvm.dirty_ratio = 10\n", super::dropin::HEADER_PREFIX, "old");
+        let target = d.path().join("target.conf");
+        let named = d.path().join("named.conf");
+        match case {
+            "foreign file" => std::fs::write(&named, "# the site's own settings\nvm.swappiness = 1\n").unwrap(),
+            "symlink to one of ours" => {
+                std::fs::write(&target, &ours).unwrap();
+                std::os::unix::fs::symlink(&target, &named).unwrap();
+            }
+            _ => std::fs::write(&named, &ours).unwrap(),
+        }
+        plant_backup(&o, serde_json::json!({ "vm.dirty_ratio": "20" }), Some(&named));
+        let mem = MemStore::new(originals());
+        mem.write(&k("vm.dirty_ratio"), &Value::int(10)).unwrap();
+        let r = rollback(&mem, &kb, &o.paths, &host(), false, "r", 2, &AuditLog::none()).unwrap();
+        assert_eq!(mem.read(&k("vm.dirty_ratio")).unwrap().as_str(), "20", "{case}: values are restored either way");
+        if case == "ours" {
+            assert!(!named.exists() && r.removed_dropin.is_some() && r.dropin_left.is_none(), "{case}: {r:?}");
+            continue;
+        }
+        assert!(std::fs::symlink_metadata(&named).is_ok(), "{case}: the file the backup named was deleted");
+        assert!(r.removed_dropin.is_none(), "{case}: {r:?}");
+        let why = r.dropin_left.unwrap_or_default();
+        assert!(why.contains(&named.display().to_string()) && why.contains("left in place"), "{case}: {why}");
+        if case.starts_with("symlink") {
+            assert!(why.contains("symbolic link") && target.exists(), "{case}: {why}");
+        }
+    }
+}

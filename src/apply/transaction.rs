@@ -5,11 +5,13 @@
 //! restores the originals exactly.
 
 use super::audit::AuditLog;
+use super::dropin;
 use super::backup::{Backup, BackupState, HostIdentity, BACKUP_SCHEMA_VERSION};
 use super::journal::{self, Entry, Journal};
 use super::lock::Lock;
 use crate::kb::entry::EdgeKind;
 use crate::kb::Kb;
+use crate::safety::Policy;
 use crate::sysctl::store::StoreError;
 use crate::sysctl::value::{read_back_matches, Rounding};
 use crate::sysctl::{SysctlKey, SysctlStore, Value, sysctld};
@@ -374,7 +376,7 @@ pub fn apply(
     if kept_any {
         if let Some(dropin) = &opts.persist {
             let kept: Vec<(SysctlKey, String)> = writes.iter().filter(|(k, _)| receipt.applied.iter().any(|a| a.kept && a.key == k.to_string())).map(|(k, v)| (k.clone(), v.to_string())).collect();
-            let header = vec![format!("Written by semantos run {} — committed values only; `semantos rollback` removes this file.", opts.run_id)];
+            let header = vec![dropin::header(&opts.run_id)];
             super::files::write_atomic(dropin, sysctld::render(&header, &kept).as_bytes(), 0o644).with_context(|| format!("writing drop-in {}", dropin.display()))?;
             backup.persisted_to = Some(dropin.display().to_string());
             receipt.persisted_to = backup.persisted_to.clone();
@@ -399,29 +401,76 @@ pub struct RollbackReport {
     pub already_restored: bool,
     /// A drop-in removed.
     pub removed_dropin: Option<String>,
+    /// Why the drop-in the backup names was left in place (not a file semantos wrote).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dropin_left: Option<String>,
 }
 
-/// Restores every original value in the backup at `paths.backup` and verifies it.
+/// Settings of one rollback.
+#[derive(Debug, Clone)]
+pub struct RollbackOptions<'a> {
+    /// Accept a backup from another host or boot.
+    pub force: bool,
+    /// Identifier of this run in the journal and audit log.
+    pub run_id: String,
+    /// Unix time now (passed in, so the transaction reads no clock).
+    pub now_s: u64,
+    /// The policy every key in the backup must pass, as a plan's keys do (None: the KB checks only).
+    pub policy: Option<&'a Policy>,
+}
+
+/// Why `key`, named by a backup, must not be written back, if it must not: the key checks a plan
+/// passes (a KB entry that is not `never`, then the policy's never-touch list and whitelist).
+fn refusal(kb: &Kb, policy: Option<&Policy>, key: &str) -> Option<String> {
+    match kb.param(key) {
+        None => Some("has no knowledge-base entry (pass the --kb the apply used)".into()),
+        Some(p) if p.risk == crate::kb::Risk::Never => Some("is a never-touch key in the knowledge base".into()),
+        Some(_) => match policy {
+            Some(pol) if pol.forbids(key) => Some("is on the policy's never_touch list".into()),
+            Some(pol) if !pol.allows(key) => Some("is not in the policy whitelist (pass the --policy the apply used)".into()),
+            _ => None,
+        },
+    }
+}
+
+/// Restores every original value in the backup at `paths.backup` and verifies it (KB checks only; see `rollback_with`).
+#[allow(clippy::too_many_arguments)]
 pub fn rollback(store: &dyn SysctlStore, kb: &Kb, paths: &Paths, here: &HostIdentity, force: bool, run_id: &str, now_s: u64, audit: &AuditLog) -> Result<RollbackReport> {
+    rollback_with(store, kb, paths, here, &RollbackOptions { force, run_id: run_id.into(), now_s, policy: None }, audit)
+}
+
+/// Restores every original value in the backup at `paths.backup` and verifies it. Every key the backup
+/// names is checked like a plan's before anything starts: the file is not trusted.
+pub fn rollback_with(store: &dyn SysctlStore, kb: &Kb, paths: &Paths, here: &HostIdentity, opts: &RollbackOptions, audit: &AuditLog) -> Result<RollbackReport> {
+    let (force, run_id, now_s) = (opts.force, opts.run_id.as_str(), opts.now_s);
     let _lock = Lock::acquire(&paths.lock)?;
     let pending = journal::pending(&paths.journal)?;
+    let nothing = RollbackReport { restored: Vec::new(), already_restored: true, removed_dropin: None, dropin_left: None };
     let Some(mut backup) = Backup::load_if_exists(&paths.backup)? else {
         if let Some(entries) = pending {
             if entries.iter().any(|e| matches!(e, Entry::Intent { .. })) {
                 bail!("the journal {} records writes but there is no backup at {}: the original values are unknown", paths.journal.display(), paths.backup.display());
             }
             std::fs::remove_file(&paths.journal).ok();
-            return Ok(RollbackReport { restored: Vec::new(), already_restored: true, removed_dropin: None });
+            return Ok(nothing);
         }
         bail!("no backup at {}: nothing to roll back", paths.backup.display());
     };
     if backup.state == BackupState::Restored && pending.is_none() {
-        return Ok(RollbackReport { restored: Vec::new(), already_restored: true, removed_dropin: None });
+        return Ok(nothing);
     }
     if let Some(why) = backup.mismatch(here)
         && !force
     {
         bail!("refusing to roll back: {why}; pass --force to restore anyway");
+    }
+    for (k, v) in &backup.originals {
+        if let (Some(v), Some(why)) = (v, refusal(kb, opts.policy, k)) {
+            bail!(
+                "refusing to roll back: the backup {} names {k} (original {v:?}), which {why}; nothing was restored. Restore that key by hand if it needs it (`sysctl -w {k}={v}`), or remove it from the backup",
+                paths.backup.display()
+            );
+        }
     }
     let journal = Journal::begin(&paths.journal, run_id, &paths.backup)?;
     let run = Run { store, kb, journal, audit, run_id: run_id.to_string() };
@@ -439,12 +488,15 @@ pub fn rollback(store: &dyn SysctlStore, kb: &Kb, paths: &Paths, here: &HostIden
             bail!("rollback verification failed: {k} reads {:?}, expected the original {orig:?}", cur.map(|v| v.to_string()));
         }
     }
-    let mut removed = None;
+    let (mut removed, mut left) = (None, None);
     if let Some(d) = backup.persisted_to.take() {
-        match std::fs::remove_file(&d) {
-            Ok(()) => removed = Some(d),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => bail!("values restored, but removing the drop-in {d} failed: {e}"),
+        match dropin::remove_ours(Path::new(&d))? {
+            dropin::Removal::Removed => removed = Some(d),
+            dropin::Removal::Absent => {}
+            dropin::Removal::Refused(why) => {
+                audit.log(run_id, "dropin-left", None, None, None, why.clone());
+                left = Some(why);
+            }
         }
     }
     backup.state = BackupState::Restored;
@@ -462,5 +514,5 @@ pub fn rollback(store: &dyn SysctlStore, kb: &Kb, paths: &Paths, here: &HostIden
         })
         .collect();
     audit.log(run_id, "rollback", None, None, None, "every original value restored and verified");
-    Ok(RollbackReport { restored, already_restored: false, removed_dropin: removed })
+    Ok(RollbackReport { restored, already_restored: false, removed_dropin: removed, dropin_left: left })
 }

@@ -270,9 +270,15 @@ pub fn rollback(cli: &Cli) -> Result<i32> {
         apply::fence::fence(&paths(cli), id)?;
     }
     let host = HostIdentity::read(tree.root());
-    let store = FaultyStore::new(tree.clone(), faults()?);
+    // The backup's keys pass the same checks as a plan's, again at the moment of writing.
+    let pol = policy(cli)?;
+    let store = FaultyStore::new(guarded(tree.clone(), &kb, &pol), faults()?);
     let now = now_ms();
-    let r = apply::rollback(&store, &kb, &paths(cli), &host, cli.host.force, &format!("rollback-{}-{}", now / 1000, std::process::id()), now / 1000, &AuditLog::to(&cli.out.audit_log))?;
+    let opts = apply::RollbackOptions { force: cli.host.force, run_id: format!("rollback-{}-{}", now / 1000, std::process::id()), now_s: now / 1000, policy: Some(&pol) };
+    let r = apply::rollback_with(&store, &kb, &paths(cli), &host, &opts, &AuditLog::to(&cli.out.audit_log))?;
+    if let Some(why) = &r.dropin_left {
+        eprintln!("semantos: warning: {why}");
+    }
     if cli.json {
         println!("{}", serde_json::to_string_pretty(&r)?);
     } else if r.already_restored {
