@@ -2,7 +2,7 @@
 //! the host, boot and kernel it was taken on. Written atomically (mode 0600)
 //! before the first write; `rollback` restores from it.
 
-use super::files::{read_versioned_json, write_atomic};
+use super::files::{read_json_of_versions, write_atomic};
 use crate::sysctl::SysctlKey;
 use crate::sysctl::value::MAX_VALUE_LEN;
 use anyhow::{Context, Result, anyhow, bail};
@@ -10,8 +10,9 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
 
-/// Version of the backup file format.
-pub const BACKUP_SCHEMA_VERSION: u32 = 1;
+/// Version of the backup file format written. Version 1 (no `committed`, no `dropins`; the format the
+/// Ansible playbook writes) is still read.
+pub const BACKUP_SCHEMA_VERSION: u32 = 2;
 
 /// Where the backup was taken.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -67,23 +68,52 @@ pub struct Backup {
     /// Drop-in file written by `--persist`, removed on rollback.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub persisted_to: Option<String>,
+    /// Every value an apply committed and nothing restored since (key → value): what `--persist` writes.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub committed: BTreeMap<String, String>,
+    /// Each drop-in semantos wrote (path → its content before semantos first wrote it; None: no file):
+    /// a rollback puts back exactly that.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub dropins: BTreeMap<String, Option<String>>,
     /// Unix time of the last successful restore.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restored_at: Option<u64>,
 }
 
 impl Backup {
-    /// Writes it atomically with mode 0600.
+    /// Writes it atomically with mode 0600, always in the current format.
     pub fn save(&self, path: &Path) -> Result<()> {
-        let json = serde_json::to_string_pretty(self)?;
+        let json = serde_json::to_string_pretty(&Backup { schema_version: BACKUP_SCHEMA_VERSION, ..self.clone() })?;
         write_atomic(path, json.as_bytes(), 0o600).with_context(|| format!("writing backup {}", path.display()))
     }
 
     /// Loads a backup, checking the file (a regular file of ours), its version and every key and value in it.
     /// A damaged backup is an error that names the file and the defect and says how to recover.
     pub fn load(path: &Path) -> Result<Backup> {
-        let loaded = check_file(path).and_then(|()| read_versioned_json::<Backup>(path, "backup", BACKUP_SCHEMA_VERSION)).and_then(|b| b.validate().map(|()| b));
-        loaded.map_err(|e| damaged(path, e))
+        let loaded = check_file(path).and_then(|()| read_json_of_versions::<Backup>(path, "backup", &[1, BACKUP_SCHEMA_VERSION])).and_then(|b| b.validate().map(|()| b));
+        loaded.map_err(|e| damaged(path, e)).map(Backup::upgrade)
+    }
+
+    /// A version-1 backup (written by an older semantos or the Ansible playbook) in version-2 terms: its
+    /// drop-in, which it had created, and the values that drop-in holds, if it is still ours, as committed.
+    fn upgrade(mut self) -> Backup {
+        if self.schema_version != 1 {
+            return self;
+        }
+        if let Some(p) = self.persisted_to.clone() {
+            self.dropins.entry(p.clone()).or_insert(None);
+            let path = Path::new(&p);
+            if path.exists()
+                && matches!(super::dropin::not_ours(path), Ok(None))
+                && let Ok(entries) = crate::sysctl::sysctld::parse_file(path)
+            {
+                for a in entries {
+                    self.committed.entry(a.key.to_string()).or_insert_with(|| a.value.to_string());
+                }
+            }
+        }
+        self.schema_version = BACKUP_SCHEMA_VERSION;
+        self
     }
 
     /// Loads a backup if the file exists (any other failure to look at it is an error, not "no backup").
@@ -103,6 +133,17 @@ impl Backup {
                 && let Some(why) = bad_value(v)
             {
                 bail!("the value of {key} is {why}");
+            }
+        }
+        for (key, v) in &self.committed {
+            SysctlKey::parse(key).map_err(|e| anyhow!("committed key {key:?} is not a valid sysctl name: {e}"))?;
+            if let Some(why) = bad_value(v) {
+                bail!("the committed value of {key} is {why}");
+            }
+        }
+        for path in self.dropins.keys().chain(&self.persisted_to) {
+            if !path.starts_with('/') || path.contains('\0') || path.contains('\n') {
+                bail!("the drop-in path {path:?} is not an absolute path on one line");
             }
         }
         Ok(())

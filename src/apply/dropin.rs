@@ -54,3 +54,49 @@ pub fn remove_ours(path: &Path) -> Result<Removal> {
         Err(e) => Err(e).with_context(|| format!("values restored, but removing the drop-in {} failed", path.display())),
     }
 }
+
+/// The bytes of the file at `path` before semantos writes it (None: no file), so they can be put back
+/// exactly. Read before the first write: a link, a directory or unreadable text stops the run there.
+pub fn read_for_backup(path: &Path) -> Result<Option<String>> {
+    match std::fs::symlink_metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("--persist {}: cannot look at the file; nothing was written", path.display())),
+        Ok(m) if m.file_type().is_symlink() => anyhow::bail!("--persist {} is a symbolic link; refusing to write through it, nothing was written (remove the link or choose another path)", path.display()),
+        Ok(m) if !m.file_type().is_file() => anyhow::bail!("--persist {} is not a regular file; nothing was written (choose a file path)", path.display()),
+        Ok(_) => {}
+    }
+    std::fs::read_to_string(path).map(Some).with_context(|| format!("--persist {}: cannot read its current content (a sysctl.d file is text); nothing was written", path.display()))
+}
+
+/// What putting a drop-in back did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PutBack {
+    /// It already held those bytes (or was absent and should be).
+    Unchanged,
+    /// Removed (there was no file before).
+    Removed,
+    /// Its earlier content was written back.
+    Restored,
+}
+
+/// Puts the drop-in at `path` back to `before` (None: no file), byte for byte. A file that is not
+/// ours is never removed (the caller decides whether to overwrite one: see `not_ours`).
+pub fn put_back(path: &Path, before: Option<&str>) -> Result<PutBack> {
+    let now = match std::fs::symlink_metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        _ => Some(std::fs::read_to_string(path).unwrap_or_default()),
+    };
+    if now.as_deref() == before {
+        return Ok(PutBack::Unchanged);
+    }
+    match before {
+        None => match remove_ours(path)? {
+            Removal::Refused(why) => anyhow::bail!("{why}"),
+            _ => Ok(PutBack::Removed),
+        },
+        Some(text) => {
+            super::files::write_atomic(path, text.as_bytes(), 0o644).with_context(|| format!("putting back the earlier content of the drop-in {}", path.display()))?;
+            Ok(PutBack::Restored)
+        }
+    }
+}

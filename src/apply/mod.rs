@@ -10,6 +10,7 @@ pub mod fence;
 pub mod files;
 pub mod journal;
 pub mod lock;
+pub mod rollback;
 pub mod transaction;
 
 #[cfg(test)]
@@ -17,4 +18,5 @@ mod tests;
 
 pub use audit::AuditLog;
 pub use backup::{Backup, HostIdentity};
-pub use transaction::{ApplyOptions, Health, Monitor, OnRegression, Outcome, Paths, Receipt, RollbackOptions, RollbackReport, apply, pending_run, rollback, rollback_with};
+pub use rollback::{RollbackOptions, RollbackReport, rollback, rollback_with};
+pub use transaction::{ApplyOptions, Health, Monitor, OnRegression, Outcome, Paths, Receipt, apply, pending_run};

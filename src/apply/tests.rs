@@ -349,3 +349,127 @@ fn rollback_leaves_a_foreign_persisted_to_file_alone() {
         }
     }
 }
+
+/// A monitor that runs `sabotage` after batch `at` (to break a file the run needs), or fails there.
+struct Sabotage<F: FnMut()> {
+    at: usize,
+    sabotage: Option<F>,
+}
+impl<F: FnMut()> Monitor for Sabotage<F> {
+    fn after_batch(&mut self, index: usize, _keys: &[String]) -> anyhow::Result<Health> {
+        if index == self.at {
+            match self.sabotage.as_mut() {
+                Some(f) => f(),
+                None => anyhow::bail!("health probe crashed: connection refused"),
+            }
+        }
+        Ok(Health::Healthy("ok".into()))
+    }
+}
+
+/// Applies `writes()` (two batches) with `o` and `monitor`; the error, after checking every value is back.
+fn fails_and_restores(o: &ApplyOptions, monitor: &mut dyn Monitor) -> String {
+    let kb = Kb::embedded().unwrap();
+    let mem = MemStore::new(originals());
+    let before = state(&mem);
+    let e = format!("{:#}", apply(&mem, &kb, &writes(), serde_json::json!({}), &host(), o, Some(monitor), &AuditLog::none()).unwrap_err());
+    assert_eq!(state(&mem), before, "the writes were left live: {e}");
+    e
+}
+
+#[test]
+fn a_monitor_error_restores_every_write() {
+    let d = tempfile::tempdir().unwrap();
+    let o = opts(d.path());
+    let e = fails_and_restores(&o, &mut Sabotage::<fn()> { at: 1, sabotage: None });
+    assert!(e.contains("the monitor failed after batch 1") && e.contains("connection refused") && e.contains("was restored"), "{e}");
+    assert!(!o.paths.journal.exists(), "the journal is closed once everything is restored");
+    assert_eq!(Backup::load(&o.paths.backup).unwrap().state, super::backup::BackupState::Restored);
+}
+
+#[test]
+fn a_journal_write_error_restores_every_write() {
+    let d = tempfile::tempdir().unwrap();
+    let o = opts(d.path());
+    let j = o.paths.journal.clone();
+    // The journal becomes a directory: the next record fails (this holds even for root).
+    let e = fails_and_restores(&o, &mut Sabotage { at: 0, sabotage: Some(|| {
+        std::fs::remove_file(&j).unwrap();
+        std::fs::create_dir(&j).unwrap();
+    }) });
+    assert!(e.contains(&j.display().to_string()) && e.contains("was restored"), "{e}");
+}
+
+#[test]
+fn a_dropin_write_error_restores_every_write() {
+    let d = tempfile::tempdir().unwrap();
+    let mut o = opts(d.path());
+    let dropin = d.path().join("sysctl.d/99-semantos.conf");
+    o.persist = Some(dropin.clone());
+    // Something takes the drop-in's place during the run: writing it fails at commit.
+    let e = fails_and_restores(&o, &mut Sabotage { at: 1, sabotage: Some(|| std::fs::create_dir_all(&dropin).unwrap()) });
+    assert!(e.contains("writing drop-in") && e.contains(&dropin.display().to_string()), "{e}");
+}
+
+#[test]
+fn a_backup_save_error_at_commit_restores_every_write_and_the_dropin() {
+    let d = tempfile::tempdir().unwrap();
+    let mut o = opts(d.path());
+    let dropin = d.path().join("99-semantos.conf");
+    o.persist = Some(dropin.clone());
+    let b = o.paths.backup.clone();
+    let e = fails_and_restores(&o, &mut Sabotage { at: 1, sabotage: Some(|| {
+        std::fs::remove_file(&b).unwrap();
+        std::fs::create_dir(&b).unwrap();
+    }) });
+    assert!(!dropin.exists(), "the drop-in written at commit was left: {e}");
+    assert!(e.contains("run `semantos rollback`"), "the backup could not be updated, so the journal is kept: {e}");
+    assert!(o.paths.journal.exists(), "{e}");
+}
+
+/// (store, options with `--persist dropin`) for the persistence tests.
+fn persisting(dir: &std::path::Path, dropin: &std::path::Path) -> (MemStore, ApplyOptions) {
+    let mut o = opts(dir);
+    o.persist = Some(dropin.to_path_buf());
+    (MemStore::new(originals()), o)
+}
+
+fn dropin_values(path: &std::path::Path) -> Vec<(String, String)> {
+    crate::sysctl::sysctld::parse_file(path).unwrap().into_iter().map(|a| (a.key.to_string(), a.value.to_string())).collect()
+}
+
+#[test]
+fn persist_keeps_values_an_earlier_apply_persisted() {
+    let kb = Kb::embedded().unwrap();
+    let d = tempfile::tempdir().unwrap();
+    let (p1, p2) = (d.path().join("99-semantos.conf"), d.path().join("98-other.conf"));
+    let (mem, mut o) = persisting(d.path(), &p1);
+    let before = state(&mem);
+    apply(&mem, &kb, &[(k("vm.swappiness"), Value::int(30))], serde_json::json!({}), &host(), &o, None, &AuditLog::none()).unwrap();
+    apply(&mem, &kb, &[(k("net.core.somaxconn"), Value::int(1024))], serde_json::json!({}), &host(), &o, None, &AuditLog::none()).unwrap();
+    let both = vec![("net.core.somaxconn".to_string(), "1024".to_string()), ("vm.swappiness".to_string(), "30".to_string())];
+    assert_eq!(dropin_values(&p1), both, "the first apply's persisted value was dropped");
+    // A third apply persisting elsewhere: both files hold every committed value, and rollback removes both.
+    o.persist = Some(p2.clone());
+    apply(&mem, &kb, &[(k("vm.swappiness"), Value::int(20))], serde_json::json!({}), &host(), &o, None, &AuditLog::none()).unwrap();
+    let all = vec![("net.core.somaxconn".to_string(), "1024".to_string()), ("vm.swappiness".to_string(), "20".to_string())];
+    assert_eq!((dropin_values(&p1), dropin_values(&p2)), (all.clone(), all));
+    rollback(&mem, &kb, &o.paths, &host(), false, "r", 2, &AuditLog::none()).unwrap();
+    assert_eq!(state(&mem), before);
+    assert!(!p1.exists() && !p2.exists(), "a drop-in that did not exist before brings rolled-back values back at boot");
+}
+
+#[test]
+fn rollback_puts_back_an_earlier_dropin_byte_for_byte() {
+    let kb = Kb::embedded().unwrap();
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join("99-semantos.conf");
+    let earlier = "# the site's file\r\nvm.swappiness=5\n\n  kernel.panic = 1  \n";
+    std::fs::write(&p, earlier).unwrap();
+    let (mem, o) = persisting(d.path(), &p);
+    apply(&mem, &kb, &[(k("vm.swappiness"), Value::int(30))], serde_json::json!({}), &host(), &o, None, &AuditLog::none()).unwrap();
+    assert_eq!(dropin_values(&p), vec![("vm.swappiness".to_string(), "30".to_string())]);
+    let r = rollback(&mem, &kb, &o.paths, &host(), false, "r", 2, &AuditLog::none()).unwrap();
+    assert_eq!(std::fs::read_to_string(&p).unwrap(), earlier, "{r:?}");
+    assert_eq!(r.restored_dropins, vec![p.display().to_string()]);
+}

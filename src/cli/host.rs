@@ -291,6 +291,9 @@ pub fn rollback(cli: &Cli) -> Result<i32> {
         if let Some(d) = &r.removed_dropin {
             println!("removed drop-in {d}");
         }
+        for d in &r.restored_dropins {
+            println!("put back the earlier content of drop-in {d}");
+        }
     }
     Ok(0)
 }
