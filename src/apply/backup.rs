@@ -45,6 +45,21 @@ pub enum BackupState {
     Restored,
 }
 
+/// One apply's kept changes, so that they can be undone on their own (`rollback --last`, `--run ID`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Layer {
+    /// The apply that made them.
+    pub run_id: String,
+    /// The fleet rollout it belonged to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout_id: Option<String>,
+    /// Each key it changed (and their mutually exclusive partners) as that apply found them (None: absent).
+    pub before: BTreeMap<String, Option<String>>,
+    /// Each value it wrote and kept.
+    pub after: BTreeMap<String, String>,
+}
+
 /// The backup file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -75,6 +90,9 @@ pub struct Backup {
     /// a rollback puts back exactly that.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub dropins: BTreeMap<String, Option<String>>,
+    /// The committed applies, oldest first (empty in version 1: only a whole rollback is possible).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub layers: Vec<Layer>,
     /// Unix time of the last successful restore.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restored_at: Option<u64>,
@@ -139,6 +157,14 @@ impl Backup {
             SysctlKey::parse(key).map_err(|e| anyhow!("committed key {key:?} is not a valid sysctl name: {e}"))?;
             if let Some(why) = bad_value(v) {
                 bail!("the committed value of {key} is {why}");
+            }
+        }
+        for l in &self.layers {
+            for (key, v) in l.before.iter().map(|(k, v)| (k, v.as_deref())).chain(l.after.iter().map(|(k, v)| (k, Some(v.as_str())))) {
+                SysctlKey::parse(key).map_err(|e| anyhow!("run {}: key {key:?} is not a valid sysctl name: {e}", l.run_id))?;
+                if let Some(why) = v.and_then(bad_value) {
+                    bail!("run {}: the value of {key} is {why}", l.run_id);
+                }
             }
         }
         for path in self.dropins.keys().chain(&self.persisted_to) {

@@ -18,5 +18,5 @@ mod tests;
 
 pub use audit::AuditLog;
 pub use backup::{Backup, HostIdentity};
-pub use rollback::{RollbackOptions, RollbackReport, rollback, rollback_with};
+pub use rollback::{RollbackOptions, RollbackReport, rollback, rollback_layer, rollback_with};
 pub use transaction::{ApplyOptions, Health, Monitor, OnRegression, Outcome, Paths, Receipt, apply, pending_run};

@@ -28,6 +28,9 @@ pub struct RollbackReport {
     /// Drop-ins put back to the content they had before semantos first wrote them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub restored_dropins: Vec<String>,
+    /// Keys of the undone apply that someone else changed since (restored anyway with --force).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub drift: Vec<String>,
     /// Why a drop-in the backup names was left in place (not a file semantos wrote).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dropin_left: Option<String>,
@@ -44,6 +47,103 @@ pub struct RollbackOptions<'a> {
     pub now_s: u64,
     /// The policy every key in the backup must pass, as a plan's keys do (None: the KB checks only).
     pub policy: Option<&'a Policy>,
+}
+
+/// Which one apply to undo.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Layer {
+    /// The newest committed apply.
+    Last,
+    /// The apply with this run id.
+    Run(String),
+}
+
+/// Undoes one committed apply's changes and keeps every other (`rollback --last`, `--run ID`).
+///
+/// Undoing an apply whose keys a later apply changed again is refused: its `before` values are
+/// what the later one replaced, and writing them would silently undo part of the later apply
+/// (and the later one's own undo would then write values the host no longer had). A key changed
+/// since by someone else (drift) is refused without `force` and reported either way.
+pub fn rollback_layer(store: &dyn SysctlStore, kb: &Kb, paths: &Paths, here: &HostIdentity, which: &Layer, opts: &RollbackOptions, audit: &AuditLog) -> Result<RollbackReport> {
+    let _lock = Lock::acquire(&paths.lock)?;
+    if journal::pending(&paths.journal)?.is_some() {
+        bail!("refusing to undo one apply: the journal {} shows an unfinished run; run `semantos rollback` (every original value) first", paths.journal.display());
+    }
+    let Some(mut backup) = Backup::load_if_exists(&paths.backup)? else { bail!("no backup at {}: nothing to roll back", paths.backup.display()) };
+    if backup.state != BackupState::Committed || backup.layers.is_empty() {
+        bail!("the backup {} holds no committed apply that can be undone on its own (state {:?}; a backup written by an older semantos or the Ansible playbook holds one set of originals): run `semantos rollback` to restore every original value", paths.backup.display(), backup.state);
+    }
+    if let Some(why) = backup.mismatch(here)
+        && !opts.force
+    {
+        bail!("refusing to roll back: {why}; pass --force to restore anyway");
+    }
+    let runs = || backup.layers.iter().map(|l| l.run_id.clone()).collect::<Vec<_>>().join(", ");
+    let i = match which {
+        Layer::Last => backup.layers.len() - 1,
+        Layer::Run(id) => backup.layers.iter().position(|l| &l.run_id == id).ok_or_else(|| anyhow::anyhow!("no committed apply {id} in {}; its applies are, oldest first: {}", paths.backup.display(), runs()))?,
+    };
+    let layer = backup.layers[i].clone();
+    for later in &backup.layers[i + 1..] {
+        if let Some(k) = layer.before.keys().find(|k| later.before.contains_key(*k)) {
+            bail!("refusing to undo apply {}: the later apply {} changed {k} again; undo that one first (`semantos rollback --run {}`) or restore everything with `semantos rollback`", layer.run_id, later.run_id, later.run_id);
+        }
+    }
+    for (k, v) in &layer.before {
+        if let (Some(v), Some(why)) = (v, refusal(kb, opts.policy, k)) {
+            bail!("refusing to roll back: the backup {} names {k} (original {v:?}), which {why}; nothing was restored", paths.backup.display());
+        }
+    }
+    let mut drift = Vec::new();
+    for (k, want) in &layer.after {
+        let now = SysctlKey::parse(k).ok().and_then(|kk| store.read(&kk).ok()).map(|v| v.to_string());
+        if now.as_deref().map(Value::from_kernel) != Some(Value::from_kernel(want)) {
+            drift.push(format!("{k} reads {} but apply {} left {want}", now.as_deref().unwrap_or("(absent)"), layer.run_id));
+        }
+    }
+    if !drift.is_empty() && !opts.force {
+        bail!("refusing to undo apply {}: changed since by someone else: {}; nothing was restored (pass --force to restore its earlier values anyway)", layer.run_id, drift.join("; "));
+    }
+    let journal = Journal::begin(&paths.journal, &opts.run_id, &paths.backup)?;
+    let run = Run { store, kb, journal, audit, run_id: opts.run_id.clone() };
+    let keys: Vec<String> = layer.before.keys().cloned().collect();
+    let found: BTreeMap<String, Option<String>> = keys.iter().map(|k| (k.clone(), SysctlKey::parse(k).ok().and_then(|kk| store.read(&kk).ok()).map(|v| v.to_string()))).collect();
+    let failures = run.restore(&keys, &layer.before);
+    if !failures.is_empty() {
+        bail!("undoing apply {} is incomplete: {}; the journal {} is kept: run `semantos rollback`", layer.run_id, failures.join("; "), paths.journal.display());
+    }
+    backup.layers.remove(i);
+    backup.committed = backup.layers.iter().flat_map(|l| l.after.clone()).collect();
+    let (mut removed, mut restored_dropins, mut left) = (None, Vec::new(), None);
+    if backup.layers.is_empty() {
+        (removed, restored_dropins, left) = put_back_dropins(&mut backup, &opts.run_id, audit)?;
+        backup.state = BackupState::Restored;
+        backup.restored_at = Some(opts.now_s);
+    } else if let Some(p) = backup.persisted_to.clone() {
+        // The drop-ins hold what stays committed, so a reboot brings back neither less nor more.
+        let kept: Vec<(SysctlKey, String)> = backup.committed.iter().filter_map(|(k, v)| Some((SysctlKey::parse(k).ok()?, v.clone()))).collect();
+        let text = crate::sysctl::sysctld::render(&[dropin::header(&opts.run_id)], &kept);
+        for d in backup.dropins.keys().chain(std::iter::once(&p)) {
+            if Path::new(d).exists() && dropin::not_ours(Path::new(d))?.is_none() {
+                super::files::write_atomic(Path::new(d), text.as_bytes(), 0o644).with_context(|| format!("values restored, but rewriting the drop-in {d} failed"))?;
+            }
+        }
+    }
+    backup.save(&paths.backup)?;
+    run.journal.finish(&format!("undid {}", layer.run_id))?;
+    for d in &drift {
+        audit.log(&opts.run_id, "drift", None, None, None, d.clone());
+    }
+    audit.log(&opts.run_id, "rollback", None, None, None, format!("apply {} undone; {} later/earlier apply(s) kept", layer.run_id, backup.layers.len()));
+    let restored = keys
+        .iter()
+        .filter_map(|k| {
+            let orig = layer.before.get(k)?.clone()?;
+            let was = found.get(k).cloned().flatten();
+            (was.as_deref() != Some(orig.as_str())).then(|| (k.clone(), was, orig))
+        })
+        .collect();
+    Ok(RollbackReport { restored, already_restored: false, removed_dropin: removed, restored_dropins, dropin_left: left, drift })
 }
 
 /// Why `key`, named by a backup, must not be written back, if it must not: the key checks a plan
@@ -82,6 +182,7 @@ fn put_back_dropins(backup: &mut Backup, run_id: &str, audit: &AuditLog) -> Resu
         }
     }
     backup.committed.clear();
+    backup.layers.clear();
     Ok((removed, restored, (!left.is_empty()).then(|| left.join("; "))))
 }
 
@@ -97,7 +198,7 @@ pub fn rollback_with(store: &dyn SysctlStore, kb: &Kb, paths: &Paths, here: &Hos
     let (force, run_id, now_s) = (opts.force, opts.run_id.as_str(), opts.now_s);
     let _lock = Lock::acquire(&paths.lock)?;
     let pending = journal::pending(&paths.journal)?;
-    let nothing = RollbackReport { restored: Vec::new(), already_restored: true, removed_dropin: None, restored_dropins: Vec::new(), dropin_left: None };
+    let nothing = RollbackReport { restored: Vec::new(), already_restored: true, removed_dropin: None, restored_dropins: Vec::new(), dropin_left: None, drift: Vec::new() };
     let Some(mut backup) = Backup::load_if_exists(&paths.backup)? else {
         if let Some(entries) = pending {
             if entries.iter().any(|e| matches!(e, Entry::Intent { .. })) {
@@ -156,5 +257,5 @@ pub fn rollback_with(store: &dyn SysctlStore, kb: &Kb, paths: &Paths, here: &Hos
         })
         .collect();
     audit.log(run_id, "rollback", None, None, None, "every original value restored and verified");
-    Ok(RollbackReport { restored, already_restored: false, removed_dropin: removed, restored_dropins, dropin_left: left })
+    Ok(RollbackReport { restored, already_restored: false, removed_dropin: removed, restored_dropins, dropin_left: left, drift: Vec::new() })
 }

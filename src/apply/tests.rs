@@ -473,3 +473,49 @@ fn rollback_puts_back_an_earlier_dropin_byte_for_byte() {
     assert_eq!(std::fs::read_to_string(&p).unwrap(), earlier, "{r:?}");
     assert_eq!(r.restored_dropins, vec![p.display().to_string()]);
 }
+
+#[test]
+fn rollback_last_keeps_an_earlier_apply() {
+    let kb = Kb::embedded().unwrap();
+    let d = tempfile::tempdir().unwrap();
+    let mem = MemStore::new(originals());
+    let before = state(&mem);
+    let mut o = opts(d.path());
+    let ro = RollbackOptions { force: false, run_id: "r".into(), now_s: 2, policy: None };
+    o.run_id = "a".into();
+    apply(&mem, &kb, &[(k("vm.swappiness"), Value::int(30))], serde_json::json!({}), &host(), &o, None, &AuditLog::none()).unwrap();
+    let after_a = state(&mem);
+    o.run_id = "b".into();
+    apply(&mem, &kb, &[(k("net.core.somaxconn"), Value::int(1024))], serde_json::json!({}), &host(), &o, None, &AuditLog::none()).unwrap();
+    let r = rollback_layer(&mem, &kb, &o.paths, &host(), &super::rollback::Layer::Last, &ro, &AuditLog::none()).unwrap();
+    assert_eq!(r.restored, vec![("net.core.somaxconn".to_string(), Some("1024".to_string()), "128".to_string())]);
+    assert_eq!(state(&mem), after_a, "undoing the later apply undid the earlier one too");
+    // Then everything: the earlier apply's original comes back.
+    rollback(&mem, &kb, &o.paths, &host(), false, "r2", 3, &AuditLog::none()).unwrap();
+    assert_eq!(state(&mem), before);
+}
+
+#[test]
+fn undoing_a_middle_apply_whose_key_a_later_one_changed_is_refused_and_drift_is_reported() {
+    let kb = Kb::embedded().unwrap();
+    let d = tempfile::tempdir().unwrap();
+    let mem = MemStore::new(originals());
+    let mut o = opts(d.path());
+    let ro = RollbackOptions { force: false, run_id: "r".into(), now_s: 2, policy: None };
+    for (id, w) in [("a", vec![(k("vm.swappiness"), Value::int(30))]), ("b", vec![(k("net.core.somaxconn"), Value::int(1024))]), ("c", vec![(k("vm.swappiness"), Value::int(20))])] {
+        o.run_id = id.into();
+        apply(&mem, &kb, &w, serde_json::json!({}), &host(), &o, None, &AuditLog::none()).unwrap();
+    }
+    let middle = |id: &str| super::rollback::Layer::Run(id.into());
+    let e = format!("{:#}", rollback_layer(&mem, &kb, &o.paths, &host(), &middle("a"), &ro, &AuditLog::none()).unwrap_err());
+    assert!(e.contains("the later apply c changed vm.swappiness again"), "{e}");
+    assert_eq!(mem.read(&k("vm.swappiness")).unwrap().as_str(), "20");
+    // b's key is its own: it can go alone, unless someone changed it since.
+    mem.write(&k("net.core.somaxconn"), &Value::int(4096)).unwrap();
+    let e = format!("{:#}", rollback_layer(&mem, &kb, &o.paths, &host(), &middle("b"), &ro, &AuditLog::none()).unwrap_err());
+    assert!(e.contains("net.core.somaxconn reads 4096 but apply b left 1024"), "{e}");
+    let forced = RollbackOptions { force: true, ..ro.clone() };
+    let r = rollback_layer(&mem, &kb, &o.paths, &host(), &middle("b"), &forced, &AuditLog::none()).unwrap();
+    assert_eq!(r.drift.len(), 1, "{r:?}");
+    assert_eq!((mem.read(&k("net.core.somaxconn")).unwrap().as_str(), mem.read(&k("vm.swappiness")).unwrap().as_str()), ("128", "20"));
+}

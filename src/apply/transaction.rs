@@ -6,7 +6,7 @@
 
 use super::audit::AuditLog;
 use super::dropin;
-use super::backup::{Backup, BackupState, HostIdentity, BACKUP_SCHEMA_VERSION};
+use super::backup::{Backup, BackupState, HostIdentity, Layer, BACKUP_SCHEMA_VERSION};
 use super::journal::{self, Entry, Journal};
 use super::lock::Lock;
 use crate::kb::entry::EdgeKind;
@@ -308,6 +308,7 @@ pub fn apply(
         persisted_to: earlier.and_then(|b| b.persisted_to.clone()),
         committed: earlier.map(|b| b.committed.clone()).unwrap_or_default(),
         dropins,
+        layers: earlier.map(|b| b.layers.clone()).unwrap_or_default(),
         restored_at: None,
     };
     if let Err(e) = backup.save(&opts.paths.backup) {
@@ -319,7 +320,7 @@ pub fn apply(
     // From the first write on, every error goes through `undo`: it restores what this run changed
     // (values and drop-ins), or keeps the journal so the next run restores from the backup.
     let mut written: Vec<String> = Vec::new();
-    let result = write_batches(&run, writes, &here, opts, monitor, &mut written, &mut receipt).and_then(|kept_any| commit(&run, &mut backup, writes, opts, &mut receipt, kept_any, earlier));
+    let result = write_batches(&run, writes, &here, opts, monitor, &mut written, &mut receipt).and_then(|kept_any| commit(&run, &mut backup, writes, &here, opts, &mut receipt, kept_any, earlier));
     match result {
         Ok(()) => Ok(receipt),
         Err(e) => Err(undo(&run, e, &written, &here, backup, earlier, &dropins_now, opts)),
@@ -393,7 +394,8 @@ fn write_batches(run: &Run, writes: &[(SysctlKey, Value)], here: &BTreeMap<Strin
 }
 
 /// Ends a run whose batches are done: drop-ins rewritten, backup marked, journal finished.
-fn commit(run: &Run, backup: &mut Backup, writes: &[(SysctlKey, Value)], opts: &ApplyOptions, receipt: &mut Receipt, kept_any: bool, earlier: Option<&Backup>) -> Result<()> {
+#[allow(clippy::too_many_arguments)]
+fn commit(run: &Run, backup: &mut Backup, writes: &[(SysctlKey, Value)], here: &BTreeMap<String, Option<String>>, opts: &ApplyOptions, receipt: &mut Receipt, kept_any: bool, earlier: Option<&Backup>) -> Result<()> {
     let rolled_back_any = receipt.batches.iter().any(|b| !b.kept);
     receipt.outcome = match (kept_any, rolled_back_any) {
         (true, false) => Outcome::Committed,
@@ -401,9 +403,15 @@ fn commit(run: &Run, backup: &mut Backup, writes: &[(SysctlKey, Value)], opts: &
         (false, _) => Outcome::RolledBack,
     };
     if kept_any {
+        let mut layer = Layer { run_id: opts.run_id.clone(), rollout_id: opts.rollout_id.clone(), before: BTreeMap::new(), after: BTreeMap::new() };
         for (k, v) in writes.iter().filter(|(k, _)| receipt.applied.iter().any(|a| a.kept && a.key == k.to_string())) {
             backup.committed.insert(k.to_string(), v.to_string());
+            layer.after.insert(k.to_string(), v.to_string());
+            for key in std::iter::once(k.to_string()).chain(partners(run.kb, &k.to_string())) {
+                layer.before.insert(key.clone(), here.get(&key).cloned().flatten());
+            }
         }
+        backup.layers.push(layer);
         if let Some(path) = &opts.persist {
             // Every committed, unrestored value, not only this run's: an earlier persisted change must survive the next boot.
             let kept: Vec<(SysctlKey, String)> = backup.committed.iter().filter_map(|(k, v)| Some((SysctlKey::parse(k).ok()?, v.clone()))).collect();
