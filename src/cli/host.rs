@@ -3,7 +3,7 @@
 //! network namespace the process runs in).
 
 use super::{Cli, EXIT_FAILED, invalid, load_kb};
-use super::args::{RecommendArgs, TelemetryArgs};
+use super::args::{RecommendArgs, RollbackArgs, TelemetryArgs};
 use super::render;
 use crate::apply::{self, ApplyOptions, AuditLog, HostIdentity, OnRegression, Outcome, Paths};
 use crate::kb::{Intent, Kb};
@@ -258,7 +258,7 @@ pub fn apply(cli: &Cli, t: Option<&TelemetryArgs>) -> Result<i32> {
 }
 
 /// `semantos --applier sysctl --rollback` / `semantos rollback`.
-pub fn rollback(cli: &Cli) -> Result<i32> {
+pub fn rollback(cli: &Cli, which: &RollbackArgs) -> Result<i32> {
     let kb = load_kb(cli)?;
     if let Some(id) = &cli.host.fence_rollout {
         apply::fence::validate_id(id).map_err(|e| invalid(format!("--fence-rollout: {e:#}")))?;
@@ -270,12 +270,27 @@ pub fn rollback(cli: &Cli) -> Result<i32> {
         apply::fence::fence(&paths(cli), id)?;
     }
     let host = HostIdentity::read(tree.root());
-    // The backup's keys pass the same checks as a plan's, again at the moment of writing.
-    let pol = policy(cli)?;
+    // The backup's keys pass the same checks as a plan's, again at the moment of writing: the KB's
+    // always, a policy's whitelist and never_touch when one is given. Without --policy the built-in
+    // whitelist is not applied: it would strand a value an apply under a site policy changed.
+    let given = cli.host.policy.is_some();
+    let pol = if given { policy(cli)? } else { safety::Policy { whitelist: vec!["*".into()], ..Policy::default() } };
     let store = FaultyStore::new(guarded(tree.clone(), &kb, &pol), faults()?);
     let now = now_ms();
-    let opts = apply::RollbackOptions { force: cli.host.force, run_id: format!("rollback-{}-{}", now / 1000, std::process::id()), now_s: now / 1000, policy: Some(&pol) };
-    let r = apply::rollback_with(&store, &kb, &paths(cli), &host, &opts, &AuditLog::to(&cli.out.audit_log))?;
+    let opts = apply::RollbackOptions { force: cli.host.force, run_id: format!("rollback-{}-{}", now / 1000, std::process::id()), now_s: now / 1000, policy: given.then_some(&pol) };
+    let layer = match (&which.run, which.last) {
+        (Some(id), _) => Some(apply::rollback::Layer::Run(id.clone())),
+        (None, true) => Some(apply::rollback::Layer::Last),
+        (None, false) => None,
+    };
+    let audit = AuditLog::to(&cli.out.audit_log);
+    let r = match &layer {
+        Some(l) => apply::rollback_layer(&store, &kb, &paths(cli), &host, l, &opts, &audit)?,
+        None => apply::rollback_with(&store, &kb, &paths(cli), &host, &opts, &audit)?,
+    };
+    for d in &r.drift {
+        eprintln!("semantos: warning: changed since by someone else (restored anyway with --force): {d}");
+    }
     if let Some(why) = &r.dropin_left {
         eprintln!("semantos: warning: {why}");
     }

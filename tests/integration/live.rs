@@ -431,3 +431,32 @@ fn persist_keeps_values_an_earlier_apply_persisted() {
     assert_eq!(KEYS[..2].iter().map(|k| ns.read(k)).collect::<Vec<_>>(), originals);
     assert_eq!(host_net_values(), host_before, "the host's values moved");
 }
+
+/// `rollback --last` on a sandbox tree undoes the newest apply only; plain `rollback` then restores the rest.
+#[test]
+fn rollback_last_keeps_an_earlier_apply() {
+    let d = tempfile::tempdir().unwrap();
+    for (k, v) in [("net/core/somaxconn", "128"), ("vm/swappiness", "60")] {
+        let p = d.path().join("tree").join(k);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, format!("{v}\n")).unwrap();
+    }
+    std::fs::write(d.path().join("a.conf"), "vm.swappiness = 30\n").unwrap();
+    std::fs::write(d.path().join("b.conf"), "net.core.somaxconn = 1024\n").unwrap();
+    let common = ["--sysctl-root", "tree", "--backup", "b/backup.json", "--audit-log", "a.jsonl", "--monitor-seconds", "0", "--interval", "0.05"];
+    let read = |k: &str| std::fs::read_to_string(d.path().join("tree").join(k)).unwrap().trim().to_string();
+    for plan in ["a.conf", "b.conf"] {
+        let mut v = vec!["apply", "--plan", plan];
+        v.extend(common);
+        ok(&run_in(d.path(), &v), "sandbox apply");
+    }
+    let mut v = vec!["rollback", "--last"];
+    v.extend(common);
+    let out = ok(&run_in(d.path(), &v), "rollback --last");
+    assert!(out.contains("net.core.somaxconn: 1024 → 128"), "{out}");
+    assert_eq!((read("net/core/somaxconn"), read("vm/swappiness")), ("128".to_string(), "30".to_string()), "the earlier apply was undone too");
+    let mut v = vec!["rollback"];
+    v.extend(common);
+    ok(&run_in(d.path(), &v), "rollback");
+    assert_eq!(read("vm/swappiness"), "60");
+}
