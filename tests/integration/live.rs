@@ -460,3 +460,27 @@ fn rollback_last_keeps_an_earlier_apply() {
     ok(&run_in(d.path(), &v), "rollback");
     assert_eq!(read("vm/swappiness"), "60");
 }
+
+/// A fleet's final restore of rollout B (`rollback --fence-rollout B`) leaves rollout A's committed values.
+#[test]
+fn a_fleet_restore_of_one_rollout_keeps_an_earlier_rollout() {
+    let d = tempfile::tempdir().unwrap();
+    for (k, v) in [("net/core/somaxconn", "128"), ("vm/swappiness", "60")] {
+        let p = d.path().join("tree").join(k);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, format!("{v}\n")).unwrap();
+    }
+    std::fs::write(d.path().join("a.conf"), "vm.swappiness = 30\n").unwrap();
+    std::fs::write(d.path().join("b.conf"), "net.core.somaxconn = 1024\n").unwrap();
+    let common = ["--sysctl-root", "tree", "--backup", "b/backup.json", "--audit-log", "a.jsonl", "--monitor-seconds", "0", "--interval", "0.05"];
+    let read = |k: &str| std::fs::read_to_string(d.path().join("tree").join(k)).unwrap().trim().to_string();
+    for (plan, id) in [("a.conf", "rollout-a"), ("b.conf", "rollout-b")] {
+        let mut v = vec!["apply", "--plan", plan, "--rollout-id", id];
+        v.extend(common);
+        ok(&run_in(d.path(), &v), "sandbox apply");
+    }
+    let mut v = vec!["rollback", "--fence-rollout", "rollout-b"];
+    v.extend(common);
+    ok(&run_in(d.path(), &v), "fleet restore of rollout-b");
+    assert_eq!((read("net/core/somaxconn"), read("vm/swappiness")), ("128".to_string(), "30".to_string()), "rollout-a was undone too");
+}
