@@ -11,10 +11,17 @@ use std::path::Path;
 
 /// Reads a JSON file of kind `what` (`backup`, `rollout state`) whose `schema_version` must be `version`.
 pub fn read_versioned_json<T: serde::de::DeserializeOwned>(path: &Path, what: &str, version: u32) -> Result<T> {
+    read_json_of_versions(path, what, &[version])
+}
+
+/// Reads a JSON file of kind `what` whose `schema_version` is one of `versions` (the newest last).
+pub fn read_json_of_versions<T: serde::de::DeserializeOwned>(path: &Path, what: &str, versions: &[u32]) -> Result<T> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading {what} {}", path.display()))?;
     let v: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("{}: not valid JSON", path.display()))?;
-    if v.get("schema_version").and_then(|x| x.as_u64()) != Some(version as u64) {
-        bail!("{}: {what} schema_version {} is not supported (expected {version})", path.display(), v.get("schema_version").map(|x| x.to_string()).unwrap_or("missing".into()));
+    let found = v.get("schema_version").and_then(|x| x.as_u64());
+    if !versions.iter().any(|&w| found == Some(w as u64)) {
+        let expected = versions.iter().map(u32::to_string).collect::<Vec<_>>().join(" or ");
+        bail!("{}: {what} schema_version {} is not supported (expected {expected})", path.display(), v.get("schema_version").map(|x| x.to_string()).unwrap_or("missing".into()));
     }
     serde_json::from_value(v).with_context(|| format!("{}: not a valid {what}", path.display()))
 }

@@ -44,6 +44,11 @@ impl Journal {
         append_line(&self.path, &serde_json::to_string(e)?, 0o600)
     }
 
+    /// Where it is.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     /// Ends the run: the journal is removed.
     pub fn finish(self, outcome: &str) -> Result<()> {
         self.record(&Entry::End { outcome: outcome.into() })?;

@@ -5,10 +5,12 @@
 
 pub mod audit;
 pub mod backup;
+pub mod dropin;
 pub mod fence;
 pub mod files;
 pub mod journal;
 pub mod lock;
+pub mod rollback;
 pub mod transaction;
 
 #[cfg(test)]
@@ -16,4 +18,5 @@ mod tests;
 
 pub use audit::AuditLog;
 pub use backup::{Backup, HostIdentity};
-pub use transaction::{ApplyOptions, Health, Monitor, OnRegression, Outcome, Paths, Receipt, RollbackReport, apply, pending_run, rollback};
+pub use rollback::{RollbackOptions, RollbackReport, rollback, rollback_layer, rollback_with};
+pub use transaction::{ApplyOptions, Health, Monitor, OnRegression, Outcome, Paths, Receipt, apply, pending_run};

@@ -216,3 +216,306 @@ fn a_failed_later_apply_undoes_only_itself() {
         assert_eq!(state(&mem), before, "{how}");
     }
 }
+
+/// A valid backup of `vm.swappiness` (committed) in JSON, with `originals` given.
+fn backup_json(schema: u32, originals: serde_json::Value) -> String {
+    serde_json::json!({
+        "schema_version": schema, "run_id": "old", "created_at": 1,
+        "host": { "hostname": "h", "boot_id": "b1", "kernel_release": "6.18" },
+        "store": "mem", "originals": originals, "state": "committed", "plan": {}
+    })
+    .to_string()
+}
+
+#[test]
+fn a_corrupted_backup_is_refused_before_anything_starts() {
+    use std::os::unix::fs::PermissionsExt;
+    let kb = Kb::embedded().unwrap();
+    let good = backup_json(1, serde_json::json!({ "vm.swappiness": "60" }));
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    let cases: Vec<(&str, String, &str)> = vec![
+        ("bad JSON", "{\"schema_version\": 1, ]".into(), "not valid JSON"),
+        ("truncated", good[..good.len() / 2].to_string(), "not valid JSON"),
+        ("empty", String::new(), "empty (0 bytes)"),
+        ("bad key", backup_json(1, serde_json::json!({ "../../../etc/shadow": "x" })), "is not a valid sysctl name"),
+        ("bad value", backup_json(1, serde_json::json!({ "vm.swappiness": "60\nkernel.panic = 1" })), "control character"),
+        ("wrong schema_version", backup_json(9, serde_json::json!({ "vm.swappiness": "60" })), "schema_version 9 is not supported"),
+        ("symlink", good.clone(), "symbolic link"),
+        ("writable by others", good.clone(), "other users may write it"),
+        ("foreign owner", good.clone(), "owned by uid 65534"),
+    ];
+    for (case, text, defect) in cases {
+        if case == "foreign owner" && !root {
+            continue;
+        }
+        let d = tempfile::tempdir().unwrap();
+        let o = opts(d.path());
+        std::fs::create_dir_all(o.paths.backup.parent().unwrap()).unwrap();
+        let file = if case == "symlink" { d.path().join("elsewhere.json") } else { o.paths.backup.clone() };
+        std::fs::write(&file, &text).unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(if case == "writable by others" { 0o666 } else { 0o600 })).unwrap();
+        if case == "symlink" {
+            std::os::unix::fs::symlink(&file, &o.paths.backup).unwrap();
+        }
+        if case == "foreign owner" {
+            std::os::unix::fs::lchown(&file, Some(65534), Some(65534)).unwrap();
+        }
+        let mem = MemStore::new(originals());
+        mem.write(&k("vm.swappiness"), &Value::int(10)).unwrap();
+        let before = state(&mem);
+        let rb = rollback(&mem, &kb, &o.paths, &host(), true, "r", 2, &AuditLog::none()).map(|_| ()).unwrap_err();
+        let ap = apply(&mem, &kb, &writes(), serde_json::json!({}), &host(), &o, None, &AuditLog::none()).map(|_| ()).unwrap_err();
+        for (what, e) in [("rollback", rb), ("apply", ap)] {
+            let msg = format!("{e:#}");
+            assert!(msg.contains(&o.paths.backup.display().to_string()) && msg.contains(defect), "{case}, {what}: {msg}");
+            assert!(msg.contains("Nothing was started") && msg.contains(".damaged"), "{case}, {what}: says how to recover: {msg}");
+            assert!(!o.paths.journal.exists(), "{case}, {what}: a journal was begun");
+            assert_eq!(state(&mem), before, "{case}, {what}: something was written");
+        }
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), text, "{case}: the damaged backup was replaced");
+    }
+}
+
+/// Writes a committed v1 backup whose originals are `originals` (and `persisted_to`) at `o`'s backup path.
+fn plant_backup(o: &ApplyOptions, originals: serde_json::Value, persisted_to: Option<&std::path::Path>) {
+    let mut v: serde_json::Value = serde_json::from_str(&backup_json(1, originals)).unwrap();
+    if let Some(p) = persisted_to {
+        v["persisted_to"] = serde_json::json!(p.display().to_string());
+    }
+    std::fs::create_dir_all(o.paths.backup.parent().unwrap()).unwrap();
+    super::files::write_atomic(&o.paths.backup, v.to_string().as_bytes(), 0o600).unwrap();
+}
+
+#[test]
+fn rollback_refuses_a_backup_key_the_policy_forbids() {
+    let kb = Kb::embedded().unwrap();
+    let never_touch: crate::safety::Policy = serde_saphyr::from_str("never_touch: [\"vm.swappiness\"]\n").unwrap();
+    let cases: Vec<(&str, serde_json::Value, Option<&crate::safety::Policy>, &str)> = vec![
+        ("KB never", serde_json::json!({ "vm.dirty_ratio": "20", "kernel.randomize_va_space": "0" }), None, "kernel.randomize_va_space (original \"0\"), which is a never-touch key"),
+        ("no KB entry", serde_json::json!({ "vm.dirty_ratio": "20", "dev.raid.speed_limit_min": "1" }), None, "dev.raid.speed_limit_min (original \"1\"), which has no knowledge-base entry"),
+        ("policy never_touch", serde_json::json!({ "vm.dirty_ratio": "20", "vm.swappiness": "60" }), Some(&never_touch), "vm.swappiness (original \"60\"), which is on the policy's never_touch list"),
+        ("outside the whitelist", serde_json::json!({ "vm.dirty_ratio": "20", "net.ipv4.tcp_fin_timeout": "60" }), Some(&never_touch), "which is not in the policy whitelist"),
+    ];
+    for (case, originals_json, policy, why) in cases {
+        let d = tempfile::tempdir().unwrap();
+        let o = opts(d.path());
+        plant_backup(&o, originals_json, None);
+        let mut init = originals();
+        init.extend([(k("kernel.randomize_va_space"), Value::int(2)), (k("dev.raid.speed_limit_min"), Value::int(1000)), (k("net.ipv4.tcp_fin_timeout"), Value::int(30))]);
+        let mem = MemStore::new(init);
+        mem.write(&k("vm.dirty_ratio"), &Value::int(10)).unwrap();
+        let before = state(&mem);
+        let ro = RollbackOptions { force: false, run_id: "r".into(), now_s: 2, policy };
+        let e = format!("{:#}", rollback_with(&mem, &kb, &o.paths, &host(), &ro, &AuditLog::none()).unwrap_err());
+        assert!(e.contains(why) && e.contains("nothing was restored"), "{case}: {e}");
+        assert_eq!(state(&mem), before, "{case}: something was written");
+        assert!(!o.paths.journal.exists(), "{case}: a journal was begun");
+    }
+}
+
+#[test]
+fn rollback_leaves_a_foreign_persisted_to_file_alone() {
+    let kb = Kb::embedded().unwrap();
+    for case in ["foreign file", "symlink to one of ours", "ours"] {
+        let d = tempfile::tempdir().unwrap();
+        let o = opts(d.path());
+        let ours = format!("{}{}\n\nvm.dirty_ratio = 10\n", super::dropin::HEADER_PREFIX, "old");
+        let target = d.path().join("target.conf");
+        let named = d.path().join("named.conf");
+        match case {
+            "foreign file" => std::fs::write(&named, "# the site's own settings\nvm.swappiness = 1\n").unwrap(),
+            "symlink to one of ours" => {
+                std::fs::write(&target, &ours).unwrap();
+                std::os::unix::fs::symlink(&target, &named).unwrap();
+            }
+            _ => std::fs::write(&named, &ours).unwrap(),
+        }
+        plant_backup(&o, serde_json::json!({ "vm.dirty_ratio": "20" }), Some(&named));
+        let mem = MemStore::new(originals());
+        mem.write(&k("vm.dirty_ratio"), &Value::int(10)).unwrap();
+        let r = rollback(&mem, &kb, &o.paths, &host(), false, "r", 2, &AuditLog::none()).unwrap();
+        assert_eq!(mem.read(&k("vm.dirty_ratio")).unwrap().as_str(), "20", "{case}: values are restored either way");
+        if case == "ours" {
+            assert!(!named.exists() && r.removed_dropin.is_some() && r.dropin_left.is_none(), "{case}: {r:?}");
+            continue;
+        }
+        assert!(std::fs::symlink_metadata(&named).is_ok(), "{case}: the file the backup named was deleted");
+        assert!(r.removed_dropin.is_none(), "{case}: {r:?}");
+        let why = r.dropin_left.unwrap_or_default();
+        assert!(why.contains(&named.display().to_string()) && why.contains("left in place"), "{case}: {why}");
+        if case.starts_with("symlink") {
+            assert!(why.contains("symbolic link") && target.exists(), "{case}: {why}");
+        }
+    }
+}
+
+/// A monitor that runs `sabotage` after batch `at` (to break a file the run needs), or fails there.
+struct Sabotage<F: FnMut()> {
+    at: usize,
+    sabotage: Option<F>,
+}
+impl<F: FnMut()> Monitor for Sabotage<F> {
+    fn after_batch(&mut self, index: usize, _keys: &[String]) -> anyhow::Result<Health> {
+        if index == self.at {
+            match self.sabotage.as_mut() {
+                Some(f) => f(),
+                None => anyhow::bail!("health probe crashed: connection refused"),
+            }
+        }
+        Ok(Health::Healthy("ok".into()))
+    }
+}
+
+/// Applies `writes()` (two batches) with `o` and `monitor`; the error, after checking every value is back.
+fn fails_and_restores(o: &ApplyOptions, monitor: &mut dyn Monitor) -> String {
+    let kb = Kb::embedded().unwrap();
+    let mem = MemStore::new(originals());
+    let before = state(&mem);
+    let e = format!("{:#}", apply(&mem, &kb, &writes(), serde_json::json!({}), &host(), o, Some(monitor), &AuditLog::none()).unwrap_err());
+    assert_eq!(state(&mem), before, "the writes were left live: {e}");
+    e
+}
+
+#[test]
+fn a_monitor_error_restores_every_write() {
+    let d = tempfile::tempdir().unwrap();
+    let o = opts(d.path());
+    let e = fails_and_restores(&o, &mut Sabotage::<fn()> { at: 1, sabotage: None });
+    assert!(e.contains("the monitor failed after batch 1") && e.contains("connection refused") && e.contains("was restored"), "{e}");
+    assert!(!o.paths.journal.exists(), "the journal is closed once everything is restored");
+    assert_eq!(Backup::load(&o.paths.backup).unwrap().state, super::backup::BackupState::Restored);
+}
+
+#[test]
+fn a_journal_write_error_restores_every_write() {
+    let d = tempfile::tempdir().unwrap();
+    let o = opts(d.path());
+    let j = o.paths.journal.clone();
+    // The journal becomes a directory: the next record fails (this holds even for root).
+    let e = fails_and_restores(&o, &mut Sabotage { at: 0, sabotage: Some(|| {
+        std::fs::remove_file(&j).unwrap();
+        std::fs::create_dir(&j).unwrap();
+    }) });
+    assert!(e.contains(&j.display().to_string()) && e.contains("was restored"), "{e}");
+}
+
+#[test]
+fn a_dropin_write_error_restores_every_write() {
+    let d = tempfile::tempdir().unwrap();
+    let mut o = opts(d.path());
+    let dropin = d.path().join("sysctl.d/99-semantos.conf");
+    o.persist = Some(dropin.clone());
+    // Something takes the drop-in's place during the run: writing it fails at commit.
+    let e = fails_and_restores(&o, &mut Sabotage { at: 1, sabotage: Some(|| std::fs::create_dir_all(&dropin).unwrap()) });
+    assert!(e.contains("writing drop-in") && e.contains(&dropin.display().to_string()), "{e}");
+}
+
+#[test]
+fn a_backup_save_error_at_commit_restores_every_write_and_the_dropin() {
+    let d = tempfile::tempdir().unwrap();
+    let mut o = opts(d.path());
+    let dropin = d.path().join("99-semantos.conf");
+    o.persist = Some(dropin.clone());
+    let b = o.paths.backup.clone();
+    let e = fails_and_restores(&o, &mut Sabotage { at: 1, sabotage: Some(|| {
+        std::fs::remove_file(&b).unwrap();
+        std::fs::create_dir(&b).unwrap();
+    }) });
+    assert!(!dropin.exists(), "the drop-in written at commit was left: {e}");
+    assert!(e.contains("run `semantos rollback`"), "the backup could not be updated, so the journal is kept: {e}");
+    assert!(o.paths.journal.exists(), "{e}");
+}
+
+/// (store, options with `--persist dropin`) for the persistence tests.
+fn persisting(dir: &std::path::Path, dropin: &std::path::Path) -> (MemStore, ApplyOptions) {
+    let mut o = opts(dir);
+    o.persist = Some(dropin.to_path_buf());
+    (MemStore::new(originals()), o)
+}
+
+fn dropin_values(path: &std::path::Path) -> Vec<(String, String)> {
+    crate::sysctl::sysctld::parse_file(path).unwrap().into_iter().map(|a| (a.key.to_string(), a.value.to_string())).collect()
+}
+
+#[test]
+fn persist_keeps_values_an_earlier_apply_persisted() {
+    let kb = Kb::embedded().unwrap();
+    let d = tempfile::tempdir().unwrap();
+    let (p1, p2) = (d.path().join("99-semantos.conf"), d.path().join("98-other.conf"));
+    let (mem, mut o) = persisting(d.path(), &p1);
+    let before = state(&mem);
+    apply(&mem, &kb, &[(k("vm.swappiness"), Value::int(30))], serde_json::json!({}), &host(), &o, None, &AuditLog::none()).unwrap();
+    apply(&mem, &kb, &[(k("net.core.somaxconn"), Value::int(1024))], serde_json::json!({}), &host(), &o, None, &AuditLog::none()).unwrap();
+    let both = vec![("net.core.somaxconn".to_string(), "1024".to_string()), ("vm.swappiness".to_string(), "30".to_string())];
+    assert_eq!(dropin_values(&p1), both, "the first apply's persisted value was dropped");
+    // A third apply persisting elsewhere: both files hold every committed value, and rollback removes both.
+    o.persist = Some(p2.clone());
+    apply(&mem, &kb, &[(k("vm.swappiness"), Value::int(20))], serde_json::json!({}), &host(), &o, None, &AuditLog::none()).unwrap();
+    let all = vec![("net.core.somaxconn".to_string(), "1024".to_string()), ("vm.swappiness".to_string(), "20".to_string())];
+    assert_eq!((dropin_values(&p1), dropin_values(&p2)), (all.clone(), all));
+    rollback(&mem, &kb, &o.paths, &host(), false, "r", 2, &AuditLog::none()).unwrap();
+    assert_eq!(state(&mem), before);
+    assert!(!p1.exists() && !p2.exists(), "a drop-in that did not exist before brings rolled-back values back at boot");
+}
+
+#[test]
+fn rollback_puts_back_an_earlier_dropin_byte_for_byte() {
+    let kb = Kb::embedded().unwrap();
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join("99-semantos.conf");
+    let earlier = "# the site's file\r\nvm.swappiness=5\n\n  kernel.panic = 1  \n";
+    std::fs::write(&p, earlier).unwrap();
+    let (mem, o) = persisting(d.path(), &p);
+    apply(&mem, &kb, &[(k("vm.swappiness"), Value::int(30))], serde_json::json!({}), &host(), &o, None, &AuditLog::none()).unwrap();
+    assert_eq!(dropin_values(&p), vec![("vm.swappiness".to_string(), "30".to_string())]);
+    let r = rollback(&mem, &kb, &o.paths, &host(), false, "r", 2, &AuditLog::none()).unwrap();
+    assert_eq!(std::fs::read_to_string(&p).unwrap(), earlier, "{r:?}");
+    assert_eq!(r.restored_dropins, vec![p.display().to_string()]);
+}
+
+#[test]
+fn rollback_last_keeps_an_earlier_apply() {
+    let kb = Kb::embedded().unwrap();
+    let d = tempfile::tempdir().unwrap();
+    let mem = MemStore::new(originals());
+    let before = state(&mem);
+    let mut o = opts(d.path());
+    let ro = RollbackOptions { force: false, run_id: "r".into(), now_s: 2, policy: None };
+    o.run_id = "a".into();
+    apply(&mem, &kb, &[(k("vm.swappiness"), Value::int(30))], serde_json::json!({}), &host(), &o, None, &AuditLog::none()).unwrap();
+    let after_a = state(&mem);
+    o.run_id = "b".into();
+    apply(&mem, &kb, &[(k("net.core.somaxconn"), Value::int(1024))], serde_json::json!({}), &host(), &o, None, &AuditLog::none()).unwrap();
+    let r = rollback_layer(&mem, &kb, &o.paths, &host(), &super::rollback::Layer::Last, &ro, &AuditLog::none()).unwrap();
+    assert_eq!(r.restored, vec![("net.core.somaxconn".to_string(), Some("1024".to_string()), "128".to_string())]);
+    assert_eq!(state(&mem), after_a, "undoing the later apply undid the earlier one too");
+    // Then everything: the earlier apply's original comes back.
+    rollback(&mem, &kb, &o.paths, &host(), false, "r2", 3, &AuditLog::none()).unwrap();
+    assert_eq!(state(&mem), before);
+}
+
+#[test]
+fn undoing_a_middle_apply_whose_key_a_later_one_changed_is_refused_and_drift_is_reported() {
+    let kb = Kb::embedded().unwrap();
+    let d = tempfile::tempdir().unwrap();
+    let mem = MemStore::new(originals());
+    let mut o = opts(d.path());
+    let ro = RollbackOptions { force: false, run_id: "r".into(), now_s: 2, policy: None };
+    for (id, w) in [("a", vec![(k("vm.swappiness"), Value::int(30))]), ("b", vec![(k("net.core.somaxconn"), Value::int(1024))]), ("c", vec![(k("vm.swappiness"), Value::int(20))])] {
+        o.run_id = id.into();
+        apply(&mem, &kb, &w, serde_json::json!({}), &host(), &o, None, &AuditLog::none()).unwrap();
+    }
+    let middle = |id: &str| super::rollback::Layer::Run(id.into());
+    let e = format!("{:#}", rollback_layer(&mem, &kb, &o.paths, &host(), &middle("a"), &ro, &AuditLog::none()).unwrap_err());
+    assert!(e.contains("the later apply c changed vm.swappiness again"), "{e}");
+    assert_eq!(mem.read(&k("vm.swappiness")).unwrap().as_str(), "20");
+    // b's key is its own: it can go alone, unless someone changed it since.
+    mem.write(&k("net.core.somaxconn"), &Value::int(4096)).unwrap();
+    let e = format!("{:#}", rollback_layer(&mem, &kb, &o.paths, &host(), &middle("b"), &ro, &AuditLog::none()).unwrap_err());
+    assert!(e.contains("net.core.somaxconn reads 4096 but apply b left 1024"), "{e}");
+    let forced = RollbackOptions { force: true, ..ro.clone() };
+    let r = rollback_layer(&mem, &kb, &o.paths, &host(), &middle("b"), &forced, &AuditLog::none()).unwrap();
+    assert_eq!(r.drift.len(), 1, "{r:?}");
+    assert_eq!((mem.read(&k("net.core.somaxconn")).unwrap().as_str(), mem.read(&k("vm.swappiness")).unwrap().as_str()), ("128", "20"));
+}

@@ -5,7 +5,8 @@
 //! restores the originals exactly.
 
 use super::audit::AuditLog;
-use super::backup::{Backup, BackupState, HostIdentity, BACKUP_SCHEMA_VERSION};
+use super::dropin;
+use super::backup::{Backup, BackupState, HostIdentity, Layer, BACKUP_SCHEMA_VERSION};
 use super::journal::{self, Entry, Journal};
 use super::lock::Lock;
 use crate::kb::entry::EdgeKind;
@@ -137,12 +138,13 @@ pub struct Receipt {
     pub persisted_to: Option<String>,
 }
 
-struct Run<'a> {
-    store: &'a dyn SysctlStore,
-    kb: &'a Kb,
-    journal: Journal,
-    audit: &'a AuditLog,
-    run_id: String,
+/// One run's means of writing and restoring (apply and rollback share it).
+pub(super) struct Run<'a> {
+    pub(super) store: &'a dyn SysctlStore,
+    pub(super) kb: &'a Kb,
+    pub(super) journal: Journal,
+    pub(super) audit: &'a AuditLog,
+    pub(super) run_id: String,
 }
 
 impl Run<'_> {
@@ -160,14 +162,21 @@ impl Run<'_> {
     }
 
     /// Restores `keys` to their originals, newest first; returns the failures.
-    fn restore(&self, keys: &[String], originals: &BTreeMap<String, Option<String>>) -> Vec<String> {
+    pub(super) fn restore(&self, keys: &[String], originals: &BTreeMap<String, Option<String>>) -> Vec<String> {
         let mut failures = Vec::new();
         for key in keys.iter().rev() {
             let Some(Some(orig)) = originals.get(key) else { continue };
             if zeroed_by_partner(self.kb, key, orig, originals) {
                 continue;
             }
-            let k = SysctlKey::parse(key).expect("backed-up keys are valid");
+            // Backups are validated when loaded; a bad key here is a failure to report, never a panic.
+            let k = match SysctlKey::parse(key) {
+                Ok(k) => k,
+                Err(e) => {
+                    failures.push(format!("{key:?} cannot be restored: {e}"));
+                    continue;
+                }
+            };
             let v = Value::from_kernel(orig);
             if let Ok(cur) = self.store.read(&k)
                 && cur == v
@@ -279,17 +288,27 @@ pub fn apply(
             originals.insert(k.clone(), v.clone());
         }
     }
+    // Every drop-in this run may rewrite, as it is now: read before the first write, so a file that
+    // cannot be read stops the run before anything changes, and a failure puts back these bytes.
+    let dropins_now = dropins_to_write(opts, earlier)?;
     let journal = Journal::begin(&opts.paths.journal, &opts.run_id, &opts.paths.backup)?;
+    let mut dropins = earlier.map(|b| b.dropins.clone()).unwrap_or_default();
+    for (path, now) in &dropins_now {
+        dropins.entry(path.clone()).or_insert_with(|| now.clone());
+    }
     let mut backup = Backup {
         schema_version: BACKUP_SCHEMA_VERSION,
         run_id: opts.run_id.clone(),
-        created_at: previous.as_ref().filter(|b| b.state != BackupState::Restored).map(|b| b.created_at).unwrap_or(opts.now_s),
+        created_at: earlier.map(|b| b.created_at).unwrap_or(opts.now_s),
         host: host.clone(),
         store: store.describe(),
         originals: originals.clone(),
         state: BackupState::InProgress,
         plan: plan_json,
-        persisted_to: previous.as_ref().and_then(|b| b.persisted_to.clone()),
+        persisted_to: earlier.and_then(|b| b.persisted_to.clone()),
+        committed: earlier.map(|b| b.committed.clone()).unwrap_or_default(),
+        dropins,
+        layers: earlier.map(|b| b.layers.clone()).unwrap_or_default(),
         restored_at: None,
     };
     if let Err(e) = backup.save(&opts.paths.backup) {
@@ -298,10 +317,31 @@ pub fn apply(
     }
     audit.log(&opts.run_id, "backup", None, None, None, format!("{} original value(s) saved to {}", originals.len(), opts.paths.backup.display()));
     let run = Run { store, kb, journal, audit, run_id: opts.run_id.clone() };
-    let mut monitor = monitor;
+    // From the first write on, every error goes through `undo`: it restores what this run changed
+    // (values and drop-ins), or keeps the journal so the next run restores from the backup.
     let mut written: Vec<String> = Vec::new();
+    let result = write_batches(&run, writes, &here, opts, monitor, &mut written, &mut receipt).and_then(|kept_any| commit(&run, &mut backup, writes, &here, opts, &mut receipt, kept_any, earlier));
+    match result {
+        Ok(()) => Ok(receipt),
+        Err(e) => Err(undo(&run, e, &written, &here, backup, earlier, &dropins_now, opts)),
+    }
+}
+
+/// The drop-ins a `--persist` run rewrites (its own path and every earlier one of ours) with their bytes now.
+fn dropins_to_write(opts: &ApplyOptions, earlier: Option<&Backup>) -> Result<BTreeMap<String, Option<String>>> {
+    let mut out = BTreeMap::new();
+    let Some(p) = &opts.persist else { return Ok(out) };
+    let paths = std::iter::once(p.display().to_string()).chain(earlier.into_iter().flat_map(|b| b.dropins.keys().cloned()));
+    for path in paths {
+        let now = dropin::read_for_backup(Path::new(&path))?;
+        out.insert(path, now);
+    }
+    Ok(out)
+}
+
+/// Writes the batches, consulting the monitor after each; `written` grows before each write. Returns whether any batch was kept.
+fn write_batches(run: &Run, writes: &[(SysctlKey, Value)], here: &BTreeMap<String, Option<String>>, opts: &ApplyOptions, mut monitor: Option<&mut dyn Monitor>, written: &mut Vec<String>, receipt: &mut Receipt) -> Result<bool> {
     let mut kept_any = false;
-    let mut rolled_back_any = false;
     for (index, batch) in writes.chunks(opts.batch_size.max(1)).enumerate() {
         let mut batch_keys = Vec::new();
         for (k, v) in batch {
@@ -310,150 +350,117 @@ pub fn apply(
             run.journal.record(&Entry::Intent { key: key.clone(), from: from.clone(), to: v.to_string() })?;
             written.push(key.clone());
             if let Err(e) = run.write_verified(k, v) {
-                audit.log(&opts.run_id, "write-failed", Some(&key), from.as_deref(), Some(v.as_str()), format!("{e:#}"));
-                let failures = run.restore(&written, &here);
-                if failures.is_empty() {
-                    backup = undone(backup, earlier, opts.now_s);
-                    backup.save(&opts.paths.backup)?;
-                    run.journal.finish("failed; restored")?;
-                    bail!("{e:#}; every key changed by this run ({}) was restored to its original value", written.join(", "));
-                }
-                bail!("{e:#}; restoring failed too: {} — the journal {} and backup {} are kept: run rollback", failures.join("; "), opts.paths.journal.display(), opts.paths.backup.display());
+                run.audit.log(&opts.run_id, "write-failed", Some(&key), from.as_deref(), Some(v.as_str()), format!("{e:#}"));
+                return Err(e);
             }
             run.journal.record(&Entry::Written { key: key.clone() })?;
-            audit.log(&opts.run_id, "write", Some(&key), from.as_deref(), Some(v.as_str()), "written and verified by read-back");
+            run.audit.log(&opts.run_id, "write", Some(&key), from.as_deref(), Some(v.as_str()), "written and verified by read-back");
             batch_keys.push(key.clone());
             receipt.applied.push(Applied { key, from, to: v.to_string(), kept: true });
         }
         let health = match monitor.as_deref_mut() {
-            Some(m) => m.after_batch(index, &batch_keys)?,
+            Some(m) => m.after_batch(index, &batch_keys).with_context(|| format!("the monitor failed after batch {index}"))?,
             None => Health::Healthy("no monitor".into()),
         };
         match health {
             Health::Healthy(detail) => {
                 run.journal.record(&Entry::BatchOk { batch: index })?;
-                audit.log(&opts.run_id, "monitor", None, None, None, format!("batch {index} healthy: {detail}"));
+                run.audit.log(&opts.run_id, "monitor", None, None, None, format!("batch {index} healthy: {detail}"));
                 receipt.batches.push(BatchReport { index, keys: batch_keys, kept: true, detail });
                 kept_any = true;
             }
             Health::Regressed(detail) => {
-                audit.log(&opts.run_id, "monitor", None, None, None, format!("batch {index} regressed: {detail}"));
+                run.audit.log(&opts.run_id, "monitor", None, None, None, format!("batch {index} regressed: {detail}"));
                 let undo: Vec<String> = match opts.on_regression {
                     OnRegression::RollbackBatch => batch_keys.clone(),
                     OnRegression::RollbackAll => written.clone(),
                 };
-                let failures = run.restore(&undo, &here);
+                let failures = run.restore(&undo, here);
                 if !failures.is_empty() {
-                    bail!("monitor regression ({detail}); restoring failed: {}; journal {} kept: run rollback", failures.join("; "), opts.paths.journal.display());
+                    bail!("monitor regression ({detail}); restoring failed: {}", failures.join("; "));
                 }
                 for a in receipt.applied.iter_mut().filter(|a| undo.contains(&a.key)) {
                     a.kept = false;
                 }
                 receipt.batches.push(BatchReport { index, keys: batch_keys, kept: false, detail });
-                rolled_back_any = true;
                 written.retain(|k| !undo.contains(k));
                 if opts.on_regression == OnRegression::RollbackAll {
-                    kept_any = false;
-                    break;
+                    return Ok(false);
                 }
             }
         }
     }
+    Ok(kept_any)
+}
+
+/// Ends a run whose batches are done: drop-ins rewritten, backup marked, journal finished.
+#[allow(clippy::too_many_arguments)]
+fn commit(run: &Run, backup: &mut Backup, writes: &[(SysctlKey, Value)], here: &BTreeMap<String, Option<String>>, opts: &ApplyOptions, receipt: &mut Receipt, kept_any: bool, earlier: Option<&Backup>) -> Result<()> {
+    let rolled_back_any = receipt.batches.iter().any(|b| !b.kept);
     receipt.outcome = match (kept_any, rolled_back_any) {
         (true, false) => Outcome::Committed,
         (true, true) => Outcome::PartlyCommitted,
         (false, _) => Outcome::RolledBack,
     };
     if kept_any {
-        if let Some(dropin) = &opts.persist {
-            let kept: Vec<(SysctlKey, String)> = receipt.applied.iter().filter(|a| a.kept).map(|a| (SysctlKey::parse(&a.key).unwrap(), a.to.clone())).collect();
-            let header = vec![format!("Written by semantos run {} — committed values only; `semantos rollback` removes this file.", opts.run_id)];
-            super::files::write_atomic(dropin, sysctld::render(&header, &kept).as_bytes(), 0o644).with_context(|| format!("writing drop-in {}", dropin.display()))?;
-            backup.persisted_to = Some(dropin.display().to_string());
+        let mut layer = Layer { run_id: opts.run_id.clone(), rollout_id: opts.rollout_id.clone(), before: BTreeMap::new(), after: BTreeMap::new() };
+        for (k, v) in writes.iter().filter(|(k, _)| receipt.applied.iter().any(|a| a.kept && a.key == k.to_string())) {
+            backup.committed.insert(k.to_string(), v.to_string());
+            layer.after.insert(k.to_string(), v.to_string());
+            for key in std::iter::once(k.to_string()).chain(partners(run.kb, &k.to_string())) {
+                layer.before.insert(key.clone(), here.get(&key).cloned().flatten());
+            }
+        }
+        backup.layers.push(layer);
+        if let Some(path) = &opts.persist {
+            // Every committed, unrestored value, not only this run's: an earlier persisted change must survive the next boot.
+            let kept: Vec<(SysctlKey, String)> = backup.committed.iter().filter_map(|(k, v)| Some((SysctlKey::parse(k).ok()?, v.clone()))).collect();
+            let text = sysctld::render(&[dropin::header(&opts.run_id)], &kept);
+            // The older drop-ins of ours get the same values, so whichever loads last at boot agrees.
+            let ours: Vec<String> = backup.dropins.keys().filter(|p| Path::new(p) == path.as_path() || dropin::not_ours(Path::new(p)).ok() == Some(None) && Path::new(p).exists()).cloned().collect();
+            for p in &ours {
+                super::files::write_atomic(Path::new(p), text.as_bytes(), 0o644).with_context(|| format!("writing drop-in {p}"))?;
+            }
+            backup.persisted_to = Some(path.display().to_string());
             receipt.persisted_to = backup.persisted_to.clone();
-            audit.log(&opts.run_id, "persist", None, None, None, format!("{} value(s) written to {}", kept.len(), dropin.display()));
+            run.audit.log(&opts.run_id, "persist", None, None, None, format!("{} value(s) written to {}", kept.len(), ours.join(", ")));
         }
         backup.state = BackupState::Committed;
     } else {
-        backup = undone(backup, earlier, opts.now_s);
+        *backup = undone(backup.clone(), earlier, opts.now_s);
     }
     backup.save(&opts.paths.backup)?;
-    run.journal.finish(&format!("{:?}", receipt.outcome))?;
-    audit.log(&opts.run_id, "end", None, None, None, format!("{:?}", receipt.outcome));
-    Ok(receipt)
+    run.journal.record(&Entry::End { outcome: format!("{:?}", receipt.outcome) })?;
+    if let Err(e) = std::fs::remove_file(run.journal.path()) {
+        // The run is complete and recorded as ended; a leftover journal with an End line is not pending.
+        run.audit.log(&opts.run_id, "journal", None, None, None, format!("removing {} failed: {e}", run.journal.path().display()));
+    }
+    run.audit.log(&opts.run_id, "end", None, None, None, format!("{:?}", receipt.outcome));
+    Ok(())
 }
 
-/// What a rollback did.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct RollbackReport {
-    /// (key, value found, original restored).
-    pub restored: Vec<(String, Option<String>, String)>,
-    /// The backup was already restored: nothing was done.
-    pub already_restored: bool,
-    /// A drop-in removed.
-    pub removed_dropin: Option<String>,
-}
-
-/// Restores every original value in the backup at `paths.backup` and verifies it.
-pub fn rollback(store: &dyn SysctlStore, kb: &Kb, paths: &Paths, here: &HostIdentity, force: bool, run_id: &str, now_s: u64, audit: &AuditLog) -> Result<RollbackReport> {
-    let _lock = Lock::acquire(&paths.lock)?;
-    let pending = journal::pending(&paths.journal)?;
-    let Some(mut backup) = Backup::load_if_exists(&paths.backup)? else {
-        if let Some(entries) = pending {
-            if entries.iter().any(|e| matches!(e, Entry::Intent { .. })) {
-                bail!("the journal {} records writes but there is no backup at {}: the original values are unknown", paths.journal.display(), paths.backup.display());
-            }
-            std::fs::remove_file(&paths.journal).ok();
-            return Ok(RollbackReport { restored: Vec::new(), already_restored: true, removed_dropin: None });
+/// After a failure past the first write: restores every key this run changed and every drop-in it
+/// rewrote, then puts the backup back as it was before the run. If anything cannot be restored, the
+/// journal is kept: the next run refuses to apply and `rollback` restores from the backup.
+#[allow(clippy::too_many_arguments)]
+fn undo(run: &Run, e: anyhow::Error, written: &[String], here: &BTreeMap<String, Option<String>>, backup: Backup, earlier: Option<&Backup>, dropins_before: &BTreeMap<String, Option<String>>, opts: &ApplyOptions) -> anyhow::Error {
+    let mut failures = run.restore(written, here);
+    for (path, before) in dropins_before {
+        if let Err(err) = dropin::put_back(Path::new(path), before.as_deref()) {
+            run.audit.log(&opts.run_id, "dropin-restore-failed", None, None, None, format!("{err:#}"));
+            failures.push(format!("{err:#}"));
         }
-        bail!("no backup at {}: nothing to roll back", paths.backup.display());
-    };
-    if backup.state == BackupState::Restored && pending.is_none() {
-        return Ok(RollbackReport { restored: Vec::new(), already_restored: true, removed_dropin: None });
     }
-    if let Some(why) = backup.mismatch(here)
-        && !force
-    {
-        bail!("refusing to roll back: {why}; pass --force to restore anyway");
-    }
-    let journal = Journal::begin(&paths.journal, run_id, &paths.backup)?;
-    let run = Run { store, kb, journal, audit, run_id: run_id.to_string() };
-    let keys: Vec<String> = backup.originals.keys().cloned().collect();
-    let before: BTreeMap<String, Option<String>> = keys.iter().map(|k| (k.clone(), SysctlKey::parse(k).ok().and_then(|kk| store.read(&kk).ok()).map(|v| v.to_string()))).collect();
-    let failures = run.restore(&keys, &backup.originals);
+    let keep = |why: String| anyhow::anyhow!("{e:#}; {why} — the journal {} and backup {} are kept: run `semantos rollback`", opts.paths.journal.display(), opts.paths.backup.display());
     if !failures.is_empty() {
-        bail!("rollback incomplete: {}; the journal {} is kept so the next run retries", failures.join("; "), paths.journal.display());
+        return keep(format!("restoring failed too: {}", failures.join("; ")));
     }
-    // Verify every original, partners included.
-    for (k, orig) in &backup.originals {
-        let Some(orig) = orig else { continue };
-        let cur = SysctlKey::parse(k).ok().and_then(|kk| store.read(&kk).ok());
-        if cur.as_ref().map(|v| v.as_str()) != Some(Value::from_kernel(orig).as_str()) {
-            bail!("rollback verification failed: {k} reads {:?}, expected the original {orig:?}", cur.map(|v| v.to_string()));
-        }
+    let changed = if written.is_empty() { "no key was changed".to_string() } else { format!("every key changed by this run ({}) was restored to its original value", written.join(", ")) };
+    if let Err(err) = undone(backup, earlier, opts.now_s).save(&opts.paths.backup) {
+        return keep(format!("{changed}, but the backup could not be updated ({err:#})"));
     }
-    let mut removed = None;
-    if let Some(d) = backup.persisted_to.take() {
-        match std::fs::remove_file(&d) {
-            Ok(()) => removed = Some(d),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => bail!("values restored, but removing the drop-in {d} failed: {e}"),
-        }
+    if let Err(err) = run.journal.record(&Entry::End { outcome: "failed; restored".into() }).and_then(|()| std::fs::remove_file(run.journal.path()).context("removing the journal")) {
+        return keep(format!("{changed}, but the journal could not be closed ({err:#})"));
     }
-    backup.state = BackupState::Restored;
-    backup.restored_at = Some(now_s);
-    backup.save(&paths.backup)?;
-    run.journal.finish("rolled back")?;
-    // Journal entries from an interrupted run are superseded by this complete restore.
-    let _ = std::fs::remove_file(&paths.journal);
-    let restored = keys
-        .iter()
-        .filter_map(|k| {
-            let orig = backup.originals.get(k)?.clone()?;
-            let was = before.get(k).cloned().flatten();
-            (was.as_deref() != Some(orig.as_str())).then(|| (k.clone(), was, orig))
-        })
-        .collect();
-    audit.log(run_id, "rollback", None, None, None, "every original value restored and verified");
-    Ok(RollbackReport { restored, already_restored: false, removed_dropin: removed })
+    anyhow::anyhow!("{e:#}; {changed}")
 }

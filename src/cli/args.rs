@@ -107,6 +107,17 @@ pub struct HostArgs {
     pub fence_rollout: Option<String>,
 }
 
+/// Which changes `semantos rollback` undoes (default: every original value, newest apply first).
+#[derive(Debug, Clone, Default, Args)]
+pub struct RollbackArgs {
+    /// Undo only the newest committed apply; earlier applies stay.
+    #[arg(long, conflicts_with = "run")]
+    pub last: bool,
+    /// Undo only the committed apply with this run id (the receipt's run_id); refused if a later apply changed the same keys.
+    #[arg(long, value_name = "ID")]
+    pub run: Option<String>,
+}
+
 /// Output locations (defaults are relative to the current directory).
 #[derive(Debug, Clone, Args)]
 pub struct OutputArgs {
@@ -142,8 +153,8 @@ pub enum Command {
     Recommend(RecommendArgs),
     /// Apply a plan (or a fresh recommendation) transactionally (same as `--applier sysctl --apply`).
     Apply(TelemetryArgs),
-    /// Restore every value from the backup (same as `--applier sysctl --rollback`).
-    Rollback,
+    /// Restore every value from the backup (same as `--applier sysctl --rollback`), or with `--last` / `--run ID` undo one apply only.
+    Rollback(RollbackArgs),
     /// Show what an apply would do, without writing (same as `--applier sysctl`).
     DryRun(TelemetryArgs),
     /// Write simulated telemetry (CSV) of the configured host at its starting values.

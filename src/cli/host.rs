@@ -3,7 +3,7 @@
 //! network namespace the process runs in).
 
 use super::{Cli, EXIT_FAILED, invalid, load_kb};
-use super::args::{RecommendArgs, TelemetryArgs};
+use super::args::{RecommendArgs, RollbackArgs, TelemetryArgs};
 use super::render;
 use crate::apply::{self, ApplyOptions, AuditLog, HostIdentity, OnRegression, Outcome, Paths};
 use crate::kb::{Intent, Kb};
@@ -278,8 +278,25 @@ pub fn apply(cli: &Cli, t: Option<&TelemetryArgs>) -> Result<i32> {
     Ok(if receipt.outcome == Outcome::Committed { 0 } else { EXIT_FAILED })
 }
 
+/// With `--fence-rollout ID`: the run ids of the backup's layers that rollout ID committed, newest
+/// first, when there are any and no run is unfinished; None means the whole backup is restored
+/// (a version-1 backup, an Ansible backup, or an interrupted apply).
+fn rollout_layers(cli: &Cli) -> Result<Option<Vec<String>>> {
+    let Some(id) = &cli.host.fence_rollout else { return Ok(None) };
+    let p = paths(cli);
+    if crate::apply::journal::pending(&p.journal)?.is_some() {
+        return Ok(None);
+    }
+    let Some(b) = apply::Backup::load_if_exists(&p.backup)? else { return Ok(None) };
+    if b.state != crate::apply::backup::BackupState::Committed {
+        return Ok(None);
+    }
+    let runs: Vec<String> = b.layers.iter().rev().filter(|l| l.rollout_id.as_deref() == Some(id.as_str())).map(|l| l.run_id.clone()).collect();
+    Ok((!runs.is_empty()).then_some(runs))
+}
+
 /// `semantos --applier sysctl --rollback` / `semantos rollback`.
-pub fn rollback(cli: &Cli) -> Result<i32> {
+pub fn rollback(cli: &Cli, which: &RollbackArgs) -> Result<i32> {
     let kb = load_kb(cli)?;
     if let Some(id) = &cli.host.fence_rollout {
         apply::fence::validate_id(id).map_err(|e| invalid(format!("--fence-rollout: {e:#}")))?;
@@ -291,9 +308,40 @@ pub fn rollback(cli: &Cli) -> Result<i32> {
         apply::fence::fence(&paths(cli), id)?;
     }
     let host = HostIdentity::read(tree.root());
-    let store = FaultyStore::new(tree.clone(), faults()?);
+    // The backup's keys pass the same checks as a plan's, again at the moment of writing: the KB's
+    // always, a policy's whitelist and never_touch when one is given. Without --policy the built-in
+    // whitelist is not applied: it would strand a value an apply under a site policy changed.
+    let given = cli.host.policy.is_some();
+    let pol = if given { policy(cli)? } else { safety::Policy { whitelist: vec!["*".into()], ..Policy::default() } };
+    let store = FaultyStore::new(guarded(tree.clone(), &kb, &pol), faults()?);
     let now = now_ms();
-    let r = apply::rollback(&store, &kb, &paths(cli), &host, cli.host.force, &format!("rollback-{}-{}", now / 1000, std::process::id()), now / 1000, &AuditLog::to(&cli.out.audit_log))?;
+    let opts = apply::RollbackOptions { force: cli.host.force, run_id: format!("rollback-{}-{}", now / 1000, std::process::id()), now_s: now / 1000, policy: given.then_some(&pol) };
+    let layer = match (&which.run, which.last) {
+        (Some(id), _) => Some(apply::rollback::Layer::Run(id.clone())),
+        (None, true) => Some(apply::rollback::Layer::Last),
+        (None, false) => None,
+    };
+    let audit = AuditLog::to(&cli.out.audit_log);
+    let r = match &layer {
+        Some(l) => apply::rollback_layer(&store, &kb, &paths(cli), &host, l, &opts, &audit)?,
+        None => match rollout_layers(cli)? {
+            // A fleet's final restore of one rollout undoes that rollout's applies only, newest first.
+            Some(runs) => {
+                let mut last = None;
+                for id in runs {
+                    last = Some(apply::rollback_layer(&store, &kb, &paths(cli), &host, &apply::rollback::Layer::Run(id), &opts, &audit)?);
+                }
+                last.expect("rollout_layers returns at least one run")
+            }
+            None => apply::rollback_with(&store, &kb, &paths(cli), &host, &opts, &audit)?,
+        },
+    };
+    for d in &r.drift {
+        eprintln!("semantos: warning: changed since by someone else (restored anyway with --force): {d}");
+    }
+    if let Some(why) = &r.dropin_left {
+        eprintln!("semantos: warning: {why}");
+    }
     if cli.json {
         println!("{}", serde_json::to_string_pretty(&r)?);
     } else if r.already_restored {
@@ -305,6 +353,9 @@ pub fn rollback(cli: &Cli) -> Result<i32> {
         }
         if let Some(d) = &r.removed_dropin {
             println!("removed drop-in {d}");
+        }
+        for d in &r.restored_dropins {
+            println!("put back the earlier content of drop-in {d}");
         }
     }
     Ok(0)

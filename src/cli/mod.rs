@@ -57,7 +57,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             return Err(invalid("--applier sysctl is the seed's interface and takes no subcommand; use `semantos apply` / `rollback` / `dry-run` instead"));
         }
         return if cli.rollback {
-            host::rollback(&cli)
+            host::rollback(&cli, &args::RollbackArgs::default())
         } else if cli.apply {
             host::apply(&cli, None)
         } else {
@@ -70,7 +70,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Some(Command::Recommend(r)) => host::recommend(&cli, r),
         Some(Command::DryRun(t)) => host::dry_run(&cli, Some(t)),
         Some(Command::Apply(t)) => host::apply(&cli, Some(t)),
-        Some(Command::Rollback) => host::rollback(&cli),
+        Some(Command::Rollback(r)) => host::rollback(&cli, r),
         Some(Command::Simulate(a)) => reproduce::simulate(&cli, a),
         Some(Command::Compare(a)) => compare_cmd::run(&cli, a),
         Some(Command::Collect(a)) => collect_cmd::run(a),

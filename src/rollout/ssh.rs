@@ -320,15 +320,16 @@ impl SshEngine {
         if sub != "recommend" {
             w.extend(["--backup".into(), self.remote.backup_on(host)]);
         }
+        // A restore passes the same KB and policy checks as the apply (a backup's keys are not trusted):
+        // it needs the files the apply used, which live in the same directory as the backup.
+        if let Some(kb) = self.remote.kb_on(host) {
+            w.extend(["--kb".into(), kb]);
+        }
+        if self.remote.policy.is_some() {
+            w.extend(["--policy".into(), format!("{dir}/rollout-policy.yaml")]);
+        }
         if sub != "rollback" {
-            // A restore needs only the backup: it must work even if the uploaded KB is gone.
-            if let Some(kb) = self.remote.kb_on(host) {
-                w.extend(["--kb".into(), kb]);
-            }
             w.extend(["--interval".into(), format!("{}", self.remote.interval)]);
-            if self.remote.policy.is_some() {
-                w.extend(["--policy".into(), format!("{dir}/rollout-policy.yaml")]);
-            }
         }
         w
     }

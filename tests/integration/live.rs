@@ -394,3 +394,93 @@ fn an_apply_on_its_way_when_the_fence_goes_up_writes_nothing() {
     assert!(!o.status.success() && err.contains("was rolled back on this host"), "the late apply: {err}");
     assert_eq!(std::fs::read_to_string(&somaxconn).unwrap().trim(), "128");
 }
+
+/// Two applies persisting to the same drop-in inside a namespace: the file holds both changes, and a
+/// rollback restores both keys and removes the file it created (it would bring them back at boot).
+#[test]
+fn persist_keeps_values_an_earlier_apply_persisted() {
+    if !privileged("persist_keeps_values_an_earlier_apply_persisted") {
+        return;
+    }
+    let host_before = host_net_values();
+    let ns = Netns::create("persist");
+    let d = tempfile::tempdir().unwrap();
+    let pol = policy(d.path());
+    let originals: Vec<String> = KEYS[..2].iter().map(|k| ns.read(k)).collect();
+    let (_, new) = plan(d.path(), |k| ns.read(k));
+    let dropin = d.path().join("99-semantos.conf").display().to_string();
+    for (i, (k, v)) in new[..2].iter().enumerate() {
+        let p = d.path().join(format!("plan{i}.conf"));
+        std::fs::write(&p, format!("{k} = {v}\n")).unwrap();
+        let p = p.display().to_string();
+        let a = args(d.path(), &pol, &["--plan", &p, "--persist", &dropin]);
+        let mut apply = vec!["apply"];
+        apply.extend(a.iter().map(String::as_str));
+        ok(&ns.semantos(d.path(), &apply, &[]), "apply");
+    }
+    let persisted: Vec<(String, String)> = semantos::sysctl::sysctld::parse_file(Path::new(&dropin)).unwrap().into_iter().map(|a| (a.key.to_string(), a.value)).collect();
+    let mut want = new[..2].to_vec();
+    want.sort();
+    assert_eq!(persisted, want, "the first apply's persisted value was dropped");
+    let a = args(d.path(), &pol, &[]);
+    let mut rb = vec!["rollback"];
+    rb.extend(a.iter().map(String::as_str));
+    let out = ok(&ns.semantos(d.path(), &rb, &[]), "rollback");
+    assert!(out.contains(&format!("removed drop-in {dropin}")), "{out}");
+    assert!(!Path::new(&dropin).exists());
+    assert_eq!(KEYS[..2].iter().map(|k| ns.read(k)).collect::<Vec<_>>(), originals);
+    assert_eq!(host_net_values(), host_before, "the host's values moved");
+}
+
+/// `rollback --last` on a sandbox tree undoes the newest apply only; plain `rollback` then restores the rest.
+#[test]
+fn rollback_last_keeps_an_earlier_apply() {
+    let d = tempfile::tempdir().unwrap();
+    for (k, v) in [("net/core/somaxconn", "128"), ("vm/swappiness", "60")] {
+        let p = d.path().join("tree").join(k);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, format!("{v}\n")).unwrap();
+    }
+    std::fs::write(d.path().join("a.conf"), "vm.swappiness = 30\n").unwrap();
+    std::fs::write(d.path().join("b.conf"), "net.core.somaxconn = 1024\n").unwrap();
+    let common = ["--sysctl-root", "tree", "--backup", "b/backup.json", "--audit-log", "a.jsonl", "--monitor-seconds", "0", "--interval", "0.05"];
+    let read = |k: &str| std::fs::read_to_string(d.path().join("tree").join(k)).unwrap().trim().to_string();
+    for plan in ["a.conf", "b.conf"] {
+        let mut v = vec!["apply", "--plan", plan];
+        v.extend(common);
+        ok(&run_in(d.path(), &v), "sandbox apply");
+    }
+    let mut v = vec!["rollback", "--last"];
+    v.extend(common);
+    let out = ok(&run_in(d.path(), &v), "rollback --last");
+    assert!(out.contains("net.core.somaxconn: 1024 → 128"), "{out}");
+    assert_eq!((read("net/core/somaxconn"), read("vm/swappiness")), ("128".to_string(), "30".to_string()), "the earlier apply was undone too");
+    let mut v = vec!["rollback"];
+    v.extend(common);
+    ok(&run_in(d.path(), &v), "rollback");
+    assert_eq!(read("vm/swappiness"), "60");
+}
+
+/// A fleet's final restore of rollout B (`rollback --fence-rollout B`) leaves rollout A's committed values.
+#[test]
+fn a_fleet_restore_of_one_rollout_keeps_an_earlier_rollout() {
+    let d = tempfile::tempdir().unwrap();
+    for (k, v) in [("net/core/somaxconn", "128"), ("vm/swappiness", "60")] {
+        let p = d.path().join("tree").join(k);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, format!("{v}\n")).unwrap();
+    }
+    std::fs::write(d.path().join("a.conf"), "vm.swappiness = 30\n").unwrap();
+    std::fs::write(d.path().join("b.conf"), "net.core.somaxconn = 1024\n").unwrap();
+    let common = ["--sysctl-root", "tree", "--backup", "b/backup.json", "--audit-log", "a.jsonl", "--monitor-seconds", "0", "--interval", "0.05"];
+    let read = |k: &str| std::fs::read_to_string(d.path().join("tree").join(k)).unwrap().trim().to_string();
+    for (plan, id) in [("a.conf", "rollout-a"), ("b.conf", "rollout-b")] {
+        let mut v = vec!["apply", "--plan", plan, "--rollout-id", id];
+        v.extend(common);
+        ok(&run_in(d.path(), &v), "sandbox apply");
+    }
+    let mut v = vec!["rollback", "--fence-rollout", "rollout-b"];
+    v.extend(common);
+    ok(&run_in(d.path(), &v), "fleet restore of rollout-b");
+    assert_eq!((read("net/core/somaxconn"), read("vm/swappiness")), ("128".to_string(), "30".to_string()), "rollout-a was undone too");
+}
