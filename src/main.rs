@@ -13,7 +13,8 @@ fn main() {
             if e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)) {
                 0
             } else {
-                let code = e.downcast_ref::<CliError>().map(|c| c.code).unwrap_or(cli::EXIT_FAILED);
+                let refused = e.chain().any(|c| c.is::<semantos::apply::Refused>());
+                let code = e.downcast_ref::<CliError>().map(|c| c.code).unwrap_or(if refused { cli::EXIT_INVALID } else { cli::EXIT_FAILED });
                 let _ = writeln!(std::io::stderr(), "semantos: error: {e:#}");
                 code
             }

@@ -190,10 +190,15 @@ impl Backup {
 /// Why `v` cannot be a saved sysctl value, if it cannot.
 fn bad_value(v: &str) -> Option<String> {
     if v.len() > MAX_VALUE_LEN {
-        return Some(format!("{} bytes long (at most {MAX_VALUE_LEN})", v.len()));
+        return Some(format!("longer than {MAX_VALUE_LEN} bytes ({} bytes)", v.len()));
     }
     // Tabs are how the kernel separates the elements of a vector value; nothing else below a space is.
-    v.chars().find(|c| c.is_control() && *c != '\t').map(|c| format!("{v:?}, which holds the control character {:?} (a sysctl value is one line of text)", c))
+    let name = |c: char| match c {
+        '\n' | '\r' => "a newline".to_string(),
+        '\0' => "a NUL byte".to_string(),
+        c => format!("the control character U+{:04X}", c as u32),
+    };
+    v.chars().find(|c| c.is_control() && *c != '\t').map(|c| format!("{v:?}, which holds {} (a sysctl value is one line of text)", name(c)))
 }
 
 /// Refuses what is not a regular, non-empty file owned by the user running us and writable by no one else:
@@ -230,9 +235,10 @@ fn damaged(path: &Path, defect: anyhow::Error) -> anyhow::Error {
     } else {
         format!("It appears to hold these original values: {}. ", held.join(", "))
     };
-    anyhow!(
+    super::Refused(format!(
         "the backup {p} cannot be used: {defect:#}. Nothing was started and nothing was written. {holds}To recover: restore the values the host needs by hand (`sysctl -w KEY=VALUE`), then move the file aside (`mv {p} {p}.damaged`) and run again; --force does not override this check"
-    )
+    ))
+    .into()
 }
 
 /// `key=value` for every original a lenient read of the file finds (for the recovery message only: never restored).

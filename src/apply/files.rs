@@ -23,7 +23,54 @@ pub fn read_json_of_versions<T: serde::de::DeserializeOwned>(path: &Path, what: 
         let expected = versions.iter().map(u32::to_string).collect::<Vec<_>>().join(" or ");
         bail!("{}: {what} schema_version {} is not supported (expected {expected})", path.display(), v.get("schema_version").map(|x| x.to_string()).unwrap_or("missing".into()));
     }
+    if let Some(k) = repeated_key(&text) {
+        bail!("{}: the field {k:?} is duplicated in one object; a {what} names each field and key once (JSON keeps only the last, which would be a silent choice)", path.display());
+    }
     serde_json::from_value(v).with_context(|| format!("{}: not a valid {what}", path.display()))
+}
+
+/// The first object key that appears twice in one object of `text` (valid JSON), if any.
+fn repeated_key(text: &str) -> Option<String> {
+    use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+    /// Walks any JSON value and records the first repeated key of an object.
+    struct Walk(Option<String>);
+    impl<'de> Deserialize<'de> for Walk {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Walk, D::Error> {
+            d.deserialize_any(WalkVisitor)
+        }
+    }
+    struct WalkVisitor;
+    impl<'de> Visitor<'de> for WalkVisitor {
+        type Value = Walk;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("any JSON value")
+        }
+        fn visit_bool<E>(self, _: bool) -> std::result::Result<Walk, E> { Ok(Walk(None)) }
+        fn visit_i64<E>(self, _: i64) -> std::result::Result<Walk, E> { Ok(Walk(None)) }
+        fn visit_u64<E>(self, _: u64) -> std::result::Result<Walk, E> { Ok(Walk(None)) }
+        fn visit_f64<E>(self, _: f64) -> std::result::Result<Walk, E> { Ok(Walk(None)) }
+        fn visit_str<E>(self, _: &str) -> std::result::Result<Walk, E> { Ok(Walk(None)) }
+        fn visit_unit<E>(self) -> std::result::Result<Walk, E> { Ok(Walk(None)) }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut a: A) -> std::result::Result<Walk, A::Error> {
+            let mut first = None;
+            while let Some(Walk(k)) = a.next_element()? {
+                first = first.or(k);
+            }
+            Ok(Walk(first))
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> std::result::Result<Walk, A::Error> {
+            let (mut seen, mut first) = (std::collections::BTreeSet::new(), None);
+            while let Some(k) = a.next_key::<String>()? {
+                let Walk(inner) = a.next_value()?;
+                if !seen.insert(k.clone()) {
+                    first = first.or(Some(k));
+                }
+                first = first.or(inner);
+            }
+            Ok(Walk(first))
+        }
+    }
+    serde_json::from_str::<Walk>(text).ok().and_then(|w| w.0)
 }
 
 /// Writes `bytes` to `path` atomically with permission bits `mode`.
@@ -76,6 +123,13 @@ pub fn append_line(path: &Path, line: &str, mode: u32) -> Result<()> {
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn a_key_repeated_in_a_backup_is_refused_not_last_wins() {
+        assert_eq!(super::repeated_key(r#"{"a": 1, "o": {"vm.swappiness": "60", "vm.swappiness": "0"}}"#).as_deref(), Some("vm.swappiness"));
+        assert_eq!(super::repeated_key(r#"[{"a": 1}, {"a": 2, "b": [{"c": 1, "c": 2}]}]"#).as_deref(), Some("c"));
+        assert_eq!(super::repeated_key(r#"{"a": {"a": 1}, "b": [1, "x", null, true, 1.5]}"#), None);
+    }
 
     #[test]
     fn atomic_write_sets_mode_and_refuses_symlinks() {

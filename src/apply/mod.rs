@@ -16,6 +16,13 @@ pub mod transaction;
 #[cfg(test)]
 mod tests;
 
+/// An input the transaction refused before it started anything (a damaged backup, a key or value a
+/// backup must not restore, a backup from another host or boot): nothing was written. The CLI exits
+/// with its invalid-input code for it, as for a plan the guardrails reject.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Refused(pub String);
+
 pub use audit::AuditLog;
 pub use backup::{Backup, HostIdentity};
 pub use rollback::{RollbackOptions, RollbackReport, rollback, rollback_layer, rollback_with};

@@ -76,7 +76,7 @@ pub fn rollback_layer(store: &dyn SysctlStore, kb: &Kb, paths: &Paths, here: &Ho
     if let Some(why) = backup.mismatch(here)
         && !opts.force
     {
-        bail!("refusing to roll back: {why}; pass --force to restore anyway");
+        return Err(super::Refused(format!("refusing to roll back: {why}; pass --force to restore anyway")).into());
     }
     let runs = || backup.layers.iter().map(|l| l.run_id.clone()).collect::<Vec<_>>().join(", ");
     let i = match which {
@@ -90,8 +90,10 @@ pub fn rollback_layer(store: &dyn SysctlStore, kb: &Kb, paths: &Paths, here: &Ho
         }
     }
     for (k, v) in &layer.before {
-        if let (Some(v), Some(why)) = (v, refusal(kb, opts.policy, k)) {
-            bail!("refusing to roll back: the backup {} names {k} (original {v:?}), which {why}; nothing was restored", paths.backup.display());
+        if let Some(v) = v
+            && let Some(why) = refusal(kb, opts.policy, k, v)
+        {
+            return Err(super::Refused(format!("refusing to roll back: the backup {} names {k} (original {v:?}), which {why}; nothing was restored", paths.backup.display())).into());
         }
     }
     let mut drift = Vec::new();
@@ -148,10 +150,14 @@ pub fn rollback_layer(store: &dyn SysctlStore, kb: &Kb, paths: &Paths, here: &Ho
 
 /// Why `key`, named by a backup, must not be written back, if it must not: the key checks a plan
 /// passes (a KB entry that is not `never`, then the policy's never-touch list and whitelist).
-fn refusal(kb: &Kb, policy: Option<&Policy>, key: &str) -> Option<String> {
+fn refusal(kb: &Kb, policy: Option<&Policy>, key: &str, value: &str) -> Option<String> {
     match kb.param(key) {
         None => Some("has no knowledge-base entry (pass the --kb the apply used)".into()),
         Some(p) if p.risk == crate::kb::Risk::Never => Some("is a never-touch key in the knowledge base".into()),
+        // The value is checked like a plan's too: the kernel would misread `0x10` or `010`, and a
+        // value outside the KB range is not one an apply of ours could have found and recorded
+        // without the KB being changed since (restore such a key by hand, deliberately).
+        Some(p) if let Err(e) = crate::kb::validate::check_value(p, Value::from_kernel(value).as_str()) => Some(format!("is not a valid value for it: {e}")),
         Some(_) => match policy {
             Some(pol) if pol.forbids(key) => Some("is on the policy's never_touch list".into()),
             Some(pol) if !pol.allows(key) => Some("is not in the policy whitelist (pass the --policy the apply used)".into()),
@@ -215,14 +221,17 @@ pub fn rollback_with(store: &dyn SysctlStore, kb: &Kb, paths: &Paths, here: &Hos
     if let Some(why) = backup.mismatch(here)
         && !force
     {
-        bail!("refusing to roll back: {why}; pass --force to restore anyway");
+        return Err(super::Refused(format!("refusing to roll back: {why}; pass --force to restore anyway")).into());
     }
     for (k, v) in &backup.originals {
-        if let (Some(v), Some(why)) = (v, refusal(kb, opts.policy, k)) {
-            bail!(
+        if let Some(v) = v
+            && let Some(why) = refusal(kb, opts.policy, k, v)
+        {
+            return Err(super::Refused(format!(
                 "refusing to roll back: the backup {} names {k} (original {v:?}), which {why}; nothing was restored. Restore that key by hand if it needs it (`sysctl -w {k}={v}`), or remove it from the backup",
                 paths.backup.display()
-            );
+            ))
+            .into());
         }
     }
     let journal = Journal::begin(&paths.journal, run_id, &paths.backup)?;

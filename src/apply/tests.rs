@@ -239,7 +239,7 @@ fn a_corrupted_backup_is_refused_before_anything_starts() {
         ("truncated", good[..good.len() / 2].to_string(), "not valid JSON"),
         ("empty", String::new(), "empty (0 bytes)"),
         ("bad key", backup_json(1, serde_json::json!({ "../../../etc/shadow": "x" })), "is not a valid sysctl name"),
-        ("bad value", backup_json(1, serde_json::json!({ "vm.swappiness": "60\nkernel.panic = 1" })), "control character"),
+        ("bad value", backup_json(1, serde_json::json!({ "vm.swappiness": "60\nkernel.panic = 1" })), "a newline"),
         ("wrong schema_version", backup_json(9, serde_json::json!({ "vm.swappiness": "60" })), "schema_version 9 is not supported"),
         ("symlink", good.clone(), "symbolic link"),
         ("writable by others", good.clone(), "other users may write it"),
