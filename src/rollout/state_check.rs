@@ -154,3 +154,46 @@ pub fn check_recorded(s: &RolloutState) -> Result<(), String> {
     check_settings(s)?;
     check_plan(s)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The hostile corpus's state template with a good plan, edited by `edit`, then checked.
+    fn check(edit: impl FnOnce(&mut serde_json::Value), expected: Result<(), &str>) {
+        let text = include_str!("../../tests/hostile/templates/state.json").replace("{{KEY_Q}}", "\"vm.swappiness\"").replace("{{VALUE_Q}}", "\"40\"");
+        let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        edit(&mut v);
+        let s: RolloutState = serde_json::from_value(v).unwrap();
+        match (check_recorded(&s), expected) {
+            (Ok(()), Ok(())) => {}
+            (Err(e), Err(frag)) => assert!(e.contains(frag), "{e}"),
+            (got, want) => panic!("got {got:?}, want {want:?}"),
+        }
+    }
+
+    #[test]
+    fn a_recorded_rollout_as_a_fresh_one_writes_it_passes() {
+        check(|_| {}, Ok(()));
+    }
+
+    #[test]
+    fn wave_index_of_u64_max_is_refused_not_counted_as_zero_waves() {
+        check(|v| v["hosts"][0]["wave"] = serde_json::json!(u64::MAX), Err("hosts: host \"a\" is in wave 18446744073709551615, but 1 host(s) make at most 1 wave(s)"));
+        check(|v| v["current_wave"] = serde_json::json!(3), Err("current_wave: wave 3 does not exist"));
+    }
+
+    #[test]
+    fn ssh_options_that_run_a_local_command_are_refused() {
+        check(|v| v["settings"]["ssh"]["options"] = serde_json::json!(["proxycommand touch=PWNED"]), Err("settings.ssh.options: ssh option \"proxycommand touch=PWNED\" is refused"));
+        check(|v| v["settings"]["ssh"]["options"] = serde_json::json!(["LocalCommand=id"]), Err("LocalCommand runs a local command"));
+        check(|v| v["settings"]["ssh"]["program"] = serde_json::json!("/tmp/evil"), Err("settings.ssh.program: \"/tmp/evil\" is invalid"));
+        assert_eq!(check_ssh_options(&["StrictHostKeyChecking=yes".into(), "ProxyJump=bastion".into()]), Ok(()));
+    }
+
+    #[test]
+    fn recorded_plan_outside_the_recorded_policy_is_refused() {
+        check(|v| v["settings"]["remote"]["policy"] = serde_json::json!("never_touch: [vm.swappiness]\n"), Err("plan: the plan was refused"));
+        check(|v| v["keys"] = serde_json::json!(["vm.dirty_ratio"]), Err("keys: [\"vm.dirty_ratio\"] disagree"));
+    }
+}
