@@ -23,7 +23,9 @@ use std::time::Duration;
 /// Loads and validates a policy file.
 pub fn load_policy(path: &Path) -> Result<Policy> {
     // Every way the file can be wrong is invalid input (exit 2): nothing was written yet.
-    Policy::load(path).map_err(invalid)
+    let file = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|e| invalid(format!("{file}: cannot read the policy: {e}")))?;
+    Policy::from_bytes(&bytes, &file).map_err(invalid)
 }
 
 /// The policy the flags name (`--policy FILE`, else the default).

@@ -148,13 +148,12 @@ impl Policy {
         Ok(())
     }
 
-    /// Reads and validates a policy file; every failure (unreadable, not UTF-8, not YAML, bad
-    /// field) is an error naming the file, so the caller reports it as invalid input.
-    pub fn load(path: &std::path::Path) -> Result<Policy, String> {
-        let file = path.display().to_string();
-        let bytes = std::fs::read(path).map_err(|e| format!("{file}: cannot read the policy: {e}"))?;
-        let text = String::from_utf8(bytes).map_err(|e| format!("{file}: the policy is not valid UTF-8 (first bad byte at offset {}); save it as UTF-8 YAML", e.utf8_error().valid_up_to()))?;
-        Policy::parse(&text, &file)
+    /// Parses and validates the bytes of a policy file (the caller reads it: this stage does no
+    /// I/O); every failure (not UTF-8, not YAML, bad field) names `file`, so the caller reports
+    /// it as invalid input.
+    pub fn from_bytes(bytes: &[u8], file: &str) -> Result<Policy, String> {
+        let text = std::str::from_utf8(bytes).map_err(|e| format!("{file}: the policy is not valid UTF-8 (first bad byte at offset {}); save it as UTF-8 YAML", e.valid_up_to()))?;
+        Policy::parse(text, file)
     }
 
     /// Parses and validates policy YAML; `file` names the source in errors.
@@ -258,10 +257,7 @@ mod tests {
 
     #[test]
     fn policy_file_that_is_not_utf8_is_an_input_error_naming_the_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("policy.yaml");
-        std::fs::write(&path, b"whitelist: [vm.swappiness]\nnever_touch: [\xff\xfe]\n").unwrap();
-        let e = Policy::load(&path).unwrap_err();
+        let e = Policy::from_bytes(b"whitelist: [vm.swappiness]\nnever_touch: [\xff\xfe]\n", "policy.yaml").unwrap_err();
         assert!(e.contains("policy.yaml") && e.contains("not valid UTF-8"), "{e}");
     }
 }
