@@ -22,11 +22,10 @@ use std::time::Duration;
 
 /// Loads and validates a policy file.
 pub fn load_policy(path: &Path) -> Result<Policy> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading policy {}", path.display()))?;
+    // Every way the file can be wrong is invalid input (exit 2): nothing was written yet.
     let file = path.display().to_string();
-    let p: Policy = serde_saphyr::from_str(&text).map_err(|e| invalid(format!("{file}: {}", e.to_string().replace("<input>", &file))))?;
-    p.validate().map_err(|e| invalid(format!("{file}: {e}")))?;
-    Ok(p)
+    let bytes = std::fs::read(path).map_err(|e| invalid(format!("{file}: cannot read the policy: {e}")))?;
+    Policy::from_bytes(&bytes, &file).map_err(invalid)
 }
 
 /// The policy the flags name (`--policy FILE`, else the default).

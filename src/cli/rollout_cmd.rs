@@ -16,6 +16,7 @@ use crate::rollout::fleet::{self, Controller};
 use crate::rollout::inventory::{Host, Inventory};
 use crate::rollout::precheck::{self, Target};
 use crate::rollout::ssh::{RemoteSettings, SshEngine, SshSettings, program_exists};
+use crate::rollout::state_check;
 use crate::rollout::state::{EngineKind, HostState, Phase, RolloutState, STATE_SCHEMA_VERSION, Settings, StateFile, Status};
 use crate::rollout::waves::WaveSpec;
 use crate::safety::Policy;
@@ -159,11 +160,7 @@ fn settings_of(cli: &Cli, a: &RolloutArgs, policy_text: Option<String>, spec: Wa
     if a.parallel == 0 {
         return Err(invalid("--parallel 0 is invalid; use 1 or more hosts at once"));
     }
-    for o in &a.ssh_options {
-        if !o.contains('=') || o.chars().any(|c| c.is_control()) || o.starts_with('-') {
-            return Err(invalid(format!("--ssh-option {o:?} is invalid; use KEY=VALUE as in ssh_config (e.g. StrictHostKeyChecking=yes)")));
-        }
-    }
+    state_check::check_ssh_options(&a.ssh_options).map_err(|e| invalid(format!("--ssh-option: {e}")))?;
     let copy_binary = if a.copy_binary { Some(std::env::current_exe().context("finding this binary to copy it")?) } else { None };
     let remote = RemoteSettings {
         semantos: a.remote_semantos.clone(),
@@ -189,7 +186,7 @@ fn settings_of(cli: &Cli, a: &RolloutArgs, policy_text: Option<String>, spec: Wa
         None => None,
     };
     if let Some(py) = &a.ansible_python
-        && (!py.starts_with('/') || !py.chars().all(|c| c.is_ascii_alphanumeric() || "/._-+".contains(c)))
+        && !state_check::check_python(py)
     {
         return Err(invalid(format!("--ansible-python {py:?} is invalid; use an absolute path such as /usr/bin/python3")));
     }
@@ -265,6 +262,9 @@ pub fn run(cli: &Cli, a: &RolloutArgs) -> Result<i32> {
         settings,
         hosts: host_states,
     };
+    // The same check a resume or a fleet rollback applies to the state file, so the two
+    // cannot drift: what a fresh rollout records, a resume accepts.
+    state_check::check_recorded(&state).map_err(|e| invalid(format!("the rollout was refused before any connection: {e}")))?;
     if !a.run {
         print_dry_run(cli, &state, &targets)?;
         return Ok(0);
@@ -301,6 +301,8 @@ fn continue_recorded(cli: &Cli, a: &RolloutArgs) -> Result<i32> {
     }
     let file = StateFile::open(&a.state).map_err(|e| invalid(format!("{e:#}")))?;
     let s = file.snapshot();
+    // A state file is input: checked as a fresh rollout's plan, inventory and flags are.
+    state_check::check_recorded(&s).map_err(|e| invalid(format!("{}: {e}; nothing was contacted (fix or remove the state file)", a.state.display())))?;
     if a.resume && s.status.finished() {
         eprintln!("the rollout {} already ended ({:?}); nothing to resume", s.run_id, s.status);
         print_report(cli, &file.snapshot(), &file)?;

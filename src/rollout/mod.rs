@@ -11,6 +11,7 @@ pub mod process; // child processes with stdin, captured output and a deadline
 pub mod sandbox;
 pub mod ssh; // the ssh engine: `semantos apply --plan -` on each host over OpenSSH
 pub mod state; // the rollout state file: resume and fleet rollback after a crash
+pub mod state_check; // a recorded rollout checked as a fresh one is, before --resume or --rollback-fleet
 pub mod waves; // canary, ramp steps, rest
 
 pub use sandbox::SimMonitor;

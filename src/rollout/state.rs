@@ -189,7 +189,8 @@ pub struct RolloutState {
 impl RolloutState {
     /// Number of waves.
     pub fn wave_count(&self) -> usize {
-        self.hosts.iter().map(|h| h.wave + 1).max().unwrap_or(0)
+        // Saturating: a wave number is bounded on load, but a state built in memory is not.
+        self.hosts.iter().map(|h| h.wave.saturating_add(1)).max().unwrap_or(0)
     }
 
     /// Indices of the hosts of wave `w`.
@@ -197,9 +198,20 @@ impl RolloutState {
         (0..self.hosts.len()).filter(|&i| self.hosts[i].wave == w).collect()
     }
 
-    /// Loads and checks a state file.
+    /// Loads a state file and checks its form: not through a symbolic link, no field given
+    /// twice, wave numbers within the fleet. `state_check::check_recorded` checks its content.
     pub fn load(path: &Path) -> Result<RolloutState> {
-        read_versioned_json(path, "rollout state", STATE_SCHEMA_VERSION)
+        if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
+            anyhow::bail!("{}: the rollout state is a symbolic link; refusing to read or rewrite through it (point --state at the file itself)", path.display());
+        }
+        // The generic reader checks the version; it goes through a JSON value, which keeps the
+        // last of two equal fields, so the text is then parsed again straight into the type,
+        // which refuses a duplicate field (an edited file must not say two things).
+        let _: RolloutState = read_versioned_json(path, "rollout state", STATE_SCHEMA_VERSION)?;
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading rollout state {}", path.display()))?;
+        let s: RolloutState = serde_json::from_str(&text).with_context(|| format!("{}: not a valid rollout state", path.display()))?;
+        super::state_check::check_waves(&s).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        Ok(s)
     }
 }
 

@@ -140,12 +140,27 @@ impl Policy {
         if self.max_risk == Risk::Never {
             return Err("policy.max_risk: never is invalid; `never` entries are refused under every policy (use low, medium or high)".into());
         }
-        for p in self.whitelist.iter().chain(&self.extend_whitelist).chain(&self.never_touch) {
-            if p.is_empty() || p.chars().any(|c| !(c.is_ascii_alphanumeric() || "._-/*:@+".contains(c))) {
-                return Err(format!("policy pattern {p:?} is invalid; use dotted keys with optional `*`, e.g. vm.dirty_*"));
+        for (field, list) in [("whitelist", &self.whitelist), ("extend_whitelist", &self.extend_whitelist), ("never_touch", &self.never_touch)] {
+            for p in list {
+                check_pattern(p).map_err(|e| format!("policy.{field}: policy pattern {p:?} is invalid, it can never match a key: {e}; use a sysctl key with optional `*`, e.g. vm.dirty_*"))?;
             }
         }
         Ok(())
+    }
+
+    /// Parses and validates the bytes of a policy file (the caller reads it: this stage does no
+    /// I/O); every failure (not UTF-8, not YAML, bad field) names `file`, so the caller reports
+    /// it as invalid input.
+    pub fn from_bytes(bytes: &[u8], file: &str) -> Result<Policy, String> {
+        let text = std::str::from_utf8(bytes).map_err(|e| format!("{file}: the policy is not valid UTF-8 (first bad byte at offset {}); save it as UTF-8 YAML", e.valid_up_to()))?;
+        Policy::parse(text, file)
+    }
+
+    /// Parses and validates policy YAML; `file` names the source in errors.
+    pub fn parse(text: &str, file: &str) -> Result<Policy, String> {
+        let p: Policy = serde_saphyr::from_str(text).map_err(|e| format!("{file}: {}", e.to_string().replace("<input>", file)))?;
+        p.validate().map_err(|e| format!("{file}: {e}"))?;
+        Ok(p)
     }
 
     /// Whether `key` is whitelisted.
@@ -157,6 +172,17 @@ impl Policy {
     pub fn forbids(&self, key: &str) -> bool {
         self.never_touch.iter().any(|p| glob(p, key))
     }
+}
+
+/// Checks a whitelist or never-touch pattern: a sysctl key (`SysctlKey` syntax, dotted or
+/// slashed) in which `*` may stand for any run of characters. A pattern that is not a key
+/// (`../../etc/passwd`, `/proc/sys/vm/x`, `vm..x`, 300 bytes) can never match one, so it is
+/// a mistake in the policy, not a harmless no-op.
+pub fn check_pattern(p: &str) -> Result<(), String> {
+    // `*` stands in for one key character so the key rules (length, separators, `..`) apply
+    // to the rest of the pattern unchanged.
+    let as_key = p.replace('*', "x");
+    crate::sysctl::SysctlKey::parse(&as_key).map(|_| ()).map_err(|e| if as_key == p { e.to_string() } else { e.to_string().replace(&format!("{as_key:?}"), &format!("{p:?}")) })
 }
 
 /// Shell-style match with `*` only.
@@ -210,5 +236,28 @@ mod tests {
         assert!(p.validate().unwrap_err().contains("\"vm.$x\""));
         let p = Policy { health_timeout_seconds: 0.0, ..Policy::default() };
         assert!(p.validate().unwrap_err().contains("policy.health_timeout_seconds: 0"));
+    }
+
+    #[test]
+    fn patterns_that_can_never_match_a_key_are_refused() {
+        let refused = |field: &str, p: Policy, frag: &str| {
+            let e = p.validate().unwrap_err();
+            assert!(e.contains(&format!("policy.{field}: policy pattern")) && e.contains(frag), "{e}");
+        };
+        let long = format!("vm.{}", "a".repeat(300));
+        refused("extend_whitelist", Policy { extend_whitelist: vec!["../../etc/passwd".into()], ..Policy::default() }, "`..`");
+        refused("never_touch", Policy { never_touch: vec!["/proc/sys/vm/swappiness".into()], ..Policy::default() }, "absolute paths");
+        refused("whitelist", Policy { whitelist: vec!["vm..x".into()], ..Policy::default() }, "\"vm..x\"");
+        refused("never_touch", Policy { never_touch: vec![long], ..Policy::default() }, "longer than 256 bytes");
+        refused("whitelist", Policy { whitelist: vec!["vm.*.".into()], ..Policy::default() }, "\"vm.*.\" has an empty component");
+        // Globs in every place the matcher honours them stay valid.
+        let ok = Policy { whitelist: vec!["*".into(), "net.*.rmem_max".into(), "vm/dirty_*".into()], never_touch: vec!["kernel.*".into()], ..Policy::default() };
+        assert_eq!(ok.validate(), Ok(()));
+    }
+
+    #[test]
+    fn policy_file_that_is_not_utf8_is_an_input_error_naming_the_file() {
+        let e = Policy::from_bytes(b"whitelist: [vm.swappiness]\nnever_touch: [\xff\xfe]\n", "policy.yaml").unwrap_err();
+        assert!(e.contains("policy.yaml") && e.contains("not valid UTF-8"), "{e}");
     }
 }

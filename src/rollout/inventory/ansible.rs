@@ -151,6 +151,7 @@ impl Groups {
     }
 
     fn finish(mut self) -> Result<Inventory, String> {
+        check_group_links(&self.children)?;
         apply_groups(&mut self.hosts, &self.members, &self.children, &self.vars);
         finish_ansible(self.order, self.hosts)
     }
@@ -164,6 +165,36 @@ pub(super) fn parse_ansible_yaml(text: &str) -> Result<Inventory, String> {
         g.walk(name, body, 0)?;
     }
     g.finish()
+}
+
+/// Deepest chain of children links accepted (the YAML walk refuses more than 32 too).
+const MAX_GROUP_DEPTH: usize = 64;
+
+/// Refuses a group that is its own descendant (naming the chain of links) or a chain of children deeper than `MAX_GROUP_DEPTH`.
+fn check_group_links(children: &BTreeMap<String, Vec<String>>) -> Result<(), String> {
+    // Depth-first with the path on a stack; `done` holds groups whose descendants were all
+    // seen without a cycle, so each group is explored once.
+    fn visit(g: &str, children: &BTreeMap<String, Vec<String>>, path: &mut Vec<String>, done: &mut std::collections::BTreeSet<String>) -> Result<(), String> {
+        if let Some(at) = path.iter().position(|p| p == g) {
+            let cycle = path[at..].iter().chain([&g.to_string()]).cloned().collect::<Vec<_>>().join(" → ");
+            return Err(format!("group {g:?} is its own descendant ({cycle}); Ansible refuses such an inventory: remove one of these children links"));
+        }
+        if done.contains(g) {
+            return Ok(());
+        }
+        if path.len() >= MAX_GROUP_DEPTH {
+            return Err(format!("group {g:?} is nested more than {MAX_GROUP_DEPTH} children deep ({} → …); flatten the groups", path[0]));
+        }
+        path.push(g.to_string());
+        for c in children.get(g).into_iter().flatten() {
+            visit(c, children, path, done)?;
+        }
+        path.pop();
+        done.insert(g.to_string());
+        Ok(())
+    }
+    let mut done = std::collections::BTreeSet::new();
+    children.keys().try_for_each(|g| visit(g, children, &mut Vec::new(), &mut done))
 }
 
 /// Gives every host the groups it belongs to (directly or through children) and their vars.
@@ -238,7 +269,8 @@ pub(super) fn parse_ansible_ini(text: &str) -> Result<Inventory, String> {
         let words = split_ini_words(t).map_err(|e| format!("line {line}: {e}"))?;
         match &section {
             Section::Hosts(group) => {
-                let (name, rest) = words.split_first().expect("a non-empty line has a word");
+                // `""` is a non-empty line that splits into no word: there is no host to name.
+                let (name, rest) = words.split_first().ok_or_else(|| format!("line {line}: {t:?} names no host; write a host name (quotes around an empty name leave none)"))?;
                 let mut hv = Vec::new();
                 for w in rest {
                     let (k, v) = w.split_once('=').ok_or_else(|| format!("line {line}: {w:?} after host {name:?} is not key=value"))?;

@@ -110,3 +110,19 @@ fn group_depth_of_a_layered_ini_inventory_is_not_exponential() {
     assert!(t0.elapsed() < std::time::Duration::from_secs(2), "took {:?}", t0.elapsed());
     assert_eq!(inv.hosts.len(), 1);
 }
+
+#[test]
+fn ini_host_line_of_empty_quotes_is_an_error_not_a_panic() {
+    // Found by benches/fuzz.rs: `""` split into no word and the parser's expect() panicked.
+    check("[web]\n\"\"\n", Err("inv: line 2: \"\\\"\\\"\" names no host"));
+    check("''\n", Err("line 1"));
+}
+
+#[test]
+fn group_that_is_its_own_descendant_is_refused() {
+    check("[a:children]\nb\n[b:children]\na\n[a]\nh1\n", Err("inv: group \"a\" is its own descendant (a → b → a)"));
+    check("[a:children]\na\n[a]\nh1\n", Err("group \"a\" is its own descendant (a → a)"));
+    check("all:\n  children:\n    a:\n      children:\n        b:\n          children:\n            a: {}\n      hosts:\n        h1: {}\n", Err("is its own descendant"));
+    // A diamond (two parents share a child) is not a cycle.
+    check("[p:children]\na\nb\n[a:children]\nc\n[b:children]\nc\n[c]\nh1\n", Ok((Format::AnsibleIni, &[("h1", "h1", None, None, &["a", "b", "c", "p"])])));
+}
