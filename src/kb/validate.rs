@@ -62,6 +62,15 @@ fn check_requires_config(options: &[String]) -> Result<(), String> {
 /// Parses `raw` as a value of `p` and checks it against the KB range and order.
 pub fn check_value(p: &Param, raw: &str) -> Result<Value, String> {
     let v = Value::parse(raw, p.kind, p.elements(), &p.values).map_err(|e| e.to_string())?;
+    // Every string key we may write (not `never`) holds names and numbers: congestion-control
+    // names, port ranges. `bbr;reboot` is no such value, whichever door it came through (a plan,
+    // an LLM reply, a backup that rollback would write back as root).
+    if matches!(p.kind, ValueKind::String)
+        && p.risk != super::entry::Risk::Never
+        && let Some(c) = v.as_str().chars().find(|c| !(c.is_ascii_alphanumeric() || " _-.,:+".contains(*c)))
+    {
+        return Err(format!("holds {c:?}; a value of {} is made of names and numbers (letters, digits, spaces and _ - . , : +)", p.key));
+    }
     if let Some(ints) = v.ints().filter(|_| matches!(p.kind, ValueKind::Int | ValueKind::Bool | ValueKind::Ints)) {
         for (i, x) in ints.iter().enumerate() {
             let which = if ints.len() > 1 { format!("element {} ({x})", i + 1) } else { format!("{x}") };
@@ -268,6 +277,17 @@ mod tests {
             assert!(!p.controls.trim().is_empty() && !p.risk_reason.trim().is_empty(), "{}", p.key);
         }
         check_consistency(&kb).unwrap();
+    }
+
+    #[test]
+    fn a_string_value_with_shell_characters_is_refused_for_a_key_we_may_write() {
+        let kb = Kb::embedded().unwrap();
+        let cc = kb.param("net.ipv4.tcp_congestion_control").unwrap();
+        assert!(check_value(cc, "bbr").is_ok());
+        assert!(check_value(cc, "bbr;reboot").unwrap_err().contains("';'"));
+        let ports = kb.param("net.ipv4.ip_local_reserved_ports").unwrap();
+        assert!(check_value(ports, "1000-1010,2000").is_ok());
+        assert!(check_value(kb.param("net.ipv4.tcp_allowed_congestion_control").unwrap(), "reno cubic bbr").is_ok());
     }
 
     #[test]
