@@ -137,15 +137,19 @@ pub fn rollback_layer(store: &dyn SysctlStore, kb: &Kb, paths: &Paths, here: &Ho
         audit.log(&opts.run_id, "drift", None, None, None, d.clone());
     }
     audit.log(&opts.run_id, "rollback", None, None, None, format!("apply {} undone; {} later/earlier apply(s) kept", layer.run_id, backup.layers.len()));
-    let restored = keys
-        .iter()
+    let restored = restored_rows(&keys, &layer.before, &found);
+    Ok(RollbackReport { restored, already_restored: false, removed_dropin: removed, restored_dropins, dropin_left: left, drift })
+}
+
+/// The report's rows: (key, value found, original restored) for every key whose value the restore changed.
+fn restored_rows(keys: &[String], originals: &BTreeMap<String, Option<String>>, found: &BTreeMap<String, Option<String>>) -> Vec<(String, Option<String>, String)> {
+    keys.iter()
         .filter_map(|k| {
-            let orig = layer.before.get(k)?.clone()?;
+            let orig = originals.get(k)?.clone()?;
             let was = found.get(k).cloned().flatten();
             (was.as_deref() != Some(orig.as_str())).then(|| (k.clone(), was, orig))
         })
-        .collect();
-    Ok(RollbackReport { restored, already_restored: false, removed_dropin: removed, restored_dropins, dropin_left: left, drift })
+        .collect()
 }
 
 /// Why `key`, named by a backup, must not be written back, if it must not: the key checks a plan
@@ -257,14 +261,7 @@ pub fn rollback_with(store: &dyn SysctlStore, kb: &Kb, paths: &Paths, here: &Hos
     run.journal.finish("rolled back")?;
     // Journal entries from an interrupted run are superseded by this complete restore.
     let _ = std::fs::remove_file(&paths.journal);
-    let restored = keys
-        .iter()
-        .filter_map(|k| {
-            let orig = backup.originals.get(k)?.clone()?;
-            let was = before.get(k).cloned().flatten();
-            (was.as_deref() != Some(orig.as_str())).then(|| (k.clone(), was, orig))
-        })
-        .collect();
+    let restored = restored_rows(&keys, &backup.originals, &before);
     audit.log(run_id, "rollback", None, None, None, "every original value restored and verified");
     Ok(RollbackReport { restored, already_restored: false, removed_dropin: removed, restored_dropins, dropin_left: left, drift: Vec::new() })
 }

@@ -436,9 +436,8 @@ fn persist_keeps_values_an_earlier_apply_persisted() {
     assert_eq!(host_net_values(), host_before, "the host's values moved");
 }
 
-/// `rollback --last` on a sandbox tree undoes the newest apply only; plain `rollback` then restores the rest.
-#[test]
-fn rollback_last_keeps_an_earlier_apply() {
+/// A sandbox tree (somaxconn 128, swappiness 60) and two plans: `a.conf` (swappiness 30), `b.conf` (somaxconn 1024).
+fn two_plans_on_a_sandbox_tree() -> tempfile::TempDir {
     let d = tempfile::tempdir().unwrap();
     for (k, v) in [("net/core/somaxconn", "128"), ("vm/swappiness", "60")] {
         let p = d.path().join("tree").join(k);
@@ -447,6 +446,13 @@ fn rollback_last_keeps_an_earlier_apply() {
     }
     std::fs::write(d.path().join("a.conf"), "vm.swappiness = 30\n").unwrap();
     std::fs::write(d.path().join("b.conf"), "net.core.somaxconn = 1024\n").unwrap();
+    d
+}
+
+/// `rollback --last` on a sandbox tree undoes the newest apply only; plain `rollback` then restores the rest.
+#[test]
+fn rollback_last_keeps_an_earlier_apply() {
+    let d = two_plans_on_a_sandbox_tree();
     let common = ["--sysctl-root", "tree", "--backup", "b/backup.json", "--audit-log", "a.jsonl", "--monitor-seconds", "0", "--interval", "0.05"];
     let read = |k: &str| std::fs::read_to_string(d.path().join("tree").join(k)).unwrap().trim().to_string();
     for plan in ["a.conf", "b.conf"] {
@@ -468,14 +474,7 @@ fn rollback_last_keeps_an_earlier_apply() {
 /// A fleet's final restore of rollout B (`rollback --fence-rollout B`) leaves rollout A's committed values.
 #[test]
 fn a_fleet_restore_of_one_rollout_keeps_an_earlier_rollout() {
-    let d = tempfile::tempdir().unwrap();
-    for (k, v) in [("net/core/somaxconn", "128"), ("vm/swappiness", "60")] {
-        let p = d.path().join("tree").join(k);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, format!("{v}\n")).unwrap();
-    }
-    std::fs::write(d.path().join("a.conf"), "vm.swappiness = 30\n").unwrap();
-    std::fs::write(d.path().join("b.conf"), "net.core.somaxconn = 1024\n").unwrap();
+    let d = two_plans_on_a_sandbox_tree();
     let common = ["--sysctl-root", "tree", "--backup", "b/backup.json", "--audit-log", "a.jsonl", "--monitor-seconds", "0", "--interval", "0.05"];
     let read = |k: &str| std::fs::read_to_string(d.path().join("tree").join(k)).unwrap().trim().to_string();
     for (plan, id) in [("a.conf", "rollout-a"), ("b.conf", "rollout-b")] {
