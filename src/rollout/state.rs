@@ -204,12 +204,9 @@ impl RolloutState {
         if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
             anyhow::bail!("{}: the rollout state is a symbolic link; refusing to read or rewrite through it (point --state at the file itself)", path.display());
         }
-        // The generic reader checks the version; it goes through a JSON value, which keeps the
-        // last of two equal fields, so the text is then parsed again straight into the type,
-        // which refuses a duplicate field (an edited file must not say two things).
-        let _: RolloutState = read_versioned_json(path, "rollout state", STATE_SCHEMA_VERSION)?;
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading rollout state {}", path.display()))?;
-        let s: RolloutState = serde_json::from_str(&text).with_context(|| format!("{}: not a valid rollout state", path.display()))?;
+        // The generic reader checks the version and refuses a field or key given twice in one
+        // object (an edited file must not say two things), so the file is read and parsed once.
+        let s: RolloutState = read_versioned_json(path, "rollout state", STATE_SCHEMA_VERSION)?;
         super::state_check::check_waves(&s).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         Ok(s)
     }
