@@ -1,9 +1,29 @@
 //! Command-line definitions: one source for parsing, `--help`, shell
-//! completions and the man page.
+//! completions and the man pages. Each subcommand takes only the flag groups
+//! it uses (`cli::flags`); the top level takes the seed's interface
+//! (`semantos --seed 7 --trials 20`, `semantos --applier sysctl [--apply |
+//! --rollback]`), and [`parse`] refuses a top-level flag the chosen mode does
+//! not use, with the usage exit code.
 
-use crate::kb::Intent;
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use super::apply_cmd::ApplyArgs;
+use super::bench_cmd::BenchArgs;
+use super::collect_cmd::CollectArgs;
+use super::compare_cmd::CompareArgs;
+use super::exit;
+use super::export_cmd::ExportArgs;
+use super::flags::{ForceArg, HealthTimeoutArg, IntentArg, JsonArg, KbDirArg, PlanArg, PolicyArg, ReproArgs, ReproOutArgs, ResultsArgs, StateArgs, TelemetryArgs, TreeArg, WatchArgs};
+use super::host::{DiagnoseArgs, DryRunArgs, RecommendArgs};
+use super::kb_cmd::KbArgs;
+use super::reproduce::{ReproduceArgs, SimulateArgs};
+use super::rollback_cmd::RollbackArgs;
+use super::rollout_cmd::RolloutArgs;
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
+use std::ffi::OsString;
 use std::path::PathBuf;
+
+/// The version `--version` prints: the crate's, the git commit it was built from, and the KB's digest.
+pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("SEMANTOS_GIT_COMMIT"), ", kb ", env!("SEMANTOS_KB_DIGEST"), ")");
 
 /// SemantOS tunes Linux kernel parameters (sysctls) safely: it diagnoses the
 /// host from telemetry, recommends changes grounded in a knowledge base,
@@ -14,22 +34,14 @@ use std::path::PathBuf;
 /// (`semantos --seed 7 --trials 20`), or the live-host applier
 /// (`semantos --applier sysctl [--apply | --rollback]`).
 #[derive(Debug, Parser)]
-#[command(name = "semantos", version, about, long_about, after_help = AFTER_HELP)]
+#[command(name = "semantos", version = VERSION, about, long_about, after_help = AFTER_HELP)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
-    /// Seed of the sandbox reproduction (same seed and trials: byte-identical outputs).
-    #[arg(long, global = true)]
-    pub seed: Option<u64>,
-    /// Evaluation trials of the sandbox reproduction.
-    #[arg(long, global = true)]
-    pub trials: Option<usize>,
-    /// Experiment configuration (YAML): workloads, trials, seed, intent, policy.
-    #[arg(long, global = true, value_name = "FILE")]
-    pub config: Option<PathBuf>,
-    /// Use this plan (JSON or sysctl.d syntax) instead of recommending one.
-    #[arg(long, global = true, value_name = "FILE")]
-    pub plan: Option<PathBuf>,
+    #[command(flatten)]
+    pub repro: ReproArgs,
+    #[command(flatten)]
+    pub plan: PlanArg,
     /// Seed interface: `sysctl` works on the live host's /proc/sys (dry run unless --apply or --rollback).
     #[arg(long, value_enum)]
     pub applier: Option<Applier>,
@@ -40,15 +52,29 @@ pub struct Cli {
     #[arg(long, requires = "applier")]
     pub rollback: bool,
     #[command(flatten)]
-    pub host: HostArgs,
+    pub policy: PolicyArg,
     #[command(flatten)]
-    pub out: OutputArgs,
-    /// Print JSON instead of tables.
-    #[arg(long, global = true)]
-    pub json: bool,
-    /// Extra knowledge-base files (*.toml) merged over the built-in ones.
-    #[arg(long, global = true, value_name = "DIR")]
-    pub kb: Option<PathBuf>,
+    pub intent: IntentArg,
+    #[command(flatten)]
+    pub results: ResultsArgs,
+    #[command(flatten)]
+    pub repro_out: ReproOutArgs,
+    #[command(flatten)]
+    pub telemetry: TelemetryArgs,
+    #[command(flatten)]
+    pub tree: TreeArg,
+    #[command(flatten)]
+    pub watch: WatchArgs,
+    #[command(flatten)]
+    pub health_timeout: HealthTimeoutArg,
+    #[command(flatten)]
+    pub state: StateArgs,
+    #[command(flatten)]
+    pub force: ForceArg,
+    #[command(flatten)]
+    pub kb: KbDirArg,
+    #[command(flatten)]
+    pub json: JsonArg,
 }
 
 const AFTER_HELP: &str = "Examples:
@@ -57,7 +83,11 @@ const AFTER_HELP: &str = "Examples:
   semantos --applier sysctl                dry run against the live /proc/sys
   sudo semantos --applier sysctl --apply   apply with backup, journal, read-back and monitor
   sudo semantos --applier sysctl --rollback
-  semantos kb show net.core.somaxconn";
+  semantos kb show net.core.somaxconn
+  semantos man --dir /usr/local/share/man/man1
+
+Flags go after the subcommand (`semantos apply --plan p.json`); only --json may also come
+before it. `semantos CMD --help` lists a command's flags.";
 
 /// Which applier the seed interface drives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -66,146 +96,195 @@ pub enum Applier {
     Sysctl,
 }
 
-/// Where the live-host commands read and write.
+/// Arguments of `man`.
 #[derive(Debug, Clone, Args)]
-pub struct HostArgs {
-    /// Sysctl tree to read and write: /proc/sys, or a directory laid out like it (a sandbox).
-    #[arg(long, global = true, value_name = "DIR", default_value = "/proc/sys")]
-    pub sysctl_root: PathBuf,
-    /// The /proc to read telemetry from.
-    #[arg(long, global = true, value_name = "DIR", default_value = "/proc")]
-    pub proc_root: PathBuf,
-    /// Policy file (YAML): whitelist, never_touch, max_step_ratio, max_risk, monitor thresholds.
-    #[arg(long, global = true, value_name = "FILE")]
-    pub policy: Option<PathBuf>,
-    /// What to optimise for.
-    #[arg(long, global = true, value_enum)]
-    pub intent: Option<Intent>,
-    /// Seconds between the two telemetry snapshots of a live diagnosis.
-    #[arg(long, global = true, default_value_t = 2.0, value_name = "S")]
-    pub interval: f64,
-    /// Monitor window after each batch on a live host, seconds.
-    #[arg(long, global = true, value_name = "S")]
-    pub monitor_seconds: Option<f64>,
-    /// Health command run after each batch; a non-zero exit rolls back.
-    #[arg(long, global = true, value_name = "CMD")]
-    pub health_cmd: Option<String>,
-    /// Seconds the health command may run before it is killed with its process group and counts as failed (default: the policy's health_timeout_seconds, 30).
-    #[arg(long, global = true, value_name = "SECONDS")]
-    pub health_timeout: Option<f64>,
-    /// Also write committed values to this sysctl.d drop-in (removed again on rollback).
-    #[arg(long, global = true, value_name = "FILE", num_args = 0..=1, default_missing_value = "/etc/sysctl.d/99-semantos.conf")]
-    pub persist: Option<PathBuf>,
-    /// Accept a backup from another host or boot.
-    #[arg(long, global = true)]
-    pub force: bool,
-    /// apply: this apply belongs to fleet rollout ID and is refused once ID is fenced here (set by `semantos rollout`).
-    #[arg(long, global = true, value_name = "ID")]
-    pub rollout_id: Option<String>,
-    /// rollback: first fence fleet rollout ID, so a late apply of it is refused (set by `semantos rollout`).
-    #[arg(long, global = true, value_name = "ID")]
-    pub fence_rollout: Option<String>,
-}
-
-/// Which changes `semantos rollback` undoes (default: every original value, newest apply first).
-#[derive(Debug, Clone, Default, Args)]
-pub struct RollbackArgs {
-    /// Undo only the newest committed apply; earlier applies stay.
-    #[arg(long, conflicts_with = "run")]
-    pub last: bool,
-    /// Undo only the committed apply with this run id (the receipt's run_id); refused if a later apply changed the same keys.
-    #[arg(long, value_name = "ID")]
-    pub run: Option<String>,
-}
-
-/// Output locations (defaults are relative to the current directory).
-#[derive(Debug, Clone, Args)]
-pub struct OutputArgs {
-    /// Sandbox directory of the reproduction.
-    #[arg(long, global = true, value_name = "DIR", default_value = "experiments/sandbox")]
-    pub sandbox_dir: PathBuf,
-    /// Applied configuration written by the reproduction.
-    #[arg(long, global = true, value_name = "FILE")]
-    pub sysctl_conf: Option<PathBuf>,
-    /// Results directory (summary.csv, summary.svg, trials.csv, trace.json).
-    #[arg(long, global = true, value_name = "DIR", default_value = "experiments/results")]
-    pub results_dir: PathBuf,
-    /// Backup file of the live-host applier.
-    #[arg(long, global = true, value_name = "FILE", default_value = "experiments/backup/sysctl_backup.json")]
-    pub backup: PathBuf,
-    /// Audit log (JSON lines).
-    #[arg(long, global = true, value_name = "FILE", default_value = "logs/semantos-audit.jsonl")]
-    pub audit_log: PathBuf,
+#[command(after_help = "Examples:
+  semantos man | man -l -                        read semantos(1)
+  semantos man --dir /usr/local/share/man/man1   install every page")]
+pub struct ManArgs {
+    /// Write semantos.1 and semantos-<command>.1 for every command into DIR instead of semantos(1) to stdout.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
 }
 
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the whole pipeline on a simulated host and evaluate baseline vs tuned p95.
-    Reproduce,
+    Reproduce(ReproduceArgs),
     /// Read live telemetry (/proc, PSI, cgroups): snapshots and per-second rates.
-    Collect(crate::cli::collect_cmd::CollectArgs),
+    Collect(CollectArgs),
     /// Query the knowledge base: list, show, validate [--live], graph.
-    Kb(crate::cli::kb_cmd::KbArgs),
+    Kb(KbArgs),
     /// Diagnose symptoms from live telemetry or a telemetry CSV.
-    Diagnose(TelemetryArgs),
+    Diagnose(DiagnoseArgs),
     /// Recommend a plan; `--out plan.json` writes it for review or `--plan`.
     Recommend(RecommendArgs),
     /// Apply a plan (or a fresh recommendation) transactionally (same as `--applier sysctl --apply`).
-    Apply(TelemetryArgs),
+    Apply(ApplyArgs),
     /// Restore every value from the backup (same as `--applier sysctl --rollback`), or with `--last` / `--run ID` undo one apply only.
     Rollback(RollbackArgs),
     /// Show what an apply would do, without writing (same as `--applier sysctl`).
-    DryRun(TelemetryArgs),
+    DryRun(DryRunArgs),
     /// Write simulated telemetry (CSV) of the configured host at its starting values.
     Simulate(SimulateArgs),
     /// Measure live workloads in throwaway network namespaces: start values vs SemantOS's plan, TuneD profiles and a grid.
-    Bench(crate::cli::bench_cmd::BenchArgs),
+    Bench(BenchArgs),
     /// Compare reasoning backends (rules, llm) on the same findings: verdicts and simulated p95 side by side.
-    Compare(crate::cli::compare_cmd::CompareArgs),
+    Compare(CompareArgs),
     /// Roll a plan across a fleet in waves (canary, ramp, rest) over SSH or Ansible, with health gates and fleet-wide rollback.
-    Rollout(crate::cli::rollout_cmd::RolloutArgs),
+    Rollout(RolloutArgs),
     /// Write a plan as an Ansible playbook, a TuneD profile, a sysctl.d drop-in or an OpenShift NTO Tuned resource.
-    Export(crate::cli::export_cmd::ExportArgs),
+    Export(ExportArgs),
     /// Write shell completions to stdout.
+    #[command(after_help = "Examples:\n  semantos completions bash > /etc/bash_completion.d/semantos\n  semantos completions zsh > ~/.zfunc/_semantos")]
     Completions {
         /// Shell.
         shell: clap_complete::Shell,
     },
-    /// Write the man page (roff) to stdout.
-    Man,
+    /// Write the man pages (roff): semantos(1) to stdout, or every page into --dir.
+    Man(ManArgs),
 }
 
-/// Where telemetry comes from.
-#[derive(Debug, Clone, Args)]
-pub struct TelemetryArgs {
-    /// Read telemetry from this CSV (as written by `collect --out` or the simulator) instead of the live host.
-    #[arg(long, value_name = "FILE")]
-    pub telemetry: Option<PathBuf>,
+/// The commands whose after_help carries the whole exit-code table (the ones that can give 3, 4 or 5).
+const FULL_TABLE: &[&str] = &["apply", "rollback", "rollout"];
+
+/// The parser: the derived definitions, with the exit-code table in the top command's and
+/// in each command's after_help (the whole table where codes 3 to 5 can occur, a pointer elsewhere).
+pub fn command() -> clap::Command {
+    with_exit_status(Cli::command(), true)
 }
 
-/// Arguments of `recommend`.
-#[derive(Debug, Clone, Args)]
-pub struct RecommendArgs {
-    #[command(flatten)]
-    pub telemetry: TelemetryArgs,
-    /// Write the plan (JSON) to this file.
-    #[arg(long, value_name = "FILE")]
-    pub out: Option<PathBuf>,
-    #[command(flatten)]
-    pub reasoner: crate::cli::compare_cmd::ReasonerArgs,
+/// `c` and its subcommands, each with the exit-status part of its after_help.
+fn with_exit_status(mut c: clap::Command, full: bool) -> clap::Command {
+    let names: Vec<String> = c.get_subcommands().map(|s| s.get_name().to_string()).collect();
+    for name in names {
+        let sub_full = FULL_TABLE.contains(&name.as_str());
+        c = c.mut_subcommand(&name, |s| with_exit_status(s, sub_full));
+    }
+    let help = c.get_after_help().map(|h| h.to_string()).unwrap_or_default();
+    let tail = if full {
+        exit::TABLE.to_string()
+    } else if help.contains("Exit status") {
+        return c;
+    } else {
+        "Exit status: 0 success, 1 failure, 2 usage error or invalid input (table: `semantos --help`).".to_string()
+    };
+    let text = if help.is_empty() { tail } else { format!("{help}\n\n{tail}") };
+    c.after_help(text)
 }
 
-/// Arguments of `simulate`.
-#[derive(Debug, Clone, Args)]
-pub struct SimulateArgs {
-    /// Output CSV.
-    #[arg(long, value_name = "FILE")]
-    pub out: PathBuf,
-    /// Number of windows (the CSV has one more row than windows).
-    #[arg(long, default_value_t = 3)]
-    pub windows: usize,
-    /// Simulated seconds per window.
-    #[arg(long, default_value_t = 60.0)]
-    pub seconds: f64,
+/// Top-level flags of the reproduction only.
+const REPRO_ONLY: &[&str] = &["seed", "trials", "config", "sandbox_dir", "results_dir", "sysctl_conf"];
+/// Top-level flags of the live-host applier only, and which of its modes take them.
+const APPLIER_ONLY: &[(&str, Mode)] = &[
+    ("telemetry", Mode::NotRollback),
+    ("proc_root", Mode::NotRollback),
+    ("interval", Mode::NotRollback),
+    ("sysctl_root", Mode::Any),
+    ("monitor_seconds", Mode::Apply),
+    ("health_cmd", Mode::Apply),
+    ("health_timeout", Mode::Apply),
+    ("persist", Mode::Apply),
+    ("state_dir", Mode::Any),
+    ("backup", Mode::Any),
+    ("audit_log", Mode::NotDryRun),
+    ("force", Mode::NotDryRun),
+];
+
+/// Which `--applier sysctl` modes take a flag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Any,
+    Apply,
+    NotRollback,
+    NotDryRun,
+}
+
+/// `--seed` for the id `seed`.
+fn flag(id: &str) -> String {
+    format!("--{}", id.replace('_', "-"))
+}
+
+/// The top-level flags given on the command line (not defaults, not environment).
+fn given(m: &ArgMatches) -> Vec<String> {
+    // Flattened groups have ids too (their struct's name, capitalised): only the flags count.
+    m.ids().map(|id| id.as_str().to_string()).filter(|id| id.starts_with(|c: char| c.is_ascii_lowercase()) && m.value_source(id) == Some(ValueSource::CommandLine)).collect()
+}
+
+/// Why the top-level flags do not fit the chosen mode, if they do not.
+fn misfit(cli: &Cli, m: &ArgMatches) -> Option<String> {
+    let given = given(m);
+    if let Some((name, _)) = m.subcommand() {
+        let stray: Vec<String> = given.iter().filter(|id| *id != "json").map(|id| flag(id)).collect();
+        if !stray.is_empty() {
+            return Some(format!("{} before `{name}`: put a command's flags after it (`semantos {name} {} ...`); `semantos {name} --help` lists the flags it takes", stray.join(" "), stray[0]));
+        }
+        return None;
+    }
+    let applier = cli.applier.is_some();
+    for id in &given {
+        if applier && REPRO_ONLY.contains(&id.as_str()) {
+            return Some(format!("{} belongs to the sandbox reproduction, not to --applier sysctl; drop one of them", flag(id)));
+        }
+        if let Some((_, mode)) = APPLIER_ONLY.iter().find(|(f, _)| f == id) {
+            if !applier && id == "audit_log" {
+                continue; // the reproduction's audit log
+            }
+            if !applier {
+                return Some(format!("{} belongs to the live-host applier: use it with --applier sysctl (or `semantos apply` / `rollback` / `dry-run`), not with the sandbox reproduction", flag(id)));
+            }
+            let ok = match mode {
+                Mode::Any => true,
+                Mode::Apply => cli.apply,
+                Mode::NotRollback => !cli.rollback,
+                Mode::NotDryRun => cli.apply || cli.rollback,
+            };
+            if !ok {
+                let what = if cli.apply { "--apply" } else if cli.rollback { "--rollback" } else { "a dry run (no --apply or --rollback)" };
+                return Some(format!("{} does not apply to --applier sysctl with {what}", flag(id)));
+            }
+        }
+    }
+    None
+}
+
+/// Moves a top-level `--json` into the subcommand's own; an error when the subcommand has none.
+fn settle_json(cli: &mut Cli) -> Result<(), String> {
+    if !cli.json.json {
+        return Ok(());
+    }
+    let Some(cmd) = &mut cli.command else { return Ok(()) };
+    let json = match cmd {
+        Command::Reproduce(a) => &mut a.json.json,
+        Command::Collect(a) => &mut a.json,
+        Command::Kb(a) => a.json_mut(),
+        Command::Diagnose(a) => &mut a.json.json,
+        Command::Recommend(a) => &mut a.json.json,
+        Command::Apply(a) => &mut a.json.json,
+        Command::Rollback(a) => &mut a.json.json,
+        Command::DryRun(a) => &mut a.json.json,
+        Command::Bench(a) => &mut a.json.json,
+        Command::Compare(a) => &mut a.json.json,
+        Command::Rollout(a) => &mut a.json.json,
+        Command::Simulate(_) | Command::Export(_) | Command::Completions { .. } | Command::Man(_) => return Err("--json: this command prints no JSON".into()),
+    };
+    *json = true;
+    Ok(())
+}
+
+/// Parses `argv` into one checked command line; a usage error is a clap error (exit 2, nothing run).
+pub fn parse<I, T>(argv: I) -> Result<Cli, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let mut cmd = command();
+    let m = cmd.try_get_matches_from_mut(argv)?;
+    let mut cli = Cli::from_arg_matches(&m)?;
+    if let Some(why) = misfit(&cli, &m) {
+        return Err(cmd.error(clap::error::ErrorKind::ArgumentConflict, why));
+    }
+    settle_json(&mut cli).map_err(|why| cmd.error(clap::error::ErrorKind::ArgumentConflict, why))?;
+    Ok(cli)
 }

@@ -1,9 +1,9 @@
 //! `semantos bench`: argument checks and printing only; the bench itself is
 //! `crate::bench`.
 
-use super::{Cli, invalid, load_kb};
+use super::common::{self, PlanFile, invalid, load_kb};
+use super::flags::{IntentArg, JsonArg, KbDirArg, PlanArg, PolicyArg};
 use crate::bench::{self, CommandSpec, Options, ScenarioId};
-use crate::kb::Intent;
 use anyhow::Result;
 use std::path::PathBuf;
 
@@ -38,6 +38,19 @@ pub struct BenchArgs {
     /// With --cmd: seconds one run of the command may take before it is killed with its process group (the run fails, values are restored).
     #[arg(long, value_name = "SECONDS", requires = "cmd", default_value_t = DEFAULT_CMD_TIMEOUT_S)]
     pub cmd_timeout: f64,
+    /// Seed of the bootstrap that gives the confidence intervals.
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
+    #[command(flatten)]
+    pub plan: PlanArg,
+    #[command(flatten)]
+    pub policy: PolicyArg,
+    #[command(flatten)]
+    pub intent: IntentArg,
+    #[command(flatten)]
+    pub kb: KbDirArg,
+    #[command(flatten)]
+    pub json: JsonArg,
 }
 
 /// `--cmd-timeout`'s default: a generous bound for one repetition of a user's workload.
@@ -60,22 +73,22 @@ Examples:
   sudo semantos bench --cmd 'cat lat.csv' --column latency_ms --netns myapp --plan plan.json";
 
 /// Checked arguments.
-fn options(cli: &Cli, a: &BenchArgs) -> Result<Options> {
+fn options(a: &BenchArgs, plan: &PlanFile) -> Result<Options> {
     if a.reps == Some(0) {
         return Err(invalid("--reps 0 measures nothing; use --reps 5 (the default) or more"));
     }
-    let policy = match &cli.host.policy {
-        Some(p) => Some(super::host::load_policy(p)?),
+    let policy = match &a.policy.policy {
+        Some(p) => Some(common::load_policy(p)?),
         None => None,
     };
     Ok(Options {
         quick: a.quick,
         reps: a.reps,
-        intent: cli.host.intent.unwrap_or(Intent::Latency),
+        intent: common::intent(&a.intent),
         policy,
-        plan: cli.plan.clone(),
+        plan: plan.path().map(|p| p.to_path_buf()),
         out_dir: a.out_dir.clone(),
-        seed: cli.seed.unwrap_or(7),
+        seed: a.seed,
         command_line: std::env::args().collect::<Vec<_>>().join(" "),
     })
 }
@@ -97,13 +110,14 @@ fn command_spec(cmd: &str, a: &BenchArgs) -> Result<CommandSpec> {
 }
 
 /// Runs the bench; exit code 0 when it ran (whatever the goals say), 1 when it failed.
-pub fn run(cli: &Cli, a: &BenchArgs) -> Result<i32> {
+pub fn run(a: &BenchArgs) -> Result<i32> {
     if let Some(cmd) = &a.cmd {
         // Before anything else (the KB, the lock, the namespaces): a refused run does nothing.
         command_spec(cmd, a)?;
     }
-    let kb = load_kb(cli)?;
-    let o = options(cli, a)?;
+    let kb = load_kb(&a.kb)?;
+    let plan = PlanFile::new(a.plan.plan.as_deref())?;
+    let o = options(a, &plan)?;
     // Progress goes to stderr even with --json: a full run takes minutes, and stdout stays the report.
     let progress = |line: &str| eprintln!("bench: {line}");
     let mut report = match (&a.cmd, a.scenario) {
@@ -115,7 +129,7 @@ pub fn run(cli: &Cli, a: &BenchArgs) -> Result<i32> {
         (None, None) => return Err(invalid("name a scenario (accept-burst, bdp-transfer, idle-slow-start) or give --cmd")),
     };
     bench::write_artifacts(&mut report, &o.out_dir)?;
-    if cli.json {
+    if a.json.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         print!("{}", bench::report::table(&report));

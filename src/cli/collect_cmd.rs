@@ -5,7 +5,7 @@
 //! CSV for `diagnose --telemetry`. The module owns the argument checks and the
 //! rendering only: reading is `telemetry::procfs` and `telemetry::cgroup`.
 
-use crate::cli::invalid;
+use super::common::invalid;
 use crate::telemetry::cgroup::CgroupReader;
 use crate::telemetry::procfs::ProcReader;
 use crate::telemetry::{MetricKind, Snapshot, Window, metric_kind};
@@ -22,6 +22,11 @@ pub const COLLECT_JSON_VERSION: u32 = 1;
 
 /// Arguments of `semantos collect`.
 #[derive(Debug, Clone, clap::Args)]
+#[command(after_help = "Examples:
+  semantos collect                                    two snapshots 1 s apart: gauges and rates
+  semantos collect --interval 5 --count 3 --json
+  semantos collect --interval 10 --out snap.csv && semantos diagnose --telemetry snap.csv
+  semantos collect --proc-root tests/fixtures/proc/6.18-live --interval 0")]
 pub struct CollectArgs {
     /// Seconds between two snapshots.
     #[arg(long, value_name = "S", default_value_t = 1.0)]

@@ -8,11 +8,10 @@
 //! exports nothing. A change skipped because the value is already in force
 //! is exported: a drop-in must keep what the host already has.
 
-use super::{Cli, invalid, load_kb};
+use super::common::{self, invalid, load_kb};
+use super::flags::{IntentArg, KbDirArg, PlanArg, PolicyArg, TreeArg, WatchArgs};
 use crate::apply::files::write_atomic;
 use crate::export::{self, Format, nto::NtoOptions, tuned};
-use crate::kb::Intent;
-use crate::reasoning::Plan;
 use crate::rollout::ansible::{self, Batch, PlaybookOptions};
 use crate::rollout::inventory::Inventory;
 use crate::rollout::precheck::{self, Target};
@@ -27,7 +26,7 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
 
-/// Arguments of `semantos export`. The plan is the global `--plan FILE`;
+/// Arguments of `semantos export`. `--plan FILE` (or `-`) is the plan;
 /// `--policy` checks it; `--monitor-seconds`, `--health-cmd` and `--persist`
 /// shape the Ansible playbook.
 #[derive(Debug, Clone, Args)]
@@ -66,13 +65,29 @@ pub struct ExportArgs {
     /// nto: namespace of the Tuned resource.
     #[arg(long, default_value = "openshift-cluster-node-tuning-operator", value_name = "NS")]
     pub namespace: String,
+    #[command(flatten)]
+    pub plan: PlanArg,
+    #[command(flatten)]
+    pub policy: PolicyArg,
+    #[command(flatten)]
+    pub intent: IntentArg,
+    #[command(flatten)]
+    pub tree: TreeArg,
+    /// The /proc host facts (dirtyable memory) are read from, as apply would.
+    #[arg(long, value_name = "DIR", default_value = "/proc")]
+    pub proc_root: std::path::PathBuf,
+    #[command(flatten)]
+    pub watch: WatchArgs,
+    #[command(flatten)]
+    pub kb: KbDirArg,
 }
 
 const EXPORT_HELP: &str = "Examples:
   semantos export sysctl.d --plan plan.json --out /etc/sysctl.d/90-semantos.conf
-  semantos export tuned --plan plan.json --include throughput-performance --out /etc/tuned/semantos/tuned.conf
-  semantos export nto --plan plan.json --name semantos-web --node-label node-role.kubernetes.io/web | oc apply -f -
-  semantos export ansible --plan plan.json --inventory inventory.ini --policy policy.yaml --out site.yml";
+  semantos export tuned --plan plan.json --include throughput-performance --out tuned.conf
+  semantos export nto --plan plan.json --name semantos-web | oc apply -f -
+  semantos export ansible --plan plan.json --inventory inventory.ini --out site.yml
+  semantos export sysctl.d --plan - < plan.json";
 
 /// Ansible `serial` without an inventory: the canary, then each step's share as a percentage, then the rest.
 fn serial_without_inventory(spec: &WaveSpec) -> Vec<Batch> {
@@ -128,16 +143,16 @@ fn exported(checked: &CheckedPlan, current: &BTreeMap<String, Value>, store: &st
 }
 
 /// `semantos export`.
-pub fn run(cli: &Cli, a: &ExportArgs) -> Result<i32> {
-    let kb = load_kb(cli)?;
-    let path = cli.plan.as_ref().ok_or_else(|| invalid("--plan FILE is required (make one with `semantos recommend --out plan.json`)"))?;
-    let store = super::host::store(cli);
-    let plan = Plan::load(path, cli.host.intent.unwrap_or(Intent::Latency), &store).map_err(|e| invalid(format!("{e:#}")))?;
-    let policy = super::host::policy(cli)?;
-    let current = super::host::current_values(&store, &kb);
+pub fn run(a: &ExportArgs) -> Result<i32> {
+    let kb = load_kb(&a.kb)?;
+    let path = a.plan.plan.as_ref().ok_or_else(|| invalid("--plan FILE is required (make one with `semantos recommend --out plan.json`)"))?;
+    let store = common::store(&a.tree.sysctl_root);
+    let plan = common::load_plan(path, common::intent(&a.intent), &store)?;
+    let policy = common::policy(&a.policy)?;
+    let current = common::current_values(&store, &kb);
     // The facts a sentinel's value in force needs (dirtyable memory); without /proc they are
     // absent and such a step is skipped, exactly as apply would.
-    let facts = ProcReader::with_roots(&cli.host.proc_root, "/sys").snapshot(0).map(|s| safety::facts::from_snapshot(&s)).unwrap_or_default();
+    let facts = ProcReader::with_roots(&a.proc_root, "/sys").snapshot(0).map(|s| safety::facts::from_snapshot(&s)).unwrap_or_default();
     let checked = safety::check_with(&plan, &kb, &policy, &current, &facts);
     let targets = exported(&checked, &current, &store.describe())?;
     let header = vec![format!("SemantOS plan from {} ({}, intent {}): {} change(s)", path.display(), plan.created_by, plan.intent.name(), targets.len())];
@@ -175,9 +190,9 @@ pub fn run(cli: &Cli, a: &ExportArgs) -> Result<i32> {
                 dir: a.remote_dir.trim_end_matches('/').to_string(),
                 copy_binary: None,
                 policy: None,
-                monitor_seconds: cli.host.monitor_seconds,
-                health_cmd: cli.host.health_cmd.clone(),
-                persist: cli.host.persist.as_ref().map(|p| p.display().to_string()),
+                monitor_seconds: a.watch.monitor_seconds.map(common::monitor_seconds).transpose()?,
+                health_cmd: a.watch.health_cmd.clone(),
+                persist: a.watch.persist.as_ref().map(|p| p.display().to_string()),
                 interval: 2.0,
                 host_timeout_s: 300.0,
                 kb: Default::default(),
@@ -187,7 +202,7 @@ pub fn run(cli: &Cli, a: &ExportArgs) -> Result<i32> {
                 run_id: format!("export-{}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)),
                 serial,
                 remote_dir: remote.dir.clone(),
-                sysctl_file: super::rollout_cmd::sysctl_file(remote.persist.as_deref()),
+                sysctl_file: common::sysctl_file(remote.persist.as_deref()),
                 monitor_seconds: remote.monitor_seconds.unwrap_or(0.0),
                 health_cmd: remote.health_cmd.clone(),
                 header,

@@ -1,375 +1,146 @@
-//! Live-host commands: diagnose, recommend, dry run, apply and rollback
-//! against a sysctl tree (`/proc/sys`, a sandbox directory, or whatever
-//! network namespace the process runs in).
+//! The read-only live-host commands: diagnose, recommend and dry run against
+//! a sysctl tree (`/proc/sys`, a sandbox directory, or whatever network
+//! namespace the process runs in). Nothing here writes a sysctl.
 
-use super::{Cli, EXIT_FAILED, invalid, load_kb};
-use super::args::{RecommendArgs, RollbackArgs, TelemetryArgs};
+use super::common::{self, load_kb};
+use super::exit;
+use super::flags::{IntentArg, JsonArg, KbDirArg, PlanArg, PolicyArg, StateLoc, TelemetryArgs, TreeArg};
+use super::propose::{Inputs, propose};
+use super::reasoner::ReasonerArgs;
 use super::render;
-use crate::apply::{self, ApplyOptions, AuditLog, HostIdentity, OnRegression, Outcome, Paths};
-use crate::kb::{Intent, Kb};
-use crate::reasoning::{self, Context, Findings, Plan, Reasoner, RulesEngine};
-use crate::repro::guarded;
-use crate::rollout::live::LiveMonitor;
-use crate::safety::{self, CheckedPlan, Policy};
-use crate::sysctl::store::{Fault, FaultyStore};
-use crate::sysctl::{SysctlKey, SysctlStore, TreeStore, Value};
-use crate::telemetry::procfs::ProcReader;
-use crate::telemetry::{Snapshot, Window};
-use anyhow::{Context as _, Result};
-use std::collections::BTreeMap;
-use std::path::Path;
-use std::time::Duration;
+use super::writes;
+use crate::apply;
+use crate::reasoning;
+use crate::sysctl::SysctlStore;
+use anyhow::Result;
+use clap::Args;
+use std::path::PathBuf;
 
-/// Loads and validates a policy file.
-pub fn load_policy(path: &Path) -> Result<Policy> {
-    // Every way the file can be wrong is invalid input (exit 2): nothing was written yet.
-    let file = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|e| invalid(format!("{file}: cannot read the policy: {e}")))?;
-    Policy::from_bytes(&bytes, &file).map_err(invalid)
+/// Arguments of `diagnose`.
+#[derive(Debug, Clone, Args)]
+#[command(after_help = "Examples:
+  semantos diagnose                                   two live snapshots 2 s apart
+  semantos diagnose --interval 10
+  semantos diagnose --telemetry experiments/data/sample_telemetry.csv --json")]
+pub struct DiagnoseArgs {
+    #[command(flatten)]
+    pub telemetry: TelemetryArgs,
+    #[command(flatten)]
+    pub kb: KbDirArg,
+    #[command(flatten)]
+    pub json: JsonArg,
 }
 
-/// The policy the flags name (`--policy FILE`, else the default).
-pub fn policy(cli: &Cli) -> Result<Policy> {
-    match &cli.host.policy {
-        Some(p) => load_policy(p),
-        None => Ok(Policy::default()),
-    }
+/// Arguments of `recommend`.
+#[derive(Debug, Clone, Args)]
+#[command(after_help = "Examples:
+  semantos recommend --intent throughput
+  semantos recommend --out plan.json --policy policy.yaml
+  semantos recommend --telemetry snap.csv --sysctl-root /tmp/tree --json
+  semantos recommend --reasoner llm --llm-url http://127.0.0.1:8080/v1 --llm-model smollm2
+
+Exit status: 0 a plan the guardrails accept; 2 invalid input or a plan the guardrails reject;
+1 other failure (see `semantos --help`).")]
+pub struct RecommendArgs {
+    #[command(flatten)]
+    pub telemetry: TelemetryArgs,
+    /// Write the plan (JSON) to this file.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub reasoner: ReasonerArgs,
+    #[command(flatten)]
+    pub plan: PlanArg,
+    #[command(flatten)]
+    pub policy: PolicyArg,
+    #[command(flatten)]
+    pub intent: IntentArg,
+    #[command(flatten)]
+    pub tree: TreeArg,
+    #[command(flatten)]
+    pub kb: KbDirArg,
+    #[command(flatten)]
+    pub json: JsonArg,
 }
 
-fn intent(cli: &Cli) -> Intent {
-    cli.host.intent.unwrap_or(Intent::Latency)
-}
+/// Arguments of `dry-run`.
+#[derive(Debug, Clone, Args)]
+#[command(after_help = "Examples:
+  semantos dry-run
+  semantos dry-run --plan plan.json --policy policy.yaml
+  semantos dry-run --plan - < 90-tuning.conf
+  semantos dry-run --sysctl-root /tmp/tree --telemetry snap.csv --json
 
-/// The store the flags name: kernel semantics under /proc, sandbox semantics elsewhere.
-pub fn store(cli: &Cli) -> TreeStore {
-    let root = &cli.host.sysctl_root;
-    if root.starts_with("/proc") { TreeStore::kernel_at(root) } else { TreeStore::sandbox(root) }
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
-}
-
-/// Two snapshots: the first and last rows of a CSV, or two live reads `--interval` apart.
-pub fn telemetry(cli: &Cli, t: Option<&TelemetryArgs>) -> Result<(Snapshot, Snapshot)> {
-    if let Some(path) = t.and_then(|t| t.telemetry.as_ref()) {
-        let snaps = crate::telemetry::csv::read_file(path).map_err(|e| invalid(format!("{e:#}")))?;
-        return Ok((snaps[0].clone(), snaps[snaps.len() - 1].clone()));
-    }
-    if !(cli.host.interval.is_finite() && (0.05..=3600.0).contains(&cli.host.interval)) {
-        return Err(invalid(format!("--interval {}: use 0.05 to 3600 seconds", cli.host.interval)));
-    }
-    let reader = ProcReader::with_roots(&cli.host.proc_root, "/sys");
-    let a = reader.snapshot(now_ms())?;
-    std::thread::sleep(Duration::from_secs_f64(cli.host.interval));
-    let b = reader.snapshot(now_ms())?;
-    Ok((a, b))
-}
-
-/// Current values of every KB key present in `store`.
-pub fn current_values(store: &dyn SysctlStore, kb: &Kb) -> BTreeMap<String, Value> {
-    kb.params
-        .iter()
-        .filter(|(_, p)| p.risk != crate::kb::Risk::Never)
-        .filter_map(|(k, _)| SysctlKey::parse(k).ok())
-        .filter_map(|k| store.read(&k).ok().map(|v| (k.to_string(), v)))
-        .collect()
-}
-
-struct Proposal {
-    findings: Findings,
-    checked: CheckedPlan,
-}
-
-fn propose(cli: &Cli, t: Option<&TelemetryArgs>, kb: &Kb, store: &dyn SysctlStore) -> Result<Proposal> {
-    propose_with(cli, t, kb, store, None)
-}
-
-/// `reasoner` chooses the backend when no `--plan` is given (`recommend --reasoner llm`).
-fn propose_with(cli: &Cli, t: Option<&TelemetryArgs>, kb: &Kb, store: &dyn SysctlStore, reasoner: Option<&super::compare_cmd::ReasonerArgs>) -> Result<Proposal> {
-    if let (Some(p), Some(_)) = (&cli.plan, reasoner.filter(|r| r.uses_llm())) {
-        // Either the model proposes the plan or the file is the plan: never one silently instead of the other.
-        return Err(invalid(format!("--plan {} and --reasoner llm both name where the plan comes from; drop one", p.display())));
-    }
-    let (a, b) = telemetry(cli, t)?;
-    let findings = reasoning::diagnose(&a, &b, kb);
-    let current = current_values(store, kb);
-    let plan = match &cli.plan {
-        Some(p) => load_plan(p, intent(cli), store).map_err(|e| invalid(format!("{e:#}")))?,
-        None => {
-            let ctx = Context { kb, intent: intent(cli), current: &current, window: Window::new(&a, &b) };
-            if let Some(r) = reasoner.filter(|r| r.uses_llm()) {
-                // The LLM path runs the guardrails itself: a rejected LLM plan may fall back to the rules.
-                let checked = super::compare_cmd::llm_checked(r, &findings, &ctx, &policy(cli)?)?;
-                return Ok(Proposal { findings, checked });
-            }
-            RulesEngine.recommend(&findings, &ctx)?
-        }
-    };
-    let checked = safety::check_with(&plan, kb, &policy(cli)?, &current, &safety::facts::from_snapshot(&b));
-    Ok(Proposal { findings, checked })
-}
-
-/// Loads `--plan FILE`; `--plan -` reads a JSON plan from standard input
-/// (how `semantos rollout` hands each host its plan without a command line).
-fn load_plan(path: &Path, intent: Intent, store: &dyn SysctlStore) -> Result<Plan> {
-    if path != Path::new("-") {
-        return Plan::load(path, intent, store);
-    }
-    let mut text = String::new();
-    std::io::Read::read_to_string(&mut std::io::stdin(), &mut text).context("reading the plan from standard input")?;
-    if !text.trim_start().starts_with('{') {
-        anyhow::bail!("--plan - reads a JSON plan from standard input; for sysctl.d syntax pass the file's path");
-    }
-    Plan::from_json(&text, "<stdin>")
-}
-
-fn paths(cli: &Cli) -> Paths {
-    Paths::beside(&cli.out.backup)
-}
-
-fn warn_pending(cli: &Cli) -> Result<()> {
-    if let Some(msg) = apply::pending_run(&paths(cli))? {
-        eprintln!("semantos: warning: {msg}");
-    }
-    Ok(())
+Exit status: 0 the plan passes the guardrails; 2 invalid input or a plan they reject
+(see `semantos --help`).")]
+pub struct DryRunArgs {
+    #[command(flatten)]
+    pub telemetry: TelemetryArgs,
+    #[command(flatten)]
+    pub plan: PlanArg,
+    #[command(flatten)]
+    pub policy: PolicyArg,
+    #[command(flatten)]
+    pub intent: IntentArg,
+    #[command(flatten)]
+    pub tree: TreeArg,
+    #[command(flatten)]
+    pub state: StateLoc,
+    #[command(flatten)]
+    pub kb: KbDirArg,
+    #[command(flatten)]
+    pub json: JsonArg,
 }
 
 /// `semantos diagnose`.
-pub fn diagnose(cli: &Cli, t: &TelemetryArgs) -> Result<i32> {
-    let kb = load_kb(cli)?;
-    let (a, b) = telemetry(cli, Some(t))?;
-    let f = reasoning::diagnose(&a, &b, &kb);
-    if cli.json {
+pub fn diagnose(a: &DiagnoseArgs) -> Result<i32> {
+    let kb = load_kb(&a.kb)?;
+    let (s0, s1) = common::telemetry(&a.telemetry)?;
+    let f = reasoning::diagnose(&s0, &s1, &kb);
+    if a.json.json {
         println!("{}", serde_json::to_string_pretty(&f)?);
     } else {
         print!("{}", render::findings(&f));
     }
-    Ok(0)
+    Ok(exit::OK)
 }
 
 /// `semantos recommend`.
-pub fn recommend(cli: &Cli, r: &RecommendArgs) -> Result<i32> {
-    let kb = load_kb(cli)?;
-    let store = store(cli);
-    let p = propose_with(cli, Some(&r.telemetry), &kb, &store, Some(&r.reasoner))?;
-    if let Some(out) = &r.out {
+pub fn recommend(a: &RecommendArgs) -> Result<i32> {
+    let kb = load_kb(&a.kb)?;
+    let store = common::store(&a.tree.sysctl_root);
+    let pol = common::policy(&a.policy)?;
+    let p = propose(&Inputs { telemetry: &a.telemetry, plan: &a.plan, intent: &a.intent }, &kb, &store, &pol, Some(&a.reasoner))?;
+    if let Some(out) = &a.out {
         apply::files::write_atomic(out, p.checked.plan.to_json().as_bytes(), 0o644)?;
         eprintln!("wrote plan {}", out.display());
     }
-    if cli.json {
+    if a.json.json {
         println!("{}", serde_json::to_string_pretty(&p.checked)?);
     } else {
         print!("{}", render::findings(&p.findings));
         print!("{}", render::checked(&p.checked));
     }
-    Ok(if p.checked.aborted.is_some() { super::EXIT_INVALID } else { 0 })
+    Ok(if p.checked.aborted.is_some() { exit::INVALID } else { exit::OK })
 }
 
 /// `semantos --applier sysctl` / `semantos dry-run`: nothing is written.
-pub fn dry_run(cli: &Cli, t: Option<&TelemetryArgs>) -> Result<i32> {
-    warn_pending(cli)?;
-    let kb = load_kb(cli)?;
-    let store = store(cli);
-    let p = propose(cli, t, &kb, &store)?;
-    if cli.json {
+pub fn dry_run(a: &DryRunArgs) -> Result<i32> {
+    let st = writes::resolve_loc(&a.state);
+    if let Some(msg) = apply::pending_run(&writes::paths(&st))? {
+        let line = writes::rollback_line(&a.tree.sysctl_root, &a.state, None, &st, &a.kb, &a.policy);
+        eprintln!("semantos: warning: {}", writes::with_hint(&msg, &line));
+    }
+    let kb = load_kb(&a.kb)?;
+    let store = common::store(&a.tree.sysctl_root);
+    let pol = common::policy(&a.policy)?;
+    let p = propose(&Inputs { telemetry: &a.telemetry, plan: &a.plan, intent: &a.intent }, &kb, &store, &pol, None)?;
+    if a.json.json {
         println!("{}", serde_json::json!({ "dry_run": true, "store": store.describe(), "findings": p.findings, "checked": p.checked }));
     } else {
         println!("DRY RUN against {} — nothing is written.\n", store.describe());
         print!("{}", render::findings(&p.findings));
         print!("{}", render::checked(&p.checked));
     }
-    Ok(if p.checked.aborted.is_some() { super::EXIT_INVALID } else { 0 })
-}
-
-/// The store faults `SEMANTOS_FAULT` asks for. Only a build with the `fault-injection` feature
-/// (the test suite's, scripts/test.sh) reads the variable: in a default build no environment can
-/// make the binary fail its writes or SIGKILL itself mid-apply.
-fn faults() -> Result<Vec<Fault>> {
-    let spec = if cfg!(feature = "fault-injection") { std::env::var("SEMANTOS_FAULT").ok() } else { None };
-    faults_from(spec.as_deref())
-}
-
-/// Parses a `SEMANTOS_FAULT` value (comma-separated faults; empty or absent: none).
-fn faults_from(spec: Option<&str>) -> Result<Vec<Fault>> {
-    match spec {
-        Some(spec) if !spec.is_empty() => spec.split(',').map(|s| Fault::parse(s.trim()).map_err(|e| invalid(format!("SEMANTOS_FAULT: {e}")))).collect(),
-        _ => Ok(Vec::new()),
-    }
-}
-
-fn require_root(store: &TreeStore, what: &str) -> Result<()> {
-    // SAFETY: geteuid has no preconditions.
-    let euid = unsafe { libc::geteuid() };
-    if store.root().starts_with("/proc") && euid != 0 {
-        return Err(anyhow::Error::new(super::CliError {
-            code: EXIT_FAILED,
-            message: format!("{what} needs root: writing {} requires root (CAP_SYS_ADMIN / CAP_NET_ADMIN); re-run with sudo. Nothing was written.", store.root().display()),
-        }));
-    }
-    Ok(())
-}
-
-/// The health command's limit: `--health-timeout`, else the policy's `health_timeout_seconds`.
-fn health_timeout(cli: &Cli, pol: &Policy) -> Result<Duration> {
-    let s = cli.host.health_timeout.unwrap_or(pol.health_timeout_seconds);
-    if !(s.is_finite() && s > 0.0 && s <= 86400.0) {
-        return Err(invalid(format!("--health-timeout {s} is invalid; use seconds in (0, 86400] (the default is {})", crate::safety::policy::DEFAULT_HEALTH_TIMEOUT_S)));
-    }
-    Ok(Duration::from_secs_f64(s))
-}
-
-/// `semantos --applier sysctl --apply` / `semantos apply`.
-pub fn apply(cli: &Cli, t: Option<&TelemetryArgs>) -> Result<i32> {
-    let kb = load_kb(cli)?;
-    if let Some(id) = &cli.host.rollout_id {
-        apply::fence::validate_id(id).map_err(|e| invalid(format!("--rollout-id: {e:#}")))?;
-    }
-    let tree = store(cli);
-    require_root(&tree, "apply")?;
-    // An interrupted run must be rolled back first; a live one holds the lock.
-    if let Some(msg) = apply::pending_run(&paths(cli))? {
-        return Err(anyhow::anyhow!("refusing to apply: {msg}"));
-    }
-    let pol = policy(cli)?;
-    let health_limit = health_timeout(cli, &pol)?;
-    let p = propose(cli, t, &kb, &tree)?;
-    if let Some(why) = &p.checked.aborted {
-        if !cli.json {
-            print!("{}", render::checked(&p.checked));
-        }
-        return Err(invalid(format!("the guardrails rejected the plan; nothing was written:\n{why}")));
-    }
-    let writes = p.checked.writes();
-    if writes.is_empty() {
-        if cli.json {
-            println!("{}", serde_json::json!({ "outcome": "nothing_to_do", "checked": p.checked }));
-        } else {
-            print!("{}", render::checked(&p.checked));
-            println!("Nothing to apply.");
-        }
-        return Ok(0);
-    }
-    let store = FaultyStore::new(guarded(tree.clone(), &kb, &pol), faults()?);
-    let window = Duration::from_secs_f64(cli.host.monitor_seconds.unwrap_or(pol.monitor_seconds).clamp(0.0, 86400.0));
-    let mut monitor = LiveMonitor::new(ProcReader::with_roots(&cli.host.proc_root, "/sys"), &kb, window, cli.host.health_cmd.clone(), p.findings.clone(), pol.monitor_new_symptoms, pol.monitor_worsening_factor)
-        .with_health_timeout(health_limit);
-    let now = now_ms();
-    let opts = ApplyOptions {
-        paths: paths(cli),
-        batch_size: pol.batch_size,
-        on_regression: OnRegression::RollbackAll,
-        persist: cli.host.persist.clone(),
-        run_id: format!("apply-{}-{}", now / 1000, std::process::id()),
-        now_s: now / 1000,
-        force: cli.host.force,
-        rollout_id: cli.host.rollout_id.clone(),
-    };
-    let host = HostIdentity::read(tree.root());
-    let receipt = apply::apply(&store, &kb, &writes, serde_json::to_value(&p.checked)?, &host, &opts, Some(&mut monitor), &AuditLog::to(&cli.out.audit_log))?;
-    if cli.json {
-        println!("{}", serde_json::to_string_pretty(&receipt)?);
-    } else {
-        print!("{}", render::checked(&p.checked));
-        print!("{}", render::receipt(&receipt));
-        println!("backup: {}", cli.out.backup.display());
-    }
-    Ok(if receipt.outcome == Outcome::Committed { 0 } else { EXIT_FAILED })
-}
-
-/// With `--fence-rollout ID`: the run ids of the backup's layers that rollout ID committed, newest
-/// first, when there are any and no run is unfinished; None means the whole backup is restored
-/// (a version-1 backup, an Ansible backup, or an interrupted apply).
-fn rollout_layers(cli: &Cli) -> Result<Option<Vec<String>>> {
-    let Some(id) = &cli.host.fence_rollout else { return Ok(None) };
-    let p = paths(cli);
-    if crate::apply::journal::pending(&p.journal)?.is_some() {
-        return Ok(None);
-    }
-    let Some(b) = apply::Backup::load_if_exists(&p.backup)? else { return Ok(None) };
-    if b.state != crate::apply::backup::BackupState::Committed {
-        return Ok(None);
-    }
-    let runs: Vec<String> = b.layers.iter().rev().filter(|l| l.rollout_id.as_deref() == Some(id.as_str())).map(|l| l.run_id.clone()).collect();
-    Ok((!runs.is_empty()).then_some(runs))
-}
-
-/// `semantos --applier sysctl --rollback` / `semantos rollback`.
-pub fn rollback(cli: &Cli, which: &RollbackArgs) -> Result<i32> {
-    let kb = load_kb(cli)?;
-    if let Some(id) = &cli.host.fence_rollout {
-        apply::fence::validate_id(id).map_err(|e| invalid(format!("--fence-rollout: {e:#}")))?;
-    }
-    let tree = store(cli);
-    require_root(&tree, "rollback")?;
-    if let Some(id) = &cli.host.fence_rollout {
-        // Before restoring: an apply of this rollout that arrives later must find the fence.
-        apply::fence::fence(&paths(cli), id)?;
-    }
-    let host = HostIdentity::read(tree.root());
-    // The backup's keys pass the same checks as a plan's, again at the moment of writing: the KB's
-    // always, a policy's whitelist and never_touch when one is given. Without --policy the built-in
-    // whitelist is not applied: it would strand a value an apply under a site policy changed.
-    let given = cli.host.policy.is_some();
-    let pol = if given { policy(cli)? } else { safety::Policy { whitelist: vec!["*".into()], ..Policy::default() } };
-    let store = FaultyStore::new(guarded(tree.clone(), &kb, &pol), faults()?);
-    let now = now_ms();
-    let opts = apply::RollbackOptions { force: cli.host.force, run_id: format!("rollback-{}-{}", now / 1000, std::process::id()), now_s: now / 1000, policy: given.then_some(&pol) };
-    let layer = match (&which.run, which.last) {
-        (Some(id), _) => Some(apply::rollback::Layer::Run(id.clone())),
-        (None, true) => Some(apply::rollback::Layer::Last),
-        (None, false) => None,
-    };
-    let audit = AuditLog::to(&cli.out.audit_log);
-    let r = match &layer {
-        Some(l) => apply::rollback_layer(&store, &kb, &paths(cli), &host, l, &opts, &audit)?,
-        None => match rollout_layers(cli)? {
-            // A fleet's final restore of one rollout undoes that rollout's applies only, newest first.
-            Some(runs) => {
-                let mut last = None;
-                for id in runs {
-                    last = Some(apply::rollback_layer(&store, &kb, &paths(cli), &host, &apply::rollback::Layer::Run(id), &opts, &audit)?);
-                }
-                last.expect("rollout_layers returns at least one run")
-            }
-            None => apply::rollback_with(&store, &kb, &paths(cli), &host, &opts, &audit)?,
-        },
-    };
-    for d in &r.drift {
-        eprintln!("semantos: warning: changed since by someone else (restored anyway with --force): {d}");
-    }
-    if let Some(why) = &r.dropin_left {
-        eprintln!("semantos: warning: {why}");
-    }
-    if cli.json {
-        println!("{}", serde_json::to_string_pretty(&r)?);
-    } else if r.already_restored {
-        println!("Nothing to do: the backup {} was already restored.", cli.out.backup.display());
-    } else {
-        println!("Restored and verified {} key(s) from {}:", r.restored.len(), cli.out.backup.display());
-        for (k, was, orig) in &r.restored {
-            println!("  {k}: {} → {orig}", was.as_deref().unwrap_or("(absent)"));
-        }
-        if let Some(d) = &r.removed_dropin {
-            println!("removed drop-in {d}");
-        }
-        for d in &r.restored_dropins {
-            println!("put back the earlier content of drop-in {d}");
-        }
-    }
-    Ok(0)
-}
-
-#[cfg(test)]
-mod fault_tests {
-    use super::*;
-
-    #[test]
-    fn semantos_fault_values_parse_or_name_the_variable() {
-        // Parsing only: whether the binary reads the variable at all is checked on the binary
-        // (tests/integration/monitor.rs, semantos_fault_is_obeyed_only_by_a_fault_injection_build).
-        assert_eq!(faults_from(Some("kill-before#1, write#2:EIO")).unwrap(), vec![Fault::KillBeforeWrite { nth: 1 }, Fault::FailWrite { nth: 2, errno: libc::EIO }]);
-        assert!(faults_from(Some("explode")).unwrap_err().to_string().contains("SEMANTOS_FAULT"));
-        assert_eq!(faults_from(Some("")).unwrap(), vec![]);
-    }
+    Ok(if p.checked.aborted.is_some() { exit::INVALID } else { exit::OK })
 }

@@ -13,6 +13,7 @@
 //! given a key that is not a valid name or has no KB entry. The logic lives
 //! in `kb::{query, live, graph, validate}`; this file only parses and prints.
 
+use super::flags::{KbDirArg, TreeArg};
 use crate::kb::entry::{Direction, NoRead, Param};
 use crate::kb::graph::{self, GraphFormat};
 use crate::kb::live::{self, LiveEntry, LiveReport, Status};
@@ -37,9 +38,10 @@ pub const EXIT_UNKNOWN_KEY: i32 = 2;
 #[command(
     about = "Look into the knowledge base: list, show, validate (also against this kernel), graph",
     long_about = "Look into the knowledge base of sysctl parameters: what each controls, its valid range, scope, risk, \
-                  the symptoms that call for it and the typed edges between parameters.\n\n\
-                  Examples:\n  semantos kb list --subsystem net.ipv4 --intent latency\n  semantos kb show vm.swappiness\n  \
-                  semantos kb validate --live\n  semantos kb graph --format mermaid > kb.mmd"
+                  the symptoms that call for it and the typed edges between parameters.",
+    after_help = "Examples:\n  semantos kb list --subsystem net.ipv4 --intent latency\n  semantos kb show vm.swappiness\n  \
+                  semantos kb validate --live\n  semantos kb graph --format mermaid > kb.mmd\n\n\
+                  Exit status: 0 success; 1 kb validate found problems; 2 usage error, or an unknown key for kb show."
 )]
 pub struct KbArgs {
     /// What to do.
@@ -75,6 +77,8 @@ pub struct ListArgs {
     /// Print the matching entries as JSON.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub kb: KbDirArg,
 }
 
 /// Arguments of `kb show`.
@@ -85,6 +89,10 @@ pub struct ShowArgs {
     /// Print as JSON.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub kb: KbDirArg,
+    #[command(flatten)]
+    pub tree: TreeArg,
 }
 
 /// Arguments of `kb validate`.
@@ -99,6 +107,10 @@ pub struct ValidateArgs {
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub kb: KbDirArg,
+    #[command(flatten)]
+    pub tree: TreeArg,
 }
 
 /// Arguments of `kb graph`.
@@ -110,6 +122,39 @@ pub struct GraphArgs {
     /// Print nodes, edges and the rendered text as JSON.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub kb: KbDirArg,
+}
+
+impl KbArgs {
+    /// `--kb DIR` of whichever subcommand was given.
+    pub fn kb_dir(&self) -> &KbDirArg {
+        match &self.command {
+            KbCommand::List(a) => &a.kb,
+            KbCommand::Show(a) => &a.kb,
+            KbCommand::Validate(a) => &a.kb,
+            KbCommand::Graph(a) => &a.kb,
+        }
+    }
+
+    /// `--sysctl-root` of `show` and `validate`; the others read no sysctl (/proc/sys, unused).
+    pub fn sysctl_root(&self) -> &std::path::Path {
+        match &self.command {
+            KbCommand::Show(a) => &a.tree.sysctl_root,
+            KbCommand::Validate(a) => &a.tree.sysctl_root,
+            KbCommand::List(_) | KbCommand::Graph(_) => std::path::Path::new("/proc/sys"),
+        }
+    }
+
+    /// The `--json` of whichever subcommand was given (the top-level `semantos --json kb …` sets it).
+    pub fn json_mut(&mut self) -> &mut bool {
+        match &mut self.command {
+            KbCommand::List(a) => &mut a.json,
+            KbCommand::Show(a) => &mut a.json,
+            KbCommand::Validate(a) => &mut a.json,
+            KbCommand::Graph(a) => &mut a.json,
+        }
+    }
 }
 
 /// Runs `semantos kb ...`, printing to stdout (errors about the key to
@@ -250,17 +295,8 @@ fn show(a: &ShowArgs, kb: &Kb, store: &dyn SysctlStore, out: &mut dyn Write, err
     Ok(EXIT_OK)
 }
 
-fn render_show(r: &ShowReport<'_>, store: &dyn SysctlStore) -> String {
-    use std::fmt::Write as _;
-    let p = r.param;
-    let mut s = String::new();
-    let _ = writeln!(s, "{}{}", p.key, r.origin.map(|o| format!("  ({o})")).unwrap_or_default());
-    let row = |s: &mut String, label: &str, text: &str| {
-        if !text.is_empty() {
-            let _ = writeln!(s, "  {label:<12} {text}");
-        }
-    };
-    row(&mut s, "controls", &p.controls);
+/// The `type` row: kind, allowed values, unit, the KB's range.
+fn type_text(p: &Param) -> String {
     let mut shape = lower(p.kind);
     if p.kind == crate::sysctl::ValueKind::Ints {
         shape.push_str(&format!(" x{}", p.count));
@@ -281,14 +317,11 @@ fn render_show(r: &ShowReport<'_>, store: &dyn SysctlStore) -> String {
     if p.ordered {
         shape.push_str(", elements non-decreasing");
     }
-    row(&mut s, "type", &shape);
-    row(&mut s, "default", p.default.as_deref().unwrap_or("(none fixed)"));
-    row(&mut s, "scope", &lower(p.scope));
-    row(&mut s, "risk", &format!("{} — {}", query::risk_name(p.risk), p.risk_reason));
-    row(&mut s, "effect", &format!("{}{}", lower(p.effect), p.effect_note.as_ref().map(|n| format!(" — {n}")).unwrap_or_default()));
-    if p.rounding != crate::sysctl::value::Rounding::Exact {
-        row(&mut s, "read-back", &format!("may differ: {}", lower(p.rounding)));
-    }
+    shape
+}
+
+/// The `kernel` row: since, removed, moved, no-op, needed config.
+fn kernel_text(p: &Param) -> String {
     let mut kernel = Vec::new();
     if let Some(v) = &p.since {
         kernel.push(format!("since {v}"));
@@ -308,12 +341,11 @@ fn render_show(r: &ShowReport<'_>, store: &dyn SysctlStore) -> String {
     if let Some(c) = &p.config {
         kernel.push(format!("needs {c}"));
     }
-    row(&mut s, "kernel", &kernel.join("; "));
-    for (label, list) in [("symptoms", &r.symptoms), ("too far", &r.counter_symptoms)] {
-        for sym in list.iter() {
-            row(&mut s, label, &format!("{} — {}", sym.id, sym.title));
-        }
-    }
+    kernel.join("; ")
+}
+
+/// The `direction` row: each intent's direction and suggestion.
+fn direction_text(p: &Param) -> String {
     let dirs: Vec<String> = Intent::ALL
         .iter()
         .filter_map(|i| {
@@ -322,20 +354,12 @@ fn render_show(r: &ShowReport<'_>, store: &dyn SysctlStore) -> String {
             Some(format!("{} {}{sug}", i.name(), lower(*d)))
         })
         .collect();
-    row(&mut s, "direction", &dirs.join(", "));
-    for c in &p.conditions {
-        let what = c.sysctl.as_deref().or(c.metric.as_deref()).unwrap_or("?");
-        row(&mut s, "condition", &format!("{what} {} {} — {}", c.op.symbol(), c.value, c.because));
-    }
-    for e in &r.edges {
-        let other = if e.from == p.key { format!("-> {}", e.to) } else { format!("<- {}", e.from) };
-        row(&mut s, "edge", &format!("{} {other}: {}", graph::edge_label(e), e.note));
-    }
-    for x in &p.references {
-        row(&mut s, "reference", x);
-    }
-    let l = &r.live;
-    let here = if !l.exists {
+    dirs.join(", ")
+}
+
+/// The `here` row: whether the key exists on this host and its value (unless reading it is unsafe).
+fn here_text(l: &LiveEntry, p: &Param) -> String {
+    if !l.exists {
         match (&l.why_absent, l.expected_present) {
             (Some(why), _) => format!("absent, as the KB expects: {why}"),
             (None, Some(false)) => "absent, as the KB expects on this kernel".to_string(),
@@ -350,7 +374,52 @@ fn render_show(r: &ShowReport<'_>, store: &dyn SysctlStore) -> String {
             (None, None) => "value unreadable".to_string(),
         };
         format!("exists, {}, {value}", if l.writable == Some(true) { "writable" } else { "read-only" })
+    }
+}
+
+/// The text of `kb show`: one labelled row per fact, then the live check.
+fn render_show(r: &ShowReport<'_>, store: &dyn SysctlStore) -> String {
+    use std::fmt::Write as _;
+    let p = r.param;
+    let mut s = String::new();
+    let _ = writeln!(s, "{}{}", p.key, r.origin.map(|o| format!("  ({o})")).unwrap_or_default());
+    let row = |s: &mut String, label: &str, text: &str| {
+        if !text.is_empty() {
+            let _ = writeln!(s, "  {label:<12} {text}");
+        }
     };
+    row(&mut s, "controls", &p.controls);
+    let shape = type_text(p);
+    row(&mut s, "type", &shape);
+    row(&mut s, "default", p.default.as_deref().unwrap_or("(none fixed)"));
+    row(&mut s, "scope", &lower(p.scope));
+    row(&mut s, "risk", &format!("{} — {}", query::risk_name(p.risk), p.risk_reason));
+    row(&mut s, "effect", &format!("{}{}", lower(p.effect), p.effect_note.as_ref().map(|n| format!(" — {n}")).unwrap_or_default()));
+    if p.rounding != crate::sysctl::value::Rounding::Exact {
+        row(&mut s, "read-back", &format!("may differ: {}", lower(p.rounding)));
+    }
+    let kernel = kernel_text(p);
+    row(&mut s, "kernel", &kernel);
+    for (label, list) in [("symptoms", &r.symptoms), ("too far", &r.counter_symptoms)] {
+        for sym in list.iter() {
+            row(&mut s, label, &format!("{} — {}", sym.id, sym.title));
+        }
+    }
+    let dirs = direction_text(p);
+    row(&mut s, "direction", &dirs);
+    for c in &p.conditions {
+        let what = c.sysctl.as_deref().or(c.metric.as_deref()).unwrap_or("?");
+        row(&mut s, "condition", &format!("{what} {} {} — {}", c.op.symbol(), c.value, c.because));
+    }
+    for e in &r.edges {
+        let other = if e.from == p.key { format!("-> {}", e.to) } else { format!("<- {}", e.from) };
+        row(&mut s, "edge", &format!("{} {other}: {}", graph::edge_label(e), e.note));
+    }
+    for x in &p.references {
+        row(&mut s, "reference", x);
+    }
+    let l = &r.live;
+    let here = here_text(l, p);
     row(&mut s, "here", &format!("{} ({})", here, store.describe()));
     for m in &l.mismatches {
         row(&mut s, "MISMATCH", &m.message);

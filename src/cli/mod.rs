@@ -1,53 +1,121 @@
 //! The command line: parse, build one validated configuration, call the
 //! library, print. Holds no logic the library lacks.
 //!
-//! Exit codes: 0 success; 1 the run failed or was rolled back (nothing is
-//! left half-applied); 2 invalid input (bad flag, config, plan, or a plan the
-//! guardrails rejected: nothing was written).
+//! Exit codes are one table for every command: `exit` (also in `--help` and
+//! the man pages). The files form no circle: `common`, `flags`, `exit`,
+//! `state`, `reasoner`, `propose`, `writes`, `watch` and `render` are
+//! plumbing that imports no command; each `*_cmd` / `host` / `reproduce`
+//! module imports plumbing only; `args` names every command's arguments, and
+//! this module dispatches.
 
+pub mod apply_cmd;
 pub mod args;
 pub mod bench_cmd;
 pub mod collect_cmd;
-pub mod export_cmd;
+pub mod common;
 pub mod compare_cmd;
+pub mod exit;
+pub mod export_cmd;
+pub mod flags;
 pub mod host;
 pub mod kb_cmd;
+pub mod man;
+pub mod propose;
+pub mod reasoner;
 pub mod render;
 pub mod reproduce;
+pub mod rollback_cmd;
 pub mod rollout_cmd;
+pub mod state;
+pub mod watch;
+pub mod writes;
 
 pub use args::Cli;
+pub use common::{CliError, invalid};
 use args::{Applier, Command};
 
-use crate::kb::Kb;
-use anyhow::Result;
+use anyhow::{Context as _, Result};
 
-/// Exit code for invalid input (nothing written).
-pub const EXIT_INVALID: i32 = 2;
-/// Exit code for a failed or rolled-back run.
-pub const EXIT_FAILED: i32 = 1;
+/// Exit code for invalid input (nothing written); `exit::INVALID`.
+pub const EXIT_INVALID: i32 = exit::INVALID;
+/// Exit code for a run that failed otherwise; `exit::FAILED`.
+pub const EXIT_FAILED: i32 = exit::FAILED;
 
-/// An error that carries its exit code.
-#[derive(Debug, thiserror::Error)]
-#[error("{message}")]
-pub struct CliError {
-    /// Exit code.
-    pub code: i32,
-    /// Message.
-    pub message: String,
-}
-
-/// Shorthand for an invalid-input error.
-pub fn invalid(message: impl Into<String>) -> anyhow::Error {
-    CliError { code: EXIT_INVALID, message: message.into() }.into()
-}
-
-/// Loads the knowledge base, with the user's overrides when given.
-pub fn load_kb(cli: &Cli) -> Result<Kb> {
-    match &cli.kb {
-        Some(dir) => Kb::with_overrides(dir).map_err(|e| invalid(format!("{e:#}"))),
-        None => Kb::embedded(),
+/// The seed's `--applier sysctl [--apply | --rollback]`, as the subcommand it stands for.
+fn seed_applier(cli: &Cli) -> Result<i32> {
+    if cli.rollback {
+        return rollback_cmd::rollback(&rollback_cmd::RollbackArgs {
+            last: false,
+            run: None,
+            tree: cli.tree.clone(),
+            policy: cli.policy.clone(),
+            state: cli.state.clone(),
+            force: cli.force.clone(),
+            fence_rollout: None,
+            kb: cli.kb.clone(),
+            json: cli.json.clone(),
+        });
     }
+    if cli.apply {
+        return apply_cmd::apply(&apply_cmd::ApplyArgs {
+            telemetry: cli.telemetry.clone(),
+            plan: cli.plan.clone(),
+            policy: cli.policy.clone(),
+            intent: cli.intent.clone(),
+            tree: cli.tree.clone(),
+            watch: cli.watch.clone(),
+            health_timeout: cli.health_timeout.clone(),
+            state: cli.state.clone(),
+            force: cli.force.clone(),
+            rollout_id: None,
+            kb: cli.kb.clone(),
+            json: cli.json.clone(),
+        });
+    }
+    host::dry_run(&host::DryRunArgs {
+        telemetry: cli.telemetry.clone(),
+        plan: cli.plan.clone(),
+        policy: cli.policy.clone(),
+        intent: cli.intent.clone(),
+        tree: cli.tree.clone(),
+        state: cli.state.loc.clone(),
+        kb: cli.kb.clone(),
+        json: cli.json.clone(),
+    })
+}
+
+/// The bare `semantos [--seed N --trials N ...]`: the reproduction.
+fn seed_reproduction(cli: &Cli) -> Result<i32> {
+    reproduce::run(&reproduce::ReproduceArgs {
+        repro: cli.repro.clone(),
+        plan: cli.plan.clone(),
+        policy: cli.policy.clone(),
+        intent: cli.intent.clone(),
+        results: cli.results.clone(),
+        out: cli.repro_out.clone(),
+        audit_log: cli.state.audit_log.clone(),
+        kb: cli.kb.clone(),
+        json: cli.json.clone(),
+    })
+}
+
+/// `semantos man [--dir DIR]`.
+fn man_pages(a: &args::ManArgs) -> Result<i32> {
+    let pages = man::pages(args::command());
+    match &a.dir {
+        None => {
+            use std::io::Write;
+            std::io::stdout().write_all(&pages[0].1)?;
+        }
+        Some(dir) => {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            for (name, text) in &pages {
+                crate::apply::files::write_atomic(&dir.join(name), text, 0o644)?;
+            }
+            eprintln!("wrote {} man pages to {}", pages.len(), dir.display());
+        }
+    }
+    Ok(exit::OK)
 }
 
 /// Runs the parsed command line; returns the exit code.
@@ -56,40 +124,31 @@ pub fn run(cli: Cli) -> Result<i32> {
         if cli.command.is_some() {
             return Err(invalid("--applier sysctl is the seed's interface and takes no subcommand; use `semantos apply` / `rollback` / `dry-run` instead"));
         }
-        return if cli.rollback {
-            host::rollback(&cli, &args::RollbackArgs::default())
-        } else if cli.apply {
-            host::apply(&cli, None)
-        } else {
-            host::dry_run(&cli, None)
-        };
+        return seed_applier(&cli);
     }
     match &cli.command {
-        None | Some(Command::Reproduce) => reproduce::run(&cli),
-        Some(Command::Diagnose(t)) => host::diagnose(&cli, t),
-        Some(Command::Recommend(r)) => host::recommend(&cli, r),
-        Some(Command::DryRun(t)) => host::dry_run(&cli, Some(t)),
-        Some(Command::Apply(t)) => host::apply(&cli, Some(t)),
-        Some(Command::Rollback(r)) => host::rollback(&cli, r),
-        Some(Command::Simulate(a)) => reproduce::simulate(&cli, a),
-        Some(Command::Compare(a)) => compare_cmd::run(&cli, a),
+        None => seed_reproduction(&cli),
+        Some(Command::Reproduce(a)) => reproduce::run(a),
+        Some(Command::Diagnose(a)) => host::diagnose(a),
+        Some(Command::Recommend(a)) => host::recommend(a),
+        Some(Command::DryRun(a)) => host::dry_run(a),
+        Some(Command::Apply(a)) => apply_cmd::apply(a),
+        Some(Command::Rollback(a)) => rollback_cmd::rollback(a),
+        Some(Command::Simulate(a)) => reproduce::simulate(a),
+        Some(Command::Compare(a)) => compare_cmd::run(a),
         Some(Command::Collect(a)) => collect_cmd::run(a),
-        Some(Command::Bench(a)) => bench_cmd::run(&cli, a),
-        Some(Command::Rollout(a)) => rollout_cmd::run(&cli, a),
-        Some(Command::Export(a)) => export_cmd::run(&cli, a),
+        Some(Command::Bench(a)) => bench_cmd::run(a),
+        Some(Command::Rollout(a)) => rollout_cmd::run(a),
+        Some(Command::Export(a)) => export_cmd::run(a),
         Some(Command::Kb(a)) => {
-            let kb = load_kb(&cli)?;
-            kb_cmd::run(a, &kb, &host::store(&cli))
+            let kb = common::load_kb(a.kb_dir())?;
+            kb_cmd::run(a, &kb, &common::store(a.sysctl_root()))
         }
         Some(Command::Completions { shell }) => {
-            let mut cmd = <Cli as clap::CommandFactory>::command();
+            let mut cmd = args::command();
             clap_complete::generate(*shell, &mut cmd, "semantos", &mut std::io::stdout());
-            Ok(0)
+            Ok(exit::OK)
         }
-        Some(Command::Man) => {
-            let cmd = <Cli as clap::CommandFactory>::command();
-            clap_mangen::Man::new(cmd).render(&mut std::io::stdout())?;
-            Ok(0)
-        }
+        Some(Command::Man(a)) => man_pages(a),
     }
 }

@@ -1,53 +1,88 @@
 //! `semantos reproduce` (and the bare `semantos --seed N --trials N`).
 
-use super::{Cli, invalid, load_kb};
-use crate::config::ExperimentConfig;
+use super::common::{self, PlanFile, invalid, load_kb};
+use super::flags::{IntentArg, JsonArg, KbDirArg, PlanArg, PolicyArg, ReproArgs, ReproOutArgs, ResultsArgs};
 use crate::eval::summary;
 use crate::repro::{self, ReproPaths};
 use anyhow::Result;
+use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::path::PathBuf;
 
-/// Builds the experiment configuration from the config file and the flags that override it.
-pub fn config(cli: &Cli) -> Result<ExperimentConfig> {
-    let mut cfg = match &cli.config {
-        Some(p) => ExperimentConfig::load(p).map_err(|e| invalid(format!("{e:#}")))?,
-        None => ExperimentConfig::default(),
-    };
-    if let Some(s) = cli.seed {
-        cfg.seed = s;
-    }
-    if let Some(t) = cli.trials {
-        cfg.trials = t;
-    }
-    if let Some(i) = cli.host.intent {
-        cfg.intent = i;
-    }
-    if let Some(p) = &cli.host.policy {
-        cfg.policy = super::host::load_policy(p)?;
-    }
-    let source = cli.config.as_ref().map(|p| p.display().to_string()).unwrap_or("command line".into());
-    cfg.validate().map_err(|e| invalid(format!("{source}: {e}")))?;
-    crate::config::check_start_values(&cfg, &load_kb(cli)?).map_err(|e| invalid(format!("{source}: {e:#}")))?;
-    Ok(cfg)
+/// Arguments of `reproduce` (and of the bare `semantos --seed N --trials N`).
+#[derive(Debug, Clone, Args)]
+#[command(after_help = "Examples:
+  semantos reproduce --seed 7 --trials 20          same as `semantos --seed 7 --trials 20`
+  semantos reproduce --config experiments/configs/default.yaml
+  semantos reproduce --plan my-plan.conf --results-dir /tmp/results --json")]
+pub struct ReproduceArgs {
+    #[command(flatten)]
+    pub repro: ReproArgs,
+    #[command(flatten)]
+    pub plan: PlanArg,
+    #[command(flatten)]
+    pub policy: PolicyArg,
+    #[command(flatten)]
+    pub intent: IntentArg,
+    #[command(flatten)]
+    pub results: ResultsArgs,
+    #[command(flatten)]
+    pub out: ReproOutArgs,
+    /// Audit log of the sandbox applies (JSON lines) [default: logs/semantos-audit.jsonl].
+    #[arg(long, value_name = "FILE")]
+    pub audit_log: Option<PathBuf>,
+    #[command(flatten)]
+    pub kb: KbDirArg,
+    #[command(flatten)]
+    pub json: JsonArg,
+}
+
+/// Arguments of `simulate`.
+#[derive(Debug, Clone, Args)]
+#[command(after_help = "Examples:
+  semantos simulate --out sim.csv
+  semantos simulate --out sim.csv --windows 10 --seconds 30 --seed 3
+  semantos simulate --config experiments/configs/throughput.yaml --out sim.csv")]
+pub struct SimulateArgs {
+    /// Output CSV.
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+    /// Number of windows (the CSV has one more row than windows).
+    #[arg(long, default_value_t = 3)]
+    pub windows: usize,
+    /// Simulated seconds per window.
+    #[arg(long, default_value_t = 60.0)]
+    pub seconds: f64,
+    #[command(flatten)]
+    pub repro: ReproArgs,
+    #[command(flatten)]
+    pub policy: PolicyArg,
+    #[command(flatten)]
+    pub intent: IntentArg,
+    #[command(flatten)]
+    pub kb: KbDirArg,
 }
 
 /// Runs the reproduction and prints the summary.
-pub fn run(cli: &Cli) -> Result<i32> {
-    let cfg = config(cli)?;
-    let kb = load_kb(cli)?;
+pub fn run(a: &ReproduceArgs) -> Result<i32> {
+    let kb = load_kb(&a.kb)?;
+    let cfg = common::experiment(&a.repro, &a.policy, &a.intent, &kb)?;
+    let plan = PlanFile::new(a.plan.plan.as_deref())?;
     let mut paths = ReproPaths::defaults(std::path::Path::new("."));
-    paths.sandbox = cli.out.sandbox_dir.clone();
-    paths.sysctl_conf = cli.out.sysctl_conf.clone().unwrap_or_else(|| cli.out.sandbox_dir.join("sysctl.conf"));
-    paths.results = cli.out.results_dir.clone();
-    paths.audit = cli.out.audit_log.clone();
+    paths.sandbox = a.results.sandbox_dir.clone();
+    paths.sysctl_conf = a.out.sysctl_conf.clone().unwrap_or_else(|| a.results.sandbox_dir.join("sysctl.conf"));
+    paths.results = a.results.results_dir.clone();
+    if let Some(audit) = &a.audit_log {
+        paths.audit = audit.clone();
+    }
     let bar = ProgressBar::with_draw_target(Some(cfg.trials as u64), ProgressDrawTarget::stderr());
     bar.set_style(ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} trials {elapsed}").unwrap().progress_chars("=> "));
     bar.set_prefix("evaluating");
-    let label = cli.config.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "built-in defaults".into());
-    let report = repro::run(&cfg, &kb, &paths, &label, cli.plan.as_deref(), &|done, _| bar.set_position(done as u64));
+    let label = a.repro.config.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "built-in defaults".into());
+    let report = repro::run(&cfg, &kb, &paths, &label, plan.path(), &|done, _| bar.set_position(done as u64));
     bar.finish_and_clear();
     let report = report.map_err(|e| if e.downcast_ref::<repro::ReproError>().is_some() { invalid(format!("{e:#}")) } else { e })?;
-    if cli.json {
+    if a.json.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(0);
     }
@@ -75,8 +110,9 @@ pub fn run(cli: &Cli) -> Result<i32> {
 }
 
 /// `semantos simulate --out FILE`: telemetry of the simulated host at its starting values.
-pub fn simulate(cli: &Cli, a: &super::args::SimulateArgs) -> Result<i32> {
-    let cfg = config(cli)?;
+pub fn simulate(a: &SimulateArgs) -> Result<i32> {
+    let kb = load_kb(&a.kb)?;
+    let cfg = common::experiment(&a.repro, &a.policy, &a.intent, &kb)?;
     if !((1..=1000).contains(&a.windows) && a.seconds.is_finite() && (15.0..=3600.0).contains(&a.seconds)) {
         return Err(invalid(format!("--windows {} / --seconds {}: use 1 to 1000 windows of 15 to 3600 seconds", a.windows, a.seconds)));
     }

@@ -3,11 +3,16 @@
 //! (`rollout::fleet` for ssh, `rollout::ansible` for Ansible) and print the
 //! per-host table (or `--json`).
 //!
-//! Exit codes: 0 every wave passed (or a dry run / a clean fleet rollback);
-//! 1 a wave failed and was rolled back, or a host needs attention; 2 invalid
-//! input (inventory, flags, a plan refused before any connection).
+//! Exit codes (`cli::exit`): 0 every wave passed (or a dry run / a clean
+//! fleet rollback); 4 a wave failed and it and every earlier wave were
+//! rolled back; 5 a host could not be restored (NEEDS ATTENTION); 1 the
+//! rollout is unfinished or failed otherwise; 2 invalid input (inventory,
+//! flags, a plan refused before any connection); 3 another controller holds
+//! the state file's lock.
 
-use super::{Cli, EXIT_FAILED, invalid, load_kb};
+use super::common::{self, CliError, invalid, load_kb};
+use super::exit;
+use super::flags::{IntentArg, JsonArg, KbDirArg, PlanArg, PolicyArg, WatchArgs};
 use crate::apply::lock::Lock;
 use crate::kb::Intent;
 use crate::reasoning::Plan;
@@ -27,7 +32,7 @@ use clap::Args;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-/// Arguments of `semantos rollout`. The plan comes from the global `--plan FILE`
+/// Arguments of `semantos rollout`. The plan comes from `--plan FILE`
 /// (or `--intent I`: the first canary recommends it from its own telemetry);
 /// `--policy`, `--monitor-seconds`, `--health-cmd`, `--interval` and `--persist`
 /// are passed to every host.
@@ -52,9 +57,13 @@ pub struct RolloutArgs {
     /// Seconds one host may take for one step (apply, gate, restore); the remote command is stopped there too.
     #[arg(long, default_value_t = 300.0, value_name = "S")]
     pub host_timeout: f64,
-    /// State file: progress of the rollout, for --resume and --rollback-fleet.
-    #[arg(long, value_name = "FILE", default_value = "experiments/rollout/state.json")]
-    pub state: PathBuf,
+    /// State file: progress of the rollout, for --resume and --rollback-fleet [default: <state dir>/rollout/state.json,
+    /// experiments/rollout/state.json in a checkout; see FILES in semantos(1)].
+    #[arg(long, value_name = "FILE")]
+    pub state: Option<PathBuf>,
+    /// State directory the default --state lives in.
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
     /// Resume the rollout recorded in --state (a controller that died): finish the current wave, then the rest.
     #[arg(long, conflicts_with = "rollback_fleet")]
     pub resume: bool,
@@ -94,15 +103,31 @@ pub struct RolloutArgs {
     /// Python on the hosts for --engine ansible (`ansible_python_interpreter`); default: Ansible discovers it.
     #[arg(long, value_name = "PATH")]
     pub ansible_python: Option<String>,
+    /// Seconds between the two telemetry snapshots each host's apply diagnoses from.
+    #[arg(long, default_value_t = 2.0, value_name = "S")]
+    pub interval: f64,
+    #[command(flatten)]
+    pub plan: PlanArg,
+    #[command(flatten)]
+    pub policy: PolicyArg,
+    #[command(flatten)]
+    pub intent: IntentArg,
+    #[command(flatten)]
+    pub watch: WatchArgs,
+    #[command(flatten)]
+    pub kb: KbDirArg,
+    #[command(flatten)]
+    pub json: JsonArg,
 }
 
 const ROLLOUT_HELP: &str = "Examples:
-  semantos rollout --inventory hosts.yaml --plan plan.json --policy policy.yaml            (dry run: waves and checks)
-  semantos rollout --inventory hosts.yaml --plan plan.json --policy policy.yaml --run \\
-      --canary 1 --steps 25%,50% --monitor-seconds 30 --health-cmd 'curl -fsS localhost/health'
+  semantos rollout --inventory hosts.yaml --plan plan.json        dry run: waves and checks
+  semantos rollout --inventory hosts.yaml --plan plan.json --policy policy.yaml --run
+  semantos rollout --inventory hosts.yaml --plan plan.json --run --steps 25%,50% --canary 2
+  semantos rollout --inventory hosts.yaml --plan plan.json --run --health-cmd 'curl -fsS ok/'
   semantos rollout --inventory inventory.ini --plan plan.json --engine ansible --run
-  semantos rollout --resume            (the controller died: finish the rollout in --state)
-  semantos rollout --rollback-fleet    (restore every host the rollout in --state touched)
+  semantos rollout --resume            the controller died: finish the rollout in --state
+  semantos rollout --rollback-fleet    restore every host the rollout in --state touched
 
 Each host runs `semantos apply --plan -` (the plan on standard input) with its own backup,
 journal, read-back, monitor window and health command; a wave passes only if every host in it
@@ -113,10 +138,15 @@ fn now_s() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
-fn policy_of(cli: &Cli) -> Result<(Policy, Option<String>)> {
-    match &cli.host.policy {
+/// The state file: `--state`, else the default state directory's (see `cli::state`).
+fn state_path(a: &RolloutArgs) -> PathBuf {
+    super::state::resolve(a.state_dir.as_deref(), None, None, a.state.as_deref(), &super::state::Env::read()).rollout_state
+}
+
+fn policy_of(a: &RolloutArgs) -> Result<(Policy, Option<String>)> {
+    match &a.policy.policy {
         Some(p) => {
-            let pol = super::host::load_policy(p)?;
+            let pol = common::load_policy(p)?;
             let text = std::fs::read_to_string(p).with_context(|| format!("reading policy {}", p.display()))?;
             Ok((pol, Some(text)))
         }
@@ -146,9 +176,9 @@ fn canonical(plan: &Plan, targets: &[Target]) -> Plan {
 }
 
 /// The controller's `--kb DIR` files (the ones `Kb::with_overrides` merges), for upload to the hosts.
-fn kb_files(cli: &Cli) -> Result<std::collections::BTreeMap<String, String>> {
+fn kb_files(a: &RolloutArgs) -> Result<std::collections::BTreeMap<String, String>> {
     let mut out = std::collections::BTreeMap::new();
-    let Some(dir) = &cli.kb else { return Ok(out) };
+    let Some(dir) = &a.kb.kb else { return Ok(out) };
     for (p, text) in crate::kb::override_files(dir)? {
         let name = p.file_name().and_then(|n| n.to_str()).with_context(|| format!("{}: a file name that is not UTF-8", p.display()))?.to_string();
         out.insert(name, text);
@@ -156,7 +186,7 @@ fn kb_files(cli: &Cli) -> Result<std::collections::BTreeMap<String, String>> {
     Ok(out)
 }
 
-fn settings_of(cli: &Cli, a: &RolloutArgs, policy_text: Option<String>, spec: WaveSpec) -> Result<Settings> {
+fn settings_of(a: &RolloutArgs, state: &Path, policy_text: Option<String>, spec: WaveSpec) -> Result<Settings> {
     if a.parallel == 0 {
         return Err(invalid("--parallel 0 is invalid; use 1 or more hosts at once"));
     }
@@ -167,12 +197,12 @@ fn settings_of(cli: &Cli, a: &RolloutArgs, policy_text: Option<String>, spec: Wa
         dir: a.remote_dir.trim_end_matches('/').to_string(),
         copy_binary,
         policy: policy_text,
-        monitor_seconds: cli.host.monitor_seconds,
-        health_cmd: cli.host.health_cmd.clone(),
-        persist: cli.host.persist.as_ref().map(|p| p.display().to_string()),
-        interval: cli.host.interval,
+        monitor_seconds: a.watch.monitor_seconds,
+        health_cmd: a.watch.health_cmd.clone(),
+        persist: a.watch.persist.as_ref().map(|p| p.display().to_string()),
+        interval: a.interval,
         host_timeout_s: a.host_timeout,
-        kb: kb_files(cli)?,
+        kb: kb_files(a)?,
     };
     remote.validate().map_err(invalid)?;
     if let Some(m) = remote.monitor_seconds
@@ -193,7 +223,7 @@ fn settings_of(cli: &Cli, a: &RolloutArgs, policy_text: Option<String>, spec: Wa
     let ansible = match a.engine {
         EngineKind::Ansible => Some(AnsibleSettings {
             program: a.ansible_playbook.clone(),
-            dir: a.ansible_dir.clone().unwrap_or_else(|| a.state.parent().map(Path::to_path_buf).unwrap_or_default().join("ansible")),
+            dir: a.ansible_dir.clone().unwrap_or_else(|| state.parent().map(Path::to_path_buf).unwrap_or_default().join("ansible")),
             python: a.ansible_python.clone(),
         }),
         EngineKind::Ssh => None,
@@ -210,22 +240,23 @@ fn settings_of(cli: &Cli, a: &RolloutArgs, policy_text: Option<String>, spec: Wa
 }
 
 /// `semantos rollout`.
-pub fn run(cli: &Cli, a: &RolloutArgs) -> Result<i32> {
+pub fn run(a: &RolloutArgs) -> Result<i32> {
+    let state = state_path(a);
     if a.resume || a.rollback_fleet {
-        return continue_recorded(cli, a);
+        return continue_recorded(a, &state);
     }
-    let kb = load_kb(cli)?;
+    let kb = load_kb(&a.kb)?;
     let spec = WaveSpec::parse(&a.canary, &a.steps).map_err(invalid)?;
     let inv_path = a.inventory.as_ref().ok_or_else(|| invalid("--inventory FILE is required (or --resume / --rollback-fleet with --state)"))?;
     let (inv, _) = Inventory::load(inv_path).map_err(|e| invalid(e.to_string()))?;
     let hosts = inv.select(&a.limit).map_err(invalid)?;
-    let (policy, policy_text) = policy_of(cli)?;
-    let settings = settings_of(cli, a, policy_text, spec.clone())?;
+    let (policy, policy_text) = policy_of(a)?;
+    let settings = settings_of(a, &state, policy_text, spec.clone())?;
     if !program_exists(Path::new(&settings.ssh.program)) {
         return Err(invalid("no `ssh` client on PATH: install openssh-client"));
     }
-    let plan = match (&cli.plan, cli.host.intent) {
-        (Some(p), _) => Plan::load(p, cli.host.intent.unwrap_or(Intent::Latency), &MemStore::new([])).map_err(|e| invalid(format!("{e:#}")))?,
+    let plan = match (&a.plan.plan, a.intent.intent) {
+        (Some(p), _) => common::load_plan(p, common::intent(&a.intent), &MemStore::new([]))?,
         (None, Some(intent)) => {
             if !a.run {
                 return Err(invalid("--intent without --plan asks the first canary host for a plan, which connects to it: add --run, or make a plan first with `semantos recommend --intent I --out plan.json`"));
@@ -250,7 +281,7 @@ pub fn run(cli: &Cli, a: &RolloutArgs) -> Result<i32> {
             host_states.push(HostState { host: h.clone(), wave: w, phase: Phase::Pending, touched: false, before: None, written: Default::default(), after: None, reason: String::new(), seconds: 0.0 });
         }
     }
-    let state = RolloutState {
+    let rollout = RolloutState {
         schema_version: STATE_SCHEMA_VERSION,
         run_id,
         created_at: now_s(),
@@ -264,62 +295,66 @@ pub fn run(cli: &Cli, a: &RolloutArgs) -> Result<i32> {
     };
     // The same check a resume or a fleet rollback applies to the state file, so the two
     // cannot drift: what a fresh rollout records, a resume accepts.
-    state_check::check_recorded(&state).map_err(|e| invalid(format!("the rollout was refused before any connection: {e}")))?;
+    state_check::check_recorded(&rollout).map_err(|e| invalid(format!("the rollout was refused before any connection: {e}")))?;
     if !a.run {
-        print_dry_run(cli, &state, &targets)?;
-        return Ok(0);
+        print_dry_run(a, &rollout, &targets)?;
+        return Ok(exit::OK);
     }
-    let _lock = lock_state(&a.state)?;
-    if let Ok(old) = RolloutState::load(&a.state)
+    let _lock = lock_state(&state)?;
+    if let Ok(old) = RolloutState::load(&state)
         && !old.status.finished()
     {
         return Err(invalid(format!(
             "{} records an unfinished rollout ({}, status {:?}): finish it with --resume, undo it with --rollback-fleet, or pass another --state",
-            a.state.display(),
+            state.display(),
             old.run_id,
             old.status
         )));
     }
-    let file = StateFile::create(&a.state, state)?;
-    drive(cli, &file, false)
+    let file = StateFile::create(&state, rollout)?;
+    drive(a, &file, false)
 }
 
 fn lock_state(path: &Path) -> Result<Lock> {
-    Lock::acquire(&path.with_extension("lock")).map_err(|e| anyhow::anyhow!("{e:#}: another controller is driving this rollout"))
+    Lock::acquire(&path.with_extension("lock")).map_err(|e| common::refused(format!("{e:#}: another controller is driving this rollout")))
 }
 
 fn recommend_on_canary(settings: &Settings, host: &Host, intent: Intent) -> Result<Plan> {
     let engine = SshEngine::new(settings.ssh.clone(), settings.remote.clone())?;
     eprintln!("asking {} for a plan (intent {})", host.name, intent.name());
-    engine.recommend(host, intent).map_err(|e| anyhow::Error::new(super::CliError { code: EXIT_FAILED, message: format!("recommend on the canary failed: {}", e.message) }))
+    engine.recommend(host, intent).map_err(|e| anyhow::Error::new(CliError { code: exit::FAILED, message: format!("recommend on the canary failed: {}", e.message) }))
 }
 
-fn continue_recorded(cli: &Cli, a: &RolloutArgs) -> Result<i32> {
-    let _lock = lock_state(&a.state)?;
-    if !a.state.exists() {
-        return Err(invalid(format!("--state {} does not exist: there is no rollout to resume or roll back", a.state.display())));
+fn continue_recorded(a: &RolloutArgs, state: &Path) -> Result<i32> {
+    if !state.exists() {
+        // Before the lock: a mistyped --state creates nothing.
+        return Err(invalid(format!("--state {} does not exist: there is no rollout to resume or roll back", state.display())));
     }
-    let file = StateFile::open(&a.state).map_err(|e| invalid(format!("{e:#}")))?;
+    let _lock = lock_state(state)?;
+    let file = StateFile::open(state).map_err(|e| invalid(format!("{e:#}")))?;
     let s = file.snapshot();
     // A state file is input: checked as a fresh rollout's plan, inventory and flags are.
-    state_check::check_recorded(&s).map_err(|e| invalid(format!("{}: {e}; nothing was contacted (fix or remove the state file)", a.state.display())))?;
+    state_check::check_recorded(&s).map_err(|e| invalid(format!("{}: {e}; nothing was contacted (fix or remove the state file)", state.display())))?;
     if a.resume && s.status.finished() {
         eprintln!("the rollout {} already ended ({:?}); nothing to resume", s.run_id, s.status);
-        print_report(cli, &file.snapshot(), &file)?;
+        print_report(a, &file.snapshot(), &file)?;
         return Ok(exit_code(s.status));
     }
-    drive(cli, &file, a.rollback_fleet)
+    drive(a, &file, a.rollback_fleet)
 }
 
+/// The exit code of a rollout's status (`cli::exit`).
 fn exit_code(s: Status) -> i32 {
     match s {
-        Status::Passed | Status::RolledBack => 0,
-        _ => EXIT_FAILED,
+        Status::Passed | Status::RolledBack => exit::OK,
+        Status::Failed => exit::ROLLED_BACK,
+        Status::NeedsAttention => exit::PARTIAL,
+        Status::Running | Status::RollingBack => exit::FAILED,
     }
 }
 
 /// Runs the engine on the state in `file` (`rollback`: restore every touched host instead).
-fn drive(cli: &Cli, file: &StateFile, rollback: bool) -> Result<i32> {
+fn drive(a: &RolloutArgs, file: &StateFile, rollback: bool) -> Result<i32> {
     let s = file.snapshot();
     let log = |line: String| eprintln!("{line}");
     let engine = SshEngine::new(s.settings.ssh.clone(), s.settings.remote.clone())?.with_rollout_id(&s.run_id);
@@ -337,7 +372,7 @@ fn drive(cli: &Cli, file: &StateFile, rollback: bool) -> Result<i32> {
         }
     };
     drop(engine);
-    print_report(cli, &file.snapshot(), file)?;
+    print_report(a, &file.snapshot(), file)?;
     Ok(exit_code(status))
 }
 
@@ -347,16 +382,11 @@ pub fn playbook_options(s: &RolloutState) -> PlaybookOptions {
         run_id: s.run_id.clone(),
         serial: (0..s.wave_count()).map(|w| Batch::Count(s.wave(w).len())).collect(),
         remote_dir: s.settings.remote.dir.clone(),
-        sysctl_file: sysctl_file(s.settings.remote.persist.as_deref()),
+        sysctl_file: common::sysctl_file(s.settings.remote.persist.as_deref()),
         monitor_seconds: s.settings.remote.monitor_seconds.unwrap_or(0.0),
         health_cmd: s.settings.remote.health_cmd.clone(),
         header: vec![format!("rollout {} of plan {} (intent {})", s.run_id, s.plan.created_by, s.plan.intent.name())],
     }
-}
-
-/// The file ansible.posix.sysctl keeps values in: `--persist`, else a dedicated drop-in.
-pub fn sysctl_file(persist: Option<&str>) -> String {
-    persist.unwrap_or("/etc/sysctl.d/99-semantos.conf").to_string()
 }
 
 fn ansible_workdir(s: &RolloutState, a: &AnsibleSettings) -> Result<ansible::Workdir> {
@@ -408,9 +438,9 @@ pub fn table(s: &RolloutState, state_file: &str) -> String {
     out
 }
 
-fn print_report(cli: &Cli, s: &RolloutState, file: &StateFile) -> Result<()> {
+fn print_report(a: &RolloutArgs, s: &RolloutState, file: &StateFile) -> Result<()> {
     let path = file.path().display().to_string();
-    if cli.json {
+    if a.json.json {
         println!("{}", serde_json::to_string_pretty(&fleet::report(s, &path))?);
     } else {
         print!("{}", table(s, &path));
@@ -418,8 +448,8 @@ fn print_report(cli: &Cli, s: &RolloutState, file: &StateFile) -> Result<()> {
     Ok(())
 }
 
-fn print_dry_run(cli: &Cli, s: &RolloutState, targets: &[Target]) -> Result<()> {
-    if cli.json {
+fn print_dry_run(a: &RolloutArgs, s: &RolloutState, targets: &[Target]) -> Result<()> {
+    if a.json.json {
         let waves: Vec<Vec<String>> = (0..s.wave_count()).map(|w| s.wave(w).into_iter().map(|i| s.hosts[i].host.name.clone()).collect()).collect();
         println!("{}", serde_json::json!({ "dry_run": true, "engine": s.settings.engine, "waves": waves, "changes": targets.iter().map(|t| serde_json::json!({"key": t.key.to_string(), "to": t.value.to_string()})).collect::<Vec<_>>() }));
         return Ok(());

@@ -127,12 +127,18 @@ impl Plan {
     /// Loads a plan file: JSON (`.json`, or text starting with `{`) or sysctl.d syntax; `from` values are read from `store`.
     pub fn load(path: &Path, intent: Intent, store: &dyn SysctlStore) -> Result<Plan> {
         let text = std::fs::read_to_string(path).with_context(|| format!("reading plan {}", path.display()))?;
-        let file = path.display().to_string();
-        if path.extension().is_some_and(|e| e == "json") || text.trim_start().starts_with('{') {
-            return Plan::from_json(&text, &file);
+        Plan::from_text(&text, &path.display().to_string(), path.extension().is_some_and(|e| e == "json"), intent, store)
+    }
+
+    /// A plan from its text (`--plan -` reads standard input): JSON when `json` or when it opens
+    /// with `{`, else sysctl.d syntax; `file` names the source in messages.
+    pub fn from_text(text: &str, file: &str, json: bool, intent: Intent, store: &dyn SysctlStore) -> Result<Plan> {
+        let file = file.to_string();
+        if json || text.trim_start().starts_with('{') {
+            return Plan::from_json(text, &file);
         }
         let mut plan = Plan::new(format!("file:{file}"), intent);
-        for a in sysctld::parse(&text, &file)? {
+        for a in sysctld::parse(text, &file)? {
             if plan.change(&a.key.to_string()).is_some() {
                 bail!("{file}:{}: {} is assigned twice; a plan names each key once", a.line, a.key);
             }

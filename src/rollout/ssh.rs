@@ -316,9 +316,10 @@ impl SshEngine {
 
     fn semantos_words(&self, host: &Host, sub: &str) -> Vec<String> {
         let dir = self.remote.dir_on(host);
-        let mut w = vec![self.remote.semantos_on(host), "--json".into(), sub.into(), "--sysctl-root".into(), "/proc/sys".into(), "--audit-log".into(), format!("{dir}/audit.jsonl")];
+        let mut w = vec![self.remote.semantos_on(host), "--json".into(), sub.into(), "--sysctl-root".into(), "/proc/sys".into()];
+        // `recommend` writes nothing and takes no state flags (a flag a command does not use is a usage error).
         if sub != "recommend" {
-            w.extend(["--backup".into(), self.remote.backup_on(host)]);
+            w.extend(["--audit-log".into(), format!("{dir}/audit.jsonl"), "--backup".into(), self.remote.backup_on(host)]);
         }
         // A restore passes the same KB and policy checks as the apply (a backup's keys are not trusted):
         // it needs the files the apply used, which live in the same directory as the backup.

@@ -38,7 +38,7 @@ pub struct Policy {
     /// Monitor: relative p95 regression of a watched workload that triggers rollback (0.05 = 5 %).
     #[serde(default = "default_regression")]
     pub max_p95_regression: f64,
-    /// Monitor window in seconds.
+    /// Monitor window in seconds; 0, as `--monitor-seconds 0`, watches no telemetry (the health command still runs).
     #[serde(default = "default_window")]
     pub monitor_seconds: f64,
     /// Changes per batch.
@@ -125,8 +125,8 @@ impl Policy {
         if !(self.max_p95_regression.is_finite() && (0.0..=10.0).contains(&self.max_p95_regression)) {
             return Err(format!("policy.max_p95_regression: {} is invalid; use a fraction between 0 and 10 (0.05 = 5 %)", self.max_p95_regression));
         }
-        if !(self.monitor_seconds.is_finite() && self.monitor_seconds > 0.0 && self.monitor_seconds <= 86400.0) {
-            return Err(format!("policy.monitor_seconds: {} is invalid; use seconds in (0, 86400]", self.monitor_seconds));
+        if !(self.monitor_seconds.is_finite() && self.monitor_seconds >= 0.0 && self.monitor_seconds <= 86400.0) {
+            return Err(format!("policy.monitor_seconds: {} is invalid; use seconds in [0, 86400] (0: no telemetry window, the health command still runs)", self.monitor_seconds));
         }
         if !(self.monitor_worsening_factor == 0.0 || (self.monitor_worsening_factor.is_finite() && self.monitor_worsening_factor >= 1.1)) {
             return Err(format!("policy.monitor_worsening_factor: {} is invalid; use 1.1 or more (2 = twice as bad), or 0 to turn the check off", self.monitor_worsening_factor));

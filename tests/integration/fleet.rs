@@ -183,7 +183,7 @@ fn fleet_sshd_stopped_in_wave_two_rolls_back_waves_one_and_two() {
     f.stop_sshd(2);
     let o = child.wait_with_output().unwrap();
     let (out, err) = text(&o);
-    assert_eq!(o.status.code(), Some(1), "{err}\n{out}");
+    assert_eq!(o.status.code(), Some(semantos::cli::exit::ROLLED_BACK), "a failed wave, rolled back: {err}\n{out}");
     let r = report(&out);
     assert_eq!(r["status"], "failed");
     assert_eq!(r["failed_wave"], 2);
@@ -209,7 +209,7 @@ fn fleet_health_command_failing_on_one_host_rolls_back() {
     // Healthy everywhere but on h5 (10.231.0.15), in the last wave.
     let health = "! ip -4 -o addr show | grep -qF ' 10.231.0.15/'";
     let (o, out, err) = run(rollout_cmd(&f, &good_plan(&f), "state.json", &["--run", "--json", "--health-cmd", health]));
-    assert_eq!(o.status.code(), Some(1), "{err}\n{out}");
+    assert_eq!(o.status.code(), Some(semantos::cli::exit::ROLLED_BACK), "a failed wave, rolled back: {err}\n{out}");
     let r = report(&out);
     assert_eq!(r["failed_wave"], 3);
     for (i, (name, verdict)) in verdicts(&r).into_iter().enumerate() {
@@ -406,7 +406,7 @@ fn fleet_ansible_engine_applies_gates_and_rolls_back_for_real() {
     let mut args = common.to_vec();
     args.extend(["--health-cmd", health]);
     let (o, out, err) = run(rollout_cmd(&f, &good_plan(&f), "ans2.json", &args));
-    assert_eq!(o.status.code(), Some(1), "{err}\n{out}");
+    assert_eq!(o.status.code(), Some(semantos::cli::exit::ROLLED_BACK), "a failed wave, rolled back: {err}\n{out}");
     let r = report(&out);
     assert_eq!(r["failed_wave"], 2);
     let v = verdicts(&r);

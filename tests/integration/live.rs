@@ -40,6 +40,29 @@ fn args<'a>(dir: &'a Path, pol: &'a str, extra: &[&'a str]) -> Vec<String> {
     v
 }
 
+/// The flags of `args` that `verb` takes: apply takes them all; rollback and dry-run refuse the
+/// ones they do not use (the telemetry, the plan, the monitor and persist flags; rollback's state).
+fn for_verb(verb: &str, args: &[String]) -> Vec<String> {
+    let drop: &[&str] = match verb {
+        "rollback" => &["--plan", "--interval", "--monitor-seconds", "--health-cmd", "--health-timeout", "--persist", "--intent", "--telemetry", "--proc-root", "--rollout-id"],
+        "dry-run" => &["--audit-log", "--monitor-seconds", "--health-cmd", "--health-timeout", "--persist", "--force", "--rollout-id"],
+        _ => &[],
+    };
+    let mut out = Vec::new();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let name = a.split('=').next().unwrap();
+        if drop.contains(&name) {
+            if !a.contains('=') && name != "--force" {
+                it.next();
+            }
+            continue;
+        }
+        out.push(a.clone());
+    }
+    out
+}
+
 fn ok(o: &Output, what: &str) -> String {
     let (out, err) = text(o);
     assert!(o.status.success(), "{what} failed ({:?}):\n{out}\n{err}", o.status);
@@ -108,7 +131,8 @@ fn apply_and_rollback_in_a_network_namespace_leave_the_host_alone() {
     assert!(audit.lines().filter(|l| l.contains("\"event\":\"write\"")).count() == 3, "{audit}");
 
     let mut rb = vec!["--applier", "sysctl", "--rollback"];
-    rb.extend(&a);
+    let rb_args = for_verb("rollback", &a.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+    rb.extend(rb_args.iter().map(String::as_str));
     let out = ok(&ns.semantos(d.path(), &rb, &[]), "rollback");
     assert!(out.contains("Restored and verified 3 key(s)"), "{out}");
     assert!(!d.path().join("99-semantos.conf").exists(), "drop-in not removed");
@@ -195,11 +219,13 @@ fn sigkill_at_every_write_point_is_undone_by_rollback() {
         let (_, err) = text(&o);
         assert!(!o.status.success() && err.contains("was interrupted"), "{point}: {err}");
         let mut dry = vec!["dry-run"];
-        dry.extend(a.iter().map(String::as_str));
+        let dry_args = for_verb("dry-run", &a);
+        dry.extend(dry_args.iter().map(String::as_str));
         let (_, err) = text(&ns.semantos(d.path(), &dry, &[]));
         assert!(err.contains("was interrupted"), "{point}: dry run did not warn: {err}");
         let mut rb = vec!["rollback"];
-        rb.extend(a.iter().map(String::as_str));
+        let rb_args = for_verb("rollback", &a);
+        rb.extend(rb_args.iter().map(String::as_str));
         ok(&ns.semantos(d.path(), &rb, &[]), &format!("rollback after {point}"));
         let after: Vec<String> = KEYS.iter().map(|k| ns.read(k)).collect();
         assert_eq!(after, before, "{point}: rollback did not restore every value");
@@ -236,7 +262,8 @@ fn two_concurrent_applies_exactly_one_proceeds() {
     let first = child.wait_with_output().unwrap();
     ok(&first, "first apply");
     let mut rb = vec!["rollback"];
-    rb.extend(a.iter().map(String::as_str));
+    let rb_args = for_verb("rollback", &a);
+    rb.extend(rb_args.iter().map(String::as_str));
     ok(&ns.semantos(d.path(), &rb, &[]), "rollback");
 }
 
@@ -254,7 +281,7 @@ fn apply_without_root_is_refused_before_anything_happens() {
         .output()
         .unwrap();
     let (_, err) = text(&o);
-    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert_eq!(o.status.code(), Some(semantos::cli::exit::REFUSED), "{err}");
     assert!(err.contains("needs root") && err.contains("Nothing was written"), "{err}");
     assert!(!d.path().join("b.json").exists());
 }
@@ -316,7 +343,7 @@ fn sandbox_tree_apply_rollback_without_root() {
     ok(&run_in(d.path(), &v), "sandbox apply");
     assert_eq!(std::fs::read_to_string(d.path().join("tree/net/core/somaxconn")).unwrap().trim(), "1024");
     let mut v = vec!["rollback"];
-    v.extend(common);
+    v.extend(&common[..6]);
     ok(&run_in(d.path(), &v), "sandbox rollback");
     assert_eq!(std::fs::read_to_string(d.path().join("tree/net/core/somaxconn")).unwrap().trim(), "128");
     assert_eq!(std::fs::read_to_string(d.path().join("tree/vm/swappiness")).unwrap().trim(), "60");
@@ -343,7 +370,10 @@ fn fence_sandbox() -> (tempfile::TempDir, std::path::PathBuf) {
 const FENCE_ARGS: [&str; 10] = ["--sysctl-root", "tree", "--backup", "b/backup.json", "--audit-log", "a.jsonl", "--monitor-seconds", "0", "--plan", "plan.conf"];
 
 fn fence_cmd<'a>(first: &[&'a str]) -> Vec<&'a str> {
-    first.iter().copied().chain(FENCE_ARGS).chain(["--interval", "0.05"]).collect()
+    // A rollback takes the tree and state flags only (the first six); an apply takes them all.
+    let n = if first[0] == "rollback" { 6 } else { FENCE_ARGS.len() };
+    let tail: &[&str] = if first[0] == "rollback" { &[] } else { &["--interval", "0.05"] };
+    first.iter().copied().chain(FENCE_ARGS[..n].iter().copied()).chain(tail.iter().copied()).collect()
 }
 
 /// A fleet controller killed mid-wave leaves its remote apply running; when that apply reaches
@@ -360,7 +390,7 @@ fn a_late_apply_of_a_fenced_rollout_writes_nothing() {
     // The late apply: refused under the lock, nothing written.
     let o = run_in(d.path(), &fence_cmd(&["apply", "--rollout-id", "rollout-1-1"]));
     let (_, err) = text(&o);
-    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert_eq!(o.status.code(), Some(semantos::cli::exit::REFUSED), "{err}");
     assert!(err.contains("fleet rollout rollout-1-1 was rolled back on this host") && err.contains("nothing written"), "{err}");
     assert_eq!(value(), "128");
     // Fencing with the backup already restored still fences (the apply may not have started yet).
@@ -428,7 +458,8 @@ fn persist_keeps_values_an_earlier_apply_persisted() {
     assert_eq!(persisted, want, "the first apply's persisted value was dropped");
     let a = args(d.path(), &pol, &[]);
     let mut rb = vec!["rollback"];
-    rb.extend(a.iter().map(String::as_str));
+    let rb_args = for_verb("rollback", &a);
+    rb.extend(rb_args.iter().map(String::as_str));
     let out = ok(&ns.semantos(d.path(), &rb, &[]), "rollback");
     assert!(out.contains(&format!("removed drop-in {dropin}")), "{out}");
     assert!(!Path::new(&dropin).exists());
@@ -461,12 +492,12 @@ fn rollback_last_keeps_an_earlier_apply() {
         ok(&run_in(d.path(), &v), "sandbox apply");
     }
     let mut v = vec!["rollback", "--last"];
-    v.extend(common);
+    v.extend(&common[..6]);
     let out = ok(&run_in(d.path(), &v), "rollback --last");
     assert!(out.contains("net.core.somaxconn: 1024 → 128"), "{out}");
     assert_eq!((read("net/core/somaxconn"), read("vm/swappiness")), ("128".to_string(), "30".to_string()), "the earlier apply was undone too");
     let mut v = vec!["rollback"];
-    v.extend(common);
+    v.extend(&common[..6]);
     ok(&run_in(d.path(), &v), "rollback");
     assert_eq!(read("vm/swappiness"), "60");
 }

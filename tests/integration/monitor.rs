@@ -84,7 +84,7 @@ fn live_monitor_rolls_back_when_the_targeted_symptom_gets_worse_in_a_namespace()
     let d = tempfile::tempdir().unwrap();
 
     let (code, out, err) = apply_under_load(&ns, d.path(), "judged", "2", 9100);
-    assert_eq!(code, Some(1), "the monitor should have rolled back:\n{err}\n{out}");
+    assert_eq!(code, Some(semantos::cli::exit::ROLLED_BACK), "the monitor should have rolled back:\n{err}\n{out}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
     assert_eq!(v["outcome"], "rolled_back", "{out}");
     let detail = v["batches"][0]["detail"].as_str().unwrap_or_default();
@@ -125,7 +125,7 @@ fn a_hung_health_command_is_killed_at_its_timeout_and_the_batch_rolls_back() {
     );
     let (out, err) = text(&o);
     assert!(t0.elapsed() < std::time::Duration::from_secs(60), "the apply waited {:?} for a hung health command", t0.elapsed());
-    assert_eq!(o.status.code(), Some(1), "a timed-out health check fails the batch:\n{err}\n{out}");
+    assert_eq!(o.status.code(), Some(semantos::cli::exit::ROLLED_BACK), "a timed-out health check fails the batch:\n{err}\n{out}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
     assert_eq!(v["outcome"], "rolled_back", "{out}");
     let detail = v["batches"][0]["detail"].as_str().unwrap_or_default();

@@ -1,0 +1,142 @@
+//! `semantos apply` (and the seed's `--applier sysctl --apply`): checks every
+//! input, then hands the checked plan to the transaction (backup, journal,
+//! batches with read-back, monitor, automatic rollback) and maps its outcome
+//! to an exit code.
+
+use super::common::{self, invalid, load_kb};
+use super::exit;
+use super::flags::{ForceArg, HealthTimeoutArg, IntentArg, JsonArg, KbDirArg, PlanArg, PolicyArg, StateArgs, TelemetryArgs, TreeArg, WatchArgs};
+use super::propose::{Inputs, propose};
+use super::render;
+use super::watch::HealthOnly;
+use super::writes;
+use crate::apply::{self, ApplyOptions, AuditLog, HostIdentity, Monitor, OnRegression, Outcome};
+use crate::repro::guarded;
+use crate::rollout::live::LiveMonitor;
+use crate::safety::Policy;
+use crate::sysctl::store::FaultyStore;
+use crate::telemetry::procfs::ProcReader;
+use anyhow::Result;
+use clap::Args;
+use std::time::Duration;
+
+/// Arguments of `apply`.
+#[derive(Debug, Clone, Args)]
+#[command(after_help = APPLY_HELP)]
+pub struct ApplyArgs {
+    #[command(flatten)]
+    pub telemetry: TelemetryArgs,
+    #[command(flatten)]
+    pub plan: PlanArg,
+    #[command(flatten)]
+    pub policy: PolicyArg,
+    #[command(flatten)]
+    pub intent: IntentArg,
+    #[command(flatten)]
+    pub tree: TreeArg,
+    #[command(flatten)]
+    pub watch: WatchArgs,
+    #[command(flatten)]
+    pub health_timeout: HealthTimeoutArg,
+    #[command(flatten)]
+    pub state: StateArgs,
+    #[command(flatten)]
+    pub force: ForceArg,
+    /// This apply belongs to fleet rollout ID and is refused once ID is fenced here (set by `semantos rollout`).
+    #[arg(long, value_name = "ID")]
+    pub rollout_id: Option<String>,
+    #[command(flatten)]
+    pub kb: KbDirArg,
+    #[command(flatten)]
+    pub json: JsonArg,
+}
+
+const APPLY_HELP: &str = "Examples:
+  sudo semantos apply                                  recommend from live telemetry and apply
+  sudo semantos apply --plan plan.json --policy policy.yaml
+  sudo semantos apply --plan 90-tuning.conf --health-cmd 'curl -fsS localhost/health'
+  sudo semantos apply --plan - --monitor-seconds 0 < plan.json
+  semantos apply --sysctl-root /tmp/tree --state-dir /tmp/state --plan plan.conf";
+
+/// The health command's limit: `--health-timeout`, else the policy's `health_timeout_seconds`.
+fn health_timeout(h: &HealthTimeoutArg, pol: &Policy) -> Result<Duration> {
+    let s = h.health_timeout.unwrap_or(pol.health_timeout_seconds);
+    if !(s.is_finite() && s > 0.0 && s <= 86400.0) {
+        return Err(invalid(format!("--health-timeout {s} is invalid; use seconds in (0, 86400] (the default is {})", crate::safety::policy::DEFAULT_HEALTH_TIMEOUT_S)));
+    }
+    Ok(Duration::from_secs_f64(s))
+}
+
+/// The exit code of an apply's outcome.
+pub fn outcome_code(o: Outcome) -> i32 {
+    match o {
+        Outcome::Committed | Outcome::NothingToDo => exit::OK,
+        Outcome::RolledBack => exit::ROLLED_BACK,
+        Outcome::PartlyCommitted => exit::PARTIAL,
+    }
+}
+
+/// `semantos --applier sysctl --apply` / `semantos apply`.
+pub fn apply(a: &ApplyArgs) -> Result<i32> {
+    // Inputs first (exit 2), then the host's state (exit 3), then the plan.
+    let kb = load_kb(&a.kb)?;
+    if let Some(id) = &a.rollout_id {
+        apply::fence::validate_id(id).map_err(|e| invalid(format!("--rollout-id: {e:#}")))?;
+    }
+    let pol = common::policy(&a.policy)?;
+    let health_limit = health_timeout(&a.health_timeout, &pol)?;
+    let window = common::monitor_seconds(a.watch.monitor_seconds.unwrap_or(pol.monitor_seconds))?;
+    let tree = common::store(&a.tree.sysctl_root);
+    writes::require_root(&tree, "apply")?;
+    let st = writes::resolve(&a.state);
+    let line = writes::rollback_line(&a.tree.sysctl_root, &a.state.loc, a.state.audit_log.as_deref(), &st, &a.kb, &a.policy);
+    // An interrupted run must be rolled back first; a live one holds the lock.
+    if let Some(msg) = apply::pending_run(&writes::paths(&st))? {
+        return Err(common::refused(format!("refusing to apply: {}", writes::with_hint(&msg, &line))));
+    }
+    let p = propose(&Inputs { telemetry: &a.telemetry, plan: &a.plan, intent: &a.intent }, &kb, &tree, &pol, None)?;
+    if let Some(why) = &p.checked.aborted {
+        if !a.json.json {
+            print!("{}", render::checked(&p.checked));
+        }
+        return Err(invalid(format!("the guardrails rejected the plan; nothing was written:\n{why}")));
+    }
+    let writes_ = p.checked.writes();
+    if writes_.is_empty() {
+        if a.json.json {
+            println!("{}", serde_json::json!({ "outcome": "nothing_to_do", "checked": p.checked }));
+        } else {
+            print!("{}", render::checked(&p.checked));
+            println!("Nothing to apply.");
+        }
+        return Ok(exit::OK);
+    }
+    let store = FaultyStore::new(guarded(tree.clone(), &kb, &pol), writes::faults()?);
+    let mut monitor: Box<dyn Monitor> = if window == 0.0 {
+        Box::new(HealthOnly { cmd: a.watch.health_cmd.clone(), limit: health_limit })
+    } else {
+        let reader = ProcReader::with_roots(&a.telemetry.proc_root, "/sys");
+        Box::new(LiveMonitor::new(reader, &kb, Duration::from_secs_f64(window), a.watch.health_cmd.clone(), p.findings.clone(), pol.monitor_new_symptoms, pol.monitor_worsening_factor).with_health_timeout(health_limit))
+    };
+    let now = common::now_ms();
+    let opts = ApplyOptions {
+        paths: writes::paths(&st),
+        batch_size: pol.batch_size,
+        on_regression: OnRegression::RollbackAll,
+        persist: a.watch.persist.clone(),
+        run_id: format!("apply-{}-{}", now / 1000, std::process::id()),
+        now_s: now / 1000,
+        force: a.force.force,
+        rollout_id: a.rollout_id.clone(),
+    };
+    let host = HostIdentity::read(tree.root());
+    let receipt = apply::apply(&store, &kb, &writes_, serde_json::to_value(&p.checked)?, &host, &opts, Some(monitor.as_mut()), &AuditLog::to(&st.audit_log)).map_err(|e| writes::classify(e, &line))?;
+    if a.json.json {
+        println!("{}", serde_json::to_string_pretty(&receipt)?);
+    } else {
+        print!("{}", render::checked(&p.checked));
+        print!("{}", render::receipt(&receipt));
+        println!("backup: {}", st.backup.display());
+    }
+    Ok(outcome_code(receipt.outcome))
+}
