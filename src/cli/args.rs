@@ -174,6 +174,49 @@ fn with_exit_status(mut c: clap::Command, full: bool) -> clap::Command {
     c.after_help(text)
 }
 
+/// Top-level flags that `reproduce` takes too, so they may precede it.
+const REPRO_TOO: &[&str] = &["seed", "trials", "config", "sandbox_dir", "results_dir", "sysctl_conf", "plan", "policy", "intent", "audit_log", "kb"];
+
+/// Copies the top-level flags given before `reproduce` into its own arguments.
+fn settle_reproduce(cli: &mut Cli, m: &ArgMatches) {
+    let Some(Command::Reproduce(a)) = &mut cli.command else { return };
+    let g = given(m);
+    let has = |id: &str| g.iter().any(|x| x == id);
+    if has("seed") {
+        a.repro.seed = cli.repro.seed;
+    }
+    if has("trials") {
+        a.repro.trials = cli.repro.trials;
+    }
+    if has("config") {
+        a.repro.config = cli.repro.config.clone();
+    }
+    if has("sandbox_dir") {
+        a.results.sandbox_dir = cli.results.sandbox_dir.clone();
+    }
+    if has("results_dir") {
+        a.results.results_dir = cli.results.results_dir.clone();
+    }
+    if has("sysctl_conf") {
+        a.out.sysctl_conf = cli.repro_out.sysctl_conf.clone();
+    }
+    if has("plan") {
+        a.plan = cli.plan.clone();
+    }
+    if has("policy") {
+        a.policy = cli.policy.clone();
+    }
+    if has("intent") {
+        a.intent = cli.intent.clone();
+    }
+    if has("audit_log") {
+        a.audit_log = cli.state.audit_log.clone();
+    }
+    if has("kb") {
+        a.kb = cli.kb.clone();
+    }
+}
+
 /// Top-level flags of the reproduction only.
 const REPRO_ONLY: &[&str] = &["seed", "trials", "config", "sandbox_dir", "results_dir", "sysctl_conf"];
 /// Top-level flags of the live-host applier only, and which of its modes take them.
@@ -215,8 +258,13 @@ fn given(m: &ArgMatches) -> Vec<String> {
 /// Why the top-level flags do not fit the chosen mode, if they do not.
 fn misfit(cli: &Cli, m: &ArgMatches) -> Option<String> {
     let given = given(m);
-    if let Some((name, _)) = m.subcommand() {
-        let stray: Vec<String> = given.iter().filter(|id| *id != "json").map(|id| flag(id)).collect();
+    if let Some((name, sub)) = m.subcommand() {
+        // `semantos [flags] reproduce` is the bare `semantos [flags]`: its flags may come first (not twice).
+        let before_ok = |id: &str| id == "json" || (name == "reproduce" && REPRO_TOO.contains(&id));
+        if let Some(twice) = given.iter().find(|id| name == "reproduce" && REPRO_TOO.contains(&id.as_str()) && sub.value_source(id) == Some(ValueSource::CommandLine)) {
+            return Some(format!("{} is given both before and after `reproduce`; give it once", flag(twice)));
+        }
+        let stray: Vec<String> = given.iter().filter(|id| !before_ok(id)).map(|id| flag(id)).collect();
         if !stray.is_empty() {
             return Some(format!("{} before `{name}`: put a command's flags after it (`semantos {name} {} ...`); `semantos {name} --help` lists the flags it takes", stray.join(" "), stray[0]));
         }
@@ -286,5 +334,6 @@ where
         return Err(cmd.error(clap::error::ErrorKind::ArgumentConflict, why));
     }
     settle_json(&mut cli).map_err(|why| cmd.error(clap::error::ErrorKind::ArgumentConflict, why))?;
+    settle_reproduce(&mut cli, &m);
     Ok(cli)
 }

@@ -85,10 +85,10 @@ pub fn rollback(a: &RollbackArgs) -> Result<i32> {
     } else if !paths.backup.exists() && !paths.journal.exists() {
         // Nothing to restore: refused before the lock is taken, so nothing (no directory, no lock file) is created.
         return Err(refused(format!(
-            "no backup at {}: nothing to roll back (state from {:?}: {}). An apply made inside a SemantOS checkout keeps its backup in that checkout's experiments/backup/; pass --backup FILE or --state-dir DIR to name another",
+            "no backup at {}: nothing to roll back (state directory {}, from {}). An apply made inside a SemantOS checkout keeps its backup in that checkout's experiments/backup/; pass --backup FILE or --state-dir DIR to name another",
             paths.backup.display(),
-            st.origin,
-            st.dir.display()
+            st.dir.display(),
+            st.origin.describe()
         )));
     }
     let host = HostIdentity::read(tree.root());

@@ -72,6 +72,19 @@ pub enum Origin {
     User,
 }
 
+impl Origin {
+    /// Where the choice came from, for messages.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Origin::Flag => "--state-dir",
+            Origin::Env => "SEMANTOS_STATE_DIR",
+            Origin::Checkout => "the SemantOS checkout in the current directory",
+            Origin::System => "root's default",
+            Origin::User => "this user's default",
+        }
+    }
+}
+
 /// The resolved state locations.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct State {

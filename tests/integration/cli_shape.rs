@@ -176,6 +176,14 @@ fn the_seed_spellings_still_parse() {
     ok(&["--json", "rollback", "--sysctl-root", "/proc/sys", "--audit-log", "/d/audit.jsonl", "--backup", "/d/b.json", "--policy", "/d/p.yaml", "--fence-rollout", "r-1-1"]);
     ok(&["--json", "recommend", "--sysctl-root", "/proc/sys", "--interval", "2", "--intent", "latency"]);
     ok(&["--json", "diagnose", "--telemetry", "x.csv"]);
+    let r = ok(&["--sandbox-dir", "sb", "--results-dir", "res", "--audit-log", "a.jsonl", "reproduce", "--seed", "7", "--trials", "5"]);
+    match r.command {
+        Some(semantos::cli::args::Command::Reproduce(a)) => {
+            assert_eq!((a.results.sandbox_dir.to_str(), a.results.results_dir.to_str(), a.audit_log.as_deref().and_then(|p| p.to_str()), a.repro.seed), (Some("sb"), Some("res"), Some("a.jsonl"), Some(7)));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(parse(["semantos", "--seed", "7", "reproduce", "--seed", "8"]).is_err(), "a flag given twice");
     ok(&["--json", "kb", "show", "vm.swappiness"]);
     ok(&["compare", "--reasoners", "rules,llm", "--trials", "3", "--llm-url", "http://x/v1", "--llm-model", "m"]);
 }
