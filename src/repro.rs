@@ -15,9 +15,8 @@ use crate::eval::summary::{self, SummaryRow, TrialResult};
 use crate::kb::Kb;
 use crate::reasoning::{self, Context, Findings, Plan, Reasoner, RulesEngine};
 use crate::rollout::SimMonitor;
-use crate::safety::{self, CheckedPlan};
+use crate::safety::{self, CheckedPlan, guarded};
 use crate::sim::{self, params::HostParams, rng::trial_seed};
-use crate::sysctl::store::GuardedStore;
 use crate::sysctl::{SysctlKey, SysctlStore, Value, sysctld};
 use anyhow::{Context as _, Result};
 use serde::Serialize;
@@ -94,22 +93,6 @@ pub struct ReproReport {
 
 fn current_values(store: &dyn SysctlStore, kb: &Kb) -> BTreeMap<String, Value> {
     kb.params.keys().filter_map(|k| SysctlKey::parse(k).ok()).filter_map(|k| store.read(&k).ok().map(|v| (k.to_string(), v))).collect()
-}
-
-/// A store that refuses, at the point of writing, keys outside the policy or with `never` risk.
-pub fn guarded<S: SysctlStore>(inner: S, kb: &Kb, policy: &safety::Policy) -> GuardedStore<S> {
-    let kb = kb.clone();
-    let policy = policy.clone();
-    GuardedStore::new(inner, move |key| {
-        let k = key.to_string();
-        match kb.param(&k) {
-            None => Err(format!("{k} has no knowledge-base entry")),
-            Some(p) if p.risk == crate::kb::Risk::Never => Err(format!("{k} is a never-touch key")),
-            Some(_) if policy.forbids(&k) => Err(format!("{k} is on the policy's never_touch list")),
-            Some(_) if !policy.allows(&k) => Err(format!("{k} is not in the policy whitelist")),
-            Some(_) => Ok(()),
-        }
-    })
 }
 
 /// Runs the reproduction. `plan` replaces the rule engine for a single round; `progress(done, total)` reports evaluation trials.
