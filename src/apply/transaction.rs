@@ -9,6 +9,8 @@ use super::dropin;
 use super::backup::{Backup, BackupState, HostIdentity, Layer, BACKUP_SCHEMA_VERSION};
 use super::journal::{self, Entry, Journal};
 use super::lock::Lock;
+use super::paths::Paths;
+use super::token::WriteToken;
 use crate::kb::entry::EdgeKind;
 use crate::kb::Kb;
 use crate::sysctl::store::StoreError;
@@ -18,25 +20,6 @@ use anyhow::{Context, Result, bail};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-
-/// Files a transaction uses.
-#[derive(Debug, Clone)]
-pub struct Paths {
-    /// The backup (`experiments/backup/sysctl_backup.json`).
-    pub backup: PathBuf,
-    /// The journal, beside the backup.
-    pub journal: PathBuf,
-    /// The lock, beside the backup.
-    pub lock: PathBuf,
-}
-
-impl Paths {
-    /// Journal and lock beside `backup`.
-    pub fn beside(backup: &Path) -> Self {
-        let dir = backup.parent().map(Path::to_path_buf).unwrap_or_default();
-        Self { backup: backup.to_path_buf(), journal: backup.with_extension("journal"), lock: dir.join("semantos.lock") }
-    }
-}
 
 /// What the monitor says after a batch.
 #[derive(Debug, Clone, PartialEq)]
@@ -153,7 +136,7 @@ impl Run<'_> {
     }
 
     fn write_verified(&self, key: &SysctlKey, value: &Value) -> Result<()> {
-        self.store.write(key, value).map_err(|e| describe_store_error(e, value))?;
+        self.store.write(&WriteToken::new(), key, value).map_err(|e| describe_store_error(e, value))?;
         let back = self.store.read(key).with_context(|| format!("{key}: reading back after writing {value}"))?;
         if !read_back_matches(value, &back, self.rounding(&key.to_string())) {
             bail!("{key}: wrote {value:?} but read back {back:?} (the kernel changed or refused part of the value)");
