@@ -156,21 +156,36 @@ pub fn run(cfg: &ExperimentConfig, kb: &Kb, paths: &ReproPaths, config_label: &s
             break;
         }
     }
-    let end = current_values(&store, kb);
-    let changes: Vec<(String, String, String)> = end
-        .iter()
+    let changes = changed(&start, &current_values(&store, kb));
+    write_sysctl_conf(&paths.sysctl_conf, cfg, config_label, &changes, &rounds)?;
+    let tuned = HostParams::from_store(&store);
+    let trials = evaluate(cfg, &baseline, &tuned, progress);
+    let summary = summary::summarize(&trials, cfg.seed);
+    write_results(&paths.results, &summary, &trials, cfg)?;
+    let report = ReproReport { seed: cfg.seed, trials: cfg.trials, rounds, changes, summary };
+    let trace = serde_json::to_string_pretty(&report)?;
+    apply::files::write_atomic(&paths.results.join("trace.json"), trace.as_bytes(), 0o644)?;
+    Ok(report)
+}
+
+/// Each key whose value differs between `start` and `end`, as (key, from, to).
+fn changed(start: &BTreeMap<String, Value>, end: &BTreeMap<String, Value>) -> Vec<(String, String, String)> {
+    end.iter()
         .filter_map(|(k, v)| {
             let s = start.get(k)?;
             (s != v).then(|| (k.clone(), s.to_string(), v.to_string()))
         })
-        .collect();
-    write_sysctl_conf(&paths.sysctl_conf, cfg, config_label, &changes, &rounds)?;
-    let tuned = HostParams::from_store(&store);
+        .collect()
+}
+
+/// The paired evaluation: per trial seed, the baseline and the tuned host run the same workloads;
+/// `progress(done, total)` after each trial.
+fn evaluate(cfg: &ExperimentConfig, baseline: &HostParams, tuned: &HostParams, progress: &dyn Fn(usize, usize)) -> Vec<TrialResult> {
     let mut trials = Vec::new();
     for i in 0..cfg.trials {
         let s = trial_seed(cfg.seed, i);
-        let b = sim::run(&cfg.host, &baseline, &cfg.workloads, s, cfg.trial_seconds);
-        let t = sim::run(&cfg.host, &tuned, &cfg.workloads, s, cfg.trial_seconds);
+        let b = sim::run(&cfg.host, baseline, &cfg.workloads, s, cfg.trial_seconds);
+        let t = sim::run(&cfg.host, tuned, &cfg.workloads, s, cfg.trial_seconds);
         for (w, bl) in &b.latencies {
             let tl = &t.latencies[w];
             trials.push(TrialResult {
@@ -184,12 +199,7 @@ pub fn run(cfg: &ExperimentConfig, kb: &Kb, paths: &ReproPaths, config_label: &s
         }
         progress(i + 1, cfg.trials);
     }
-    let summary = summary::summarize(&trials, cfg.seed);
-    write_results(&paths.results, &summary, &trials, cfg)?;
-    let report = ReproReport { seed: cfg.seed, trials: cfg.trials, rounds, changes, summary };
-    let trace = serde_json::to_string_pretty(&report)?;
-    apply::files::write_atomic(&paths.results.join("trace.json"), trace.as_bytes(), 0o644)?;
-    Ok(report)
+    trials
 }
 
 fn write_sysctl_conf(path: &Path, cfg: &ExperimentConfig, config_label: &str, changes: &[(String, String, String)], rounds: &[Round]) -> Result<()> {
