@@ -175,6 +175,34 @@ fn only_apply_writes_to_a_sysctl_store() {
     assert!(!code.contains("use "), "src/apply/token.rs must import nothing");
 }
 
+/// Functions past 100 lines that other engineers are splitting (file, function, issue item); the
+/// integrator empties this list after merging.
+const NOT_YET_SPLIT: &[(&str, &str, &str)] = &[
+    ("rollout/ansible/playbook.rs", "playbook", "issue 13: rollout::ansible::playbook (the fleet engineer)"),
+    ("cli/kb_cmd.rs", "render_show", "issue 13: cli::kb_cmd::render_show (the CLI engineer)"),
+    ("kb/validate.rs", "lint", "issue 13: kb::validate::lint (the diagnosis engineer)"),
+];
+
+/// A function past 100 lines holds two things: split it (STYLE: ~80 lines is the aim).
+#[test]
+fn no_function_past_100_lines() {
+    let mut long = Vec::new();
+    for (rel, text) in library_sources() {
+        for (name, line, n) in modgraph::function_lengths(&text) {
+            if n > 100 && !NOT_YET_SPLIT.iter().any(|(f, fun, _)| *f == rel && *fun == name) {
+                long.push(format!("src/{rel}:{line}: fn {name} is {n} lines"));
+            }
+        }
+    }
+    assert!(long.is_empty(), "functions past 100 lines (split each into named steps):\n  {}", long.join("\n  "));
+}
+
+#[test]
+fn function_lengths_count_the_body_and_skip_declarations() {
+    let text = "trait T {\n    fn decl(&self);\n}\nfn f() {\n    let s = \"}\";\n    // }\n    if true { g(); }\n}\n";
+    assert_eq!(modgraph::function_lengths(text), vec![("f".to_string(), 4, 5)]);
+}
+
 /// Builds a graph from (file, text) pairs.
 fn graph(files: &[(&str, &str)]) -> Graph {
     Graph::build(&files.iter().map(|(f, t)| (f.to_string(), t.to_string())).collect::<Vec<_>>())

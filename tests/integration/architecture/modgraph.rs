@@ -153,6 +153,40 @@ fn lex(src: &str) -> Vec<(Tok, usize)> {
     out
 }
 
+/// Every function with a body in `src` as (name, first line, number of lines), comments and strings
+/// left out of the brace matching.
+pub fn function_lengths(src: &str) -> Vec<(String, usize, usize)> {
+    let toks = lex(src);
+    let mut out = Vec::new();
+    for i in 0..toks.len() {
+        let (Tok::Ident(kw), line) = &toks[i] else { continue };
+        let Some((Tok::Ident(name), _)) = toks.get(i + 1) else { continue };
+        if kw != "fn" {
+            continue;
+        }
+        // The body is the first `{` before any `;` (a declaration without a body has none).
+        let Some(open) = (i + 2..toks.len()).find(|j| matches!(toks[*j].0, Tok::Punct("{") | Tok::Punct(";"))) else { continue };
+        if toks[open].0 == Tok::Punct(";") {
+            continue;
+        }
+        let mut depth = 0usize;
+        for (t, end) in &toks[open..] {
+            match t {
+                Tok::Punct("{") => depth += 1,
+                Tok::Punct("}") => {
+                    depth -= 1;
+                    if depth == 0 {
+                        out.push((name.clone(), *line, end - line + 1));
+                        break;
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    out
+}
+
 /// A path as written, in the module it was written in.
 #[derive(Debug, Clone)]
 struct RawPath {
