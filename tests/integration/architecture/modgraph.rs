@@ -1,6 +1,6 @@
 //! The crate's file graph, read from the source text: which file uses an item of which file.
 //!
-//! What counts as an edge (ARCHITECTURE.md, "How the invariants are checked"):
+//! What counts as an edge (ARCHITECTURE.md, "How the module graph is read"):
 //! * a file that names an item of another file depends on it: `use crate::a::b::Item`,
 //!   `super::files::write_atomic(..)`, `sim::params::HostParams` after `use crate::sim`;
 //! * a path is followed to the file that defines the item: through the modules it names, then
@@ -14,178 +14,8 @@
 //!   function) is left out: a test may drive its module with anything above it;
 //! * comments, strings and character literals are ignored; paths of other crates are ignored.
 
+use super::lex::{Tok, lex};
 use std::collections::{BTreeMap, BTreeSet};
-
-/// A lexical token: an identifier or one punctuation mark (`::` is one token).
-#[derive(Debug, Clone, PartialEq)]
-enum Tok {
-    Ident(String),
-    Punct(&'static str),
-}
-
-/// Splits Rust source into identifiers and the punctuation the scanner needs, dropping comments,
-/// strings, characters, lifetimes and numbers; each token keeps its 1-based line.
-fn lex(src: &str) -> Vec<(Tok, usize)> {
-    let c: Vec<char> = src.chars().collect();
-    let (mut i, mut line, mut out) = (0, 1, Vec::new());
-    let skip_string = |i: &mut usize, line: &mut usize, raw: bool, hashes: usize| {
-        // `*i` is just past the opening quote; a raw string has no escapes and ends at `"` and its hashes.
-        while *i < c.len() {
-            if c[*i] == '\n' {
-                *line += 1;
-            }
-            if !raw && c[*i] == '\\' {
-                *i += 2;
-                continue;
-            }
-            if c[*i] == '"' && (0..hashes).all(|h| c.get(*i + 1 + h) == Some(&'#')) {
-                *i += 1 + hashes;
-                return;
-            }
-            *i += 1;
-        }
-    };
-    // A string prefix at `i` (r", r#", b", br", br#"): (raw, hashes, index past the quote).
-    let string_prefix = |i: usize| -> Option<(bool, usize, usize)> {
-        if c.get(i.wrapping_sub(1)).is_some_and(|p| p.is_alphanumeric() || *p == '_') {
-            return None;
-        }
-        let mut j = i;
-        if c.get(j) == Some(&'b') {
-            j += 1;
-        }
-        let raw = c.get(j) == Some(&'r');
-        if raw {
-            j += 1;
-        }
-        if j == i {
-            return None;
-        }
-        let hashes = c[j..].iter().take_while(|x| **x == '#').count();
-        (c.get(j + hashes) == Some(&'"') && (raw || hashes == 0)).then_some((raw, hashes, j + hashes + 1))
-    };
-    while i < c.len() {
-        let ch = c[i];
-        let next = c.get(i + 1).copied();
-        if ch == '\n' {
-            line += 1;
-            i += 1;
-        } else if ch == '/' && next == Some('/') {
-            while i < c.len() && c[i] != '\n' {
-                i += 1;
-            }
-        } else if ch == '/' && next == Some('*') {
-            let mut depth = 0;
-            while i < c.len() {
-                if c[i] == '/' && c.get(i + 1) == Some(&'*') {
-                    depth += 1;
-                    i += 2;
-                } else if c[i] == '*' && c.get(i + 1) == Some(&'/') {
-                    depth -= 1;
-                    i += 2;
-                    if depth == 0 {
-                        break;
-                    }
-                } else {
-                    line += usize::from(c[i] == '\n');
-                    i += 1;
-                }
-            }
-        } else if ch == '"' {
-            i += 1;
-            skip_string(&mut i, &mut line, false, 0);
-        } else if let Some((raw, hashes, past)) = string_prefix(i) {
-            i = past;
-            skip_string(&mut i, &mut line, raw, hashes);
-        } else if ch == 'r' && next == Some('#') && c.get(i + 2).is_some_and(|x| x.is_alphabetic() || *x == '_') {
-            i += 2; // a raw identifier r#name: lex the name next
-        } else if ch == '\'' {
-            // A character literal ('a', '\n', '\'') or a lifetime ('a, 'static).
-            if next == Some('\\') {
-                i += 2;
-                while i < c.len() && c[i] != '\'' {
-                    i += 1;
-                }
-                i += 1;
-            } else if c.get(i + 2) == Some(&'\'') {
-                i += 3;
-            } else {
-                i += 1;
-                while i < c.len() && (c[i].is_alphanumeric() || c[i] == '_') {
-                    i += 1;
-                }
-            }
-        } else if ch.is_alphabetic() || ch == '_' {
-            let s = i;
-            while i < c.len() && (c[i].is_alphanumeric() || c[i] == '_') {
-                i += 1;
-            }
-            out.push((Tok::Ident(c[s..i].iter().collect()), line));
-        } else if ch.is_ascii_digit() {
-            while i < c.len() && (c[i].is_alphanumeric() || c[i] == '_' || (c[i] == '.' && c.get(i + 1).is_some_and(char::is_ascii_digit))) {
-                i += 1;
-            }
-        } else if ch == ':' && next == Some(':') {
-            out.push((Tok::Punct("::"), line));
-            i += 2;
-        } else {
-            let p = match ch {
-                '{' => "{",
-                '}' => "}",
-                '(' => "(",
-                ')' => ")",
-                '[' => "[",
-                ']' => "]",
-                ';' => ";",
-                ',' => ",",
-                '*' => "*",
-                '#' => "#",
-                '!' => "!",
-                '<' => "<",
-                _ => "",
-            };
-            if !p.is_empty() {
-                out.push((Tok::Punct(p), line));
-            }
-            i += 1;
-        }
-    }
-    out
-}
-
-/// Every function with a body in `src` as (name, first line, number of lines), comments and strings
-/// left out of the brace matching.
-pub fn function_lengths(src: &str) -> Vec<(String, usize, usize)> {
-    let toks = lex(src);
-    let mut out = Vec::new();
-    for i in 0..toks.len() {
-        let (Tok::Ident(kw), line) = &toks[i] else { continue };
-        let Some((Tok::Ident(name), _)) = toks.get(i + 1) else { continue };
-        if kw != "fn" {
-            continue;
-        }
-        // The body is the first `{` before any `;` (a declaration without a body has none).
-        let Some(open) = (i + 2..toks.len()).find(|j| matches!(toks[*j].0, Tok::Punct("{") | Tok::Punct(";"))) else { continue };
-        if toks[open].0 == Tok::Punct(";") {
-            continue;
-        }
-        let mut depth = 0usize;
-        for (t, end) in &toks[open..] {
-            match t {
-                Tok::Punct("{") => depth += 1,
-                Tok::Punct("}") => {
-                    depth -= 1;
-                    if depth == 0 {
-                        out.push((name.clone(), *line, end - line + 1));
-                        break;
-                    }
-                }
-                _ => {}
-            }
-        }
-    }
-    out
-}
 
 /// A path as written, in the module it was written in.
 #[derive(Debug, Clone)]
@@ -297,30 +127,69 @@ fn item_end(toks: &[(Tok, usize)], mut i: usize) -> usize {
     i
 }
 
+/// The identifier at `j`, if there is one.
+fn ident(toks: &[(Tok, usize)], j: usize) -> Option<&str> {
+    match toks.get(j) {
+        Some((Tok::Ident(x), _)) => Some(x.as_str()),
+        _ => None,
+    }
+}
+
+/// The attribute whose `#` is at `i`: (index past it, whether it is an outer `#[cfg(test)]`).
+fn attribute(toks: &[(Tok, usize)], i: usize) -> (usize, bool) {
+    let inner = matches!(toks.get(i + 1), Some((Tok::Punct("!"), _)));
+    let start = if inner { i + 2 } else { i + 1 };
+    let end = item_end_brackets(toks, start);
+    let attr: Vec<&Tok> = toks[start..end].iter().map(|(t, _)| t).collect();
+    let is_cfg_test = attr.len() >= 5 && attr[1] == &Tok::Ident("cfg".into()) && attr[3] == &Tok::Ident("test".into()) && attr[4] == &Tok::Punct(")");
+    (end, is_cfg_test && !inner)
+}
+
+/// Whether the `use` at `i` is `pub` or `pub(..)`: a re-export.
+fn is_reexport(toks: &[(Tok, usize)], i: usize) -> bool {
+    i > 0 && (ident(toks, i - 1) == Some("pub") || matches!(toks[i - 1].0, Tok::Punct(")")) && (i.saturating_sub(5)..i).any(|j| ident(toks, j) == Some("pub")))
+}
+
+/// The path `a::b::c` starting at `i`: its segments and the index past it.
+fn path_at(toks: &[(Tok, usize)], i: usize) -> (Vec<String>, usize) {
+    let mut segs = vec![ident(toks, i).unwrap_or_default().to_string()];
+    let mut j = i + 1;
+    while matches!(toks.get(j), Some((Tok::Punct("::"), _)))
+        && let Some(n) = ident(toks, j + 1)
+    {
+        segs.push(n.to_string());
+        j += 2;
+    }
+    (segs, j)
+}
+
 /// Scans one file whose module path is `module`.
 fn scan(src: &str, module: &[String]) -> Scan {
     let toks = lex(src);
     let mut s = Scan::default();
     let mut inline: Vec<(String, usize)> = Vec::new();
-    let (mut depth, mut i, mut test_next) = (0usize, 0usize, false);
-    let ident = |j: usize| match toks.get(j) {
-        Some((Tok::Ident(x), _)) => Some(x.as_str()),
-        _ => None,
-    };
+    let (mut depth, mut i) = (0usize, 0usize);
     let cur = |inline: &[(String, usize)]| module.iter().cloned().chain(inline.iter().map(|(n, _)| n.clone())).collect::<Vec<_>>();
     while i < toks.len() {
         let (t, line) = (&toks[i].0, toks[i].1);
         match t {
             Tok::Punct("#") => {
-                let inner = matches!(toks.get(i + 1), Some((Tok::Punct("!"), _)));
-                let start = if inner { i + 2 } else { i + 1 };
-                let end = item_end_brackets(&toks, start);
-                let attr: Vec<&Tok> = toks[start..end].iter().map(|(t, _)| t).collect();
-                let is_cfg_test = attr.len() >= 5 && attr[1] == &Tok::Ident("cfg".into()) && attr[3] == &Tok::Ident("test".into()) && attr[4] == &Tok::Punct(")");
-                if is_cfg_test && !inner {
-                    test_next = true;
-                }
+                let (end, test_only) = attribute(&toks, i);
                 i = end;
+                if test_only {
+                    // A test-only `mod x;` is recorded (its file is left out); the item is skipped.
+                    while matches!(toks.get(i), Some((Tok::Punct("#"), _))) {
+                        i = attribute(&toks, i).0;
+                    }
+                    if let Some(m) = (i..i + 3).find(|j| ident(&toks, *j) == Some("mod"))
+                        && let Some(name) = ident(&toks, m + 1)
+                        && matches!(toks.get(m + 2), Some((Tok::Punct(";"), _)))
+                        && inline.is_empty()
+                    {
+                        s.children.push((name.to_string(), true));
+                    }
+                    i = item_end(&toks, i);
+                }
                 continue;
             }
             Tok::Punct("{") => depth += 1,
@@ -332,40 +201,22 @@ fn scan(src: &str, module: &[String]) -> Scan {
             }
             _ => {}
         }
-        if test_next {
-            test_next = false;
-            // A test-only `mod x;` is recorded (its file is left out); anything else is skipped.
-            let m = (i..i + 3).find(|j| ident(*j) == Some("mod"));
-            if let Some(m) = m
-                && let Some(name) = ident(m + 1)
-                && matches!(toks.get(m + 2), Some((Tok::Punct(";"), _)))
-                && inline.is_empty()
-            {
-                s.children.push((name.to_string(), true));
-            }
-            i = item_end(&toks, i);
-            continue;
-        }
         match t {
             Tok::Ident(w) if w == "mod" => {
-                if let Some(name) = ident(i + 1) {
-                    match toks.get(i + 2) {
-                        Some((Tok::Punct(";"), _)) if inline.is_empty() => s.children.push((name.to_string(), false)),
-                        Some((Tok::Punct("{"), _)) => {
-                            inline.push((name.to_string(), depth));
-                            s.inline.push(cur(&inline));
-                            depth += 1;
-                            i += 3;
-                            continue;
-                        }
-                        _ => {}
+                match (ident(&toks, i + 1), toks.get(i + 2)) {
+                    (Some(name), Some((Tok::Punct(";"), _))) if inline.is_empty() => s.children.push((name.to_string(), false)),
+                    (Some(name), Some((Tok::Punct("{"), _))) => {
+                        inline.push((name.to_string(), depth));
+                        s.inline.push(cur(&inline));
+                        depth += 1;
+                        i += 1;
                     }
+                    _ => {}
                 }
                 i += 2;
             }
             Tok::Ident(w) if w == "use" => {
-                let reexport = i > 0 && (ident(i - 1) == Some("pub") || matches!(toks[i - 1].0, Tok::Punct(")")) && (i.saturating_sub(5)..i).any(|j| ident(j) == Some("pub")));
-                let base = RawPath { module: cur(&inline), segments: Vec::new(), line, reexport, binds: None, glob: false, from_use: true };
+                let base = RawPath { module: cur(&inline), segments: Vec::new(), line, reexport: is_reexport(&toks, i), binds: None, glob: false, from_use: true };
                 i += 1;
                 parse_use(&toks, &mut i, Vec::new(), &base, &mut s.paths);
                 while i < toks.len() && toks[i].0 != Tok::Punct(";") {
@@ -373,23 +224,16 @@ fn scan(src: &str, module: &[String]) -> Scan {
                 }
             }
             Tok::Ident(w) if ["fn", "struct", "enum", "trait", "type", "const", "static", "union"].contains(&w.as_str()) => {
-                if let Some(name) = ident(i + 1)
+                if let Some(name) = ident(&toks, i + 1)
                     && depth == 0
                 {
                     s.items.insert(name.to_string());
                 }
                 i += 1;
             }
-            Tok::Ident(first) if matches!(toks.get(i + 1), Some((Tok::Punct("::"), _))) && !(i > 0 && toks[i - 1].0 == Tok::Punct("::")) => {
-                let mut segs = vec![first.clone()];
-                let mut j = i + 1;
-                while matches!(toks.get(j), Some((Tok::Punct("::"), _)))
-                    && let Some(n) = ident(j + 1)
-                {
-                    segs.push(n.to_string());
-                    j += 2;
-                }
-                s.paths.push(RawPath { module: cur(&inline), segments: segs, line, reexport: false, binds: None, glob: false, from_use: false });
+            Tok::Ident(_) if matches!(toks.get(i + 1), Some((Tok::Punct("::"), _))) && !(i > 0 && toks[i - 1].0 == Tok::Punct("::")) => {
+                let (segments, j) = path_at(&toks, i);
+                s.paths.push(RawPath { module: cur(&inline), segments, line, reexport: false, binds: None, glob: false, from_use: false });
                 i = j;
             }
             _ => i += 1,
