@@ -10,7 +10,9 @@ pub mod fence;
 pub mod files;
 pub mod journal;
 pub mod lock;
+pub mod paths;
 pub mod rollback;
+pub mod token;
 pub mod transaction;
 
 #[cfg(test)]
@@ -26,4 +28,5 @@ pub struct Refused(pub String);
 pub use audit::AuditLog;
 pub use backup::{Backup, HostIdentity};
 pub use rollback::{RollbackOptions, RollbackReport, rollback, rollback_layer, rollback_with};
-pub use transaction::{ApplyOptions, Health, Monitor, OnRegression, Outcome, Paths, Receipt, apply, pending_run};
+pub use paths::Paths;
+pub use transaction::{ApplyOptions, Health, Monitor, OnRegression, Outcome, Receipt, apply, pending_run};

@@ -4,7 +4,7 @@
 //! `recommend`, and the side-by-side comparison of backends on the simulator.
 
 use super::{Cli, CliError, EXIT_FAILED, invalid, load_kb};
-use crate::llm::compare::{self, Contender};
+use crate::compare::{self, Contender};
 use crate::llm::settings::{API_KEY_ENV, ApiKey};
 use crate::llm::{self, Fallback, FormatMode, LlmReasoner, Partial, Settings, Source};
 use crate::reasoning::{Context, Findings};

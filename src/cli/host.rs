@@ -8,7 +8,7 @@ use super::render;
 use crate::apply::{self, ApplyOptions, AuditLog, HostIdentity, OnRegression, Outcome, Paths};
 use crate::kb::{Intent, Kb};
 use crate::reasoning::{self, Context, Findings, Plan, Reasoner, RulesEngine};
-use crate::repro::guarded;
+use crate::safety::guard::guarded;
 use crate::rollout::live::LiveMonitor;
 use crate::safety::{self, CheckedPlan, Policy};
 use crate::sysctl::store::{Fault, FaultyStore};
