@@ -177,6 +177,7 @@ pub fn run(cli: &Cli, a: &ExportArgs) -> Result<i32> {
                 policy: None,
                 monitor_seconds: cli.host.monitor_seconds,
                 health_cmd: cli.host.health_cmd.clone(),
+                health_timeout_s: cli.host.health_timeout,
                 persist: cli.host.persist.as_ref().map(|p| p.display().to_string()),
                 interval: 2.0,
                 host_timeout_s: 300.0,

@@ -169,6 +169,7 @@ fn settings_of(cli: &Cli, a: &RolloutArgs, policy_text: Option<String>, spec: Wa
         policy: policy_text,
         monitor_seconds: cli.host.monitor_seconds,
         health_cmd: cli.host.health_cmd.clone(),
+        health_timeout_s: cli.host.health_timeout,
         persist: cli.host.persist.as_ref().map(|p| p.display().to_string()),
         interval: cli.host.interval,
         host_timeout_s: a.host_timeout,

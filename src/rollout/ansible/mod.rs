@@ -31,28 +31,14 @@ mod tests;
 pub use playbook::{Batch, PlaybookOptions, config, inventory, playbook};
 pub use run::{PlayResult, Workdir, parse_json_report, run_playbook, syntax_check, write_workdir};
 
+pub use super::settings::AnsibleSettings;
 use super::fleet::Remote;
 use super::ssh::SshEngine;
 use super::state::{Phase, StateFile, Status, Values};
 use crate::sysctl::SysctlKey;
 use anyhow::{Result, bail};
-use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::time::Duration;
-
-/// Settings of the Ansible engine.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AnsibleSettings {
-    /// `ansible-playbook` to run.
-    pub program: String,
-    /// Directory the playbook, inventory and ansible.cfg are written to.
-    pub dir: PathBuf,
-    /// Python on the hosts (`ansible_python_interpreter`); `None`: Ansible discovers it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub python: Option<String>,
-}
 
 /// Drives a rollout with Ansible: apply play in waves, then the same gate decision as the ssh engine.
 pub struct AnsibleRollout<'a> {
