@@ -11,6 +11,7 @@ pub mod files;
 pub mod journal;
 pub mod lock;
 pub mod rollback;
+pub mod rollout_undo;
 pub mod transaction;
 
 #[cfg(test)]

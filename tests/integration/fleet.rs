@@ -498,3 +498,94 @@ fn fleet_hosts_judge_the_plan_by_the_controllers_kb_overrides() {
     assert!(o.status.success(), "{err}");
     assert_eq!((0..2).map(|i| f.read(i, key)).collect::<Vec<_>>(), before);
 }
+
+/// A sandbox host for one rollout restore: a tree (somaxconn 128, swappiness 60) and its files.
+struct SandboxHost {
+    d: tempfile::TempDir,
+}
+
+impl SandboxHost {
+    const COMMON: [&'static str; 10] = ["--sysctl-root", "tree", "--backup", "b/backup.json", "--audit-log", "a.jsonl", "--monitor-seconds", "0", "--interval", "0.05"];
+
+    fn new() -> SandboxHost {
+        let d = tempfile::tempdir().unwrap();
+        for (k, v) in [("net/core/somaxconn", "128"), ("vm/swappiness", "60")] {
+            let p = d.path().join("tree").join(k);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, format!("{v}\n")).unwrap();
+        }
+        SandboxHost { d }
+    }
+
+    /// (somaxconn, swappiness) now.
+    fn values(&self) -> (String, String) {
+        let read = |k: &str| std::fs::read_to_string(self.d.path().join("tree").join(k)).unwrap().trim().to_string();
+        (read("net/core/somaxconn"), read("vm/swappiness"))
+    }
+
+    /// `semantos apply` of `plan` (sysctl.d text) as rollout `id`, with `SEMANTOS_FAULT=fault` when given.
+    fn apply(&self, id: &str, plan: &str, fault: Option<&str>) -> Output {
+        let p = self.d.path().join(format!("{id}.conf"));
+        std::fs::write(&p, plan).unwrap();
+        let mut c = Command::new(bin());
+        c.args(["apply", "--plan"]).arg(&p).args(["--rollout-id", id]).args(Self::COMMON).current_dir(self.d.path()).env_remove("SEMANTOS_FAULT");
+        if let Some(f) = fault {
+            c.env("SEMANTOS_FAULT", f);
+        }
+        c.output().unwrap()
+    }
+
+    /// The fleet's final restore of rollout `id` on this host.
+    fn fleet_restore(&self, id: &str) -> Output {
+        Command::new(bin()).args(["--json", "rollback", "--fence-rollout", id]).args(Self::COMMON).current_dir(self.d.path()).env_remove("SEMANTOS_FAULT").output().unwrap()
+    }
+}
+
+/// Rollout B's apply killed after its first write (a journal is left) on a host where rollout A is
+/// committed: the fleet restore of B used to restore the whole backup, undoing A too.
+#[test]
+fn a_fleet_restore_of_an_interrupted_rollout_keeps_an_earlier_rollout() {
+    let h = SandboxHost::new();
+    assert!(h.apply("rollout-a", "vm.swappiness = 30\n", None).status.success());
+    let o = h.apply("rollout-b", "vm.swappiness = 20\nnet.core.somaxconn = 1024\n", Some("kill-before#2"));
+    assert!(!o.status.success(), "the fault did not interrupt the apply: {}", text(&o).1);
+    assert!(h.d.path().join("b/backup.journal").exists(), "no journal left by the interrupted apply");
+    assert_ne!(h.values(), ("128".to_string(), "30".to_string()), "the interrupted apply wrote nothing");
+    let o = h.fleet_restore("rollout-b");
+    assert!(o.status.success(), "{}", text(&o).1);
+    assert_eq!(h.values(), ("128".to_string(), "30".to_string()), "rollout-a's swappiness 30 must stay");
+    assert!(!h.d.path().join("b/backup.journal").exists(), "the journal is finished");
+    // Rollout A still undoes on its own afterwards, to the true originals.
+    let o = h.fleet_restore("rollout-a");
+    assert!(o.status.success(), "{}", text(&o).1);
+    assert_eq!(h.values(), ("128".to_string(), "60".to_string()));
+}
+
+/// An unfinished run of another rollout holds the journal: restoring rollout B alone cannot be done,
+/// so it is refused with nothing written (it used to restore the whole backup).
+#[test]
+fn a_fleet_restore_refuses_an_interrupted_run_of_another_rollout_and_writes_nothing() {
+    let h = SandboxHost::new();
+    assert!(h.apply("rollout-a", "vm.swappiness = 30\n", None).status.success());
+    let o = h.apply("rollout-c", "vm.swappiness = 20\nnet.core.somaxconn = 1024\n", Some("kill-before#2"));
+    assert!(!o.status.success());
+    let before = h.values();
+    let o = h.fleet_restore("rollout-b");
+    let (_, err) = text(&o);
+    assert!(!o.status.success(), "restored: {err}");
+    assert!(err.contains("rollout-c") && err.contains("Nothing was written") && err.contains("semantos rollback --backup"), "{err}");
+    assert_eq!(h.values(), before, "something was written");
+}
+
+/// Rollout B committed nothing on a host (its apply was refused there) where rollout A is committed:
+/// the fleet restore of B used to fall back to the whole backup and undo A.
+#[test]
+fn a_fleet_restore_of_a_rollout_that_committed_nothing_here_keeps_an_earlier_rollout() {
+    let h = SandboxHost::new();
+    assert!(h.apply("rollout-a", "vm.swappiness = 30\n", None).status.success());
+    let o = h.apply("rollout-b", "vm.swappiness = 20\n", Some("write#1:EIO"));
+    assert!(!o.status.success());
+    let o = h.fleet_restore("rollout-b");
+    assert!(o.status.success(), "{}", text(&o).1);
+    assert_eq!(h.values(), ("128".to_string(), "30".to_string()), "rollout-a was undone");
+}
