@@ -143,7 +143,7 @@ fn main() {
                 0 => semantos_run(set, round),
                 1 => ansible_run(&plain_playbook(set, &serial)),
                 _ => {
-                    let o = PlaybookOptions { run_id: format!("bench-{round}"), serial: serial.iter().map(|s| Batch::Count(*s)).collect(), remote_dir: f.remote_dir(), sysctl_file: sysctl_file.clone(), monitor_seconds: 0.0, health_cmd: None, header: vec![] };
+                    let o = PlaybookOptions { run_id: format!("bench-{round}"), serial: serial.iter().map(|s| Batch::Count(*s)).collect(), remote_dir: f.remote_dir(), sysctl_file: sysctl_file.clone(), monitor_seconds: 0.0, health_cmd: None, health_timeout_s: 30.0, header: vec![] };
                     ansible_run(&ansible::playbook(&targets(set), &o))
                 }
             };

@@ -191,6 +191,7 @@ pub fn run(cli: &Cli, a: &ExportArgs) -> Result<i32> {
                 sysctl_file: super::rollout_cmd::sysctl_file(remote.persist.as_deref()),
                 monitor_seconds: remote.monitor_seconds.unwrap_or(0.0),
                 health_cmd: remote.health_cmd.clone(),
+                health_timeout_s: remote.health_timeout_s.unwrap_or(crate::safety::policy::DEFAULT_HEALTH_TIMEOUT_S),
                 header,
             };
             ansible::playbook(&targets, &o)
