@@ -386,14 +386,15 @@ fn fleet_ansible_engine_applies_gates_and_rolls_back_for_real() {
     assert_eq!(report(&out)["status"], "passed");
     let playbook = f.dir.path().join("ansible/playbook.yml");
     let text_pb = std::fs::read_to_string(&playbook).unwrap();
-    assert!(text_pb.contains("serial: [1, 2, 3]") && text_pb.contains("max_fail_percentage: 0") && text_pb.contains("ansible.posix.sysctl"), "{text_pb}");
+    // Ansible does the waves; each host runs semantos itself (the ssh engine's transaction and backup).
+    assert!(text_pb.contains("serial: [1, 2, 3]") && text_pb.contains("max_fail_percentage: 0") && text_pb.contains("\"--rollout-id\"") && text_pb.contains("\"--fence-rollout\""), "{text_pb}");
     syntax_check(&ansible, &playbook, Some(&f.dir.path().join("ansible/inventory.yml")));
     for i in 0..6 {
         assert_eq!(values(&f, i), TARGETS.map(String::from), "h{}", i + 1);
         let b = Backup::load(&f.backup(i)).unwrap_or_else(|e| panic!("h{}: {e:#}", i + 1));
         assert_eq!(b.originals[KEYS[0]].as_deref(), Some((2000 + i).to_string().as_str()));
     }
-    // Each Ansible-written backup is restored by `semantos rollback` on its host, like its own
+    // Each host's backup is restored by `semantos rollback` there, like a local apply's
     // (the rollback play itself runs in the failing scenario below).
     for i in 0..6 {
         let o = Command::new("ip").args(["netns", "exec", &f.hosts[i].ns]).arg(bin()).args(["rollback", "--sysctl-root", "/proc/sys", "--backup"]).arg(f.backup(i)).current_dir(f.dir.path()).output().unwrap();
@@ -588,4 +589,75 @@ fn a_fleet_restore_of_a_rollout_that_committed_nothing_here_keeps_an_earlier_rol
     let o = h.fleet_restore("rollout-b");
     assert!(o.status.success(), "{}", text(&o).1);
     assert_eq!(h.values(), ("128".to_string(), "30".to_string()), "rollout-a was undone");
+}
+
+fn strs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+/// Rollout A (somaxconn 8192) passes on every host. Rollout B1 sets tcp_max_syn_backlog and its
+/// last wave fails (a health command failing on the last host, whose own apply undoes itself, so B1
+/// has nothing committed there): the failed wave and every earlier one are restored. Rollout B2
+/// sets tcp_max_syn_backlog and somaxconn, passes, and is rolled back with `--rollback-fleet`. After
+/// each, every host must hold A's values again, not the originals from before A.
+fn rollback_of_b_keeps_a_on_every_host(f: &TestFleet, engine: &[&str]) {
+    let n = f.hosts.len();
+    let with = |extra: &[&str]| -> Vec<String> { engine.iter().chain(extra).map(|s| s.to_string()).collect() };
+    let a = plan_file(f, "a.json", &[(KEYS[0], "8192")]);
+    let (o, out, err) = run(rollout_cmd(f, &a, "a-state.json", &strs(&with(&["--run", "--json"]))));
+    assert!(o.status.success(), "rollout A: {err}\n{out}");
+    for i in 0..n {
+        assert_eq!(values(f, i)[0], "8192", "h{} after rollout A", i + 1);
+    }
+    let a_values = || ["8192".to_string(), "1024".into(), "1".into()];
+    // B1: the last host's health command fails, so its wave fails and the rollout is rolled back.
+    let last = format!("! ip -4 -o addr show | grep -qF ' 10.231.0.{}/'", 10 + n);
+    let b1 = plan_file(f, "b1.json", &[(KEYS[1], "4096")]);
+    let (o, out, err) = run(rollout_cmd(f, &b1, "b1-state.json", &strs(&with(&["--run", "--json", "--health-cmd", &last]))));
+    assert_eq!(o.status.code(), Some(1), "rollout B1 should fail on its last host: {err}\n{out}");
+    assert_eq!(report(&out)["status"], "failed", "{out}");
+    for i in 0..n {
+        assert_eq!(values(f, i), a_values(), "h{} after B1's failed wave was rolled back: rollout A was undone too\n{out}", i + 1);
+    }
+    // B2: passes, then the whole rollout is rolled back.
+    let changes = [(KEYS[1], "4096"), (KEYS[0], "10000")];
+    let b2 = plan_file(f, "b2.json", &changes);
+    let (o, out, err) = run(rollout_cmd(f, &b2, "b2-state.json", &strs(&with(&["--run", "--json"]))));
+    assert!(o.status.success(), "rollout B2: {err}\n{out}");
+    for i in 0..n {
+        for (k, v) in changes {
+            assert_eq!(f.read(i, k), v, "h{} after rollout B2", i + 1);
+        }
+    }
+    let (o, out, err) = run(rollout_cmd(f, &b2, "b2-state.json", &strs(&with(&["--rollback-fleet", "--json"]))));
+    assert!(o.status.success(), "rollback of B2: {err}\n{out}");
+    assert_eq!(report(&out)["status"], "rolled_back", "{out}");
+    for i in 0..n {
+        assert_eq!(values(f, i), a_values(), "h{} after rolling back B2: rollout A was undone too", i + 1);
+    }
+    // A itself still rolls back, to the values from before it.
+    let (o, out, err) = run(rollout_cmd(f, &a, "a-state.json", &strs(&with(&["--rollback-fleet", "--json"]))));
+    assert!(o.status.success(), "rollback of A: {err}\n{out}");
+    for i in 0..n {
+        assert_eq!(values(f, i), originals(i), "h{} after rolling back A", i + 1);
+    }
+}
+
+#[test]
+fn fleet_rollback_of_a_later_rollout_over_ssh_keeps_the_earlier_rollouts_values() {
+    let Some((_one, f)) = fleet("fleet_rollback_of_a_later_rollout_over_ssh_keeps_the_earlier_rollouts_values", "layers", 3) else { return };
+    let globals = globals_before();
+    rollback_of_b_keeps_a_on_every_host(&f, &[]);
+    assert_eq!(globals_before(), globals, "a global value moved");
+}
+
+#[test]
+fn fleet_rollback_of_a_later_rollout_over_ansible_keeps_the_earlier_rollouts_values() {
+    let test = "fleet_rollback_of_a_later_rollout_over_ansible_keeps_the_earlier_rollouts_values";
+    let Some((_one, f)) = fleet(test, "ansible2", 3) else { return };
+    let Some(ansible) = need_ansible(test) else { return };
+    let globals = globals_before();
+    let ans = ansible.display().to_string();
+    rollback_of_b_keeps_a_on_every_host(&f, &["--engine", "ansible", "--ansible-playbook", ans.as_str(), "--ansible-python", "/usr/bin/python3"]);
+    assert_eq!(globals_before(), globals, "a global value moved");
 }
