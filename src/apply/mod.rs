@@ -12,6 +12,7 @@ pub mod journal;
 pub mod lock;
 pub mod paths;
 pub mod rollback;
+pub mod rollout_undo;
 pub mod token;
 pub mod transaction;
 

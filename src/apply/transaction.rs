@@ -245,7 +245,7 @@ pub fn apply(
     // Every drop-in this run may rewrite, as it is now: read before the first write, so a file that
     // cannot be read stops the run before anything changes, and a failure puts back these bytes.
     let dropins_now = dropins_to_write(opts, earlier)?;
-    let journal = Journal::begin(&opts.paths.journal, &opts.run_id, &opts.paths.backup)?;
+    let journal = Journal::begin_for_rollout(&opts.paths.journal, &opts.run_id, &opts.paths.backup, opts.rollout_id.as_deref())?;
     let mut backup = first_backup(store, &here, earlier, &dropins_now, plan_json, host, opts);
     if let Err(e) = backup.save(&opts.paths.backup) {
         let _ = journal.finish("aborted: backup not written");

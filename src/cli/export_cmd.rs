@@ -177,6 +177,7 @@ pub fn run(cli: &Cli, a: &ExportArgs) -> Result<i32> {
                 policy: None,
                 monitor_seconds: cli.host.monitor_seconds,
                 health_cmd: cli.host.health_cmd.clone(),
+                health_timeout_s: cli.host.health_timeout,
                 persist: cli.host.persist.as_ref().map(|p| p.display().to_string()),
                 interval: 2.0,
                 host_timeout_s: 300.0,
@@ -190,6 +191,7 @@ pub fn run(cli: &Cli, a: &ExportArgs) -> Result<i32> {
                 sysctl_file: super::rollout_cmd::sysctl_file(remote.persist.as_deref()),
                 monitor_seconds: remote.monitor_seconds.unwrap_or(0.0),
                 health_cmd: remote.health_cmd.clone(),
+                health_timeout_s: remote.health_timeout_s.unwrap_or(crate::safety::policy::DEFAULT_HEALTH_TIMEOUT_S),
                 header,
             };
             ansible::playbook(&targets, &o)

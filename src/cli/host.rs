@@ -277,23 +277,6 @@ pub fn apply(cli: &Cli, t: Option<&TelemetryArgs>) -> Result<i32> {
     Ok(if receipt.outcome == Outcome::Committed { 0 } else { EXIT_FAILED })
 }
 
-/// With `--fence-rollout ID`: the run ids of the backup's layers that rollout ID committed, newest
-/// first, when there are any and no run is unfinished; None means the whole backup is restored
-/// (a version-1 backup, an Ansible backup, or an interrupted apply).
-fn rollout_layers(cli: &Cli) -> Result<Option<Vec<String>>> {
-    let Some(id) = &cli.host.fence_rollout else { return Ok(None) };
-    let p = paths(cli);
-    if crate::apply::journal::pending(&p.journal)?.is_some() {
-        return Ok(None);
-    }
-    let Some(b) = apply::Backup::load_if_exists(&p.backup)? else { return Ok(None) };
-    if b.state != crate::apply::backup::BackupState::Committed {
-        return Ok(None);
-    }
-    let runs: Vec<String> = b.layers.iter().rev().filter(|l| l.rollout_id.as_deref() == Some(id.as_str())).map(|l| l.run_id.clone()).collect();
-    Ok((!runs.is_empty()).then_some(runs))
-}
-
 /// `semantos --applier sysctl --rollback` / `semantos rollback`.
 pub fn rollback(cli: &Cli, which: &RollbackArgs) -> Result<i32> {
     let kb = load_kb(cli)?;
@@ -323,15 +306,9 @@ pub fn rollback(cli: &Cli, which: &RollbackArgs) -> Result<i32> {
     let audit = AuditLog::to(&cli.out.audit_log);
     let r = match &layer {
         Some(l) => apply::rollback_layer(&store, &kb, &paths(cli), &host, l, &opts, &audit)?,
-        None => match rollout_layers(cli)? {
-            // A fleet's final restore of one rollout undoes that rollout's applies only, newest first.
-            Some(runs) => {
-                let mut last = None;
-                for id in runs {
-                    last = Some(apply::rollback_layer(&store, &kb, &paths(cli), &host, &apply::rollback::Layer::Run(id), &opts, &audit)?);
-                }
-                last.expect("rollout_layers returns at least one run")
-            }
+        None => match &cli.host.fence_rollout {
+            // A fleet's final restore of one rollout undoes that rollout's changes only, or refuses.
+            Some(id) => apply::rollout_undo::rollback_rollout(&store, &kb, &paths(cli), &host, id, &opts, &audit)?,
             None => apply::rollback_with(&store, &kb, &paths(cli), &host, &opts, &audit)?,
         },
     };

@@ -169,6 +169,7 @@ fn settings_of(cli: &Cli, a: &RolloutArgs, policy_text: Option<String>, spec: Wa
         policy: policy_text,
         monitor_seconds: cli.host.monitor_seconds,
         health_cmd: cli.host.health_cmd.clone(),
+        health_timeout_s: cli.host.health_timeout,
         persist: cli.host.persist.as_ref().map(|p| p.display().to_string()),
         interval: cli.host.interval,
         host_timeout_s: a.host_timeout,
@@ -350,6 +351,7 @@ pub fn playbook_options(s: &RolloutState) -> PlaybookOptions {
         sysctl_file: sysctl_file(s.settings.remote.persist.as_deref()),
         monitor_seconds: s.settings.remote.monitor_seconds.unwrap_or(0.0),
         health_cmd: s.settings.remote.health_cmd.clone(),
+        health_timeout_s: s.settings.remote.health_timeout_s.unwrap_or(crate::safety::policy::DEFAULT_HEALTH_TIMEOUT_S),
         header: vec![format!("rollout {} of plan {} (intent {})", s.run_id, s.plan.created_by, s.plan.intent.name())],
     }
 }
@@ -368,7 +370,9 @@ fn ansible_workdir(s: &RolloutState, a: &AnsibleSettings) -> Result<ansible::Wor
     let control = control.canonicalize().unwrap_or(control);
     let inv = ansible::inventory(&hosts, &s.settings.remote, &o.sysctl_file, a.python.as_deref())?;
     let cfg = ansible::config(&s.settings.ssh, s.settings.parallel, s.settings.host_timeout_s, &control);
-    ansible::write_workdir(&a.dir, &ansible::playbook(&targets, &o), &inv, &cfg)
+    // The hosts run semantos itself (one backup format and restore logic on both engines).
+    let e = ansible::EngineOptions { rollout_id: s.run_id.clone(), serial: o.serial, remote: s.settings.remote.clone(), plan_json: serde_json::to_string(&s.plan)?, changes: targets.len(), header: o.header };
+    ansible::write_workdir(&a.dir, &ansible::engine_playbook(&e), &inv, &cfg)
 }
 
 fn values_cell(keys: &[String], v: &std::collections::BTreeMap<String, Option<String>>) -> String {
