@@ -297,7 +297,8 @@ fn add_rivals<'f>(calls: &mut BTreeMap<String, Vec<(&'f Finding, Move, bool)>>, 
         for (f, _, _) in cs.iter().filter(|c| !c.2) {
             for rival in super::binding::rivals(p, &f.id) {
                 let already = calls.get(rival).is_some_and(|v| v.iter().any(|c| c.0.id == f.id)) || extra.iter().any(|e| e.0 == rival && e.1.id == f.id);
-                if already || ctx.kb.param(rival).is_none() {
+                // A rival absent from this host is no limit in force here: nothing to judge.
+                if already || ctx.kb.param(rival).is_none() || !ctx.current.contains_key(rival) {
                     continue;
                 }
                 let mv = ctx.kb.params[rival].direction.get(ctx.intent).copied().and_then(forward);

@@ -10,6 +10,8 @@
 //! * TCP autotuning (`tcp_rcv_space_adjust`) grows `sk_rcvbuf` up to
 //!   `tcp_rmem[2]` and no further: an autotuned socket held by the cap sits at
 //!   exactly tcp_rmem[2];
+//! * the same holds for send buffers: SO_SNDBUF gives 2 × min(n, wmem_max),
+//!   locked; `tcp_sndbuf_expand` grows an unlocked one up to `tcp_wmem[2]`;
 //! * a UDP socket that never set SO_RCVBUF runs on `rmem_default`;
 //! * a listener's backlog (its Send-Q) is min(listen() argument, somaxconn)
 //!   at `listen()`: a full listener whose backlog is somaxconn was clamped by
@@ -27,6 +29,7 @@
 //! | `sock.tcp.rcv.rcvbuf.max` | largest receive buffer among them, bytes |
 //! | `sock.tcp.rcv.drops` | packets those sockets dropped in the window |
 //! | `sock.udp.rcv.receiving`, `.at_rmem_max`, `.at_rmem_default`, `.below_caps`, `.rcvbuf.max`, `.drops` | the same for UDP, with rmem_default as the default |
+//! | `sock.tcp.snd.sending`, `.at_wmem_max`, `.at_tcp_wmem_max`, `.below_caps`, `.sndbuf.max` | the same for TCP send buffers: sockets with queued data or bytes sent in the window, at 2 × wmem_max (SO_SNDBUF, capped) or at tcp_wmem[2] (autotuned to the cap) |
 //! | `listen.full` | listeners whose accept queue reached their backlog |
 //! | `listen.full.at_somaxconn` | of those, listeners whose backlog is somaxconn (clamped at listen()) |
 //! | `listen.full.below_somaxconn` | of those, listeners whose application asked for a smaller backlog |
@@ -46,6 +49,10 @@ pub struct BufferCaps {
     pub tcp_rmem_max: Option<u64>,
     /// `net.core.somaxconn`.
     pub somaxconn: Option<u64>,
+    /// `net.core.wmem_max`.
+    pub wmem_max: Option<u64>,
+    /// `net.ipv4.tcp_wmem[2]`.
+    pub tcp_wmem_max: Option<u64>,
 }
 
 impl BufferCaps {
@@ -57,6 +64,8 @@ impl BufferCaps {
             rmem_default: nth("net/core/rmem_default", 0),
             tcp_rmem_max: nth("net/ipv4/tcp_rmem", 2),
             somaxconn: nth("net/core/somaxconn", 0),
+            wmem_max: nth("net/core/wmem_max", 0),
+            tcp_wmem_max: nth("net/ipv4/tcp_wmem", 2),
         }
     }
 }
@@ -78,11 +87,21 @@ impl Rcv {
     }
 }
 
-/// Receive buffers of TCP and UDP sockets across a window, by socket cookie.
+/// What is kept of one sending TCP socket across samples.
+#[derive(Debug, Clone, Default)]
+struct Snd {
+    first_sent: Option<u64>,
+    sent: Option<u64>,
+    queued: bool,
+    sndbuf: u32,
+}
+
+/// Receive buffers of TCP and UDP sockets, and send buffers of TCP sockets, across a window, by socket cookie.
 #[derive(Debug, Clone, Default)]
 pub struct Receivers {
     tcp: HashMap<u64, Rcv>,
     udp: HashMap<u64, Rcv>,
+    snd: HashMap<u64, Snd>,
 }
 
 impl Receivers {
@@ -102,6 +121,17 @@ impl Receivers {
         e.drops = m.drops.or(e.drops);
         e.queued |= m.rmem_alloc > 0;
         e.rcvbuf = m.rcvbuf;
+        if udp {
+            return;
+        }
+        let sent = r.info.as_ref().and_then(|i| i.bytes_sent);
+        let e = self.snd.entry(r.cookie).or_default();
+        if e.first_sent.is_none() {
+            e.first_sent = sent;
+        }
+        e.sent = sent.or(e.sent);
+        e.queued |= m.wmem_queued > 0;
+        e.sndbuf = m.sndbuf;
     }
 
     /// The counts per cap (see the module table); nothing without caps, since nothing can be told.
@@ -109,29 +139,35 @@ impl Receivers {
         let twice = caps.rmem_max.map(|v| v * 2);
         classify(&self.tcp, "sock.tcp.rcv", &[("at_rmem_max", twice), ("at_tcp_rmem_max", caps.tcp_rmem_max)], m);
         classify(&self.udp, "sock.udp.rcv", &[("at_rmem_max", twice), ("at_rmem_default", caps.rmem_default)], m);
+        let snd: Vec<u32> = self.snd.values().filter(|s| s.queued || s.sent > s.first_sent).map(|s| s.sndbuf).collect();
+        counts(&snd, "sock.tcp.snd", "sending", "sndbuf", &[("at_wmem_max", caps.wmem_max.map(|v| v * 2)), ("at_tcp_wmem_max", caps.tcp_wmem_max)], m);
     }
 }
 
 fn classify(socks: &HashMap<u64, Rcv>, prefix: &str, caps: &[(&str, Option<u64>)], m: &mut BTreeMap<String, f64>) {
-    if caps.iter().all(|(_, c)| c.is_none()) {
+    let rx: Vec<&Rcv> = socks.values().filter(|r| r.receiving()).collect();
+    if !counts(&rx.iter().map(|r| r.rcvbuf).collect::<Vec<_>>(), prefix, "receiving", "rcvbuf", caps, m) {
         return;
     }
-    let rx: Vec<&Rcv> = socks.values().filter(|r| r.receiving()).collect();
-    m.insert(format!("{prefix}.receiving"), rx.len() as f64);
-    let mut below = rx.len();
-    for r in &rx {
-        if caps.iter().any(|(_, c)| *c == Some(r.rcvbuf as u64)) {
-            below -= 1;
-        }
+    m.insert(format!("{prefix}.drops"), rx.iter().map(|r| r.drops.unwrap_or(0).saturating_sub(r.first_drops.unwrap_or(0))).sum::<u32>() as f64);
+}
+
+/// `<prefix>.<active>` (how many buffers), `.<cap name>` per cap, `.below_caps` and `.<buf>.max`;
+/// false (and nothing written) without any cap to compare with.
+fn counts(bufs: &[u32], prefix: &str, active: &str, buf: &str, caps: &[(&str, Option<u64>)], m: &mut BTreeMap<String, f64>) -> bool {
+    if caps.iter().all(|(_, c)| c.is_none()) {
+        return false;
     }
+    m.insert(format!("{prefix}.{active}"), bufs.len() as f64);
     for (name, cap) in caps {
         if let Some(c) = cap {
-            m.insert(format!("{prefix}.{name}"), rx.iter().filter(|r| r.rcvbuf as u64 == *c).count() as f64);
+            m.insert(format!("{prefix}.{name}"), bufs.iter().filter(|b| **b as u64 == *c).count() as f64);
         }
     }
+    let below = bufs.iter().filter(|b| !caps.iter().any(|(_, c)| *c == Some(**b as u64))).count();
     m.insert(format!("{prefix}.below_caps"), below as f64);
-    m.insert(format!("{prefix}.rcvbuf.max"), rx.iter().map(|r| r.rcvbuf).max().unwrap_or(0) as f64);
-    m.insert(format!("{prefix}.drops"), rx.iter().map(|r| r.drops.unwrap_or(0).saturating_sub(r.first_drops.unwrap_or(0))).sum::<u32>() as f64);
+    m.insert(format!("{prefix}.{buf}.max"), bufs.iter().copied().max().unwrap_or(0) as f64);
+    true
 }
 
 /// `listen.full*` from listeners as (latest backlog, peak queue), given somaxconn.
@@ -167,7 +203,7 @@ mod tests {
 
     #[test]
     fn receivers_are_counted_at_the_cap_their_buffer_sits_at() {
-        let caps = BufferCaps { rmem_max: Some(4194304), rmem_default: Some(212992), tcp_rmem_max: Some(262144), somaxconn: Some(4096) };
+        let caps = BufferCaps { rmem_max: Some(4194304), rmem_default: Some(212992), tcp_rmem_max: Some(262144), somaxconn: Some(4096), ..Default::default() };
         let mut r = Receivers::default();
         for (t, got) in [(0, 1000), (1, 9000)] {
             let _ = t;
@@ -185,6 +221,23 @@ mod tests {
         let mut none = BTreeMap::new();
         r.metrics(&BufferCaps::default(), &mut none);
         assert!(none.is_empty());
+    }
+
+    #[test]
+    fn senders_are_counted_at_the_send_cap_their_buffer_sits_at() {
+        let caps = BufferCaps { wmem_max: Some(4194304), tcp_wmem_max: Some(4194304), ..Default::default() };
+        let snd = |cookie: u64, sndbuf: u32, queued: u32| SockRecord {
+            skmem: Some(SkMem { sndbuf, wmem_queued: queued, ..Default::default() }),
+            info: Some(TcpInfo { bytes_sent: Some(0), ..Default::default() }),
+            ..rec(cookie, 131072, 0, 0)
+        };
+        let mut r = Receivers::default();
+        r.observe(&snd(1, 4194304, 1000), false);
+        r.observe(&snd(2, 8388608, 1000), false);
+        r.observe(&snd(3, 16384, 0), false);
+        let mut m = BTreeMap::new();
+        r.metrics(&caps, &mut m);
+        assert_eq!((m["sock.tcp.snd.sending"], m["sock.tcp.snd.at_tcp_wmem_max"], m["sock.tcp.snd.at_wmem_max"], m["sock.tcp.snd.below_caps"]), (2.0, 1.0, 1.0, 0.0));
     }
 
     #[test]
