@@ -138,6 +138,8 @@ pub fn run(cli: &Cli, a: &ExportArgs) -> Result<i32> {
     // The facts a sentinel's value in force needs (dirtyable memory); without /proc they are
     // absent and such a step is skipped, exactly as apply would.
     let facts = ProcReader::with_roots(&cli.host.proc_root, "/sys").snapshot(0).map(|s| safety::facts::from_snapshot(&s)).unwrap_or_default();
+    // Values read from this namespace's /proc/sys: a key it cannot write is refused here as in apply.
+    let facts = super::host::with_netns(cli, facts);
     let checked = safety::check_with(&plan, &kb, &policy, &current, &facts);
     let targets = exported(&checked, &current, &store.describe())?;
     let header = vec![format!("SemantOS plan from {} ({}, intent {}): {} change(s)", path.display(), plan.created_by, plan.intent.name(), targets.len())];

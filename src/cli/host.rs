@@ -14,6 +14,7 @@ use crate::safety::{self, CheckedPlan, Policy};
 use crate::sysctl::store::{Fault, FaultyStore};
 use crate::sysctl::{SysctlKey, SysctlStore, TreeStore, Value};
 use crate::telemetry::procfs::ProcReader;
+use crate::telemetry::sockdiag::BufferCaps;
 use crate::telemetry::{Snapshot, Window};
 use anyhow::{Context as _, Result};
 use std::collections::BTreeMap;
@@ -61,8 +62,17 @@ pub fn telemetry(cli: &Cli, t: Option<&TelemetryArgs>) -> Result<(Snapshot, Snap
     }
     let reader = ProcReader::with_roots(&cli.host.proc_root, "/sys");
     let a = reader.snapshot(now_ms())?;
-    std::thread::sleep(Duration::from_secs_f64(cli.host.interval));
-    let b = reader.snapshot(now_ms())?;
+    let window = Duration::from_secs_f64(cli.host.interval);
+    let started = std::time::Instant::now();
+    // The live host's sockets over the window (sock_diag): which limit each runs on. Not for a
+    // fixture /proc or a sandbox tree, whose sockets these are not.
+    let live = cli.host.proc_root == Path::new("/proc") && store(cli).root().starts_with("/proc");
+    let socks = if live { crate::telemetry::sockdiag::sample_window(window, Duration::from_millis(50), BufferCaps::read(store(cli).root())).ok() } else { None };
+    std::thread::sleep(window.saturating_sub(started.elapsed()));
+    let mut b = reader.snapshot(now_ms())?;
+    if let Some(agg) = socks {
+        agg.add_to(&mut b);
+    }
     Ok((a, b))
 }
 
@@ -106,8 +116,41 @@ fn propose_with(cli: &Cli, t: Option<&TelemetryArgs>, kb: &Kb, store: &dyn Sysct
             RulesEngine.recommend(&findings, &ctx)?
         }
     };
-    let checked = safety::check_with(&plan, kb, &policy(cli)?, &current, &safety::facts::from_snapshot(&b));
+    let checked = safety::check_with(&plan, kb, &policy(cli)?, &current, &facts(cli, &b));
+    write_host_plan(cli, &checked);
     Ok(Proposal { findings, checked })
+}
+
+/// Where the changes refused for their scope are written, as a plan to run on the host.
+fn host_plan_path(cli: &Cli) -> std::path::PathBuf {
+    cli.out.backup.parent().map(Path::to_path_buf).unwrap_or_default().join("host-plan.conf")
+}
+
+/// The guardrails' host facts: memory from the snapshot, and the network namespace when the
+/// store is the kernel's (a sandbox tree is in no namespace).
+fn facts(cli: &Cli, b: &Snapshot) -> safety::Facts {
+    with_netns(cli, safety::facts::from_snapshot(b))
+}
+
+/// `f` judged for the network namespace the kernel store lives in (unchanged for a sandbox tree).
+pub(super) fn with_netns(cli: &Cli, f: safety::Facts) -> safety::Facts {
+    if !store(cli).root().starts_with("/proc") {
+        return f;
+    }
+    let place = crate::telemetry::netns::detect(&cli.host.proc_root);
+    if let crate::telemetry::netns::NetnsPlace::Unknown(_) = &place {
+        eprintln!("semantos: note: running in {}; keys a child namespace cannot write are not refused in advance", place.describe());
+    }
+    f.in_netns(place).with_host_plan(host_plan_path(cli))
+}
+
+/// Writes the changes refused for their scope to `host_plan_path`, so the message's command works as shown.
+fn write_host_plan(cli: &Cli, c: &CheckedPlan) {
+    let Some(text) = safety::scope::host_plan(&c.refused_for_scope()) else { return };
+    let path = host_plan_path(cli);
+    if let Err(e) = apply::files::write_atomic(&path, text.as_bytes(), 0o644) {
+        eprintln!("semantos: warning: could not write the host plan {}: {e:#}; the refused changes are listed below", path.display());
+    }
 }
 
 /// Loads `--plan FILE`; `--plan -` reads a JSON plan from standard input
@@ -241,6 +284,15 @@ pub fn apply(cli: &Cli, t: Option<&TelemetryArgs>) -> Result<i32> {
         return Err(invalid(format!("the guardrails rejected the plan; nothing was written:\n{why}")));
     }
     let writes = p.checked.writes();
+    let for_host = p.checked.refused_for_scope();
+    if writes.is_empty() && !for_host.is_empty() {
+        // The plan asked for keys that can only be set on the host: say so with an error, not "nothing to apply".
+        if !cli.json {
+            print!("{}", render::checked(&p.checked));
+        }
+        let keys = for_host.iter().map(|(k, v)| format!("{k} = {v}")).collect::<Vec<_>>().join(", ");
+        return Err(apply::Refused(format!("refusing to apply: {keys} cannot be written from this network namespace; nothing was written. Run `semantos apply --plan {}` on the host (initial namespace)", host_plan_path(cli).display())).into());
+    }
     if writes.is_empty() {
         if cli.json {
             println!("{}", serde_json::json!({ "outcome": "nothing_to_do", "checked": p.checked }));

@@ -55,6 +55,9 @@ pub fn checked(c: &CheckedPlan) -> String {
         if !r.is_empty() {
             let _ = writeln!(s, "      verdict: {} {r}", x.verdict.label());
         }
+        for w in &x.warnings {
+            let _ = writeln!(s, "      warning: {w}");
+        }
     }
     if !c.plan.considered.is_empty() {
         let _ = writeln!(s, "\n  Considered and not proposed:");

@@ -220,6 +220,38 @@ pub struct Condition {
     pub because: String,
 }
 
+/// When this key is the limit in force for what shows a symptom: a telemetry gauge that
+/// counts the sockets (processes, devices) held at this key's limit. Proposed only when it
+/// holds; otherwise "considered, not proposed" with the reason and the cited readings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Binding {
+    /// The symptom this applies to (every symptom of the key when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub symptom: Option<String>,
+    /// The telemetry gauge compared.
+    pub metric: String,
+    /// Comparison.
+    pub op: Op,
+    /// Right-hand side, a number.
+    pub value: f64,
+    /// Without the metric (no per-socket telemetry): true proposes as if it held (the key is the
+    /// default limit, in force unless shown otherwise), false does not (an opt-in cap, in force only
+    /// for what asked for it).
+    #[serde(default)]
+    pub presumed: bool,
+    /// Why this reading decides whether the key binds, quoted in rationales and refusals.
+    pub because: String,
+    /// Further gauges quoted as evidence either way.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cite: Vec<String>,
+    /// Keys that may be the limit in force for the same symptom instead (tcp_rmem's rival is
+    /// rmem_max): whenever this key is called for, each rival is judged by its own `binds_when`
+    /// and proposed if it binds, else listed as considered with the evidence.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rivals: Vec<String>,
+}
+
 /// One parameter of the knowledge base.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -304,6 +336,9 @@ pub struct Param {
     /// Preconditions for proposing a change.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
+    /// When this key is the limit that binds (see `Binding`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub binds_when: Vec<Binding>,
     /// Documentation and commits this entry rests on.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub references: Vec<String>,

@@ -3,6 +3,7 @@
 //! plan whose every change carries its rationale. Nothing here writes, reads
 //! the clock, or knows the simulator exists.
 
+pub mod binding;
 pub mod findings;
 pub mod plan;
 pub mod rules;

@@ -4,6 +4,7 @@
 
 pub mod cgroup;
 pub mod csv;
+pub mod netns;
 pub mod procfs;
 pub mod snapshot;
 pub mod sockdiag;

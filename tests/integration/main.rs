@@ -6,6 +6,7 @@ mod support;
 
 mod architecture; // invariants of ARCHITECTURE.md checked on the source
 mod bench; // live workloads in throwaway namespaces, quick mode: symptom, family of change, p95, host untouched (root)
+mod binding; // the limit that binds, with real sockets in throwaway namespaces: a cap the sockets do not run on is considered, not proposed (root)
 mod cli; // help, diagnose from CSV, plans as files
 mod fleet; // fleet rollout over real sshd in namespaces, ssh and Ansible engines; exporters
 mod hostile; // hostile input through every door (tests/hostile/manifest.toml): refused with a message naming the problem, or normalised; nothing written
@@ -17,3 +18,4 @@ mod llm_contract; // the LLM backend against an in-process OpenAI-compatible ser
 mod llm_tls; // https to an OpenAI-compatible server: a private CA trusted by --llm-ca-file, an unknown one refused
 mod llm_live; // the LLM backend against a real local model (SmolLM2-135M under llama-cpp-python; venv from scripts/setup/50-llm.sh)
 mod repro; // the sandbox reproduction end to end
+mod scope; // the namespace the binary runs in: keys a child netns cannot write refused with the host command, host-wide keys flagged (root)
