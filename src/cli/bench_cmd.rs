@@ -116,7 +116,7 @@ pub fn run(cli: &Cli, a: &BenchArgs) -> Result<i32> {
     };
     bench::write_artifacts(&mut report, &o.out_dir)?;
     if cli.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        super::output::print("bench", &report)?;
     } else {
         print!("{}", bench::report::table(&report));
     }

@@ -101,3 +101,11 @@ fn remote_settings_refuse_odd_paths() {
     let kb: BTreeMap<String, String> = [("site-net_2.toml".to_string(), String::new())].into();
     assert!(RemoteSettings { kb, ..ok.clone() }.validate().is_ok());
 }
+
+#[test]
+fn a_remote_json_error_is_read_as_its_message_not_shown_raw() {
+    // The remote runs `semantos --json …`, whose errors are one JSON object on stderr.
+    let line = r#"{"schema_version":1,"kind":"error","exit_code":1,"message":"refusing to apply","causes":["another run holds the lock"]}"#;
+    assert_eq!(remote_error(line), "refusing to apply: another run holds the lock");
+    assert_eq!(remote_error("semantos: error: the lock is held"), "the lock is held");
+}
