@@ -256,3 +256,38 @@ fn unknown_extend_whitelist_key_was_accepted_silently() {
     assert_eq!(err.matches("policy.never_touch: \"vm.swapines\" matches no key").count(), 1, "one warning per run:\n{err}");
     assert!(err.contains("did you mean vm.swappiness?"), "{err}");
 }
+
+/// Runs `semantos args` in `dir` under a pseudo-terminal (`script`), stdout and stderr both on it; None without `script`.
+fn on_a_terminal(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Option<String> {
+    let line = std::iter::once(bin().display().to_string()).chain(args.iter().map(|a| format!("'{a}'"))).collect::<Vec<_>>().join(" ");
+    let mut c = Command::new("script");
+    c.args(["-qec", &line, "/dev/null"]).current_dir(dir).env_remove("SEMANTOS_FAULT").env_remove("RUST_LOG").env_remove("NO_COLOR");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    match c.output() {
+        Ok(o) if o.status.success() => Some(String::from_utf8_lossy(&o.stdout).into_owned()),
+        Ok(o) => panic!("{line}: {:?}", text(&o)),
+        Err(e) => {
+            eprintln!("skipping the terminal checks: no `script` ({e})");
+            None
+        }
+    }
+}
+
+#[test]
+fn on_a_terminal_verdicts_are_coloured_unless_no_color_and_the_monitor_window_counts_down() {
+    let d = sandbox();
+    std::fs::write(d.path().join("all.yaml"), "whitelist: [\"*\"]\n").unwrap();
+    let dry = with(&["dry-run", "--telemetry", CSV, "--plan", "plan.conf", "--policy", "all.yaml"], &ON_TREE);
+    let Some(out) = on_a_terminal(d.path(), &dry, &[]) else { return };
+    assert!(out.contains("\x1b[32maccept\x1b[0m"), "a terminal gets colour by default:\n{out}");
+    let out = on_a_terminal(d.path(), &dry, &[("NO_COLOR", "1")]).unwrap();
+    assert!(out.contains("accept") && !out.contains("\x1b[32m"), "NO_COLOR=1 on a terminal:\n{out}");
+    let mut apply = with(&["apply", "--telemetry", CSV, "--plan", "plan.conf", "--policy", "all.yaml"], &ON_TREE);
+    let window = apply.iter().position(|a| *a == "--monitor-seconds").unwrap() + 1;
+    apply[window] = "1";
+    let out = on_a_terminal(d.path(), &apply, &[]).unwrap();
+    assert!(out.contains("batch 1/2 [") && out.contains("monitoring, 1 s left"), "no bar counting the window down:\n{out}");
+    assert!(!out.contains("monitoring for"), "a terminal gets the bar, not the plain lines:\n{out}");
+}
