@@ -65,7 +65,7 @@ fn options(cli: &Cli, a: &BenchArgs) -> Result<Options> {
         return Err(invalid("--reps 0 measures nothing; use --reps 5 (the default) or more"));
     }
     let policy = match &cli.host.policy {
-        Some(p) => Some(super::host::load_policy(p)?),
+        Some(_) => Some(super::host::policy(cli)?),
         None => None,
     };
     Ok(Options {

@@ -22,12 +22,20 @@ pub fn config(cli: &Cli) -> Result<ExperimentConfig> {
     if let Some(i) = cli.host.intent {
         cfg.intent = i;
     }
-    if let Some(p) = &cli.host.policy {
-        cfg.policy = super::host::load_policy(p)?;
+    if cli.host.policy.is_some() {
+        cfg.policy = super::host::policy(cli)?;
     }
     let source = cli.config.as_ref().map(|p| p.display().to_string()).unwrap_or("command line".into());
     cfg.validate().map_err(|e| invalid(format!("{source}: {e}")))?;
-    crate::config::check_start_values(&cfg, &load_kb(cli)?).map_err(|e| invalid(format!("{source}: {e:#}")))?;
+    let kb = load_kb(cli)?;
+    crate::config::check_start_values(&cfg, &kb).map_err(|e| invalid(format!("{source}: {e:#}")))?;
+    if cli.host.policy.is_none() {
+        // The config's own policy section: its keys are checked like a policy file's.
+        let known: Vec<&str> = kb.params.keys().map(String::as_str).collect();
+        for w in cfg.policy.check_keys(&source, &known).map_err(invalid)? {
+            eprintln!("semantos: warning: {w}");
+        }
+    }
     Ok(cfg)
 }
 

@@ -290,8 +290,11 @@ mod tests {
         let w = p.check_keys("p.yaml", &known).unwrap();
         assert_eq!(w.len(), 1, "{w:?}");
         assert!(w[0].contains("policy.never_touch: \"vm.swapines\"") && w[0].contains("did you mean vm.swappiness?"), "{w:?}");
-        // The default whitelist and globs that match something pass.
+        // The default whitelist and globs that match something pass, against the real KB too.
         assert_eq!(Policy::default().check_keys("p.yaml", &known), Ok(vec![]));
+        let kb = crate::kb::Kb::embedded().unwrap();
+        let all: Vec<&str> = kb.params.keys().map(String::as_str).collect();
+        assert_eq!(Policy::default().check_keys("p.yaml", &all), Ok(vec![]));
     }
 
     #[test]

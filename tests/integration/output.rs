@@ -291,3 +291,14 @@ fn on_a_terminal_verdicts_are_coloured_unless_no_color_and_the_monitor_window_co
     assert!(out.contains("batch 1/2 [") && out.contains("monitoring, 1 s left"), "no bar counting the window down:\n{out}");
     assert!(!out.contains("monitoring for"), "a terminal gets the bar, not the plain lines:\n{out}");
 }
+
+#[test]
+fn unknown_extend_whitelist_key_in_an_experiment_config_was_accepted_silently() {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(d.path().join("exp.yaml"), "seed: 7\ntrials: 2\npolicy:\n  extend_whitelist: [\"net.ipv4.tcp_rmen\"]\n").unwrap();
+    let o = run(d.path(), &["--config", "exp.yaml", "--sandbox-dir", "sb", "--results-dir", "res", "--audit-log", "a.jsonl"], &[]);
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("exp.yaml: policy.extend_whitelist: \"net.ipv4.tcp_rmen\" matches no key") && err.contains("did you mean net.ipv4.tcp_rmem?"), "{err}");
+    assert!(!d.path().join("res").exists(), "nothing may run");
+}
