@@ -34,6 +34,10 @@ pub enum Health {
 pub trait Monitor {
     /// Called after batch `index` (0-based) changed `keys`.
     fn after_batch(&mut self, index: usize, keys: &[String]) -> Result<Health>;
+
+    /// Progress hook: batch `index` of `total` is about to write `keys`. The transaction prints
+    /// nothing; a front end (the CLI's progress display) wraps the monitor to show this.
+    fn batch_started(&mut self, _index: usize, _total: usize, _keys: &[String]) {}
 }
 
 /// What to undo when the monitor reports a regression.
@@ -136,6 +140,7 @@ impl Run<'_> {
     }
 
     fn write_verified(&self, key: &SysctlKey, value: &Value) -> Result<()> {
+        tracing::debug!(run = %self.run_id, store = %self.store.describe(), %key, %value, "writing");
         self.store.write(&WriteToken::new(), key, value).map_err(|e| describe_store_error(e, value))?;
         let back = self.store.read(key).with_context(|| format!("{key}: reading back after writing {value}"))?;
         if !read_back_matches(value, &back, self.rounding(&key.to_string())) {
@@ -344,7 +349,13 @@ fn dropins_to_write(opts: &ApplyOptions, earlier: Option<&Backup>) -> Result<BTr
 /// Writes the batches, consulting the monitor after each; `written` grows before each write. Returns whether any batch was kept.
 fn write_batches(run: &Run, writes: &[(SysctlKey, Value)], here: &BTreeMap<String, Option<String>>, opts: &ApplyOptions, mut monitor: Option<&mut dyn Monitor>, written: &mut Vec<String>, receipt: &mut Receipt) -> Result<bool> {
     let mut kept_any = false;
+    let total = writes.len().div_ceil(opts.batch_size.max(1));
     for (index, batch) in writes.chunks(opts.batch_size.max(1)).enumerate() {
+        let keys: Vec<String> = batch.iter().map(|(k, _)| k.to_string()).collect();
+        tracing::debug!(run = %opts.run_id, batch = index + 1, of = total, keys = %keys.join(","), "batch starts");
+        if let Some(m) = monitor.as_deref_mut() {
+            m.batch_started(index, total, &keys);
+        }
         let mut batch_keys = Vec::new();
         for (k, v) in batch {
             let key = k.to_string();
@@ -364,6 +375,7 @@ fn write_batches(run: &Run, writes: &[(SysctlKey, Value)], here: &BTreeMap<Strin
             Some(m) => m.after_batch(index, &batch_keys).with_context(|| format!("the monitor failed after batch {index}"))?,
             None => Health::Healthy("no monitor".into()),
         };
+        tracing::debug!(run = %opts.run_id, batch = index + 1, of = total, health = ?health, "monitor decided");
         match health {
             Health::Healthy(detail) => {
                 run.journal.record(&Entry::BatchOk { batch: index })?;

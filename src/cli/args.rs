@@ -43,6 +43,8 @@ pub struct Cli {
     pub host: HostArgs,
     #[command(flatten)]
     pub out: OutputArgs,
+    #[command(flatten)]
+    pub style: crate::cli::style::OutputStyle,
     /// Print JSON instead of tables.
     #[arg(long, global = true)]
     pub json: bool,

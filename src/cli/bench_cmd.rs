@@ -65,7 +65,7 @@ fn options(cli: &Cli, a: &BenchArgs) -> Result<Options> {
         return Err(invalid("--reps 0 measures nothing; use --reps 5 (the default) or more"));
     }
     let policy = match &cli.host.policy {
-        Some(p) => Some(super::host::load_policy(p)?),
+        Some(_) => Some(super::host::policy(cli)?),
         None => None,
     };
     Ok(Options {
@@ -116,7 +116,7 @@ pub fn run(cli: &Cli, a: &BenchArgs) -> Result<i32> {
     };
     bench::write_artifacts(&mut report, &o.out_dir)?;
     if cli.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        super::output::print("bench", &report)?;
     } else {
         print!("{}", bench::report::table(&report));
     }

@@ -219,7 +219,7 @@ pub fn run(cli: &Cli, a: &CompareArgs) -> Result<i32> {
         eprintln!("semantos: warning: {e:#}");
     }
     if cli.json {
-        println!("{}", serde_json::to_string_pretty(&c)?);
+        super::output::print("comparison", &c)?;
     } else {
         print!("{}", compare::to_table(&c));
         println!("\nwrote {}, {}", results.join("compare.csv").display(), results.join("compare.json").display());

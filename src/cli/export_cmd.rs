@@ -202,9 +202,15 @@ pub fn run(cli: &Cli, a: &ExportArgs) -> Result<i32> {
     match &a.out {
         Some(out) => {
             write_atomic(out, bytes.as_bytes(), 0o644)?;
-            eprintln!("wrote {}", out.display());
+            if !cli.json {
+                eprintln!("wrote {}", out.display());
+            }
         }
-        None => std::io::stdout().write_all(bytes.as_bytes())?,
+        None if !cli.json => std::io::stdout().write_all(bytes.as_bytes())?,
+        None => {}
+    }
+    if cli.json {
+        super::output::print("export", &serde_json::json!({ "format": clap::ValueEnum::to_possible_value(&a.format).map(|v| v.get_name().to_string()), "out": a.out, "changes": targets.len(), "content": bytes }))?;
     }
     Ok(0)
 }

@@ -29,12 +29,18 @@ pub fn load_policy(path: &Path) -> Result<Policy> {
     Policy::from_bytes(&bytes, &file).map_err(invalid)
 }
 
-/// The policy the flags name (`--policy FILE`, else the default).
+/// The policy the flags name (`--policy FILE`, else the default), its keys checked against the
+/// KB the flags name (an unknown whitelist key is invalid input; an unknown never_touch key is
+/// warned about once per run).
 pub fn policy(cli: &Cli) -> Result<Policy> {
-    match &cli.host.policy {
-        Some(p) => load_policy(p),
-        None => Ok(Policy::default()),
-    }
+    let Some(path) = &cli.host.policy else { return Ok(Policy::default()) };
+    let pol = load_policy(path)?;
+    let kb = load_kb(cli)?;
+    let known: Vec<&str> = kb.params.keys().map(String::as_str).collect();
+    let warnings = pol.check_keys(&path.display().to_string(), &known).map_err(invalid)?;
+    static WARNED: std::sync::Once = std::sync::Once::new();
+    WARNED.call_once(|| warnings.iter().for_each(|w| eprintln!("semantos: warning: {w}")));
+    Ok(pol)
 }
 
 fn intent(cli: &Cli) -> Intent {
@@ -184,7 +190,7 @@ pub fn diagnose(cli: &Cli, t: &TelemetryArgs) -> Result<i32> {
     let (a, b) = telemetry(cli, Some(t))?;
     let f = reasoning::diagnose(&a, &b, &kb);
     if cli.json {
-        println!("{}", serde_json::to_string_pretty(&f)?);
+        super::output::print("findings", &f)?;
     } else {
         print!("{}", render::findings(&f));
     }
@@ -201,7 +207,7 @@ pub fn recommend(cli: &Cli, r: &RecommendArgs) -> Result<i32> {
         eprintln!("wrote plan {}", out.display());
     }
     if cli.json {
-        println!("{}", serde_json::to_string_pretty(&p.checked)?);
+        super::output::print("recommendation", &p.checked)?;
     } else {
         print!("{}", render::findings(&p.findings));
         print!("{}", render::checked(&p.checked));
@@ -216,7 +222,7 @@ pub fn dry_run(cli: &Cli, t: Option<&TelemetryArgs>) -> Result<i32> {
     let store = store(cli);
     let p = propose(cli, t, &kb, &store)?;
     if cli.json {
-        println!("{}", serde_json::json!({ "dry_run": true, "store": store.describe(), "findings": p.findings, "checked": p.checked }));
+        super::output::print("dry_run", &serde_json::json!({ "dry_run": true, "store": store.describe(), "findings": p.findings, "checked": p.checked }))?;
     } else {
         println!("DRY RUN against {} — nothing is written.\n", store.describe());
         print!("{}", render::findings(&p.findings));
@@ -295,7 +301,7 @@ pub fn apply(cli: &Cli, t: Option<&TelemetryArgs>) -> Result<i32> {
     }
     if writes.is_empty() {
         if cli.json {
-            println!("{}", serde_json::json!({ "outcome": "nothing_to_do", "checked": p.checked }));
+            super::output::print("apply", &serde_json::json!({ "outcome": "nothing_to_do", "checked": p.checked }))?;
         } else {
             print!("{}", render::checked(&p.checked));
             println!("Nothing to apply.");
@@ -318,9 +324,10 @@ pub fn apply(cli: &Cli, t: Option<&TelemetryArgs>) -> Result<i32> {
         rollout_id: cli.host.rollout_id.clone(),
     };
     let host = HostIdentity::read(tree.root());
-    let receipt = apply::apply(&store, &kb, &writes, serde_json::to_value(&p.checked)?, &host, &opts, Some(&mut monitor), &AuditLog::to(&cli.out.audit_log))?;
+    let mut shown = super::progress::Shown::new(&mut monitor, window);
+    let receipt = apply::apply(&store, &kb, &writes, serde_json::to_value(&p.checked)?, &host, &opts, Some(&mut shown), &AuditLog::to(&cli.out.audit_log))?;
     if cli.json {
-        println!("{}", serde_json::to_string_pretty(&receipt)?);
+        super::output::print("apply", &receipt)?;
     } else {
         print!("{}", render::checked(&p.checked));
         print!("{}", render::receipt(&receipt));
@@ -371,7 +378,7 @@ pub fn rollback(cli: &Cli, which: &RollbackArgs) -> Result<i32> {
         eprintln!("semantos: warning: {why}");
     }
     if cli.json {
-        println!("{}", serde_json::to_string_pretty(&r)?);
+        super::output::print("rollback", &r)?;
     } else if r.already_restored {
         println!("Nothing to do: the backup {} was already restored.", cli.out.backup.display());
     } else {

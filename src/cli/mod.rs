@@ -12,9 +12,12 @@ pub mod export_cmd;
 pub mod compare_cmd;
 pub mod host;
 pub mod kb_cmd;
+pub mod output;
+pub mod progress;
 pub mod render;
 pub mod reproduce;
 pub mod rollout_cmd;
+pub mod style;
 
 pub use args::Cli;
 use args::{Applier, Command};

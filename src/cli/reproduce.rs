@@ -22,12 +22,20 @@ pub fn config(cli: &Cli) -> Result<ExperimentConfig> {
     if let Some(i) = cli.host.intent {
         cfg.intent = i;
     }
-    if let Some(p) = &cli.host.policy {
-        cfg.policy = super::host::load_policy(p)?;
+    if cli.host.policy.is_some() {
+        cfg.policy = super::host::policy(cli)?;
     }
     let source = cli.config.as_ref().map(|p| p.display().to_string()).unwrap_or("command line".into());
     cfg.validate().map_err(|e| invalid(format!("{source}: {e}")))?;
-    crate::config::check_start_values(&cfg, &load_kb(cli)?).map_err(|e| invalid(format!("{source}: {e:#}")))?;
+    let kb = load_kb(cli)?;
+    crate::config::check_start_values(&cfg, &kb).map_err(|e| invalid(format!("{source}: {e:#}")))?;
+    if cli.host.policy.is_none() {
+        // The config's own policy section: its keys are checked like a policy file's.
+        let known: Vec<&str> = kb.params.keys().map(String::as_str).collect();
+        for w in cfg.policy.check_keys(&source, &known).map_err(invalid)? {
+            eprintln!("semantos: warning: {w}");
+        }
+    }
     Ok(cfg)
 }
 
@@ -48,7 +56,7 @@ pub fn run(cli: &Cli) -> Result<i32> {
     bar.finish_and_clear();
     let report = report.map_err(|e| if e.downcast_ref::<repro::ReproError>().is_some() { invalid(format!("{e:#}")) } else { e })?;
     if cli.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        super::output::print("reproduction", &report)?;
         return Ok(0);
     }
     println!("SemantOS sandbox reproduction — seed {}, {} trials, intent {}\n", cfg.seed, cfg.trials, cfg.intent.name());
@@ -56,7 +64,7 @@ pub fn run(cli: &Cli) -> Result<i32> {
         let ids: Vec<&str> = r.findings.findings.iter().map(|f| f.id.as_str()).collect();
         println!("round {}: findings [{}]", r.round, ids.join(", "));
         for c in &r.checked.changes {
-            println!("  {:<7} {} {} → {}  {}", c.verdict.label(), c.change.key, c.change.from.as_deref().unwrap_or("?"), c.write.as_deref().unwrap_or(&c.change.to), c.verdict.reason());
+            println!("  {} {} {} → {}  {}", super::style::paint(&format!("{:<7}", c.verdict.label()), super::style::verdict_tone(c.verdict.label())), c.change.key, c.change.from.as_deref().unwrap_or("?"), c.write.as_deref().unwrap_or(&c.change.to), c.verdict.reason());
         }
         for m in &r.monitor {
             println!("  monitor: {m}");
@@ -83,6 +91,10 @@ pub fn simulate(cli: &Cli, a: &super::args::SimulateArgs) -> Result<i32> {
     let params = crate::sim::starting_params(&cfg.host);
     let snaps = crate::sim::telemetry_series(&cfg.host, &params, &cfg.workloads, cfg.seed, a.windows, a.seconds);
     crate::apply::files::write_atomic(&a.out, crate::telemetry::csv::to_csv(&snaps)?.as_bytes(), 0o644)?;
-    eprintln!("wrote {} snapshots of {} metrics to {}", snaps.len(), snaps[0].metrics.len(), a.out.display());
+    if cli.json {
+        super::output::print("simulation", &serde_json::json!({ "out": a.out, "snapshots": snaps.len(), "metrics": snaps[0].metrics.len() }))?;
+    } else {
+        eprintln!("wrote {} snapshots of {} metrics to {}", snaps.len(), snaps[0].metrics.len(), a.out.display());
+    }
     Ok(0)
 }

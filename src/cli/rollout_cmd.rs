@@ -116,7 +116,7 @@ fn now_s() -> u64 {
 fn policy_of(cli: &Cli) -> Result<(Policy, Option<String>)> {
     match &cli.host.policy {
         Some(p) => {
-            let pol = super::host::load_policy(p)?;
+            let pol = super::host::policy(cli)?;
             let text = std::fs::read_to_string(p).with_context(|| format!("reading policy {}", p.display()))?;
             Ok((pol, Some(text)))
         }
@@ -415,7 +415,7 @@ pub fn table(s: &RolloutState, state_file: &str) -> String {
 fn print_report(cli: &Cli, s: &RolloutState, file: &StateFile) -> Result<()> {
     let path = file.path().display().to_string();
     if cli.json {
-        println!("{}", serde_json::to_string_pretty(&fleet::report(s, &path))?);
+        super::output::print("rollout", &fleet::report(s, &path))?;
     } else {
         print!("{}", table(s, &path));
     }
@@ -425,7 +425,7 @@ fn print_report(cli: &Cli, s: &RolloutState, file: &StateFile) -> Result<()> {
 fn print_dry_run(cli: &Cli, s: &RolloutState, targets: &[Target]) -> Result<()> {
     if cli.json {
         let waves: Vec<Vec<String>> = (0..s.wave_count()).map(|w| s.wave(w).into_iter().map(|i| s.hosts[i].host.name.clone()).collect()).collect();
-        println!("{}", serde_json::json!({ "dry_run": true, "engine": s.settings.engine, "waves": waves, "changes": targets.iter().map(|t| serde_json::json!({"key": t.key.to_string(), "to": t.value.to_string()})).collect::<Vec<_>>() }));
+        super::output::print("rollout_dry_run", &serde_json::json!({ "dry_run": true, "engine": s.settings.engine, "waves": waves, "changes": targets.iter().map(|t| serde_json::json!({"key": t.key.to_string(), "to": t.value.to_string()})).collect::<Vec<_>>() }))?;
         return Ok(());
     }
     println!("DRY RUN ({:?} engine) — nothing was contacted; add --run to apply.", s.settings.engine);

@@ -115,6 +115,7 @@ pub fn recommend(findings: &Findings, ctx: &Context) -> Plan {
                     Some((_, existing)) => {
                         existing.finding_ids.push(f.id.clone());
                         existing.evidence.extend(f.evidence.iter().map(|e| e.describe()));
+                        existing.measurements.extend(f.evidence.iter().cloned());
                     }
                     None => {
                         chosen.insert(key.clone(), (*mv, change));
@@ -188,6 +189,7 @@ fn propose(p: &Param, mv: Move, counter: bool, f: &Finding, ctx: &Context) -> Re
         to: to.to_string(),
         rationale,
         evidence: f.evidence.iter().map(|e| e.describe()).chain(bound).collect(),
+        measurements: f.evidence.clone(),
         finding_ids: vec![f.id.clone()],
         kb_key: Some(p.key.clone()),
         effect: p.effect,
@@ -334,6 +336,7 @@ fn pull_in_partners(chosen: &mut BTreeMap<String, (Move, Change)>, plan: &mut Pl
                     c.rationale = format!("{} Pulled in by the change of {key}: {}", c.rationale, e.note);
                     c.finding_ids = change.finding_ids.clone();
                     c.evidence = change.evidence.clone();
+                    c.measurements = change.measurements.clone();
                     chosen.insert(partner.to_string(), (mv, c));
                 }
                 Err(reason) => plan.considered.push(Consideration { key: partner.to_string(), finding_id, reason: format!("partner of {key}: {reason}") }),

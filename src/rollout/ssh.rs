@@ -37,6 +37,19 @@ pub fn sh_quote(s: &str) -> String {
 }
 
 /// The part of stdout from the first line that opens a JSON object (login scripts may print before it).
+/// The message of a remote `semantos` error from the last line of its stderr: the `error` document
+/// it prints under `--json` (message and causes), else the plain line without its prefix.
+fn remote_error(line: &str) -> String {
+    if let Ok(v) = serde_json::from_str::<serde_json::Value>(line)
+        && v["kind"] == "error"
+        && let Some(m) = v["message"].as_str()
+    {
+        let causes = v["causes"].as_array().into_iter().flatten().filter_map(|c| c.as_str());
+        return std::iter::once(m).chain(causes).collect::<Vec<_>>().join(": ");
+    }
+    line.strip_prefix("semantos: error: ").unwrap_or(line).to_string()
+}
+
 fn json_of(stdout: &str) -> Option<serde_json::Value> {
     let start = stdout.lines().scan(0usize, |off, l| {
         let here = *off;
@@ -169,6 +182,7 @@ impl SshEngine {
         }
         let mut c = self.base(host);
         let address = host.address.trim_start_matches('[').trim_end_matches(']');
+        tracing::debug!(host = %host.name, %address, command = %script, "ssh");
         c.arg("--").arg(address).arg(self.remote_line(script));
         // The remote bound, its kill grace, and time for the connection and the answer.
         let timeout = Duration::from_secs(self.outer_bound_s() + 5 + 10);
@@ -246,7 +260,7 @@ impl SshEngine {
     /// Classifies a failed `semantos` run on a host.
     fn semantos_error(&self, host: &Host, what: &str, f: &Finished) -> HostError {
         let tail = f.stderr_tail();
-        let msg = tail.strip_prefix("semantos: error: ").unwrap_or(&tail).to_string();
+        let msg = remote_error(&tail);
         let code = f.code().unwrap_or(-1);
         let (kind, text) = match code {
             124 | 137 => (Failure::TimedOut, format!("{what} passed --host-timeout ({:.0} s) and was stopped on the host; its transaction is restored by rollback", self.remote.host_timeout_s)),

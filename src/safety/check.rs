@@ -187,7 +187,8 @@ fn check_one(ch: &Change, kb: &Kb, policy: &Policy, current: &BTreeMap<String, V
         return reject("duplicate", format!("{key} appears twice in the plan"));
     }
     let Some(p) = kb.param(&key) else {
-        return reject("unknown-key", format!("{key} has no knowledge-base entry, so nothing is known of its range or risk; add one with --kb DIR if it should be tunable"));
+        let hint = crate::reasoning::plan::unknown_key_hint(&key, kb.params.keys().map(String::as_str));
+        return reject("unknown-key", format!("{key} has no knowledge-base entry, so nothing is known of its range or risk; {hint} (add an entry with --kb DIR if it should be tunable)"));
     };
     if p.risk == Risk::Never {
         return reject("never-touch", format!("{key} is never changed by a tuner: {}", p.risk_reason));
@@ -309,7 +310,7 @@ mod tests {
     use crate::kb::{Effect, Intent};
 
     fn change(key: &str, to: &str) -> Change {
-        Change { key: key.into(), from: None, to: to.into(), rationale: String::new(), evidence: vec![], finding_ids: vec![], kb_key: None, effect: Effect::Live, uncertainty: None, advice_only: false }
+        Change { key: key.into(), from: None, to: to.into(), rationale: String::new(), evidence: vec![], measurements: vec![], finding_ids: vec![], kb_key: None, effect: Effect::Live, uncertainty: None, advice_only: false }
     }
 
     fn check_plan(changes: &[(&str, &str)]) -> CheckedPlan {

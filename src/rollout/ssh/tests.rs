@@ -136,3 +136,11 @@ fn the_controllers_health_timeout_reaches_every_host_and_bounds_the_gate_check()
     // A value outside (0, 86400] is refused by name.
     assert!(RemoteSettings { health_timeout_s: Some(0.0), ..ok_settings() }.validate().unwrap_err().contains("--health-timeout 0"));
 }
+
+#[test]
+fn a_remote_json_error_is_read_as_its_message_not_shown_raw() {
+    // The remote runs `semantos --json …`, whose errors are one JSON object on stderr.
+    let line = r#"{"schema_version":1,"kind":"error","exit_code":1,"message":"refusing to apply","causes":["another run holds the lock"]}"#;
+    assert_eq!(remote_error(line), "refusing to apply: another run holds the lock");
+    assert_eq!(remote_error("semantos: error: the lock is held"), "the lock is held");
+}
