@@ -2,6 +2,7 @@
 
 use super::*;
 use std::fs;
+use std::io;
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/proc").join(name)
