@@ -55,9 +55,15 @@ fn main() {
     let mut a = || drop(black_box(plain.snapshot(0).unwrap()));
     let mut b = || drop(black_box(full.snapshot(0).unwrap()));
     let mut c = || drop(black_box(scan(proc_root, &caps, max_map_count).unwrap()));
+    let no_maps = ScanCaps { max_maps_procs: 0, ..caps };
+    let mut d = || drop(black_box(scan(proc_root, &no_maps, max_map_count).unwrap()));
+    let no_links = ScanCaps { max_maps_procs: 0, max_fd_links: 0, ..caps };
+    let mut e = || drop(black_box(scan(proc_root, &no_links, max_map_count).unwrap()));
     cases.push(("snapshot without the process scan", &mut a));
     cases.push(("snapshot with the process scan (default)", &mut b));
     cases.push(("process scan alone (proc_scan::scan, default caps)", &mut c));
+    cases.push(("  the same without maps (max_maps_procs 0)", &mut d));
+    cases.push(("  the same without maps or readlinks", &mut e));
     let medians = interleaved(rounds, &mut cases);
     let r = scan(proc_root, &caps, max_map_count).unwrap();
     println!("\nlimit telemetry, {rounds} interleaved rounds, medians");

@@ -20,8 +20,9 @@
 //! * `max_maps_procs` (8): processes whose `maps` are counted;
 //! * `max_bytes` (64 MiB): bytes of `fdinfo` and `maps` read over the whole scan.
 //!
-//! When a cap is reached the counts are lower bounds and `scan.truncated`
-//! is 1. `benches/limits.rs` prints the cost of one scan on this machine.
+//! When the process, `readlink` or byte cap is reached the counts are lower
+//! bounds and `scan.truncated` is 1; candidates for a `maps` count past
+//! `max_maps_procs` are counted in `proc.maps.skipped`. `benches/limits.rs` prints the cost of one scan on this machine.
 //! Without root, other users' `fd/` cannot be listed: those processes are
 //! counted in `scan.unreadable` and contribute nothing.
 //!
@@ -32,7 +33,7 @@
 //! | `scan.procs`, `scan.unreadable`, `scan.truncated`, `scan.bytes`, `scan.fd_links` | the scan's own cost and coverage |
 //! | `proc.threads.total` | threads of every process listed, kernel threads included: the PIDs in use in the PID namespace the proc root shows (against `kernel.pid_max`, per PID namespace since 6.14) |
 //! | `proc.fd.top.open`, `.soft_limit`, `.hard_limit`, `.pid`, `.uid` | the process nearest its own open-file limit (largest open ÷ soft `RLIMIT_NOFILE`) |
-//! | `proc.maps.top.count`, `.pid`, `.uid`; `proc.maps.checked` | the process with the most mappings among those counted; how many were counted |
+//! | `proc.maps.top.count`, `.pid`, `.uid`; `proc.maps.checked`, `proc.maps.skipped` | the process with the most mappings among those counted; how many were counted, and how many could be near the limit by their `VmSize` but were past `max_maps_procs` |
 //! | `inotify.instances.top.count`, `.uid`, `.pid` | the user holding the most inotify instances, and its process holding the most |
 //! | `inotify.watches.top.count`, `.uid`, `.pid` | the user holding the most inotify watches, and its process holding the most |
 //! | `inotify.instances.total`, `inotify.watches.total` | over every user scanned |
@@ -141,6 +142,9 @@ pub struct ScanReport {
     pub fds: Vec<FdUsage>,
     /// Processes whose mappings were counted, most first.
     pub maps: Vec<MapsUsage>,
+    /// Processes large enough to be near `max_map_count` whose mappings were
+    /// not counted (past `max_maps_procs`, smaller `VmSize` than those counted).
+    pub maps_skipped: usize,
     /// Inotify use per user.
     pub inotify: BTreeMap<u32, UserInotify>,
 }
@@ -183,6 +187,7 @@ impl ScanReport {
             put("proc.fd.top.uid", f.who.uid as f64);
         }
         put("proc.maps.checked", self.maps.len() as f64);
+        put("proc.maps.skipped", self.maps_skipped as f64);
         if let Some(m) = self.maps_top() {
             put("proc.maps.top.count", m.maps as f64);
             put("proc.maps.top.pid", m.who.pid as f64);
@@ -382,8 +387,8 @@ pub fn scan(proc_root: &Path, caps: &ScanCaps, max_map_count: Option<u64>) -> Re
     rep.fds.sort_by(|a, b| b.fill().total_cmp(&a.fill()).then(a.who.pid.cmp(&b.who.pid)));
     map_candidates.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.pid.cmp(&b.1.pid)));
     if map_candidates.len() > caps.max_maps_procs {
+        rep.maps_skipped = map_candidates.len() - caps.max_maps_procs;
         map_candidates.truncate(caps.max_maps_procs);
-        rep.truncated = true;
     }
     for (_, who) in map_candidates {
         let mut lines = 0u64;

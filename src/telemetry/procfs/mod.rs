@@ -159,6 +159,8 @@ pub struct ProcReader {
     layouts: Mutex<Vec<LayoutCache>>,
     /// Bounds of the per-process limit scan; `None` skips it (`without_process_scan`).
     scan: Option<ScanCaps>,
+    /// Where the scan lists processes, when not the proc root (`with_process_scan_root`).
+    scan_root: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for ProcReader {
@@ -187,7 +189,7 @@ impl ProcReader {
     /// Reads directories laid out like `/proc` and `/sys` (fixtures, a container's view).
     pub fn with_roots(proc_root: impl Into<PathBuf>, sys_root: impl Into<PathBuf>) -> Self {
         let layouts = Mutex::new(SOURCES.iter().map(|_| LayoutCache::default()).collect());
-        Self { proc_root: proc_root.into(), sys_root: sys_root.into(), open: None, facts: OnceLock::new(), layouts, scan: Some(ScanCaps::default()) }
+        Self { proc_root: proc_root.into(), sys_root: sys_root.into(), open: None, facts: OnceLock::new(), layouts, scan: Some(ScanCaps::default()), scan_root: None }
     }
 
     /// Leaves out the per-process scan (`proc.*`, `inotify.*` counts, `scan.*`): for
@@ -201,6 +203,14 @@ impl ProcReader {
     /// Bounds the per-process scan by `caps` instead of the defaults.
     pub fn with_scan_caps(mut self, caps: ScanCaps) -> Self {
         self.scan = Some(caps);
+        self
+    }
+
+    /// Lists processes under `root` (`/proc`) instead of the proc root: for a
+    /// proc root that is a view holding only some of `/proc`'s files (the
+    /// bench's per-namespace views), whose processes are the host's.
+    pub fn with_process_scan_root(mut self, root: impl Into<PathBuf>) -> Self {
+        self.scan_root = Some(root.into());
         self
     }
 
@@ -335,13 +345,15 @@ impl ProcReader {
         let first = out.len();
         read_limits(&self.proc_root, scratch, out)?;
         let Some(caps) = &self.scan else { return Ok(()) };
+        let root = self.scan_root.as_deref().unwrap_or(&self.proc_root);
         // A directory laid out like /proc without process directories (a
-        // fixture) has nothing to scan: no `scan.*` metrics rather than zeros.
-        if !self.proc_root.join("self").join("status").exists() && !has_pid_dir(&self.proc_root) {
+        // fixture, a view) has nothing to scan: no `scan.*` metrics rather
+        // than zeros that would read as "nobody holds an inotify instance".
+        if !has_pid_dir(root) {
             return Ok(());
         }
         let max_map_count = out[first..].iter().find(|(k, _)| k == "sysctl.vm.max_map_count").map(|(_, v)| *v as u64);
-        scan(&self.proc_root, caps, max_map_count)?.metrics(out);
+        scan(root, caps, max_map_count)?.metrics(out);
         Ok(())
     }
 
