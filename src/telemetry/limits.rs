@@ -13,9 +13,17 @@
 //! | `conntrack.stat.<column>` | `/proc/net/stat/nf_conntrack` summed over CPUs (`drop`: table full, `early_drop`: an entry evicted to make room, `insert_failed`) | counter (`entries`, `chainlength`: gauge) |
 //! | `neigh.arp_cache.<column>`, `neigh.ndisc_cache.<column>` | `/proc/net/stat/{arp_cache,ndisc_cache}` summed over CPUs (`entries`: the whole table; `table_fulls`: allocations refused at `gc_thresh3`; `forced_gc_runs`) | counter (`entries`: gauge) |
 //!
-//! Tasks against `kernel.threads-max` and `kernel.pid_max` use the existing
+//! A neighbour table's `entries` counts permanent entries too, which
+//! `gc_thresh3` does not cap (it caps the collectable ones): the ratio to
+//! `gc_thresh3` is an upper bound, and `table_fulls` is the proof of overflow.
+//! `gc_thresh*` exist only in the initial network namespace (the table is
+//! host-wide), so in a child namespace those symptoms have no data.
+//!
+//! Tasks against `kernel.threads-max` use the existing
 //! `loadavg.tasks` (the fourth field of `/proc/loadavg`, every thread on the
-//! host). `/proc/sys/net` and `/proc/net` show the network namespace of the
+//! host); against `kernel.pid_max`, per PID namespace since 6.14, the scan's
+//! `proc.threads.total` (the threads of the PID namespace `/proc` shows).
+//! `/proc/sys/net` and `/proc/net` show the network namespace of the
 //! reader; `nf_conntrack_max` and `gc_thresh*` are host-wide tables even
 //! when read from a child namespace.
 
