@@ -359,3 +359,27 @@ fn conntrack_is_data_where_built_in_and_no_data_where_not() {
     let built_in = Path::new("/proc/sys/net/netfilter/nf_conntrack_count").exists();
     assert_eq!(!no_data.contains(&"conntrack_table_near_full"), built_in, "conntrack present here: {built_in}; no data for: {no_data:?}");
 }
+
+#[test]
+fn neighbour_tables_are_data_on_the_host_and_no_data_in_a_child_namespace() {
+    if !privileged("neighbour_tables_are_data_on_the_host_and_no_data_in_a_child_namespace") {
+        return;
+    }
+    // gc_thresh* cap one host-wide table and exist only in the initial
+    // namespace: read there, a ratio; from a child namespace, "no data"
+    // rather than a ratio against a limit that namespace cannot see.
+    let (_, host) = live_window();
+    assert!(host.get("neigh.arp_cache.entries").is_some() && host.get("sysctl.net.ipv4.neigh.default.gc_thresh3").is_some());
+    let ns = Netns::create("neigh");
+    let dir = tempfile::tempdir().unwrap();
+    let o = ns.semantos(dir.path(), &["diagnose", "--interval", "0.1", "--json"], &[]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    let f: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let no_data: Vec<&str> = f["no_data"].as_array().unwrap().iter().filter_map(|v| v.as_str()).collect();
+    assert!(no_data.contains(&"arp_table_near_gc_thresh3") && no_data.contains(&"ndisc_table_near_gc_thresh3"), "{no_data:?}");
+    let kb = Kb::embedded().unwrap();
+    let (a, b) = live_window();
+    let host_findings = diagnose(&a, &b, &kb);
+    assert!(!host_findings.no_data.iter().any(|s| s == "arp_table_near_gc_thresh3"), "{:?}", host_findings.no_data);
+}
