@@ -40,6 +40,9 @@
 //!
 //! All are gauges. The `.pid` and `.uid` gauges exist so a finding's
 //! evidence names who is at the limit; `ScanReport` also has the `comm`.
+//! When nobody holds any (no inotify instance, no process whose `VmSize`
+//! allows half of `max_map_count`), the `.top` gauges are 0 with pid 0: a
+//! measured "none", so the symptoms read "not present", not "no data".
 
 use super::procfs::{PidStatus, Rlimit, TelemetryError, is_absent, is_inotify_link, parse_nofile_limit, parse_pid_status};
 use std::collections::BTreeMap;
@@ -179,32 +182,31 @@ impl ScanReport {
         put("scan.bytes", self.bytes as f64);
         put("scan.fd_links", self.fd_links as f64);
         put("proc.threads.total", self.threads as f64);
-        if let Some(f) = self.fd_top() {
-            put("proc.fd.top.open", f.open as f64);
-            put("proc.fd.top.soft_limit", f.limit.soft as f64);
-            put("proc.fd.top.hard_limit", f.limit.hard as f64);
-            put("proc.fd.top.pid", f.who.pid as f64);
-            put("proc.fd.top.uid", f.who.uid as f64);
-        }
+        // Nobody at all is a measured zero, not an absence: the top gauges are
+        // then 0 with pid 0 ("no process"), so a symptom reads "not present"
+        // rather than "no data".
+        let (open, soft, hard, pid, uid) = self.fd_top().map_or((0, 0, 0, 0, 0), |f| (f.open, f.limit.soft, f.limit.hard, f.who.pid, f.who.uid));
+        put("proc.fd.top.open", open as f64);
+        put("proc.fd.top.soft_limit", soft as f64);
+        put("proc.fd.top.hard_limit", hard as f64);
+        put("proc.fd.top.pid", pid as f64);
+        put("proc.fd.top.uid", uid as f64);
         put("proc.maps.checked", self.maps.len() as f64);
         put("proc.maps.skipped", self.maps_skipped as f64);
-        if let Some(m) = self.maps_top() {
-            put("proc.maps.top.count", m.maps as f64);
-            put("proc.maps.top.pid", m.who.pid as f64);
-            put("proc.maps.top.uid", m.who.uid as f64);
-        }
+        let (maps, pid, uid) = self.maps_top().map_or((0, 0, 0), |m| (m.maps, m.who.pid, m.who.uid));
+        put("proc.maps.top.count", maps as f64);
+        put("proc.maps.top.pid", pid as f64);
+        put("proc.maps.top.uid", uid as f64);
         put("inotify.instances.total", self.inotify.values().map(|u| u.instances).sum::<u64>() as f64);
         put("inotify.watches.total", self.inotify.values().map(|u| u.watches).sum::<u64>() as f64);
-        if let Some(u) = self.instances_top() {
-            put("inotify.instances.top.count", u.instances as f64);
-            put("inotify.instances.top.uid", u.uid as f64);
-            put("inotify.instances.top.pid", u.top_instances.0.pid as f64);
-        }
-        if let Some(u) = self.watches_top() {
-            put("inotify.watches.top.count", u.watches as f64);
-            put("inotify.watches.top.uid", u.uid as f64);
-            put("inotify.watches.top.pid", u.top_watches.0.pid as f64);
-        }
+        let (n, uid, pid) = self.instances_top().map_or((0, 0, 0), |u| (u.instances, u.uid, u.top_instances.0.pid));
+        put("inotify.instances.top.count", n as f64);
+        put("inotify.instances.top.uid", uid as f64);
+        put("inotify.instances.top.pid", pid as f64);
+        let (n, uid, pid) = self.watches_top().map_or((0, 0, 0), |u| (u.watches, u.uid, u.top_watches.0.pid));
+        put("inotify.watches.top.count", n as f64);
+        put("inotify.watches.top.uid", uid as f64);
+        put("inotify.watches.top.pid", pid as f64);
     }
 }
 

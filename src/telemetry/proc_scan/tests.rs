@@ -152,3 +152,17 @@ fn the_live_scan_finds_this_process_and_its_limit() {
     let own = own.expect("this test process has a finite RLIMIT_NOFILE and is listed");
     assert!(own.open >= 3 && own.limit.soft >= own.open, "{own:?}");
 }
+
+#[test]
+fn nobody_at_a_limit_is_a_measured_zero_not_an_absence() {
+    let f = FakeProc::new();
+    f.add(&P { vm_kb: Some(1_000), ..proc(100, "small", 0) });
+    let r = scan(&f.root(), &ScanCaps::default(), Some(65530)).unwrap();
+    let mut m = Vec::new();
+    r.metrics(&mut m);
+    let m: BTreeMap<String, f64> = m.into_iter().collect();
+    for name in ["inotify.instances.top.count", "inotify.instances.top.pid", "inotify.watches.top.count", "proc.maps.top.count", "proc.maps.top.pid"] {
+        assert_eq!(m.get(name), Some(&0.0), "{name}");
+    }
+    assert_eq!(m["proc.fd.top.pid"], 100.0);
+}
