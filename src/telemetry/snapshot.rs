@@ -77,6 +77,13 @@ pub fn metric_kind(name: &str) -> MetricKind {
         }
         // cgroup files mix both; see telemetry::cgroup for the naming convention.
         "cgroup" => cgroup_kind(rest),
+        // /proc/net/stat tables (telemetry::limits): event counters, except the table size and the longest chain.
+        "conntrack" => {
+            if rest.starts_with("stat.") && rest != "stat.entries" && rest != "stat.chainlength" { MetricKind::Counter } else { MetricKind::Gauge }
+        }
+        "neigh" => {
+            if rest.ends_with(".entries") { MetricKind::Gauge } else { MetricKind::Counter }
+        }
         // sim workload counters: completed requests.
         "app" if rest.ends_with(".requests") => MetricKind::Counter,
         _ => MetricKind::Gauge,
@@ -211,6 +218,12 @@ mod tests {
         assert_eq!(metric_kind("vmstat.nr_written"), MetricKind::Counter);
         assert_eq!(metric_kind("vmstat.workingset_nodes"), MetricKind::Gauge);
         assert_eq!(metric_kind("softnet.cpus"), MetricKind::Gauge);
+        assert_eq!(metric_kind("conntrack.stat.drop"), MetricKind::Counter);
+        assert_eq!(metric_kind("conntrack.stat.entries"), MetricKind::Gauge);
+        assert_eq!(metric_kind("conntrack.count"), MetricKind::Gauge);
+        assert_eq!(metric_kind("neigh.arp_cache.table_fulls"), MetricKind::Counter);
+        assert_eq!(metric_kind("neigh.arp_cache.entries"), MetricKind::Gauge);
+        assert_eq!(metric_kind("proc.maps.top.count"), MetricKind::Gauge);
     }
 
     #[test]

@@ -11,6 +11,7 @@ mod cli; // help, diagnose from CSV, plans as files
 mod fleet; // fleet rollout over real sshd in namespaces, ssh and Ansible engines; exporters
 mod hostile; // hostile input through every door (tests/hostile/manifest.toml): refused with a message naming the problem, or normalised; nothing written
 mod kb_netns; // KB net.* scopes checked in throwaway network namespaces (root)
+mod limits; // limit-saturation symptoms driven to the limit by throwaway processes, users and namespaces; the key that binds is proposed (root)
 mod output; // every --json document versioned, errors as JSON on stderr, colour, --quiet, RUST_LOG, progress lines, did-you-mean (netns part: root)
 mod monitor; // the live monitor on the real kernel: a targeted symptom that gets worse rolls the change back (root)
 mod live; // real host mode: dry run on /proc/sys, apply/rollback/faults/SIGKILL in namespaces (root)
