@@ -119,8 +119,9 @@ pub fn diagnose(before: &Snapshot, after: &Snapshot, kb: &Kb) -> Findings {
     diagnose_series(&[before.clone(), after.clone()], kb)
 }
 
-/// Finds every KB symptom whose signals all hold over `snaps` (at least two,
-/// in time order), judged per sub-interval by the rule of `reasoning::window`.
+/// Finds every KB symptom whose signals all hold over `snaps` (in time
+/// order; fewer than two give no sub-interval, so every symptom is no data),
+/// judged per sub-interval by the rule of `reasoning::window`.
 pub fn diagnose_series(snaps: &[Snapshot], kb: &Kb) -> Findings {
     let windows = Window::sub_intervals(snaps);
     let mut findings = Vec::new();
@@ -133,7 +134,9 @@ pub fn diagnose_series(snaps: &[Snapshot], kb: &Kb) -> Findings {
             no_data.push(sym.id.clone());
         }
     }
-    let (first, last) = (&snaps[0], &snaps[snaps.len() - 1]);
+    // One snapshot is no window (every symptom is no data); none is an empty host.
+    let empty = Snapshot::default();
+    let (first, last) = (snaps.first().unwrap_or(&empty), snaps.last().unwrap_or(&empty));
     Findings {
         schema_version: FINDINGS_SCHEMA_VERSION,
         host: last.host.clone(),
@@ -161,4 +164,62 @@ fn finding(sym: &Symptom, judged: &[Judged], windows: &[Window]) -> Finding {
         held_s: held.iter().map(|&i| windows[i].seconds()).sum(),
     };
     Finding { id: sym.id.clone(), title: sym.title.clone(), explain: sym.explain.clone(), evidence, presence }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    /// A steady load sampled every 0.5 s: a listener's queue at 3 of its
+    /// backlog 2 throughout, and one ListenOverflows event every 3 s.
+    fn steady_load() -> Vec<Snapshot> {
+        (0..40u64)
+            .map(|i| {
+                let mut s = Snapshot::new(HostFacts::default(), 500 * i);
+                s.set("listen.8080.queue.max", 3.0);
+                s.set("listen.8080.backlog", 2.0);
+                s.set("netstat.TcpExt.ListenOverflows", (i / 6) as f64);
+                s
+            })
+            .collect()
+    }
+
+    fn ids(f: &Findings) -> BTreeSet<String> {
+        f.findings.iter().map(|x| x.id.clone()).collect()
+    }
+
+    #[test]
+    fn repeated_windows_under_a_steady_load_agree() {
+        let kb = Kb::embedded().unwrap();
+        let snaps = steady_load();
+        // Every 2-second window (5 samples) starting at any sample of the load.
+        let windowed: BTreeSet<BTreeSet<String>> = (0..=snaps.len() - 5).map(|i| ids(&diagnose_series(&snaps[i..i + 5], &kb))).collect();
+        assert_eq!(windowed.len(), 1, "calls disagree: {windowed:?}");
+        assert!(windowed.iter().next().unwrap().contains("accept_queue_full"));
+        // Control: two snapshots 2 s apart judge the absolute overflow rate differently from call to call.
+        let pairs: BTreeSet<BTreeSet<String>> = (0..=snaps.len() - 5).map(|i| ids(&diagnose(&snaps[i], &snaps[i + 4], &kb))).collect();
+        assert!(pairs.len() > 1, "the two-snapshot reading did not flicker: {pairs:?}");
+    }
+
+    #[test]
+    fn a_finding_says_when_it_began_and_how_long_it_held() {
+        let kb = Kb::embedded().unwrap();
+        let mut snaps = steady_load()[..5].to_vec();
+        snaps[1].set("listen.8080.queue.max", 1.0);
+        let f = diagnose_series(&snaps, &kb);
+        let x = f.get("accept_queue_full").expect("3 of 4 sub-intervals is sustained");
+        assert_eq!(x.presence, Presence { onset_ms: Some(1000), held: 3, sub_intervals: 4, fraction: 0.75, held_s: 1.5 });
+        assert_eq!(x.evidence[0].samples, vec![Some(0.5), Some(1.5), Some(1.5), Some(1.5)]);
+        assert_eq!((f.samples, f.window_s), (5, 2.0));
+    }
+
+    #[test]
+    fn fewer_than_two_snapshots_is_no_data_not_a_panic() {
+        let kb = Kb::embedded().unwrap();
+        for snaps in [Vec::new(), steady_load()[..1].to_vec()] {
+            let f = diagnose_series(&snaps, &kb);
+            assert!(f.findings.is_empty() && f.no_data.contains(&"accept_queue_full".to_string()), "{f:?}");
+        }
+    }
 }

@@ -10,7 +10,8 @@
 //! overflows a second over the window" holds in a 2-second window that
 //! happens to contain an attempt and not in one that does not. The
 //! limit-relative symptom (queue against the backlog in force, read live
-//! from this namespace's listeners) must be found by every call.
+//! from this namespace's listeners) must be found by every call, and a
+//! limit the namespace cannot read must make its symptom "no data".
 //!
 //! Privileged: skips without root unless SEMANTOS_REQUIRE_PRIVILEGED=1.
 
@@ -105,6 +106,10 @@ fn accept_queue_at_its_backlog_is_found_by_every_call_while_the_absolute_overflo
         assert!(ev["value"].as_f64().unwrap() >= 1.0, "call {call}: {f}");
         assert_eq!(f["presence"]["held"], f["presence"]["sub_intervals"], "call {call}: held throughout: {f}");
         assert_eq!(v["samples"], 5, "call {call}");
+        // Limits are read live, in this namespace: tcp_max_tw_buckets is per namespace, so TIME-WAIT
+        // pressure is judged; tcp_max_orphans is global and absent here, so orphans are no data.
+        let no_data: Vec<&str> = v["no_data"].as_array().unwrap().iter().filter_map(|x| x.as_str()).collect();
+        assert!(no_data.contains(&"orphan_socket_pileup") && !no_data.contains(&"timewait_port_pressure"), "call {call}: no data for {no_data:?}");
         // The old rule over the same call: overflow rate > 0.2/s between two snapshots.
         if (after - before) / secs > 0.2 {
             old_rule_held += 1;
