@@ -89,7 +89,12 @@ impl LiveSampler {
             return Err(invalid(format!("--interval {}: use 0.05 to 3600 seconds", cli.host.interval)));
         }
         let named = kb.symptoms.values().flat_map(|s| &s.when).flat_map(|s| std::iter::once(&s.metric).chain(&s.per));
-        let mut limits: Vec<(String, SysctlKey)> = named.chain(kb.limits.iter().flat_map(|l| &l.limits)).filter_map(|m| Some((m.clone(), SysctlKey::parse(m.strip_prefix("sysctl.")?).ok()?))).collect();
+        // Only keys the KB knows and may read: a secret or a key whose read acts (vm.stat_refresh) never is.
+        let readable = |k: &str| kb.param(k).is_some_and(|p| p.no_read.is_none());
+        let mut limits: Vec<(String, SysctlKey)> = named
+            .chain(kb.limits.iter().flat_map(|l| &l.limits))
+            .filter_map(|m| m.strip_prefix("sysctl.").filter(|k| readable(k)).and_then(|k| Some((m.clone(), SysctlKey::parse(k).ok()?))))
+            .collect();
         limits.sort_by(|a, b| a.0.cmp(&b.0));
         limits.dedup_by(|a, b| a.0 == b.0);
         // No sock_diag (a kernel without it, a seccomp profile): listener symptoms say "no data".

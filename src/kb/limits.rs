@@ -25,6 +25,7 @@ fn limits_for(l: &Limit, instance: &str) -> Vec<String> {
 /// names the symptom, the metric, its limits and the form to write.
 pub fn lint(kb: &Kb) -> Vec<String> {
     let mut out = lint_entries(kb);
+    out.extend(lint_sysctl_names(kb));
     for s in kb.symptoms.values() {
         for sig in &s.when {
             let Some((l, instance)) = limit_of(kb, &sig.metric) else { continue };
@@ -46,6 +47,24 @@ pub fn lint(kb: &Kb) -> Vec<String> {
             } else if !limits.iter().any(|m| m == per) {
                 out.push(format!("symptom {}: {} per {per:?}: {per:?} is not a limit {} runs into; divide by one of {}", s.id, sig.metric, sig.metric, limits.join(", ")));
             }
+        }
+    }
+    out
+}
+
+/// A `sysctl.<key>` metric names a key the KB knows and may read: the live
+/// diagnosis reads nothing else (a secret, or `vm.stat_refresh`, which acts
+/// when read), so any other name would be "no data" forever.
+fn lint_sysctl_names(kb: &Kb) -> Vec<String> {
+    let signals = kb.symptoms.values().flat_map(|s| s.when.iter().flat_map(move |w| std::iter::once(&w.metric).chain(&w.per).map(move |m| (format!("symptom {}", s.id), m))));
+    let limits = kb.limits.iter().flat_map(|l| l.limits.iter().map(move |m| (format!("limit {:?}", l.usage), m)));
+    let mut out = Vec::new();
+    for (who, m) in signals.chain(limits) {
+        let Some(key) = m.strip_prefix("sysctl.") else { continue };
+        match kb.param(key) {
+            None => out.push(format!("{who}: {m} names {key}, which has no KB entry; a live diagnosis reads only keys the KB knows")),
+            Some(p) if p.no_read.is_some() => out.push(format!("{who}: {m} names {key}, which is never read (no_read); divide by another limit")),
+            Some(_) => {}
         }
     }
     out
@@ -124,6 +143,14 @@ note = "the accept queue overflows past the backlog in force"
         ] {
             assert_eq!(check(good), "", "{good}");
         }
+    }
+
+    #[test]
+    fn a_sysctl_limit_must_be_a_key_the_kb_may_read() {
+        let text = "[[param]]\nkey = \"vm.stat_refresh\"\ntype = \"int\"\nscope = \"global\"\nrisk = \"never\"\nrisk_reason = \"r\"\ncontrols = \"c\"\nno_read = \"side_effect\"\n\n[[limit]]\nusage = \"sockstat.TCP.orphan\"\nlimits = [\"sysctl.vm.stat_refresh\", \"sysctl.net.ipv4.no_such_key\"]\nnote = \"n\"\n";
+        let msg = lint(&kb(text)).join("\n");
+        assert!(msg.contains("names vm.stat_refresh, which is never read"), "{msg}");
+        assert!(msg.contains("names net.ipv4.no_such_key, which has no KB entry"), "{msg}");
     }
 
     #[test]
