@@ -149,8 +149,8 @@ pub enum Command {
     Collect(crate::cli::collect_cmd::CollectArgs),
     /// Query the knowledge base: list, show, validate [--live], graph.
     Kb(crate::cli::kb_cmd::KbArgs),
-    /// Diagnose symptoms from live telemetry or a telemetry CSV.
-    Diagnose(TelemetryArgs),
+    /// Diagnose symptoms from live telemetry or a telemetry CSV, judged over a window of samples; `--watch N` follows them.
+    Diagnose(DiagnoseArgs),
     /// Recommend a plan; `--out plan.json` writes it for review or `--plan`.
     Recommend(RecommendArgs),
     /// Apply a plan (or a fresh recommendation) transactionally (same as `--applier sysctl --apply`).
@@ -184,6 +184,19 @@ pub struct TelemetryArgs {
     /// Read telemetry from this CSV (as written by `collect --out` or the simulator) instead of the live host.
     #[arg(long, value_name = "FILE")]
     pub telemetry: Option<PathBuf>,
+}
+
+/// Arguments of `diagnose`.
+#[derive(Debug, Clone, Args)]
+pub struct DiagnoseArgs {
+    #[command(flatten)]
+    pub telemetry: TelemetryArgs,
+    /// Snapshots per window: spread evenly over --interval on a live host; with --watch, consecutive rows of a --telemetry CSV (without --watch a CSV is one window of all its rows). At least 2.
+    #[arg(long, default_value_t = 5, value_name = "N")]
+    pub samples: usize,
+    /// Diagnose N windows back to back (0: until interrupted; a CSV: until its rows run out) and print one line, with its time, per finding that appears or clears.
+    #[arg(long, value_name = "N")]
+    pub watch: Option<u32>,
 }
 
 /// Arguments of `recommend`.

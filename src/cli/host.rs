@@ -3,7 +3,7 @@
 //! network namespace the process runs in).
 
 use super::{Cli, EXIT_FAILED, invalid, load_kb};
-use super::args::{RecommendArgs, RollbackArgs, TelemetryArgs};
+use super::args::{DiagnoseArgs, RecommendArgs, RollbackArgs, TelemetryArgs};
 use super::render;
 use crate::apply::{self, ApplyOptions, AuditLog, HostIdentity, OnRegression, Outcome, Paths};
 use crate::kb::{Intent, Kb};
@@ -57,29 +57,90 @@ fn now_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
-/// Two snapshots: the first and last rows of a CSV, or two live reads `--interval` apart.
-pub fn telemetry(cli: &Cli, t: Option<&TelemetryArgs>) -> Result<(Snapshot, Snapshot)> {
+/// Snapshots a live diagnosis spreads over its `--interval` window unless
+/// `diagnose --samples` says otherwise: four sub-intervals, so a window
+/// costs no more wall time than the two snapshots it replaced.
+pub const DEFAULT_SAMPLES: usize = 5;
+
+/// The window a diagnosis judges: every row of a CSV (in time order), or
+/// `samples` live reads spread evenly over `--interval`.
+pub fn telemetry(cli: &Cli, t: Option<&TelemetryArgs>, kb: &Kb, samples: usize) -> Result<Vec<Snapshot>> {
     if let Some(path) = t.and_then(|t| t.telemetry.as_ref()) {
-        let snaps = crate::telemetry::csv::read_file(path).map_err(|e| invalid(format!("{e:#}")))?;
-        return Ok((snaps[0].clone(), snaps[snaps.len() - 1].clone()));
+        return crate::telemetry::csv::read_file(path).map_err(|e| invalid(format!("{e:#}")));
     }
-    if !(cli.host.interval.is_finite() && (0.05..=3600.0).contains(&cli.host.interval)) {
-        return Err(invalid(format!("--interval {}: use 0.05 to 3600 seconds", cli.host.interval)));
-    }
-    let reader = ProcReader::with_roots(&cli.host.proc_root, "/sys");
-    let a = reader.snapshot(now_ms())?;
+    let mut live = LiveSampler::open(cli, kb)?;
+    let n = samples.max(2);
     let window = Duration::from_secs_f64(cli.host.interval);
-    let started = std::time::Instant::now();
-    // The live host's sockets over the window (sock_diag): which limit each runs on. Not for a
-    // fixture /proc or a sandbox tree, whose sockets these are not.
-    let live = cli.host.proc_root == Path::new("/proc") && store(cli).root().starts_with("/proc");
-    let socks = if live { crate::telemetry::sockdiag::sample_window(window, Duration::from_millis(50), BufferCaps::read(store(cli).root())).ok() } else { None };
-    std::thread::sleep(window.saturating_sub(started.elapsed()));
-    let mut b = reader.snapshot(now_ms())?;
-    if let Some(agg) = socks {
-        agg.add_to(&mut b);
+    let step = Duration::from_secs_f64(cli.host.interval / (n - 1) as f64);
+    // The live host's sockets over the window (sock_diag, every 50 ms): which limit each runs on.
+    // Not for a fixture /proc or a sandbox tree, whose sockets these are not.
+    let on_host = cli.host.proc_root == Path::new("/proc") && store(cli).root().starts_with("/proc");
+    let caps = BufferCaps::read(store(cli).root());
+    std::thread::scope(|s| {
+        let socks = on_host.then(|| s.spawn(move || crate::telemetry::sockdiag::sample_window(window, Duration::from_millis(50), caps).ok()));
+        let mut snaps = vec![live.sample()?];
+        for _ in 1..n {
+            std::thread::sleep(step);
+            snaps.push(live.sample()?);
+        }
+        if let Some(agg) = socks.and_then(|h| h.join().ok().flatten()) {
+            // The per-sample listener gauges stay as sampled; the window adds the per-socket state.
+            let last = snaps.last_mut().expect("at least two snapshots");
+            for (k, v) in agg.metrics() {
+                last.metrics.entry(k).or_insert(v);
+            }
+        }
+        Ok(snaps)
+    })
+}
+
+/// Reads one live snapshot at a time: `/proc`, the listening sockets of this
+/// network namespace over `sock_diag` (listeners only: their number, not the
+/// host's connection count, bounds the cost), and the `sysctl.<key>` limits
+/// the KB's symptoms divide by, from the sysctl tree, so a ratio's limit is
+/// the one in force when the count was read.
+struct LiveSampler {
+    reader: ProcReader,
+    diag: Option<crate::telemetry::sockdiag::SockDiag>,
+    store: TreeStore,
+    limits: Vec<(String, SysctlKey)>,
+}
+
+impl LiveSampler {
+    fn open(cli: &Cli, kb: &Kb) -> Result<LiveSampler> {
+        if !(cli.host.interval.is_finite() && (0.05..=3600.0).contains(&cli.host.interval)) {
+            return Err(invalid(format!("--interval {}: use 0.05 to 3600 seconds", cli.host.interval)));
+        }
+        let named = kb.symptoms.values().flat_map(|s| &s.when).flat_map(|s| std::iter::once(&s.metric).chain(&s.per));
+        // Only keys the KB knows and may read: a secret or a key whose read acts (vm.stat_refresh) never is.
+        let readable = |k: &str| kb.param(k).is_some_and(|p| p.no_read.is_none());
+        let mut limits: Vec<(String, SysctlKey)> = named
+            .chain(kb.limits.iter().flat_map(|l| &l.limits))
+            .filter_map(|m| m.strip_prefix("sysctl.").filter(|k| readable(k)).and_then(|k| Some((m.clone(), SysctlKey::parse(k).ok()?))))
+            .collect();
+        limits.sort_by(|a, b| a.0.cmp(&b.0));
+        limits.dedup_by(|a, b| a.0 == b.0);
+        // No sock_diag (a kernel without it, a seccomp profile): listener symptoms say "no data".
+        let diag = crate::telemetry::sockdiag::SockDiag::open().ok();
+        Ok(LiveSampler { reader: ProcReader::with_roots(&cli.host.proc_root, "/sys"), diag, store: store(cli), limits })
     }
-    Ok((a, b))
+
+    fn sample(&mut self) -> Result<Snapshot> {
+        let t = now_ms();
+        let mut snap = self.reader.snapshot(t)?;
+        if let Some(recs) = self.diag.as_mut().and_then(|d| d.dump(crate::telemetry::sockdiag::States::LISTEN).ok()) {
+            let mut agg = crate::telemetry::sockdiag::SockAggregator::new(Vec::<String>::new());
+            agg.observe(0, &recs);
+            snap.metrics.extend(agg.metrics().into_iter().filter(|(k, _)| k.starts_with("listen.")));
+        }
+        for (metric, key) in &self.limits {
+            // A single number only; a key absent here (a netns without it) leaves the ratio "no data".
+            if let Some(v) = self.store.read(key).ok().and_then(|v| v.as_str().trim().parse::<f64>().ok()) {
+                snap.set(metric.clone(), v);
+            }
+        }
+        Ok(snap)
+    }
 }
 
 /// Current values of every KB key present in `store`.
@@ -107,13 +168,14 @@ fn propose_with(cli: &Cli, t: Option<&TelemetryArgs>, kb: &Kb, store: &dyn Sysct
         // Either the model proposes the plan or the file is the plan: never one silently instead of the other.
         return Err(invalid(format!("--plan {} and --reasoner llm both name where the plan comes from; drop one", p.display())));
     }
-    let (a, b) = telemetry(cli, t)?;
-    let findings = reasoning::diagnose(&a, &b, kb);
+    let snaps = telemetry(cli, t, kb, DEFAULT_SAMPLES)?;
+    let (a, b) = (&snaps[0], &snaps[snaps.len() - 1]);
+    let findings = reasoning::diagnose_series(&snaps, kb);
     let current = current_values(store, kb);
     let plan = match &cli.plan {
         Some(p) => load_plan(p, intent(cli), store).map_err(|e| invalid(format!("{e:#}")))?,
         None => {
-            let ctx = Context { kb, intent: intent(cli), current: &current, window: Window::new(&a, &b) };
+            let ctx = Context { kb, intent: intent(cli), current: &current, window: Window::new(a, b) };
             if let Some(r) = reasoner.filter(|r| r.uses_llm()) {
                 // The LLM path runs the guardrails itself: a rejected LLM plan may fall back to the rules.
                 let checked = super::compare_cmd::llm_checked(r, &findings, &ctx, &policy(cli)?)?;
@@ -122,7 +184,7 @@ fn propose_with(cli: &Cli, t: Option<&TelemetryArgs>, kb: &Kb, store: &dyn Sysct
             RulesEngine.recommend(&findings, &ctx)?
         }
     };
-    let checked = safety::check_with(&plan, kb, &policy(cli)?, &current, &facts(cli, &b));
+    let checked = safety::check_with(&plan, kb, &policy(cli)?, &current, &facts(cli, b));
     write_host_plan(cli, &checked);
     Ok(Proposal { findings, checked })
 }
@@ -184,17 +246,84 @@ fn warn_pending(cli: &Cli) -> Result<()> {
     Ok(())
 }
 
-/// `semantos diagnose`.
-pub fn diagnose(cli: &Cli, t: &TelemetryArgs) -> Result<i32> {
+/// `semantos diagnose`: one window, or `--watch N` windows back to back
+/// with one line per finding that appears or clears.
+pub fn diagnose(cli: &Cli, d: &DiagnoseArgs) -> Result<i32> {
     let kb = load_kb(cli)?;
-    let (a, b) = telemetry(cli, Some(t))?;
-    let f = reasoning::diagnose(&a, &b, &kb);
+    if d.samples < 2 {
+        return Err(invalid(format!("--samples {}: a window needs at least 2 snapshots (one sub-interval)", d.samples)));
+    }
+    if let Some(rounds) = d.watch {
+        return watch(cli, d, &kb, rounds);
+    }
+    let snaps = telemetry(cli, Some(&d.telemetry), &kb, d.samples)?;
+    let f = reasoning::diagnose_series(&snaps, &kb);
     if cli.json {
         super::output::print("findings", &f)?;
     } else {
         print!("{}", render::findings(&f));
     }
     Ok(0)
+}
+
+/// `diagnose --watch N`: N windows (0: until interrupted; a CSV: until its
+/// rows run out), each starting where the last ended, reporting changes only.
+fn watch(cli: &Cli, d: &DiagnoseArgs, kb: &Kb, rounds: u32) -> Result<i32> {
+    let csv = d.telemetry.telemetry.is_some();
+    let mut rows = if csv { telemetry(cli, Some(&d.telemetry), kb, d.samples)? } else { Vec::new() };
+    let mut live = if csv { None } else { Some(LiveSampler::open(cli, kb)?) };
+    let step = Duration::from_secs_f64(cli.host.interval / (d.samples - 1) as f64);
+    let mut window: Vec<Snapshot> = Vec::new();
+    let mut present: BTreeMap<String, reasoning::Finding> = BTreeMap::new();
+    let mut round = 0u32;
+    while rounds == 0 || round < rounds {
+        // Each window starts with the last snapshot of the one before: no gap, no overlap.
+        window = window.split_off(window.len().saturating_sub(1));
+        while window.len() < d.samples {
+            match live.as_mut() {
+                Some(l) => {
+                    if !window.is_empty() {
+                        std::thread::sleep(step);
+                    }
+                    window.push(l.sample()?);
+                }
+                None if rows.is_empty() => break,
+                None => window.push(rows.remove(0)),
+            }
+        }
+        if window.len() < 2 {
+            break;
+        }
+        let f = reasoning::diagnose_series(&window, kb);
+        let at = window[window.len() - 1].timestamp_ms;
+        for line in changes(&present, &f, at, cli.json)? {
+            println!("{line}");
+        }
+        present = f.findings.into_iter().map(|x| (x.id.clone(), x)).collect();
+        round += 1;
+        if window.len() < d.samples {
+            break;
+        }
+    }
+    Ok(0)
+}
+
+/// One line per finding that appeared or cleared since `before`, stamped with `at` (ms).
+fn changes(before: &BTreeMap<String, reasoning::Finding>, now: &Findings, at: u64, json: bool) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    let appeared = now.findings.iter().filter(|x| !before.contains_key(&x.id));
+    let cleared = before.values().filter(|x| now.get(&x.id).is_none());
+    for (x, change) in appeared.map(|x| (x, "appeared")).chain(cleared.map(|x| (x, "cleared"))) {
+        out.push(if json {
+            serde_json::to_string(&serde_json::json!({ "schema_version": reasoning::findings::FINDINGS_SCHEMA_VERSION, "time_ms": at, "change": change, "finding": x }))?
+        } else if change == "appeared" {
+            let ev: Vec<String> = x.evidence.iter().map(|e| e.describe()).collect();
+            format!("{}  + {}  {}: {}; {}", render::clock(at), x.id, x.title, ev.join("; "), x.presence.describe())
+        } else {
+            format!("{}  - {}  cleared", render::clock(at), x.id)
+        });
+    }
+    Ok(out)
 }
 
 /// `semantos recommend`.

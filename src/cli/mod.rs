@@ -69,7 +69,7 @@ pub fn run(cli: Cli) -> Result<i32> {
     }
     match &cli.command {
         None | Some(Command::Reproduce) => reproduce::run(&cli),
-        Some(Command::Diagnose(t)) => host::diagnose(&cli, t),
+        Some(Command::Diagnose(d)) => host::diagnose(&cli, d),
         Some(Command::Recommend(r)) => host::recommend(&cli, r),
         Some(Command::DryRun(t)) => host::dry_run(&cli, Some(t)),
         Some(Command::Apply(t)) => host::apply(&cli, Some(t)),

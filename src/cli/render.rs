@@ -15,6 +15,7 @@ pub fn findings(f: &Findings) -> String {
     }
     for x in &f.findings {
         let _ = writeln!(s, "  [{}] {}", x.id, x.title);
+        let _ = writeln!(s, "      {}", x.presence.describe());
         for e in &x.evidence {
             let _ = writeln!(s, "      evidence: {}", e.describe());
         }
@@ -24,6 +25,12 @@ pub fn findings(f: &Findings) -> String {
     }
     s.push('\n');
     s
+}
+
+/// `HH:MM:SSZ` of a millisecond timestamp (UTC; simulated time for the simulator's CSVs).
+pub fn clock(ms: u64) -> String {
+    let s = ms / 1000;
+    format!("{:02}:{:02}:{:02}Z", s / 3600 % 24, s / 60 % 60, s % 60)
 }
 
 /// A checked plan: one row per change with its verdict, then rationales and what was left out.

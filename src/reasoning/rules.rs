@@ -330,7 +330,7 @@ fn pull_in_partners(chosen: &mut BTreeMap<String, (Move, Change)>, plan: &mut Pl
                 plan.considered.push(Consideration { key: partner.to_string(), finding_id, reason: format!("partner of {key}, but the KB gives no direction for intent {}", ctx.intent.name()) });
                 continue;
             };
-            let f = Finding { id: finding_id.clone(), title: format!("Pulled in by {key}"), explain: String::new(), evidence: Vec::new() };
+            let f = Finding { id: finding_id.clone(), title: format!("Pulled in by {key}"), explain: String::new(), evidence: Vec::new(), presence: Default::default() };
             match propose(p, mv, false, &f, ctx) {
                 Ok(mut c) => {
                     c.rationale = format!("{} Pulled in by the change of {key}: {}", c.rationale, e.note);

@@ -2,7 +2,9 @@
 //! instant, whether read from `/proc` or emitted by the simulator. Metrics are
 //! flat names (`netstat.TcpExt.ListenOverflows`, `vmstat.nr_dirty`,
 //! `psi.io.some.avg10`) so a counter missing on one kernel is simply absent.
-//! Rates always come from two snapshots (`Window`), never from one.
+//! Rates always come from two snapshots (`Window`), never from one; a
+//! diagnosis over several samples judges each consecutive pair
+//! (`Window::sub_intervals`).
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -138,7 +140,8 @@ impl Snapshot {
     }
 }
 
-/// Two snapshots of the same host: the unit the diagnosis works on.
+/// Two snapshots of the same host: the unit rates come from, and one
+/// sub-interval of a diagnosis window.
 #[derive(Debug, Clone, Copy)]
 pub struct Window<'a> {
     /// Earlier snapshot.
@@ -151,6 +154,12 @@ impl<'a> Window<'a> {
     /// Pairs two snapshots; `after` must not be earlier than `before`.
     pub fn new(before: &'a Snapshot, after: &'a Snapshot) -> Self {
         Self { before, after }
+    }
+
+    /// The consecutive sub-intervals of `snaps` (in time order): the windows a
+    /// diagnosis over several samples judges one by one.
+    pub fn sub_intervals(snaps: &'a [Snapshot]) -> Vec<Window<'a>> {
+        snaps.windows(2).map(|p| Window::new(&p[0], &p[1])).collect()
     }
 
     /// Seconds between the snapshots.
