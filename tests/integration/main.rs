@@ -7,6 +7,7 @@ mod support;
 mod architecture; // invariants of ARCHITECTURE.md checked on the source
 mod bench; // live workloads in throwaway namespaces, quick mode: symptom, family of change, p95, host untouched (root)
 mod cli; // help, diagnose from CSV, plans as files
+mod export; // exports on real files: provenance headers, named TuneD profiles, flags of other formats; the Ansible playbook in check mode against real sshd
 mod fleet; // fleet rollout over real sshd in namespaces, ssh and Ansible engines; exporters
 mod hostile; // hostile input through every door (tests/hostile/manifest.toml): refused with a message naming the problem, or normalised; nothing written
 mod kb_netns; // KB net.* scopes checked in throwaway network namespaces (root)
