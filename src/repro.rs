@@ -236,8 +236,9 @@ fn write_results(dir: &Path, rows: &[SummaryRow], trials: &[TrialResult], cfg: &
         w.serialize(t)?;
     }
     apply::files::write_atomic(&dir.join("trials.csv"), &w.into_inner()?, 0o644)?;
-    let title = format!("SemantOS sandbox reproduction — p95 baseline vs tuned (seed {}, {} trials)", cfg.seed, cfg.trials);
-    let svg = crate::eval::plot::render_svg(rows, &title)?;
+    let title = format!("SemantOS sandbox reproduction, simulated host: p95 baseline vs tuned (seed {}, {} trials)", cfg.seed, cfg.trials);
+    let source = "simulated: every latency comes from the seeded simulator, not from a measurement of this machine";
+    let svg = crate::eval::plot::render_svg(rows, &title, source)?;
     apply::files::write_atomic(&dir.join("summary.svg"), svg.as_bytes(), 0o644)?;
     Ok(())
 }

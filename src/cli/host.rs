@@ -70,28 +70,27 @@ pub fn telemetry(cli: &Cli, t: Option<&TelemetryArgs>, kb: &Kb, samples: usize) 
     }
     let mut live = LiveSampler::open(cli, kb)?;
     let n = samples.max(2);
-    let window = Duration::from_secs_f64(cli.host.interval);
     let step = Duration::from_secs_f64(cli.host.interval / (n - 1) as f64);
     // The live host's sockets over the window (sock_diag, every 50 ms): which limit each runs on.
     // Not for a fixture /proc or a sandbox tree, whose sockets these are not.
     let on_host = cli.host.proc_root == Path::new("/proc") && store(cli).root().starts_with("/proc");
     let caps = BufferCaps::read(store(cli).root());
-    std::thread::scope(|s| {
-        let socks = on_host.then(|| s.spawn(move || crate::telemetry::sockdiag::sample_window(window, Duration::from_millis(50), caps).ok()));
-        let mut snaps = vec![live.sample()?];
-        for _ in 1..n {
+    let mut snaps = vec![live.sample()?];
+    for _ in 1..n {
+        // Each sub-interval's sockets are sampled over that sub-interval (every 50 ms) and join the
+        // snapshot that closes it, so a per-socket signal is judged per sub-interval like the rest.
+        let socks = if on_host { crate::telemetry::sockdiag::sample_window(step, Duration::from_millis(50), caps).ok() } else { None };
+        if socks.is_none() {
             std::thread::sleep(step);
-            snaps.push(live.sample()?);
         }
-        if let Some(agg) = socks.and_then(|h| h.join().ok().flatten()) {
-            // The per-sample listener gauges stay as sampled; the window adds the per-socket state.
-            let last = snaps.last_mut().expect("at least two snapshots");
-            for (k, v) in agg.metrics() {
-                last.metrics.entry(k).or_insert(v);
-            }
+        let mut snap = live.sample()?;
+        for (k, v) in socks.map(|a| a.metrics()).unwrap_or_default() {
+            // The per-sample listener gauges stay as sampled.
+            snap.metrics.entry(k).or_insert(v);
         }
-        Ok(snaps)
-    })
+        snaps.push(snap);
+    }
+    Ok(snaps)
 }
 
 /// Reads one live snapshot at a time: `/proc`, the listening sockets of this
@@ -508,6 +507,9 @@ pub fn rollback(cli: &Cli, which: &RollbackArgs) -> Result<i32> {
     }
     if cli.json {
         super::output::print("rollback", &r)?;
+    } else if let Some(id) = cli.host.fence_rollout.as_ref().filter(|_| r.restored.is_empty()) {
+        // Not "already restored": there may be no backup at all, or only other rollouts' layers.
+        eprintln!("semantos: nothing to roll back for rollout {id} on this host (no committed change of it in {}); it is fenced here, so a late apply of it is refused", cli.out.backup.display());
     } else if r.already_restored {
         println!("Nothing to do: the backup {} was already restored.", cli.out.backup.display());
     } else {

@@ -443,7 +443,7 @@ fn export_writes_every_format_from_a_checked_plan() {
     assert!(s.contains("net.core.somaxconn = 8192\nnet.ipv4.tcp_max_syn_backlog = 4096\nnet.ipv4.tcp_slow_start_after_idle = 0\n"), "{s}");
     let (o, s) = export("tuned", &["--include", "throughput-performance"]);
     assert!(o.status.success());
-    assert!(s.contains("[main]\nsummary=SemantOS plan export-test (intent latency)\ninclude=throughput-performance\n\n[sysctl]\nnet.core.somaxconn=8192\n"), "{s}");
+    assert!(s.contains("[main]\nsummary=semantos: SemantOS plan export-test (intent latency)\ninclude=throughput-performance\n\n[sysctl]\nnet.core.somaxconn=8192\n"), "{s}");
     let (o, s) = export("nto", &["--name", "semantos-web"]);
     assert!(o.status.success());
     for want in ["apiVersion: tuned.openshift.io/v1", "kind: Tuned", "- name: semantos-web", "      [sysctl]\n      net.core.somaxconn=8192", "  recommend:", "profile: semantos-web"] {
@@ -659,5 +659,101 @@ fn fleet_rollback_of_a_later_rollout_over_ansible_keeps_the_earlier_rollouts_val
     let globals = globals_before();
     let ans = ansible.display().to_string();
     rollback_of_b_keeps_a_on_every_host(&f, &["--engine", "ansible", "--ansible-playbook", ans.as_str(), "--ansible-python", "/usr/bin/python3"]);
+    assert_eq!(globals_before(), globals, "a global value moved");
+}
+
+/// An Ansible inventory of the test fleet for a playbook run by hand: root over the fleet's ssh
+/// config, per-host backup directory and sysctl.d file under the fleet's directory (never /etc),
+/// and no `become` (the hosts are reached as root and have no sudo).
+fn export_inventory(f: &TestFleet) -> PathBuf {
+    let mut s = String::from("all:\n  hosts:\n");
+    for h in &f.hosts {
+        let home = f.dir.path().join("export").join(&h.name);
+        std::fs::create_dir_all(&home).unwrap();
+        s.push_str(&format!(
+            "    {n}:\n      ansible_host: {a}\n      ansible_user: root\n      ansible_ssh_common_args: \"-F {c}\"\n      ansible_python_interpreter: /usr/bin/python3\n      semantos_become: false\n      semantos_remote_dir: {d}\n      semantos_sysctl_file_path: {d}/99-semantos.conf\n",
+            n = h.name,
+            a = h.addr,
+            c = f.ssh_config.display(),
+            d = home.display()
+        ));
+    }
+    let p = f.dir.path().join("export-inventory.yml");
+    std::fs::write(&p, s).unwrap();
+    p
+}
+
+#[test]
+fn exported_ansible_playbook_previews_with_check_diff_then_applies_once() {
+    // Before: facts came from `command` tasks that --check skips, so `--check --diff` failed on
+    // the read-back of values it never wrote; and `become` defaulted to false although sysctl
+    // writes need root.
+    let test = "exported_ansible_playbook_previews_with_check_diff_then_applies_once";
+    let Some((_one, f)) = fleet(test, "ansible-export", 2) else { return };
+    let Some(ansible) = need_ansible(test) else { return };
+    let globals = globals_before();
+    let d = f.dir.path();
+    let plan = d.join("export-plan.json");
+    let changes: Vec<Json> = KEYS.iter().zip(TARGETS).map(|(k, v)| serde_json::json!({"key": k, "to": v, "rationale": "export test"})).collect();
+    std::fs::write(&plan, serde_json::json!({"schema_version": 1, "created_by": "export-test", "intent": "latency", "changes": changes}).to_string()).unwrap();
+    let site = d.join("site.yml");
+    let o = Command::new(bin()).current_dir(d).args(["export", "ansible", "--plan"]).arg(&plan).arg("--policy").arg(f.policy(&KEYS)).arg("--out").arg(&site).output().unwrap();
+    assert!(o.status.success(), "{}", text(&o).1);
+    let pb = std::fs::read_to_string(&site).unwrap();
+    assert!(pb.contains("become: \"{{ semantos_become | default(true) }}\""), "{pb}");
+    let inv = export_inventory(&f);
+    // JSON callback: every task's result per host, diffs included.
+    let play = |extra: &[&str]| -> (Output, Json) {
+        let mut c = f.in_ctl(&ansible);
+        c.arg("-i").arg(&inv).arg(&site).args(extra).env("ANSIBLE_NOCOLOR", "1").env("ANSIBLE_STDOUT_CALLBACK", "ansible.posix.json");
+        let o = c.output().unwrap();
+        let j = serde_json::from_slice(&o.stdout).unwrap_or(Json::Null);
+        (o, j)
+    };
+    // (task name, host) → (changed, the task's result) over every play of a run.
+    let results = |j: &Json| -> Vec<(String, String, bool, Json)> {
+        let mut v = Vec::new();
+        for p in j["plays"].as_array().into_iter().flatten() {
+            for t in p["tasks"].as_array().into_iter().flatten() {
+                for (h, r) in t["hosts"].as_object().into_iter().flatten() {
+                    v.push((t["task"]["name"].as_str().unwrap_or("").to_string(), h.clone(), r["changed"].as_bool().unwrap_or(false), r.clone()));
+                }
+            }
+        }
+        v
+    };
+    let write_tasks: Vec<String> = KEYS.iter().zip(TARGETS).map(|(k, v)| format!("{k} = {v}")).collect();
+    let before: Vec<Vec<String>> = (0..f.hosts.len()).map(|i| KEYS.iter().map(|k| f.read(i, k)).collect()).collect();
+    // Preview: nothing written; every write reports a change and the diff shows each value now and after.
+    let (o, j) = play(&["--check", "--diff"]);
+    assert!(o.status.success(), "check mode failed:\n{}\n{}", text(&o).0, text(&o).1);
+    for (i, b) in before.iter().enumerate() {
+        assert_eq!(&KEYS.iter().map(|k| f.read(i, k)).collect::<Vec<_>>(), b, "check mode wrote on {}", f.hosts[i].name);
+        assert!(!d.join("export").join(&f.hosts[i].name).join("rollout-backup.json").exists(), "check mode wrote a backup");
+    }
+    let r = results(&j);
+    for w in &write_tasks {
+        assert_eq!(r.iter().filter(|(t, _, changed, _)| t == w && *changed).count(), f.hosts.len(), "{w} not reported as a change on every host: {r:#?}");
+    }
+    let diff = r.iter().find(|(t, h, _, _)| t.contains("now and after") && h == "h1").map(|x| x.3.to_string()).unwrap_or_else(|| panic!("no diff task result: {r:#?}"));
+    assert!(diff.contains("2000") && diff.contains("8192") && diff.contains("net.core.somaxconn"), "the diff shows somaxconn now and after: {diff}");
+    // The real run writes every value; a second run changes no value.
+    let (o, _) = play(&[]);
+    assert!(o.status.success(), "apply failed:\n{}\n{}", text(&o).0, text(&o).1);
+    for i in 0..f.hosts.len() {
+        assert_eq!(KEYS.iter().map(|k| f.read(i, k)).collect::<Vec<_>>(), TARGETS, "{}", f.hosts[i].name);
+    }
+    let (o, j) = play(&[]);
+    assert!(o.status.success(), "second run failed:\n{}\n{}", text(&o).0, text(&o).1);
+    let r = results(&j);
+    for w in &write_tasks {
+        assert!(r.iter().filter(|(t, _, _, _)| t == w).all(|(_, _, changed, _)| !changed), "{w} changed again on a second run: {r:#?}");
+    }
+    // Rolling back restores the starting values.
+    let (o, _) = play(&["--tags", "rollback"]);
+    assert!(o.status.success(), "rollback failed:\n{}\n{}", text(&o).0, text(&o).1);
+    for (i, b) in before.iter().enumerate() {
+        assert_eq!(&KEYS.iter().map(|k| f.read(i, k)).collect::<Vec<_>>(), b, "rollback on {}", f.hosts[i].name);
+    }
     assert_eq!(globals_before(), globals, "a global value moved");
 }

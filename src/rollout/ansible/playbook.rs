@@ -147,8 +147,10 @@ fn preamble(o: &PlaybookOptions) -> String {
     for h in &o.header {
         let _ = writeln!(s, "# {}", comment(h));
     }
-    s.push_str("#\n# Apply:     ansible-playbook -i INVENTORY THIS.yml\n# Roll back: ansible-playbook -i INVENTORY THIS.yml --tags rollback [--limit HOSTS]\n");
-    s.push_str("# Per-host variables: semantos_remote_dir (backup directory), semantos_sysctl_file_path, semantos_become.\n\n");
+    s.push_str("#\n# Preview:   ansible-playbook -i INVENTORY THIS.yml --check --diff   (writes nothing; shows each key's value now and after)\n");
+    s.push_str("# Apply:     ansible-playbook -i INVENTORY THIS.yml\n# Roll back: ansible-playbook -i INVENTORY THIS.yml --tags rollback [--limit HOSTS]\n");
+    s.push_str("# Needs the ansible.posix and ansible.utils collections (both in the `ansible` package).\n");
+    s.push_str("# Per-host variables: semantos_remote_dir (backup directory), semantos_sysctl_file_path,\n# semantos_become (default true: sysctl writes need root; false when connecting as root without sudo).\n\n");
     s
 }
 
@@ -179,12 +181,14 @@ fn backup_tasks(targets: &[Target]) -> String {
     argv: ["cat", {all}]
   register: semantos_read
   changed_when: false
+  check_mode: false
 - name: "read an earlier backup, if any"
   ansible.builtin.command:
     argv: ["cat", "{{{{ semantos_backup }}}}"]
   register: semantos_old_raw
   changed_when: false
   failed_when: false
+  check_mode: false
 - name: "build the backup (an earlier unrestored backup's originals win)"
   ansible.builtin.set_fact:
     semantos_old: "{{{{ (semantos_old_raw.stdout | from_json) if semantos_old_raw.rc == 0 else {{'state': 'restored'}} }}}}"
@@ -193,6 +197,11 @@ fn backup_tasks(targets: &[Target]) -> String {
   ansible.builtin.fail:
     msg: "an unrestored backup {{{{ semantos_backup }}}} from boot {{{{ semantos_old.host.boot_id }}}} exists and this is boot {{{{ semantos_now[{boot}] }}}}: run `semantos rollback --force --backup {{{{ semantos_backup }}}}` or move it away"
   when: semantos_old.state != 'restored' and semantos_old.host.boot_id != semantos_now[{boot}]
+- name: "each key's value now and after (shown with --diff)"
+  ansible.utils.fact_diff:
+    before: "{{{{ dict(semantos_keys | zip(semantos_now[:{n}])) }}}}"
+    after: "{{{{ dict(semantos_keys | zip(semantos_values | map('string'))) }}}}"
+  when: ansible_diff_mode
 - name: "write the backup before the first write"
   ansible.builtin.set_fact:
     semantos_doc: "{{{{ {{'schema_version': 1, 'run_id': semantos_run_id, 'created_at': (semantos_old.created_at if semantos_old.state != 'restored' else (now(utc=true).timestamp() | int)), 'host': {{'hostname': semantos_now[{host}], 'boot_id': semantos_now[{boot}], 'kernel_release': semantos_now[{release}]}}, 'store': '/proc/sys', 'originals': (dict(semantos_keys | zip(semantos_now[:{n}])) | combine(semantos_old.originals if semantos_old.state != 'restored' else {{}})), 'state': 'in_progress', 'plan': {{'source': 'ansible', 'changes': dict(semantos_keys | zip(semantos_values | map('string')))}}, 'persisted_to': semantos_sysctl_file}} }}}}"
@@ -224,21 +233,23 @@ fn write_and_check_tasks(targets: &[Target], o: &PlaybookOptions) -> String {
     argv: ["cat", {paths}]
   register: semantos_after
   changed_when: false
+  when: not ansible_check_mode
 - name: "verify the kernel kept every value"
   ansible.builtin.assert:
     that: "(semantos_after.stdout_lines | map('split') | map('join', ' ') | list) == (semantos_values | map('string') | list)"
     fail_msg: "read back {{{{ semantos_after.stdout_lines }}}} after writing {{{{ semantos_values }}}} to {{{{ semantos_keys }}}}"
     quiet: true
+  when: not ansible_check_mode
 "#,
         paths = proc_paths(targets).join(", ")
     );
     if o.monitor_seconds > 0.0 {
-        let _ = write!(body, "- name: \"monitor window\"\n  ansible.builtin.pause:\n    seconds: {}\n", o.monitor_seconds.ceil() as u64);
+        let _ = write!(body, "- name: \"monitor window\"\n  ansible.builtin.pause:\n    seconds: {}\n  when: not ansible_check_mode\n", o.monitor_seconds.ceil() as u64);
     }
     if let Some(cmd) = &o.health_cmd {
         // Bounded on the host: a hung command is killed (with its children: -k) and fails the check.
         let t = o.health_timeout_s.ceil().max(1.0) as u64;
-        let _ = write!(body, "- name: \"health command (at most {t} s)\"\n  ansible.builtin.command:\n    argv: [\"timeout\", \"-k\", \"5\", \"{t}\", \"sh\", \"-c\", {}]\n  changed_when: false\n", unsafe_q(cmd));
+        let _ = write!(body, "- name: \"health command (at most {t} s)\"\n  ansible.builtin.command:\n    argv: [\"timeout\", \"-k\", \"5\", \"{t}\", \"sh\", \"-c\", {}]\n  changed_when: false\n  when: not ansible_check_mode\n", unsafe_q(cmd));
     }
     body.push_str(&write_backup_task("mark the backup committed", "semantos_doc | combine({'state': 'committed'}) | to_nice_json", None));
     body
@@ -269,7 +280,7 @@ fn indented(text: &str, by: &str) -> String {
 pub fn playbook(targets: &[Target], o: &PlaybookOptions) -> String {
     let mut s = preamble(o);
     let _ = writeln!(s, "- name: \"semantos: apply {} sysctl change(s) in {} wave(s)\"", targets.len(), o.serial.len());
-    s.push_str("  hosts: \"{{ semantos_hosts | default('all') }}\"\n  gather_facts: false\n  become: \"{{ semantos_become | default(false) }}\"\n");
+    s.push_str("  hosts: \"{{ semantos_hosts | default('all') }}\"\n  gather_facts: false\n  become: \"{{ semantos_become | default(true) }}\"\n");
     let _ = writeln!(s, "  serial: {}", serial_yaml(&o.serial));
     s.push_str("  max_fail_percentage: 0\n");
     s.push_str(&shared_vars(targets, o));
@@ -280,7 +291,7 @@ pub fn playbook(targets: &[Target], o: &PlaybookOptions) -> String {
     s.push_str("      rescue:\n");
     s.push_str(&indented(&rescue_tasks(), "        "));
     s.push('\n');
-    s.push_str("- name: \"semantos: roll back from the backup on each host\"\n  hosts: \"{{ semantos_hosts | default('all') }}\"\n  gather_facts: false\n  become: \"{{ semantos_become | default(false) }}\"\n  tags: [never, rollback]\n");
+    s.push_str("- name: \"semantos: roll back from the backup on each host\"\n  hosts: \"{{ semantos_hosts | default('all') }}\"\n  gather_facts: false\n  become: \"{{ semantos_become | default(true) }}\"\n  tags: [never, rollback]\n");
     s.push_str(&shared_vars(targets, o));
     s.push_str("  tasks:\n");
     s.push_str(&restore_tasks("    "));
