@@ -144,12 +144,18 @@ pub struct Goals {
     pub vs_tuned: Option<VsTuned>,
     /// Within 5 % of the grid optimum.
     pub vs_grid: Option<VsGrid>,
+    /// SemantOS's arm is strictly better than the start's by the scenario's objective.
+    pub objective_improved: Option<bool>,
+    /// The engine proposed none of the scenario's avoided changes (evaluated in quick mode too; `None` without an avoid list).
+    pub no_avoided_change: Option<bool>,
 }
 
 impl Goals {
-    /// Every goal that was evaluated is met, and all four were evaluated.
+    /// Every goal that was evaluated is met, and the four of p95 were evaluated.
     pub fn all_met(&self) -> bool {
-        self.improvement_ci_excludes_zero == Some(true)
+        self.objective_improved != Some(false)
+            && self.no_avoided_change != Some(false)
+            && self.improvement_ci_excludes_zero == Some(true)
             && self.noise_check_passed == Some(true)
             && self.vs_tuned.as_ref().is_some_and(|v| v.met)
             && self.vs_grid.as_ref().is_some_and(|v| v.met)
