@@ -28,7 +28,8 @@
 //! | `anchors`, `grid` | the TuneD profiles and the grid around SemantOS's choice |
 //! | `compare` | statistics and goals |
 //! | `report` | the report and its exporters (CSV, JSON, SVG, table) |
-//! | `runner` | one run from start to report; a user's `--cmd` |
+//! | `runner` | one scenario run from start to report, and the loop and statistics `--cmd` shares |
+//! | `command` | a user's `--cmd` |
 //! | `workdir` | the run's backups, removed at the end unless a restore failed |
 //!
 //! Invariants: nothing outside the bench's namespaces is written (the store
@@ -40,6 +41,7 @@
 
 pub mod accept_burst;
 pub mod anchors;
+pub mod command;
 pub mod compare;
 pub mod configure;
 pub mod grid;
@@ -65,5 +67,6 @@ pub mod workdir;
 pub mod workload;
 
 pub use report::{BenchReport, write_artifacts};
-pub use runner::{CommandSpec, Options, run_command, run_scenario};
+pub use command::{CommandSpec, run_command};
+pub use runner::{Options, run_scenario};
 pub use scenario::ScenarioId;

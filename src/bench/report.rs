@@ -358,6 +358,9 @@ pub fn table(r: &BenchReport) -> String {
             let _ = writeln!(o, "  at least as good as the best TuneD profile: not evaluated");
         }
     }
+    if let Some(v) = &g.objective_vs_grid {
+        let _ = writeln!(o, "  objective within 5 % of the grid's best ({}, {:.3}; SemantOS {:.3}): {}", v.optimum, v.optimum_value, v.semantos_value, yn(Some(v.met)));
+    }
     match &g.vs_grid {
         Some(v) => {
             let _ = writeln!(o, "  within 5 % of the grid optimum ({}, p95 {:.1} ms; SemantOS {:.1} ms, {:.1} % away): {}", v.optimum, v.optimum_p95_ms, v.semantos_p95_ms, v.distance_pct, yn(Some(v.met)));

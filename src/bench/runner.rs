@@ -8,10 +8,10 @@ use super::anchors::{self, TUNED};
 use super::compare::{self, Goals, NoiseCheck};
 use super::configure::Switcher;
 use super::grid;
-use super::netns::{self, Netns};
-use super::objective::{self, AvoidHit};
+use super::netns;
+use super::objective::{self, AvoidHit, Objective};
 use super::pipeline::{self, Decision};
-use super::probe::{NsProbe, Observed, observe};
+use super::probe::{Observed, observe};
 use super::report::{Arm, ArmKind, ArmResult, BENCH_SCHEMA_VERSION, BenchReport, GridRow, Observation, Round, RunRecord};
 use super::scenario::{Judging, Scenario, ScenarioId, Stage, scenario};
 use super::stage::{self, Staged};
@@ -33,7 +33,6 @@ use crate::telemetry::Window;
 use anyhow::{Context, Result, bail};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 /// Settings shared by scenario and command runs.
 #[derive(Debug, Clone)]
@@ -117,7 +116,7 @@ fn median_telemetry(runs: &[&RunRecord]) -> BTreeMap<String, f64> {
 }
 
 /// Writes sorted and normalised as the kernel prints them, minus those equal to `current`: two arms with equal results are the same configuration.
-fn effective(writes: &[(String, String)], current: &BTreeMap<String, Value>) -> Vec<(String, String)> {
+pub(super) fn effective(writes: &[(String, String)], current: &BTreeMap<String, Value>) -> Vec<(String, String)> {
     let mut out: Vec<(String, String)> = writes
         .iter()
         .map(|(k, v)| (k.clone(), Value::from_kernel(v).to_string()))
@@ -140,7 +139,7 @@ fn decide(kb: &Kb, o: &Options, policy: &Policy, target: &Target, obs: &Observed
 }
 
 /// The policy in force and its description.
-fn policy_of(kb: &Kb, o: &Options, target: &Target) -> (Policy, String) {
+pub(super) fn policy_of(kb: &Kb, o: &Options, target: &Target) -> (Policy, String) {
     match (&o.policy, target) {
         (Some(p), _) => (p.clone(), pipeline::describe_policy(p, kb, false)),
         (None, Target::Host(keys) | Target::Tree(_, keys)) => {
@@ -160,19 +159,19 @@ fn policy_of(kb: &Kb, o: &Options, target: &Target) -> (Policy, String) {
 pub const MAX_ROUNDS: usize = 3;
 
 /// What the closed loop settled on.
-struct Tuned {
-    rounds: Vec<Round>,
+pub(super) struct Tuned {
+    pub(super) rounds: Vec<Round>,
     /// KB values at the start.
-    start: BTreeMap<String, Value>,
+    pub(super) start: BTreeMap<String, Value>,
     /// SemantOS's configuration: writes relative to the start values.
-    writes: Vec<(String, String)>,
+    pub(super) writes: Vec<(String, String)>,
 }
 
 /// The user's loop, run by the bench: observe under the configuration so far, diagnose, recommend,
 /// check; apply what is new and observe again, until a round proposes nothing (or `MAX_ROUNDS`).
 /// A policy's step limit is per change and per round, so a clamped change continues in the next
 /// round, as it would for a user who runs `semantos apply` again while the symptom persists.
-fn tune(kb: &Kb, o: &Options, policy: &Policy, sw: &Switcher, tag: &str, progress: Progress, run: &dyn Fn() -> Result<(RunOutput, Observed)>) -> Result<Tuned> {
+pub(super) fn tune(kb: &Kb, o: &Options, policy: &Policy, sw: &Switcher, tag: &str, progress: Progress, run: &dyn Fn() -> Result<(RunOutput, Observed)>) -> Result<Tuned> {
     let mut rounds: Vec<Round> = Vec::new();
     let mut start: Option<BTreeMap<String, Value>> = None;
     let mut writes: Vec<(String, String)> = Vec::new();
@@ -220,7 +219,7 @@ fn tune(kb: &Kb, o: &Options, policy: &Policy, sw: &Switcher, tag: &str, progres
 }
 
 /// Runs every arm `reps` times, interleaved and rotated, measuring each run with `measure`.
-fn measure_arms(
+pub(super) fn measure_arms(
     arms: &[Arm],
     reps: usize,
     sw: &Switcher,
@@ -253,15 +252,15 @@ fn measure_arms(
 }
 
 /// Statistics, comparisons and goals of measured arms.
-struct Results {
-    arms: Vec<ArmResult>,
-    noise: Option<NoiseCheck>,
-    grid: Vec<GridRow>,
-    goals: Goals,
-    hits: Vec<AvoidHit>,
+pub(super) struct Results {
+    pub(super) arms: Vec<ArmResult>,
+    pub(super) noise: Option<NoiseCheck>,
+    pub(super) grid: Vec<GridRow>,
+    pub(super) goals: Goals,
+    pub(super) hits: Vec<AvoidHit>,
 }
 
-fn results(arms: &[Arm], runs: &[RunRecord], grid_points: &[(grid::GridPoint, String)], seed: u64, judge: &Judging, rounds: &[Round]) -> Results {
+pub(super) fn results(arms: &[Arm], runs: &[RunRecord], grid_points: &[(grid::GridPoint, String)], seed: u64, judge: &Judging, rounds: &[Round]) -> Results {
     let of = |name: &str| -> Vec<&RunOutput> {
         let mut rs: Vec<&RunRecord> = runs.iter().filter(|r| r.arm == name).collect();
         rs.sort_by_key(|r| r.rep);
@@ -300,12 +299,17 @@ fn results(arms: &[Arm], runs: &[RunRecord], grid_points: &[(grid::GridPoint, St
         vs_tuned: if tuned_refs.is_empty() { None } else { compare::vs_tuned((&sem_name, &sem), &tuned_refs, seed) },
         vs_grid: if grid.is_empty() { None } else { compare::vs_grid(p95_of(&sem_name), &grid.iter().map(|g| (g.point.label.clone(), g.p95_ms)).collect::<Vec<_>>()) },
         objective_improved: (sem_obj.is_finite() && start_obj.is_finite()).then(|| judge.objective.better(sem_obj, start_obj)),
+        objective_vs_grid: if grid.is_empty() || judge.objective == Objective::P95Ms {
+            None
+        } else {
+            compare::objective_vs_grid(sem_obj, &grid.iter().map(|g| (g.point.label.clone(), g.objective)).collect::<Vec<_>>(), judge.objective.better(0.0, 1.0))
+        },
         no_avoided_change: (!judge.avoid.is_empty()).then_some(hits.is_empty()),
     };
     Results { arms: out, noise, grid, goals, hits }
 }
 
-fn kernel_release() -> String {
+pub(super) fn kernel_release() -> String {
     std::fs::read_to_string("/proc/sys/kernel/osrelease").map(|s| s.trim().to_string()).unwrap_or_default()
 }
 
@@ -418,6 +422,11 @@ fn run_on(kb: &Kb, sc: &Scenario, reps: usize, staged: &Staged, work: &Path, aud
             anchor_and_grid_arms(kb, sc, &policy, &current, &mut arms)
         };
         progress(&format!("{}: measuring {} arms × {reps} reps, interleaved", id.name(), arms.len()));
+        // The grid is a measurement, not a recommendation: its keys may be written on this stage even where the
+        // engine's policy would not propose them (tcp_syncookies is high risk). The store's target rule still holds.
+        let mut measuring = policy.clone();
+        measuring.whitelist.extend(sc.judge.grid_keys.iter().map(|k| k.to_string()));
+        let sw = Switcher::new(kb, &measuring, nss.clone(), work, AuditLog::to(audit_path)).with_target(staged.target.clone());
         let (runs, receipts) = measure_arms(&arms, reps, &sw, progress, || {
             let (out, obs) = run()?;
             Ok((out, telemetry_of(kb, &obs, all_metrics)))
@@ -457,166 +466,9 @@ fn run_on(kb: &Kb, sc: &Scenario, reps: usize, staged: &Staged, work: &Path, aud
     Ok(report)
 }
 
-/// A user's workload command.
-#[derive(Debug, Clone)]
-pub struct CommandSpec {
-    /// The shell command; it prints one latency per line, or CSV with `column`.
-    pub cmd: String,
-    /// The namespace to run it in and tune (`None`: the bench's own namespace).
-    pub netns: Option<String>,
-    /// CSV column (header name, or 1-based index) holding the latency.
-    pub column: Option<String>,
-    /// How long one run may take; then its process group is killed and the run fails.
-    pub timeout: Duration,
-}
-
-/// Latency samples in a command's output: one number per line, or one CSV column.
-/// Returns the samples and the number of lines that held none.
-pub fn parse_samples(text: &str, column: Option<&str>) -> Result<(Vec<f64>, usize)> {
-    let mut lines = text.lines().filter(|l| !l.trim().is_empty());
-    let mut out = Vec::new();
-    let mut ignored = 0;
-    match column {
-        None => {
-            for l in lines {
-                match l.trim().parse::<f64>() {
-                    Ok(v) if v.is_finite() => out.push(v),
-                    _ => ignored += 1,
-                }
-            }
-        }
-        Some(col) => {
-            let header: Vec<String> = lines.next().map(|h| h.split(',').map(|s| s.trim().to_string()).collect()).unwrap_or_default();
-            let idx = match header.iter().position(|h| h == col) {
-                Some(i) => i,
-                None => match col.parse::<usize>() {
-                    Ok(n) if n >= 1 => n - 1,
-                    _ => bail!("column {col:?} is not in the header {header:?} (give a header name or a 1-based index)"),
-                },
-            };
-            for l in lines {
-                match l.split(',').nth(idx).map(|f| f.trim().parse::<f64>()) {
-                    Some(Ok(v)) if v.is_finite() => out.push(v),
-                    _ => ignored += 1,
-                }
-            }
-        }
-    }
-    if out.is_empty() {
-        bail!("the command printed no latency samples ({ignored} non-numeric lines); print one number per line, or CSV with --column NAME");
-    }
-    Ok((out, ignored))
-}
-
-fn run_user_command(spec: &CommandSpec) -> Result<RunOutput> {
-    let c = match &spec.netns {
-        Some(ns) => {
-            let mut c = std::process::Command::new("ip");
-            c.args(["netns", "exec", ns, "sh", "-c", &spec.cmd]);
-            c
-        }
-        None => {
-            let mut c = std::process::Command::new("sh");
-            c.args(["-c", &spec.cmd]);
-            c
-        }
-    };
-    let out = crate::rollout::process::run_group(c, None, spec.timeout).with_context(|| format!("running {:?}", spec.cmd))?;
-    match out.status {
-        Some(s) if s.success() => {}
-        Some(s) => bail!("{:?} exited with {s}: {}", spec.cmd, out.stderr_tail()),
-        None => bail!("{:?} did not finish within {} s and was killed with its process group; raise --cmd-timeout if one run needs longer", spec.cmd, spec.timeout.as_secs_f64()),
-    }
-    if out.truncated {
-        let mib = crate::rollout::process::MAX_OUTPUT >> 20;
-        bail!("{:?} printed more than {mib} MiB; only the first {mib} MiB are kept, so its samples would be incomplete: print one latency per line, nothing else", spec.cmd);
-    }
-    let (samples, _) = parse_samples(&out.stdout, spec.column.as_deref())?;
-    Ok(RunOutput { samples_ms: samples, ..Default::default() })
-}
-
-/// Runs a user's command under the current and the proposed configuration.
-pub fn run_command(kb: &Kb, spec: &CommandSpec, o: &Options, progress: Progress) -> Result<BenchReport> {
-    topology::preflight()?;
-    let _lock = super::lock::acquire(progress)?;
-    let t0 = std::time::Instant::now();
-    let ns = spec.netns.as_deref().map(Netns::existing).transpose()?;
-    let reps = o.reps.unwrap_or(if o.quick { 2 } else { 5 }).max(1);
-    std::fs::create_dir_all(&o.out_dir).with_context(|| format!("creating {}", o.out_dir.display()))?;
-    let work = WorkDir::new(o.out_dir.join(format!(".bench-work-cmd-{}", std::process::id())));
-    std::fs::create_dir_all(work.path()).with_context(|| format!("creating {}", work.path().display()))?;
-    let report = measure_command(kb, spec, o, progress, ns.as_ref(), reps, work.path());
-    // The values live on in the user's namespace (or the host): a failed restore keeps its backup.
-    let mut report = work.finish(report)?;
-    report.duration_s = t0.elapsed().as_secs_f64();
-    Ok(report)
-}
-
-/// `run_command` once its work directory `work` exists.
-fn measure_command(kb: &Kb, spec: &CommandSpec, o: &Options, progress: Progress, ns: Option<&Netns>, reps: usize, work: &Path) -> Result<BenchReport> {
-    let (policy, policy_text) = policy_of(kb, o, &Target::Netns);
-    let audit_path = o.out_dir.join("bench_cmd.audit.jsonl");
-    let _ = std::fs::remove_file(&audit_path);
-    let probes = vec![NsProbe::open(ns, work)?];
-    let sw = Switcher::new(kb, &policy, vec![ns], work, AuditLog::to(&audit_path));
-    let where_ = ns.map(|n| format!("network namespace {}", n.name())).unwrap_or_else(|| "the bench's own network namespace (the host's, unless run inside one)".into());
-    let run = || observe(&probes, Duration::from_millis(50), || run_user_command(spec));
-    progress(&format!("cmd: observing {:?} in {where_}", spec.cmd));
-    let tuned = tune(kb, o, &policy, &sw, "cmd", progress, &run)?;
-    let sem_writes = tuned.writes.clone();
-    let mut arms = vec![Arm { name: "start".into(), kind: ArmKind::Start, writes: vec![], notes: vec!["the current configuration".into()] }];
-    if !o.quick {
-        arms.push(Arm { name: "start (A/A)".into(), kind: ArmKind::NoiseCheck, writes: vec![], notes: vec![] });
-    }
-    arms.push(Arm { name: "semantos".into(), kind: ArmKind::Semantos, writes: sem_writes.clone(), notes: vec![] });
-    progress(&format!("cmd: plan [{}]; measuring {} arms × {reps} reps", sem_writes.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", "), arms.len()));
-    let (runs, receipts) = measure_arms(&arms, reps, &sw, progress, || {
-        let (out, obs) = run()?;
-        Ok((out, telemetry_of(kb, &obs, false)))
-    })?;
-    let judge = Judging { objective: objective::Objective::P95Ms, avoid: vec![], grid_keys: vec![] };
-    let res = results(&arms, &runs, &[], o.seed, &judge, &tuned.rounds);
-    Ok(BenchReport {
-        schema_version: BENCH_SCHEMA_VERSION,
-        scenario: "cmd".into(),
-        mode: if o.quick { "quick" } else { "full" }.into(),
-        command: o.command_line.clone(),
-        kernel: kernel_release(),
-        // Filled in by run_command, which holds the clock.
-        duration_s: f64::NAN,
-        workload: format!("user command {:?}", spec.cmd),
-        topology: where_.clone(),
-        intent: o.intent.name().into(),
-        policy: policy_text,
-        start: vec![],
-        objective: judge.objective.describe().into(),
-        avoid: vec![],
-        avoided_changes_proposed: vec![],
-        rounds: tuned.rounds,
-        apply_receipts: receipts,
-        arms: res.arms,
-        noise_check: res.noise,
-        grid: vec![],
-        goals: res.goals,
-        runs,
-        relay: None,
-        notes: vec![format!("every arm is applied and rolled back in {where_} through the apply transaction; audit log {}", audit_path.display())],
-        files: vec![],
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn samples_come_from_lines_or_a_csv_column() {
-        assert_eq!(parse_samples("1.5\n\nx\n2\n", None).unwrap(), (vec![1.5, 2.0], 1));
-        assert_eq!(parse_samples("id,lat_ms\n1,3.5\n2,4\n", Some("lat_ms")).unwrap().0, vec![3.5, 4.0]);
-        assert_eq!(parse_samples("id,lat_ms\n1,3.5\n", Some("2")).unwrap().0, vec![3.5]);
-        assert!(parse_samples("a\nb\n", None).unwrap_err().to_string().contains("no latency samples"));
-        assert!(parse_samples("id,x\n1,2\n", Some("lat")).unwrap_err().to_string().contains("not in the header"));
-    }
 
     #[test]
     fn equal_writes_are_the_same_configuration() {
