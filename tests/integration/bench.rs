@@ -254,7 +254,8 @@ fn syn_burst_and_inotify_quick_measure_their_objective_propose_no_avoided_change
     let start = arm_of(&syn, "start");
     // The objective is connect p99: at the start values a full accept queue drops SYNs, and a dropped SYN waits for its 1 s retransmission.
     assert!(start["objective"].as_f64().unwrap() >= 1000.0, "syn-burst: start p99 {} ms shows no dropped SYN", start["objective"]);
-    assert_eq!(start["objective"], start["stats"]["p99_ms"], "syn-burst: the objective is the arm's p99");
+    // The objective is the median of the reps' p99, so it is at least the median of their p95.
+    assert!(start["objective"].as_f64().unwrap() >= start["stats"]["p95_rep_median_ms"].as_f64().unwrap(), "syn-burst: the objective is not a p99: {start}");
     // The accept queue is what binds: SemantOS raises somaxconn and the p99 falls.
     let w = semantos_writes(&syn);
     assert!(w.get("net.core.somaxconn").is_some_and(|v| v.parse::<i64>().unwrap() > 128), "syn-burst: SemantOS wrote {w:?}");
