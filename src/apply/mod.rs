@@ -11,6 +11,7 @@ pub mod files;
 pub mod journal;
 pub mod lock;
 pub mod paths;
+pub mod put_back;
 pub mod rollback;
 pub mod rollout_undo;
 pub mod token;

@@ -50,7 +50,7 @@ impl Drop for HostValuesRestoredOnDrop {
         let store = TreeStore::kernel();
         for (k, v) in &self.saved {
             if store.read(k).ok().as_ref() != Some(v)
-                && let Err(e) = store.write(k, v)
+                && let Err(e) = crate::apply::put_back::put_back(&store, k, v)
             {
                 eprintln!("bench: could not put the host's {k} back to {v}: {e}; restore it with `sysctl -w {k}={v}`");
             }
