@@ -81,7 +81,7 @@ fn main() {
     let spec = WaveSpec::parse("1", "50%").unwrap();
     let serial = spec.serial(n);
     let hosts: Vec<Host> = (0..n).map(|i| Host { user: Some("root".into()), ..Host::new(f.hosts[i].name.clone(), f.hosts[i].addr.clone()) }).collect();
-    let remote = RemoteSettings { semantos: bin.into(), dir: f.remote_dir(), copy_binary: None, policy: None, monitor_seconds: Some(0.0), health_cmd: None, persist: None, interval: 0.05, host_timeout_s: 120.0, kb: Default::default() };
+    let remote = RemoteSettings { semantos: bin.into(), dir: f.remote_dir(), copy_binary: None, policy: None, monitor_seconds: Some(0.0), health_cmd: None, health_timeout_s: None, persist: None, interval: 0.05, host_timeout_s: 120.0, kb: Default::default() };
     let sysctl_file = format!("{}/remote/{{host}}/99-semantos.conf", dir.display());
     let inventory = ansible::inventory(&hosts, &remote, &sysctl_file, Some("/usr/bin/python3")).unwrap();
     let ssh = SshSettings { config: Some(f.ssh_config.clone()), ..SshSettings::default() };
@@ -143,7 +143,7 @@ fn main() {
                 0 => semantos_run(set, round),
                 1 => ansible_run(&plain_playbook(set, &serial)),
                 _ => {
-                    let o = PlaybookOptions { run_id: format!("bench-{round}"), serial: serial.iter().map(|s| Batch::Count(*s)).collect(), remote_dir: f.remote_dir(), sysctl_file: sysctl_file.clone(), monitor_seconds: 0.0, health_cmd: None, header: vec![] };
+                    let o = PlaybookOptions { run_id: format!("bench-{round}"), serial: serial.iter().map(|s| Batch::Count(*s)).collect(), remote_dir: f.remote_dir(), sysctl_file: sysctl_file.clone(), monitor_seconds: 0.0, health_cmd: None, health_timeout_s: 30.0, header: vec![] };
                     ansible_run(&ansible::playbook(&targets(set), &o))
                 }
             };

@@ -20,4 +20,5 @@ pub mod rollout;
 pub mod export;
 pub mod repro;
 pub mod llm;
+pub mod compare;
 pub mod cli;

@@ -15,9 +15,8 @@ use crate::eval::summary::{self, SummaryRow, TrialResult};
 use crate::kb::Kb;
 use crate::reasoning::{self, Context, Findings, Plan, Reasoner, RulesEngine};
 use crate::rollout::SimMonitor;
-use crate::safety::{self, CheckedPlan};
+use crate::safety::{self, CheckedPlan, guarded};
 use crate::sim::{self, params::HostParams, rng::trial_seed};
-use crate::sysctl::store::GuardedStore;
 use crate::sysctl::{SysctlKey, SysctlStore, Value, sysctld};
 use anyhow::{Context as _, Result};
 use serde::Serialize;
@@ -96,22 +95,6 @@ fn current_values(store: &dyn SysctlStore, kb: &Kb) -> BTreeMap<String, Value> {
     kb.params.keys().filter_map(|k| SysctlKey::parse(k).ok()).filter_map(|k| store.read(&k).ok().map(|v| (k.to_string(), v))).collect()
 }
 
-/// A store that refuses, at the point of writing, keys outside the policy or with `never` risk.
-pub fn guarded<S: SysctlStore>(inner: S, kb: &Kb, policy: &safety::Policy) -> GuardedStore<S> {
-    let kb = kb.clone();
-    let policy = policy.clone();
-    GuardedStore::new(inner, move |key| {
-        let k = key.to_string();
-        match kb.param(&k) {
-            None => Err(format!("{k} has no knowledge-base entry")),
-            Some(p) if p.risk == crate::kb::Risk::Never => Err(format!("{k} is a never-touch key")),
-            Some(_) if policy.forbids(&k) => Err(format!("{k} is on the policy's never_touch list")),
-            Some(_) if !policy.allows(&k) => Err(format!("{k} is not in the policy whitelist")),
-            Some(_) => Ok(()),
-        }
-    })
-}
-
 /// Runs the reproduction. `plan` replaces the rule engine for a single round; `progress(done, total)` reports evaluation trials.
 pub fn run(cfg: &ExperimentConfig, kb: &Kb, paths: &ReproPaths, config_label: &str, plan: Option<&Path>, progress: &dyn Fn(usize, usize)) -> Result<ReproReport> {
     crate::config::check_start_values(cfg, kb)?;
@@ -173,21 +156,36 @@ pub fn run(cfg: &ExperimentConfig, kb: &Kb, paths: &ReproPaths, config_label: &s
             break;
         }
     }
-    let end = current_values(&store, kb);
-    let changes: Vec<(String, String, String)> = end
-        .iter()
+    let changes = changed(&start, &current_values(&store, kb));
+    write_sysctl_conf(&paths.sysctl_conf, cfg, config_label, &changes, &rounds)?;
+    let tuned = HostParams::from_store(&store);
+    let trials = evaluate(cfg, &baseline, &tuned, progress);
+    let summary = summary::summarize(&trials, cfg.seed);
+    write_results(&paths.results, &summary, &trials, cfg)?;
+    let report = ReproReport { seed: cfg.seed, trials: cfg.trials, rounds, changes, summary };
+    let trace = serde_json::to_string_pretty(&report)?;
+    apply::files::write_atomic(&paths.results.join("trace.json"), trace.as_bytes(), 0o644)?;
+    Ok(report)
+}
+
+/// Each key whose value differs between `start` and `end`, as (key, from, to).
+fn changed(start: &BTreeMap<String, Value>, end: &BTreeMap<String, Value>) -> Vec<(String, String, String)> {
+    end.iter()
         .filter_map(|(k, v)| {
             let s = start.get(k)?;
             (s != v).then(|| (k.clone(), s.to_string(), v.to_string()))
         })
-        .collect();
-    write_sysctl_conf(&paths.sysctl_conf, cfg, config_label, &changes, &rounds)?;
-    let tuned = HostParams::from_store(&store);
+        .collect()
+}
+
+/// The paired evaluation: per trial seed, the baseline and the tuned host run the same workloads;
+/// `progress(done, total)` after each trial.
+fn evaluate(cfg: &ExperimentConfig, baseline: &HostParams, tuned: &HostParams, progress: &dyn Fn(usize, usize)) -> Vec<TrialResult> {
     let mut trials = Vec::new();
     for i in 0..cfg.trials {
         let s = trial_seed(cfg.seed, i);
-        let b = sim::run(&cfg.host, &baseline, &cfg.workloads, s, cfg.trial_seconds);
-        let t = sim::run(&cfg.host, &tuned, &cfg.workloads, s, cfg.trial_seconds);
+        let b = sim::run(&cfg.host, baseline, &cfg.workloads, s, cfg.trial_seconds);
+        let t = sim::run(&cfg.host, tuned, &cfg.workloads, s, cfg.trial_seconds);
         for (w, bl) in &b.latencies {
             let tl = &t.latencies[w];
             trials.push(TrialResult {
@@ -201,12 +199,7 @@ pub fn run(cfg: &ExperimentConfig, kb: &Kb, paths: &ReproPaths, config_label: &s
         }
         progress(i + 1, cfg.trials);
     }
-    let summary = summary::summarize(&trials, cfg.seed);
-    write_results(&paths.results, &summary, &trials, cfg)?;
-    let report = ReproReport { seed: cfg.seed, trials: cfg.trials, rounds, changes, summary };
-    let trace = serde_json::to_string_pretty(&report)?;
-    apply::files::write_atomic(&paths.results.join("trace.json"), trace.as_bytes(), 0o644)?;
-    Ok(report)
+    trials
 }
 
 fn write_sysctl_conf(path: &Path, cfg: &ExperimentConfig, config_label: &str, changes: &[(String, String, String)], rounds: &[Round]) -> Result<()> {
@@ -243,8 +236,9 @@ fn write_results(dir: &Path, rows: &[SummaryRow], trials: &[TrialResult], cfg: &
         w.serialize(t)?;
     }
     apply::files::write_atomic(&dir.join("trials.csv"), &w.into_inner()?, 0o644)?;
-    let title = format!("SemantOS sandbox reproduction — p95 baseline vs tuned (seed {}, {} trials)", cfg.seed, cfg.trials);
-    let svg = crate::eval::plot::render_svg(rows, &title)?;
+    let title = format!("SemantOS sandbox reproduction, simulated host: p95 baseline vs tuned (seed {}, {} trials)", cfg.seed, cfg.trials);
+    let source = "simulated: every latency comes from the seeded simulator, not from a measurement of this machine";
+    let svg = crate::eval::plot::render_svg(rows, &title, source)?;
     apply::files::write_atomic(&dir.join("summary.svg"), svg.as_bytes(), 0o644)?;
     Ok(())
 }

@@ -10,7 +10,7 @@
 //! named after the rollout in `fenced/` beside the backup.
 
 use super::lock::Lock;
-use super::transaction::Paths;
+use super::paths::Paths;
 use anyhow::{Context, Result, bail};
 use std::path::PathBuf;
 

@@ -75,6 +75,7 @@ fn repeated_key(text: &str) -> Option<String> {
 
 /// Writes `bytes` to `path` atomically with permission bits `mode`.
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+    tracing::debug!(path = %path.display(), bytes = bytes.len(), mode = format_args!("{mode:o}"), "writing file atomically");
     if let Ok(m) = std::fs::symlink_metadata(path)
         && m.file_type().is_symlink()
     {

@@ -11,8 +11,14 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Entry {
-    /// A run started.
-    Begin { run_id: String, backup: String },
+    /// A run started (`rollout_id`: the fleet rollout it belongs to, so that a fleet's restore of
+    /// that rollout can undo this run's partial writes alone; absent in journals of older versions).
+    Begin {
+        run_id: String,
+        backup: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rollout_id: Option<String>,
+    },
     /// About to write `key`.
     Intent { key: String, from: Option<String>, to: String },
     /// The write of `key` was verified.
@@ -34,8 +40,13 @@ pub struct Journal {
 impl Journal {
     /// Starts a journal at `path` (it must not exist: see `pending`).
     pub fn begin(path: &Path, run_id: &str, backup: &Path) -> Result<Journal> {
+        Journal::begin_for_rollout(path, run_id, backup, None)
+    }
+
+    /// Starts a journal for a run of fleet rollout `rollout_id` (recorded in its `Begin` line).
+    pub fn begin_for_rollout(path: &Path, run_id: &str, backup: &Path, rollout_id: Option<&str>) -> Result<Journal> {
         let j = Journal { path: path.to_path_buf() };
-        j.record(&Entry::Begin { run_id: run_id.into(), backup: backup.display().to_string() })?;
+        j.record(&Entry::Begin { run_id: run_id.into(), backup: backup.display().to_string(), rollout_id: rollout_id.map(str::to_string) })?;
         Ok(j)
     }
 

@@ -10,7 +10,11 @@ pub mod fence;
 pub mod files;
 pub mod journal;
 pub mod lock;
+pub mod paths;
+pub mod put_back;
 pub mod rollback;
+pub mod rollout_undo;
+pub mod token;
 pub mod transaction;
 
 #[cfg(test)]
@@ -26,4 +30,5 @@ pub struct Refused(pub String);
 pub use audit::AuditLog;
 pub use backup::{Backup, HostIdentity};
 pub use rollback::{RollbackOptions, RollbackReport, rollback, rollback_layer, rollback_with};
-pub use transaction::{ApplyOptions, Health, Monitor, OnRegression, Outcome, Paths, Receipt, apply, pending_run};
+pub use paths::Paths;
+pub use transaction::{ApplyOptions, Health, Monitor, OnRegression, Outcome, Receipt, apply, pending_run};

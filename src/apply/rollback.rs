@@ -7,7 +7,8 @@ use super::backup::{Backup, BackupState, HostIdentity};
 use super::dropin;
 use super::journal::{self, Entry, Journal};
 use super::lock::Lock;
-use super::transaction::{Paths, Run};
+use super::paths::Paths;
+use super::transaction::Run;
 use crate::kb::Kb;
 use crate::safety::Policy;
 use crate::sysctl::{SysctlKey, SysctlStore, Value};
@@ -142,7 +143,7 @@ pub fn rollback_layer(store: &dyn SysctlStore, kb: &Kb, paths: &Paths, here: &Ho
 }
 
 /// The report's rows: (key, value found, original restored) for every key whose value the restore changed.
-fn restored_rows(keys: &[String], originals: &BTreeMap<String, Option<String>>, found: &BTreeMap<String, Option<String>>) -> Vec<(String, Option<String>, String)> {
+pub(super) fn restored_rows(keys: &[String], originals: &BTreeMap<String, Option<String>>, found: &BTreeMap<String, Option<String>>) -> Vec<(String, Option<String>, String)> {
     keys.iter()
         .filter_map(|k| {
             let orig = originals.get(k)?.clone()?;
@@ -154,7 +155,7 @@ fn restored_rows(keys: &[String], originals: &BTreeMap<String, Option<String>>, 
 
 /// Why `key`, named by a backup, must not be written back, if it must not: the key checks a plan
 /// passes (a KB entry that is not `never`, then the policy's never-touch list and whitelist).
-fn refusal(kb: &Kb, policy: Option<&Policy>, key: &str, value: &str) -> Option<String> {
+pub(super) fn refusal(kb: &Kb, policy: Option<&Policy>, key: &str, value: &str) -> Option<String> {
     match kb.param(key) {
         None => Some("has no knowledge-base entry (pass the --kb the apply used)".into()),
         Some(p) if p.risk == crate::kb::Risk::Never => Some("is a never-touch key in the knowledge base".into()),
@@ -172,7 +173,7 @@ fn refusal(kb: &Kb, policy: Option<&Policy>, key: &str, value: &str) -> Option<S
 
 /// Puts every drop-in the backup names back as it was before semantos wrote it, if it is still ours:
 /// (the last one removed, the ones restored to earlier content, why any was left in place).
-fn put_back_dropins(backup: &mut Backup, run_id: &str, audit: &AuditLog) -> Result<(Option<String>, Vec<String>, Option<String>)> {
+pub(super) fn put_back_dropins(backup: &mut Backup, run_id: &str, audit: &AuditLog) -> Result<(Option<String>, Vec<String>, Option<String>)> {
     let mut all = std::mem::take(&mut backup.dropins);
     // A version-1 backup names only its newest drop-in, which it had created.
     if let Some(p) = backup.persisted_to.take() {

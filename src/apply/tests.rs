@@ -143,14 +143,14 @@ fn exclusive_pair_is_restored_through_the_nonzero_member() {
     impl SysctlStore for Pair {
         fn describe(&self) -> String { "pair".into() }
         fn read(&self, key: &SysctlKey) -> Result<Value, crate::sysctl::StoreError> { self.0.read(key) }
-        fn write(&self, key: &SysctlKey, value: &Value) -> Result<(), crate::sysctl::StoreError> {
+        fn write(&self, token: &super::token::WriteToken, key: &SysctlKey, value: &Value) -> Result<(), crate::sysctl::StoreError> {
             let name = key.to_string();
             if name == "vm.dirty_bytes" && value.as_str() == "0" {
                 return Err(crate::sysctl::StoreError::Io { key: key.clone(), op: "write", path: key.rel_path(), source: std::io::Error::from_raw_os_error(libc::EINVAL) });
             }
-            self.0.write(key, value)?;
+            self.0.write(token, key, value)?;
             let other = if name == "vm.dirty_bytes" { "vm.dirty_ratio" } else if name == "vm.dirty_ratio" { "vm.dirty_bytes" } else { return Ok(()) };
-            self.0.write(&k(other), &Value::int(0))
+            self.0.write(token, &k(other), &Value::int(0))
         }
         fn exists(&self, key: &SysctlKey) -> bool { self.0.exists(key) }
         fn writable(&self, key: &SysctlKey) -> bool { self.0.writable(key) }
@@ -262,7 +262,7 @@ fn a_corrupted_backup_is_refused_before_anything_starts() {
             std::os::unix::fs::lchown(&file, Some(65534), Some(65534)).unwrap();
         }
         let mem = MemStore::new(originals());
-        mem.write(&k("vm.swappiness"), &Value::int(10)).unwrap();
+        mem.write(&super::token::WriteToken::new(), &k("vm.swappiness"), &Value::int(10)).unwrap();
         let before = state(&mem);
         let rb = rollback(&mem, &kb, &o.paths, &host(), true, "r", 2, &AuditLog::none()).map(|_| ()).unwrap_err();
         let ap = apply(&mem, &kb, &writes(), serde_json::json!({}), &host(), &o, None, &AuditLog::none()).map(|_| ()).unwrap_err();
@@ -304,7 +304,7 @@ fn rollback_refuses_a_backup_key_the_policy_forbids() {
         let mut init = originals();
         init.extend([(k("kernel.randomize_va_space"), Value::int(2)), (k("dev.raid.speed_limit_min"), Value::int(1000)), (k("net.ipv4.tcp_fin_timeout"), Value::int(30))]);
         let mem = MemStore::new(init);
-        mem.write(&k("vm.dirty_ratio"), &Value::int(10)).unwrap();
+        mem.write(&super::token::WriteToken::new(), &k("vm.dirty_ratio"), &Value::int(10)).unwrap();
         let before = state(&mem);
         let ro = RollbackOptions { force: false, run_id: "r".into(), now_s: 2, policy };
         let e = format!("{:#}", rollback_with(&mem, &kb, &o.paths, &host(), &ro, &AuditLog::none()).unwrap_err());
@@ -333,7 +333,7 @@ fn rollback_leaves_a_foreign_persisted_to_file_alone() {
         }
         plant_backup(&o, serde_json::json!({ "vm.dirty_ratio": "20" }), Some(&named));
         let mem = MemStore::new(originals());
-        mem.write(&k("vm.dirty_ratio"), &Value::int(10)).unwrap();
+        mem.write(&super::token::WriteToken::new(), &k("vm.dirty_ratio"), &Value::int(10)).unwrap();
         let r = rollback(&mem, &kb, &o.paths, &host(), false, "r", 2, &AuditLog::none()).unwrap();
         assert_eq!(mem.read(&k("vm.dirty_ratio")).unwrap().as_str(), "20", "{case}: values are restored either way");
         if case == "ours" {
@@ -511,7 +511,7 @@ fn undoing_a_middle_apply_whose_key_a_later_one_changed_is_refused_and_drift_is_
     assert!(e.contains("the later apply c changed vm.swappiness again"), "{e}");
     assert_eq!(mem.read(&k("vm.swappiness")).unwrap().as_str(), "20");
     // b's key is its own: it can go alone, unless someone changed it since.
-    mem.write(&k("net.core.somaxconn"), &Value::int(4096)).unwrap();
+    mem.write(&super::token::WriteToken::new(), &k("net.core.somaxconn"), &Value::int(4096)).unwrap();
     let e = format!("{:#}", rollback_layer(&mem, &kb, &o.paths, &host(), &middle("b"), &ro, &AuditLog::none()).unwrap_err());
     assert!(e.contains("net.core.somaxconn reads 4096 but apply b left 1024"), "{e}");
     let forced = RollbackOptions { force: true, ..ro.clone() };

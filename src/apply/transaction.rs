@@ -9,6 +9,8 @@ use super::dropin;
 use super::backup::{Backup, BackupState, HostIdentity, Layer, BACKUP_SCHEMA_VERSION};
 use super::journal::{self, Entry, Journal};
 use super::lock::Lock;
+use super::paths::Paths;
+use super::token::WriteToken;
 use crate::kb::entry::EdgeKind;
 use crate::kb::Kb;
 use crate::sysctl::store::StoreError;
@@ -18,25 +20,6 @@ use anyhow::{Context, Result, bail};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-
-/// Files a transaction uses.
-#[derive(Debug, Clone)]
-pub struct Paths {
-    /// The backup (`experiments/backup/sysctl_backup.json`).
-    pub backup: PathBuf,
-    /// The journal, beside the backup.
-    pub journal: PathBuf,
-    /// The lock, beside the backup.
-    pub lock: PathBuf,
-}
-
-impl Paths {
-    /// Journal and lock beside `backup`.
-    pub fn beside(backup: &Path) -> Self {
-        let dir = backup.parent().map(Path::to_path_buf).unwrap_or_default();
-        Self { backup: backup.to_path_buf(), journal: backup.with_extension("journal"), lock: dir.join("semantos.lock") }
-    }
-}
 
 /// What the monitor says after a batch.
 #[derive(Debug, Clone, PartialEq)]
@@ -51,6 +34,10 @@ pub enum Health {
 pub trait Monitor {
     /// Called after batch `index` (0-based) changed `keys`.
     fn after_batch(&mut self, index: usize, keys: &[String]) -> Result<Health>;
+
+    /// Progress hook: batch `index` of `total` is about to write `keys`. The transaction prints
+    /// nothing; a front end (the CLI's progress display) wraps the monitor to show this.
+    fn batch_started(&mut self, _index: usize, _total: usize, _keys: &[String]) {}
 }
 
 /// What to undo when the monitor reports a regression.
@@ -153,7 +140,8 @@ impl Run<'_> {
     }
 
     fn write_verified(&self, key: &SysctlKey, value: &Value) -> Result<()> {
-        self.store.write(key, value).map_err(|e| describe_store_error(e, value))?;
+        tracing::debug!(run = %self.run_id, store = %self.store.describe(), %key, %value, "writing");
+        self.store.write(&WriteToken::new(), key, value).map_err(|e| describe_store_error(e, value))?;
         let back = self.store.read(key).with_context(|| format!("{key}: reading back after writing {value}"))?;
         if !read_back_matches(value, &back, self.rounding(&key.to_string())) {
             bail!("{key}: wrote {value:?} but read back {back:?} (the kernel changed or refused part of the value)");
@@ -255,6 +243,35 @@ pub fn apply(
         return Ok(receipt);
     }
     let _lock = Lock::acquire(&opts.paths.lock)?;
+    let previous = refuse_to_start(host, opts)?;
+    let here = found(store, kb, writes);
+    // An earlier unrestored backup of this host and boot: its originals win (what `rollback` restores).
+    let earlier = previous.as_ref().filter(|b| b.state != BackupState::Restored && b.mismatch(host).is_none());
+    // Every drop-in this run may rewrite, as it is now: read before the first write, so a file that
+    // cannot be read stops the run before anything changes, and a failure puts back these bytes.
+    let dropins_now = dropins_to_write(opts, earlier)?;
+    let journal = Journal::begin_for_rollout(&opts.paths.journal, &opts.run_id, &opts.paths.backup, opts.rollout_id.as_deref())?;
+    let mut backup = first_backup(store, &here, earlier, &dropins_now, plan_json, host, opts);
+    if let Err(e) = backup.save(&opts.paths.backup) {
+        let _ = journal.finish("aborted: backup not written");
+        return Err(e.context("nothing was written because the backup could not be saved"));
+    }
+    audit.log(&opts.run_id, "backup", None, None, None, format!("{} original value(s) saved to {}", backup.originals.len(), opts.paths.backup.display()));
+    let run = Run { store, kb, journal, audit, run_id: opts.run_id.clone() };
+    // From the first write on, every error goes through `undo`: it restores what this run changed
+    // (values and drop-ins), or keeps the journal so the next run restores from the backup.
+    let mut written: Vec<String> = Vec::new();
+    let result = write_batches(&run, writes, &here, opts, monitor, &mut written, &mut receipt).and_then(|kept_any| commit(&run, &mut backup, writes, &here, opts, &mut receipt, kept_any, earlier));
+    match result {
+        Ok(()) => Ok(receipt),
+        Err(e) => Err(undo(&run, e, &written, &here, backup, earlier, &dropins_now, opts)),
+    }
+}
+
+/// Refuses, before anything is written, an apply of a fenced rollout, one that finds an unfinished
+/// run, or one that finds an unrestored backup from another host or boot (unless forced); returns
+/// the backup already on disk, if any. Called with the lock held.
+fn refuse_to_start(host: &HostIdentity, opts: &ApplyOptions) -> Result<Option<Backup>> {
     if let Some(id) = &opts.rollout_id
         && let Some(f) = super::fence::fenced(&opts.paths, id)?
     {
@@ -271,8 +288,12 @@ pub fn apply(
     {
         bail!("refusing to apply: an unrestored backup {} exists and {why}; roll it back with --force, or move it away", opts.paths.backup.display());
     }
-    // What this run finds: every key to write and its mutually exclusive partners. A failure or a
-    // regression restores these, so an earlier committed change survives this run's undoing.
+    Ok(previous)
+}
+
+/// What this run finds: every key to write and its mutually exclusive partners. A failure or a
+/// regression restores these, so an earlier committed change survives this run's undoing.
+fn found(store: &dyn SysctlStore, kb: &Kb, writes: &[(SysctlKey, Value)]) -> BTreeMap<String, Option<String>> {
     let mut here: BTreeMap<String, Option<String>> = BTreeMap::new();
     for (k, _) in writes {
         for key in std::iter::once(k.to_string()).chain(partners(kb, &k.to_string())) {
@@ -280,29 +301,29 @@ pub fn apply(
             here.insert(key, v);
         }
     }
-    // The backup's originals (what `rollback` restores): an earlier unrestored backup's win.
-    let earlier = previous.as_ref().filter(|b| b.state != BackupState::Restored && b.mismatch(host).is_none());
+    here
+}
+
+/// The backup saved before the first write: this run's originals under an earlier unrestored
+/// backup's (which win), and everything else that backup carries on.
+fn first_backup(store: &dyn SysctlStore, here: &BTreeMap<String, Option<String>>, earlier: Option<&Backup>, dropins_now: &BTreeMap<String, Option<String>>, plan_json: serde_json::Value, host: &HostIdentity, opts: &ApplyOptions) -> Backup {
     let mut originals = here.clone();
     if let Some(b) = earlier {
         for (k, v) in &b.originals {
             originals.insert(k.clone(), v.clone());
         }
     }
-    // Every drop-in this run may rewrite, as it is now: read before the first write, so a file that
-    // cannot be read stops the run before anything changes, and a failure puts back these bytes.
-    let dropins_now = dropins_to_write(opts, earlier)?;
-    let journal = Journal::begin(&opts.paths.journal, &opts.run_id, &opts.paths.backup)?;
     let mut dropins = earlier.map(|b| b.dropins.clone()).unwrap_or_default();
-    for (path, now) in &dropins_now {
+    for (path, now) in dropins_now {
         dropins.entry(path.clone()).or_insert_with(|| now.clone());
     }
-    let mut backup = Backup {
+    Backup {
         schema_version: BACKUP_SCHEMA_VERSION,
         run_id: opts.run_id.clone(),
         created_at: earlier.map(|b| b.created_at).unwrap_or(opts.now_s),
         host: host.clone(),
         store: store.describe(),
-        originals: originals.clone(),
+        originals,
         state: BackupState::InProgress,
         plan: plan_json,
         persisted_to: earlier.and_then(|b| b.persisted_to.clone()),
@@ -310,20 +331,6 @@ pub fn apply(
         dropins,
         layers: earlier.map(|b| b.layers.clone()).unwrap_or_default(),
         restored_at: None,
-    };
-    if let Err(e) = backup.save(&opts.paths.backup) {
-        let _ = journal.finish("aborted: backup not written");
-        return Err(e.context("nothing was written because the backup could not be saved"));
-    }
-    audit.log(&opts.run_id, "backup", None, None, None, format!("{} original value(s) saved to {}", originals.len(), opts.paths.backup.display()));
-    let run = Run { store, kb, journal, audit, run_id: opts.run_id.clone() };
-    // From the first write on, every error goes through `undo`: it restores what this run changed
-    // (values and drop-ins), or keeps the journal so the next run restores from the backup.
-    let mut written: Vec<String> = Vec::new();
-    let result = write_batches(&run, writes, &here, opts, monitor, &mut written, &mut receipt).and_then(|kept_any| commit(&run, &mut backup, writes, &here, opts, &mut receipt, kept_any, earlier));
-    match result {
-        Ok(()) => Ok(receipt),
-        Err(e) => Err(undo(&run, e, &written, &here, backup, earlier, &dropins_now, opts)),
     }
 }
 
@@ -342,7 +349,13 @@ fn dropins_to_write(opts: &ApplyOptions, earlier: Option<&Backup>) -> Result<BTr
 /// Writes the batches, consulting the monitor after each; `written` grows before each write. Returns whether any batch was kept.
 fn write_batches(run: &Run, writes: &[(SysctlKey, Value)], here: &BTreeMap<String, Option<String>>, opts: &ApplyOptions, mut monitor: Option<&mut dyn Monitor>, written: &mut Vec<String>, receipt: &mut Receipt) -> Result<bool> {
     let mut kept_any = false;
+    let total = writes.len().div_ceil(opts.batch_size.max(1));
     for (index, batch) in writes.chunks(opts.batch_size.max(1)).enumerate() {
+        let keys: Vec<String> = batch.iter().map(|(k, _)| k.to_string()).collect();
+        tracing::debug!(run = %opts.run_id, batch = index + 1, of = total, keys = %keys.join(","), "batch starts");
+        if let Some(m) = monitor.as_deref_mut() {
+            m.batch_started(index, total, &keys);
+        }
         let mut batch_keys = Vec::new();
         for (k, v) in batch {
             let key = k.to_string();
@@ -362,6 +375,7 @@ fn write_batches(run: &Run, writes: &[(SysctlKey, Value)], here: &BTreeMap<Strin
             Some(m) => m.after_batch(index, &batch_keys).with_context(|| format!("the monitor failed after batch {index}"))?,
             None => Health::Healthy("no monitor".into()),
         };
+        tracing::debug!(run = %opts.run_id, batch = index + 1, of = total, health = ?health, "monitor decided");
         match health {
             Health::Healthy(detail) => {
                 run.journal.record(&Entry::BatchOk { batch: index })?;

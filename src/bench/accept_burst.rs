@@ -15,8 +15,8 @@
 //! as its sample.
 
 use super::sockets;
-use super::topology::{SERVER_IP, Topology};
-use super::workload::{RunOutput, Workload};
+use super::topology::SERVER_IP;
+use super::workload::{Env, RunOutput, Workload};
 use anyhow::{Context, Result};
 use std::io::{Read, Write};
 use std::net::{SocketAddrV4, TcpListener, TcpStream};
@@ -55,7 +55,8 @@ impl Workload for AcceptBurst {
         )
     }
 
-    fn run(&self, topo: &Topology) -> Result<RunOutput> {
+    fn run(&self, env: &Env) -> Result<RunOutput> {
+        let topo = env.topology()?;
         let addr = SocketAddrV4::new(SERVER_IP, self.port);
         let listener = Arc::new(topo.server.run(|| sockets::listen(addr, 65535, None))?);
         let stop = Arc::new(AtomicBool::new(false));
@@ -75,8 +76,8 @@ impl Workload for AcceptBurst {
     }
 }
 
-/// One accepting worker: until the listener is shut down.
-fn serve(l: &TcpListener, stop: &AtomicBool, work: Duration) {
+/// One accepting worker: until the listener is shut down (also the server of `syn-burst`).
+pub(super) fn serve(l: &TcpListener, stop: &AtomicBool, work: Duration) {
     loop {
         match l.accept() {
             Ok((s, _)) => handle(s, work),

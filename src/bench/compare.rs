@@ -144,15 +144,27 @@ pub struct Goals {
     pub vs_tuned: Option<VsTuned>,
     /// Within 5 % of the grid optimum.
     pub vs_grid: Option<VsGrid>,
+    /// SemantOS's arm is strictly better than the start's by the scenario's objective.
+    pub objective_improved: Option<bool>,
+    /// SemantOS against the grid's best point by the scenario's objective (scenarios not judged by p95; it then replaces `vs_grid` in `all_met`).
+    pub objective_vs_grid: Option<ObjectiveVsGrid>,
+    /// The engine proposed none of the scenario's avoided changes (evaluated in quick mode too; `None` without an avoid list).
+    pub no_avoided_change: Option<bool>,
 }
 
 impl Goals {
-    /// Every goal that was evaluated is met, and all four were evaluated.
+    /// Every goal that was evaluated is met, and the four of p95 were evaluated (the grid one by the objective when the scenario has its own).
     pub fn all_met(&self) -> bool {
-        self.improvement_ci_excludes_zero == Some(true)
+        let grid = match &self.objective_vs_grid {
+            Some(o) => o.met,
+            None => self.vs_grid.as_ref().is_some_and(|v| v.met),
+        };
+        self.objective_improved != Some(false)
+            && self.no_avoided_change != Some(false)
+            && self.improvement_ci_excludes_zero == Some(true)
             && self.noise_check_passed == Some(true)
             && self.vs_tuned.as_ref().is_some_and(|v| v.met)
-            && self.vs_grid.as_ref().is_some_and(|v| v.met)
+            && grid
     }
 }
 
@@ -171,6 +183,28 @@ pub fn vs_grid(semantos_p95: f64, points: &[(String, f64)]) -> Option<VsGrid> {
     let (label, best) = points.iter().filter(|(_, p)| p.is_finite()).min_by(|a, b| a.1.total_cmp(&b.1))?;
     let distance = (semantos_p95 - best) / best * 100.0;
     Some(VsGrid { optimum: label.clone(), optimum_p95_ms: *best, semantos_p95_ms: semantos_p95, distance_pct: distance.max(0.0), met: distance <= GRID_TOLERANCE_PCT })
+}
+
+/// SemantOS against the grid's best point by the scenario's objective.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ObjectiveVsGrid {
+    /// The best grid point by the objective (the first of equals).
+    pub optimum: String,
+    /// Its objective.
+    pub optimum_value: f64,
+    /// SemantOS's objective.
+    pub semantos_value: f64,
+    /// SemantOS is at least as good, or within `GRID_TOLERANCE_PCT` of it.
+    pub met: bool,
+}
+
+/// SemantOS's objective `semantos` against the best of `points` (label, objective); `lower` when lower is better.
+pub fn objective_vs_grid(semantos: f64, points: &[(String, f64)], lower: bool) -> Option<ObjectiveVsGrid> {
+    let finite = points.iter().filter(|(_, v)| v.is_finite());
+    let (label, best) = if lower { finite.min_by(|a, b| a.1.total_cmp(&b.1))? } else { finite.fold(None, |m: Option<&(String, f64)>, p| if m.is_none_or(|m| p.1 > m.1) { Some(p) } else { m })? };
+    let tol = best.abs() * GRID_TOLERANCE_PCT / 100.0;
+    let met = if lower { semantos <= best + tol } else { semantos >= best - tol };
+    Some(ObjectiveVsGrid { optimum: label.clone(), optimum_value: *best, semantos_value: semantos, met })
 }
 
 #[cfg(test)]
@@ -197,5 +231,10 @@ mod tests {
         assert!(g.met && g.distance_pct > 2.9 && g.optimum == "a");
         let t = vs_tuned(("semantos", &f), &[("tuned:x", &s)], 7).unwrap();
         assert!(t.met && t.best == "tuned:x");
+        let pts = [("start".to_string(), 0.8), ("a=1M".to_string(), 1.0), ("a=8M".to_string(), 1.0)];
+        let o = objective_vs_grid(0.8, &pts, false).unwrap();
+        assert!(!o.met && o.optimum == "a=1M" && o.optimum_value == 1.0);
+        assert!(objective_vs_grid(1.0, &pts, false).unwrap().met);
+        assert!(objective_vs_grid(104.0, &[("p".to_string(), 100.0)], true).unwrap().met && !objective_vs_grid(106.0, &[("p".to_string(), 100.0)], true).unwrap().met);
     }
 }

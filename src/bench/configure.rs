@@ -10,10 +10,16 @@
 //! policy or not scoped to the network namespace is refused at the moment of
 //! writing, whatever asked for it. Backups and journals live in the bench's
 //! work directory, one slot per namespace and purpose (`start`, `arm`).
+//!
+//! A scenario off the network stage names its target instead: a sandbox
+//! tree holding a user namespace's limits, or the host's own `/proc/sys`
+//! for the few global keys the operator allowed with `--allow-host`; the
+//! store then refuses every key but those.
 
 use super::netns::{Netns, run_in};
+use super::target::Target;
 use crate::apply::{self, ApplyOptions, AuditLog, HostIdentity, OnRegression, Paths, Receipt};
-use crate::kb::{Kb, Risk, Scope};
+use crate::kb::{Kb, Risk};
 use crate::safety::Policy;
 use crate::sysctl::store::GuardedStore;
 use crate::sysctl::{SysctlKey, TreeStore, Value};
@@ -24,6 +30,7 @@ use std::sync::Arc;
 /// Applies and restores configurations in a set of namespaces.
 pub struct Switcher<'a> {
     kb: &'a Kb,
+    target: Target,
     guard: Arc<(Kb, Policy)>,
     namespaces: Vec<Option<&'a Netns>>,
     work: PathBuf,
@@ -39,7 +46,25 @@ fn now() -> (u64, u64) {
 impl<'a> Switcher<'a> {
     /// A switcher over `namespaces` (`None`: the calling thread's own namespace) allowed to write what `policy` allows.
     pub fn new(kb: &'a Kb, policy: &Policy, namespaces: Vec<Option<&'a Netns>>, work: &Path, audit: AuditLog) -> Self {
-        Self { kb, guard: Arc::new((kb.clone(), policy.clone())), namespaces, work: work.to_path_buf(), audit, batch_size: policy.batch_size }
+        Self { kb, target: Target::Netns, guard: Arc::new((kb.clone(), policy.clone())), namespaces, work: work.to_path_buf(), audit, batch_size: policy.batch_size }
+    }
+
+    /// The same switcher writing `target` instead of the namespaces' kernel.
+    pub fn with_target(mut self, target: Target) -> Self {
+        self.target = target;
+        self
+    }
+
+    /// What it writes.
+    pub fn target(&self) -> &Target {
+        &self.target
+    }
+
+    fn inner(&self) -> TreeStore {
+        match &self.target {
+            Target::Tree(root, _) => TreeStore::sandbox(root),
+            _ => TreeStore::kernel(),
+        }
     }
 
     fn paths(&self, ns: Option<&Netns>, slot: &str) -> Paths {
@@ -49,13 +74,14 @@ impl<'a> Switcher<'a> {
 
     fn store(&self) -> GuardedStore<TreeStore> {
         let guard = self.guard.clone();
-        GuardedStore::new(TreeStore::kernel(), move |key: &SysctlKey| {
+        let target = self.target.clone();
+        GuardedStore::new(self.inner(), move |key: &SysctlKey| {
             let (kb, policy) = &*guard;
             let k = key.to_string();
             match kb.param(&k) {
                 None => Err(format!("{k} has no knowledge-base entry")),
                 Some(p) if p.risk == Risk::Never => Err(format!("{k} is a never-touch key")),
-                Some(p) if p.scope != Scope::Netns => Err(format!("{k} is not a per-network-namespace key; the bench never changes a global setting")),
+                Some(p) if target.refuses(&k, p.scope).is_some() => Err(target.refuses(&k, p.scope).unwrap_or_default()),
                 Some(_) if policy.forbids(&k) => Err(format!("{k} is on the policy's never_touch list")),
                 Some(_) if !policy.allows(&k) => Err(format!("{k} is not in the bench policy")),
                 Some(_) => Ok(()),
@@ -113,7 +139,7 @@ impl<'a> Switcher<'a> {
         }
         let (ms, s) = now();
         run_in(ns, || {
-            apply::rollback(&TreeStore::kernel(), self.kb, &paths, &HostIdentity::read(Path::new("/proc/sys")), false, &format!("bench-restore-{slot}-{}-{ms}", std::process::id()), s, &self.audit)?;
+            apply::rollback(&self.inner(), self.kb, &paths, &HostIdentity::read(Path::new("/proc/sys")), false, &format!("bench-restore-{slot}-{}-{ms}", std::process::id()), s, &self.audit)?;
             Ok(())
         })
         .with_context(|| format!("netns {name}: restoring the values saved in slot {slot}"))
@@ -135,7 +161,7 @@ impl<'a> Switcher<'a> {
         let mut first: Option<(String, std::collections::BTreeMap<String, Value>)> = None;
         for ns in &self.namespaces {
             let name = ns.map(Netns::name).unwrap_or("host").to_string();
-            let cur = run_in(*ns, || Ok(super::pipeline::current_values(&TreeStore::kernel(), self.kb)))?;
+            let cur = run_in(*ns, || Ok(super::pipeline::current_values(&self.inner(), self.kb)))?;
             match &first {
                 None => first = Some((name, cur)),
                 Some((n0, c0)) => {

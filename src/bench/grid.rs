@@ -5,6 +5,10 @@
 //! of switches (`tcp_slow_start_after_idle`) is explored over each value the
 //! switch can take. The start values are always a point of the grid too
 //! (factor 0 in the report), so the grid shows both sides of the choice.
+//!
+//! A scenario that names the keys its symptoms implicate gets a grid over
+//! their whole KB range instead (`range_points`), whatever SemantOS chose:
+//! log-spaced for a wide range, every value for a switch or a small range.
 
 use crate::kb::Kb;
 use crate::sysctl::{Value, ValueKind};
@@ -95,6 +99,47 @@ pub fn points(kb: &Kb, changes: &[(String, String)]) -> Vec<GridPoint> {
     out
 }
 
+/// Points per key of a range grid over a wide numeric range: both ends and the powers of two between.
+pub const RANGE_POINTS: usize = 5;
+
+/// Every value of a switch or small range, or `RANGE_POINTS` log-spaced values from the KB's min to its max
+/// (the interior rounded to a power of two, so that labels stay readable).
+fn range_values(kb: &Kb, key: &str) -> Vec<i64> {
+    let Some(p) = kb.param(key) else { return vec![] };
+    if p.kind == ValueKind::Bool {
+        return vec![0, 1];
+    }
+    if !p.values.is_empty() {
+        return p.values.iter().filter_map(|v| v.trim().parse().ok()).collect();
+    }
+    let (lo, hi) = (p.min.unwrap_or(0), p.max.unwrap_or(i64::from(i32::MAX)));
+    if hi - lo <= 8 {
+        return (lo..=hi).collect();
+    }
+    let (a, b) = ((lo.max(1)) as f64, hi as f64);
+    let mut out = vec![lo];
+    for i in 1..RANGE_POINTS - 1 {
+        let x = a * (b / a).powf(i as f64 / (RANGE_POINTS - 1) as f64);
+        let v = 2f64.powf(x.log2().round()) as i64;
+        if v > *out.last().unwrap() && v < hi {
+            out.push(v);
+        }
+    }
+    out.push(hi);
+    out
+}
+
+/// A grid over the KB range of each of `keys`, one key at a time, the others at the start values.
+pub fn range_points(kb: &Kb, keys: &[&str]) -> Vec<GridPoint> {
+    let mut out = Vec::new();
+    for key in keys {
+        for v in range_values(kb, key) {
+            out.push(GridPoint { label: format!("{}={}", leaf(key), short(v)), writes: vec![(key.to_string(), v.to_string())] });
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -120,5 +165,17 @@ mod tests {
         let g = points(&kb, &w(&[("net.ipv4.tcp_slow_start_after_idle", "0")]));
         assert_eq!(g.iter().map(|p| p.label.as_str()).collect::<Vec<_>>(), ["tcp_slow_start_after_idle=0", "tcp_slow_start_after_idle=1"]);
         assert!(points(&kb, &[]).is_empty());
+    }
+
+    #[test]
+    fn a_range_grid_spans_the_kb_range_log_spaced_and_every_value_of_a_switch() {
+        let kb = Kb::embedded().unwrap();
+        let g = range_points(&kb, &["net.core.somaxconn", "net.ipv4.tcp_syncookies"]);
+        let labels: Vec<&str> = g.iter().map(|p| p.label.as_str()).collect();
+        assert_eq!(labels, ["somaxconn=128", "somaxconn=512", "somaxconn=2048", "somaxconn=16K", "somaxconn=65535", "tcp_syncookies=0", "tcp_syncookies=1", "tcp_syncookies=2"]);
+        assert_eq!(g[1].writes, w(&[("net.core.somaxconn", "512")]));
+        let m = range_points(&kb, &["vm.max_map_count"]);
+        assert_eq!(m.first().unwrap().writes, w(&[("vm.max_map_count", "65530")]));
+        assert_eq!(m.last().unwrap().writes, w(&[("vm.max_map_count", "2147483647")]));
     }
 }

@@ -8,6 +8,7 @@
 //! policy, the bench writes only per-namespace keys: a change of any other
 //! key is refused here and again by the store at the moment of writing.
 
+use super::target::Target;
 use crate::kb::{Intent, Kb, Risk, Scope};
 use crate::reasoning::{self, Context, Findings, Plan, Reasoner, RulesEngine};
 use crate::safety::{self, CheckedPlan, Policy, Verdict};
@@ -19,6 +20,12 @@ use std::collections::BTreeMap;
 /// The bench's default policy: low- and medium-risk KB keys scoped to the network namespace.
 pub fn bench_policy(kb: &Kb) -> Policy {
     let whitelist = kb.params.values().filter(|p| p.scope == Scope::Netns && matches!(p.risk, Risk::Low | Risk::Medium)).map(|p| p.key.clone()).collect();
+    Policy { whitelist, max_risk: Risk::Medium, ..Policy::default() }
+}
+
+/// The policy of a scenario off the network stage: exactly the keys its target may write, of low or medium risk.
+pub fn stage_policy(kb: &Kb, keys: &[String]) -> Policy {
+    let whitelist = keys.iter().filter(|k| kb.param(k).is_some_and(|p| matches!(p.risk, Risk::Low | Risk::Medium))).cloned().collect();
     Policy { whitelist, max_risk: Risk::Medium, ..Policy::default() }
 }
 
@@ -60,18 +67,24 @@ impl Decision {
     }
 }
 
-/// Diagnoses the window, recommends (or takes `plan`), and checks the plan against `policy`.
-pub fn decide(kb: &Kb, intent: Intent, policy: &Policy, before: &Snapshot, after: &Snapshot, current: &BTreeMap<String, Value>, plan: Option<Plan>) -> Decision {
+/// Diagnoses the window, recommends (or takes `plan`), and checks the plan against `policy`; a change
+/// `target` may not write is refused (`bench-scope`).
+pub fn decide(kb: &Kb, intent: Intent, policy: &Policy, target: &Target, before: &Snapshot, after: &Snapshot, current: &BTreeMap<String, Value>, plan: Option<Plan>) -> Decision {
     let findings = reasoning::diagnose(before, after, kb);
     let plan = plan.unwrap_or_else(|| {
         let ctx = Context { kb, intent, current, window: Window::new(before, after) };
         RulesEngine.recommend(&findings, &ctx).expect("the rule engine does not fail")
     });
-    let mut checked = safety::check(&plan, kb, policy, current);
+    // The bench's namespaces are child namespaces: a key they cannot write is refused as in any child.
+    let facts = safety::Facts::new().in_netns(crate::telemetry::netns::NetnsPlace::Child);
+    let mut checked = safety::check_with(&plan, kb, policy, current, &facts);
     for c in &mut checked.changes {
-        let netns = kb.param(&c.change.key).is_some_and(|p| p.scope == Scope::Netns);
-        if c.write.is_some() && !netns {
-            c.verdict = Verdict::Refuse { rule: "bench-scope".into(), reason: format!("{} is not a per-network-namespace key; the bench never changes a global setting", c.change.key) };
+        let refused = match kb.param(&c.change.key) {
+            Some(p) => target.refuses(&c.change.key, p.scope),
+            None => Some(format!("{} has no knowledge-base entry", c.change.key)),
+        };
+        if let (Some(reason), true) = (refused, c.write.is_some()) {
+            c.verdict = Verdict::Refuse { rule: "bench-scope".into(), reason };
             c.write = None;
         }
     }

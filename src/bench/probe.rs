@@ -41,7 +41,9 @@ pub struct NsProbe {
 
 impl Drop for NsProbe {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.view);
+        if !self.view.as_os_str().is_empty() {
+            let _ = std::fs::remove_dir_all(&self.view);
+        }
     }
 }
 
@@ -68,6 +70,14 @@ impl NsProbe {
             Ok((reader, diag))
         })?;
         Ok(NsProbe { name, reader, diag: Mutex::new(diag), view })
+    }
+
+    /// The readers a user's `semantos diagnose` on the host has: the real `/proc` (every process
+    /// directory included, which per-process and per-user limits need) and the bench's own network namespace.
+    pub fn host() -> Result<NsProbe> {
+        let reader = ProcReader::new().keep_open().context("host: opening /proc")?;
+        let diag = SockDiag::open().context("host: opening sock_diag")?;
+        Ok(NsProbe { name: "host".into(), reader, diag: Mutex::new(diag), view: PathBuf::new() })
     }
 }
 

@@ -6,6 +6,7 @@
 
 use super::compare::{ArmStats, Comparison, Goals, NoiseCheck};
 use super::grid::GridPoint;
+use super::objective::{Avoid, AvoidHit};
 use super::relay::RelayStats;
 use super::workload::RunOutput;
 use crate::apply::Receipt;
@@ -83,6 +84,8 @@ pub struct ArmResult {
     /// Against the start arm (absent for the start arm itself).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub vs_start: Option<Comparison>,
+    /// The scenario's objective, median over reps (`NaN`, written `null`, when undefined).
+    pub objective: f64,
     /// Median over reps of each telemetry value.
     pub telemetry: BTreeMap<String, f64>,
 }
@@ -97,6 +100,8 @@ pub struct GridRow {
     pub measured_as: String,
     /// That arm's p95 (median over reps), ms.
     pub p95_ms: f64,
+    /// That arm's objective.
+    pub objective: f64,
 }
 
 /// The telemetry the decision was made on.
@@ -152,8 +157,14 @@ pub struct BenchReport {
     pub intent: String,
     /// The policy the guardrails and the store applied.
     pub policy: String,
-    /// Values the namespaces started from.
+    /// Values the stage started from (for a host scenario: the host's values, read, not written).
     pub start: Vec<(String, String)>,
+    /// What the scenario is judged by besides p95.
+    pub objective: String,
+    /// Tempting changes that cannot help this scenario.
+    pub avoid: Vec<Avoid>,
+    /// The avoided changes the engine proposed, any round, any verdict (empty: none).
+    pub avoided_changes_proposed: Vec<AvoidHit>,
     /// The rounds of diagnose → recommend → guardrails that led to SemantOS's configuration.
     pub rounds: Vec<Round>,
     /// The receipts of SemantOS's first application (one per namespace).
@@ -196,7 +207,7 @@ fn config(writes: &[(String, String)]) -> String {
 pub fn arms_csv(r: &BenchReport) -> Result<String> {
     let mut w = csv::Writer::from_writer(Vec::new());
     w.write_record([
-        "scenario", "arm", "kind", "config", "reps", "samples", "errors", "p50_ms", "p95_ms", "p99_ms", "p95_rep_median_ms", "p95_rep_min_ms", "p95_rep_max_ms", "improvement_vs_start_pct", "ci95_lo_pct", "ci95_hi_pct",
+        "scenario", "arm", "kind", "config", "reps", "samples", "errors", "p50_ms", "p95_ms", "p99_ms", "p95_rep_median_ms", "p95_rep_min_ms", "p95_rep_max_ms", "improvement_vs_start_pct", "ci95_lo_pct", "ci95_hi_pct", "objective",
     ])?;
     for a in &r.arms {
         let s = &a.stats;
@@ -219,6 +230,7 @@ pub fn arms_csv(r: &BenchReport) -> Result<String> {
             num(imp),
             num(clo),
             num(chi),
+            num(a.objective),
         ])?;
     }
     Ok(String::from_utf8(w.into_inner()?)?)
@@ -291,17 +303,19 @@ pub fn table(r: &BenchReport) -> String {
     }
     let sem = r.arms.iter().find(|a| a.arm.kind == ArmKind::Semantos);
     let _ = writeln!(o, "\nSemantOS's configuration: {}", sem.map(|a| if a.arm.writes.is_empty() { "no change".to_string() } else { config(&a.arm.writes) }).unwrap_or_default());
-    let _ = writeln!(o, "\n{:<34} {:>9} {:>9} {:>9} {:>10}  p95 vs start [95 % CI]", "arm", "p50 ms", "p95 ms", "p99 ms", "p95 (reps)");
+    let _ = writeln!(o, "objective: {}", r.objective);
+    let _ = writeln!(o, "\n{:<34} {:>9} {:>9} {:>9} {:>10} {:>10}  p95 vs start [95 % CI]", "arm", "p50 ms", "p95 ms", "p99 ms", "p95 (reps)", "objective");
     for a in &r.arms {
         let s = &a.stats;
         let _ = writeln!(
             o,
-            "{:<34} {:>9.1} {:>9.1} {:>9.1} {:>10.1}  {}",
+            "{:<34} {:>9.1} {:>9.1} {:>9.1} {:>10.1} {:>10.3}  {}",
             a.arm.name,
             s.p50_ms,
             s.p95_ms,
             s.p99_ms,
             s.p95_rep_median_ms,
+            a.objective,
             a.vs_start.as_ref().map(ci).unwrap_or_else(|| "—".into())
         );
     }
@@ -309,8 +323,8 @@ pub fn table(r: &BenchReport) -> String {
         let _ = writeln!(o, "\nA/A noise check (start vs start): {} — {}", ci(&n.comparison), if n.passed { "passed: identical arms are not separated" } else { "FAILED: the harness separates identical arms; do not trust small differences" });
     }
     if !r.grid.is_empty() {
-        let pts: Vec<String> = r.grid.iter().map(|g| format!("{} {:.1}", g.point.label, g.p95_ms)).collect();
-        let _ = writeln!(o, "grid (p95 ms): {}", pts.join(", "));
+        let pts: Vec<String> = r.grid.iter().map(|g| format!("{} {:.1} ({:.3})", g.point.label, g.p95_ms, g.objective)).collect();
+        let _ = writeln!(o, "grid (p95 ms (objective)): {}", pts.join(", "));
     }
     let g = &r.goals;
     let yn = |b: Option<bool>| match b {
@@ -319,6 +333,21 @@ pub fn table(r: &BenchReport) -> String {
         None => "not evaluated",
     };
     let _ = writeln!(o, "\nGoals:");
+    let _ = writeln!(o, "  objective better than at the start: {}", yn(g.objective_improved));
+    match (&g.no_avoided_change, r.avoided_changes_proposed.is_empty()) {
+        (None, _) => {
+            let _ = writeln!(o, "  no avoided change proposed: not evaluated (no avoid list)");
+        }
+        (Some(_), true) => {
+            let _ = writeln!(o, "  no avoided change proposed ({}): met", r.avoid.iter().map(|a| a.key).collect::<Vec<_>>().join(", "));
+        }
+        (Some(_), false) => {
+            let _ = writeln!(o, "  no avoided change proposed: NOT met");
+            for h in &r.avoided_changes_proposed {
+                let _ = writeln!(o, "    round {}: [{}] {} {} → {}: {}", h.round, h.verdict, h.key, h.from.as_deref().unwrap_or("?"), h.to, h.why);
+            }
+        }
+    }
     let _ = writeln!(o, "  p95 improvement CI excludes zero: {}", yn(g.improvement_ci_excludes_zero));
     let _ = writeln!(o, "  A/A noise check: {}", yn(g.noise_check_passed));
     match &g.vs_tuned {
@@ -328,6 +357,9 @@ pub fn table(r: &BenchReport) -> String {
         None => {
             let _ = writeln!(o, "  at least as good as the best TuneD profile: not evaluated");
         }
+    }
+    if let Some(v) = &g.objective_vs_grid {
+        let _ = writeln!(o, "  objective within 5 % of the grid's best ({}, {:.3}; SemantOS {:.3}): {}", v.optimum, v.optimum_value, v.semantos_value, yn(Some(v.met)));
     }
     match &g.vs_grid {
         Some(v) => {

@@ -8,13 +8,16 @@ use super::anchors::{self, TUNED};
 use super::compare::{self, Goals, NoiseCheck};
 use super::configure::Switcher;
 use super::grid;
-use super::netns::{self, Netns};
+use super::netns;
+use super::objective::{self, AvoidHit, Objective};
 use super::pipeline::{self, Decision};
-use super::probe::{NsProbe, Observed, observe};
+use super::probe::{Observed, observe};
 use super::report::{Arm, ArmKind, ArmResult, BENCH_SCHEMA_VERSION, BenchReport, GridRow, Observation, Round, RunRecord};
-use super::scenario::{ScenarioId, scenario};
+use super::scenario::{Judging, Scenario, ScenarioId, Stage, scenario};
+use super::stage::{self, Staged};
+use super::target::Target;
 use super::sockets;
-use super::topology::{self, Topology};
+use super::topology;
 use super::workdir::WorkDir;
 use super::workload::RunOutput;
 use crate::apply::{AuditLog, Receipt};
@@ -30,7 +33,6 @@ use crate::telemetry::Window;
 use anyhow::{Context, Result, bail};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 /// Settings shared by scenario and command runs.
 #[derive(Debug, Clone)]
@@ -51,6 +53,8 @@ pub struct Options {
     pub seed: u64,
     /// The command line, for the report.
     pub command_line: String,
+    /// The operator allows a scenario to change the host's global keys it names (`map-heavy`).
+    pub allow_host: bool,
 }
 
 /// Where progress lines go (stderr in the CLI).
@@ -71,13 +75,14 @@ const SOCKET_STATE: [&str; 11] = [
     "listen.queue.max",
 ];
 
-/// What the KB's network symptoms read in this window (`<metric>/s` for rates), and socket state.
-pub fn telemetry_of(kb: &Kb, obs: &Observed) -> BTreeMap<String, f64> {
+/// What the KB's network symptoms read in this window (`<metric>/s` for rates), and socket state;
+/// with `all`, what every symptom reads (a limit scenario's evidence is not in the network counters).
+pub fn telemetry_of(kb: &Kb, obs: &Observed, all: bool) -> BTreeMap<String, f64> {
     let w = Window::new(&obs.before, &obs.after);
     let mut m = BTreeMap::new();
     for sym in kb.symptoms.values() {
         for s in &sym.when {
-            let net = ["sock.", "listen.", "netstat.", "snmp.", "sockstat."].iter().any(|p| s.metric.starts_with(p));
+            let net = all || ["sock.", "listen.", "netstat.", "snmp.", "sockstat."].iter().any(|p| s.metric.starts_with(p));
             if let (true, Some(v)) = (net, read_signal(&w, s)) {
                 let name = match s.measure {
                     Measure::Rate => format!("{}/s", s.metric),
@@ -111,7 +116,7 @@ fn median_telemetry(runs: &[&RunRecord]) -> BTreeMap<String, f64> {
 }
 
 /// Writes sorted and normalised as the kernel prints them, minus those equal to `current`: two arms with equal results are the same configuration.
-fn effective(writes: &[(String, String)], current: &BTreeMap<String, Value>) -> Vec<(String, String)> {
+pub(super) fn effective(writes: &[(String, String)], current: &BTreeMap<String, Value>) -> Vec<(String, String)> {
     let mut out: Vec<(String, String)> = writes
         .iter()
         .map(|(k, v)| (k.clone(), Value::from_kernel(v).to_string()))
@@ -122,7 +127,7 @@ fn effective(writes: &[(String, String)], current: &BTreeMap<String, Value>) -> 
 }
 
 /// The pipeline's decision, from the engine or from `--plan`.
-fn decide(kb: &Kb, o: &Options, policy: &Policy, obs: &Observed, current: &BTreeMap<String, Value>) -> Result<Decision> {
+fn decide(kb: &Kb, o: &Options, policy: &Policy, target: &Target, obs: &Observed, current: &BTreeMap<String, Value>) -> Result<Decision> {
     let plan = match &o.plan {
         Some(path) => {
             let store = MemStore::new(current.iter().filter_map(|(k, v)| Some((SysctlKey::parse(k).ok()?, v.clone()))));
@@ -130,14 +135,19 @@ fn decide(kb: &Kb, o: &Options, policy: &Policy, obs: &Observed, current: &BTree
         }
         None => None,
     };
-    Ok(pipeline::decide(kb, o.intent, policy, &obs.before, &obs.after, current, plan))
+    Ok(pipeline::decide(kb, o.intent, policy, target, &obs.before, &obs.after, current, plan))
 }
 
 /// The policy in force and its description.
-fn policy_of(kb: &Kb, o: &Options) -> (Policy, String) {
-    match &o.policy {
-        Some(p) => (p.clone(), pipeline::describe_policy(p, kb, false)),
-        None => {
+pub(super) fn policy_of(kb: &Kb, o: &Options, target: &Target) -> (Policy, String) {
+    match (&o.policy, target) {
+        (Some(p), _) => (p.clone(), pipeline::describe_policy(p, kb, false)),
+        (None, Target::Host(keys) | Target::Tree(_, keys)) => {
+            let p = pipeline::stage_policy(kb, keys);
+            let d = format!("stage policy — only {} may be written here, at most ×{} per change, {} change(s) per batch", keys.join(", "), p.max_step_ratio, p.batch_size);
+            (p, d)
+        }
+        (None, Target::Netns) => {
             let p = pipeline::bench_policy(kb);
             let d = pipeline::describe_policy(&p, kb, true);
             (p, d)
@@ -149,19 +159,19 @@ fn policy_of(kb: &Kb, o: &Options) -> (Policy, String) {
 pub const MAX_ROUNDS: usize = 3;
 
 /// What the closed loop settled on.
-struct Tuned {
-    rounds: Vec<Round>,
+pub(super) struct Tuned {
+    pub(super) rounds: Vec<Round>,
     /// KB values at the start.
-    start: BTreeMap<String, Value>,
+    pub(super) start: BTreeMap<String, Value>,
     /// SemantOS's configuration: writes relative to the start values.
-    writes: Vec<(String, String)>,
+    pub(super) writes: Vec<(String, String)>,
 }
 
 /// The user's loop, run by the bench: observe under the configuration so far, diagnose, recommend,
 /// check; apply what is new and observe again, until a round proposes nothing (or `MAX_ROUNDS`).
 /// A policy's step limit is per change and per round, so a clamped change continues in the next
 /// round, as it would for a user who runs `semantos apply` again while the symptom persists.
-fn tune(kb: &Kb, o: &Options, policy: &Policy, sw: &Switcher, tag: &str, progress: Progress, run: &dyn Fn() -> Result<(RunOutput, Observed)>) -> Result<Tuned> {
+pub(super) fn tune(kb: &Kb, o: &Options, policy: &Policy, sw: &Switcher, tag: &str, progress: Progress, run: &dyn Fn() -> Result<(RunOutput, Observed)>) -> Result<Tuned> {
     let mut rounds: Vec<Round> = Vec::new();
     let mut start: Option<BTreeMap<String, Value>> = None;
     let mut writes: Vec<(String, String)> = Vec::new();
@@ -174,7 +184,7 @@ fn tune(kb: &Kb, o: &Options, policy: &Policy, sw: &Switcher, tag: &str, progres
         let observed = (|| -> Result<_> {
             let (out, obs) = run()?;
             let current = sw.current()?;
-            let decision = decide(kb, o, policy, &obs, &current)?;
+            let decision = decide(kb, o, policy, sw.target(), &obs, &current)?;
             Ok((out, obs, current, decision))
         })();
         if !writes.is_empty() {
@@ -191,7 +201,7 @@ fn tune(kb: &Kb, o: &Options, policy: &Policy, sw: &Switcher, tag: &str, progres
         rounds.push(Round {
             round,
             config: writes.clone(),
-            observation: Observation { window_s: Window::new(&obs.before, &obs.after).seconds(), dumps: obs.dumps, samples: out.samples_ms.len(), telemetry: telemetry_of(kb, &obs) },
+            observation: Observation { window_s: Window::new(&obs.before, &obs.after).seconds(), dumps: obs.dumps, samples: out.samples_ms.len(), telemetry: telemetry_of(kb, &obs, *sw.target() != Target::Netns) },
             findings: decision.findings,
             checked: decision.checked,
             proposed: new.clone(),
@@ -209,7 +219,7 @@ fn tune(kb: &Kb, o: &Options, policy: &Policy, sw: &Switcher, tag: &str, progres
 }
 
 /// Runs every arm `reps` times, interleaved and rotated, measuring each run with `measure`.
-fn measure_arms(
+pub(super) fn measure_arms(
     arms: &[Arm],
     reps: usize,
     sw: &Switcher,
@@ -242,14 +252,15 @@ fn measure_arms(
 }
 
 /// Statistics, comparisons and goals of measured arms.
-struct Results {
-    arms: Vec<ArmResult>,
-    noise: Option<NoiseCheck>,
-    grid: Vec<GridRow>,
-    goals: Goals,
+pub(super) struct Results {
+    pub(super) arms: Vec<ArmResult>,
+    pub(super) noise: Option<NoiseCheck>,
+    pub(super) grid: Vec<GridRow>,
+    pub(super) goals: Goals,
+    pub(super) hits: Vec<AvoidHit>,
 }
 
-fn results(arms: &[Arm], runs: &[RunRecord], grid_points: &[(grid::GridPoint, String)], seed: u64) -> Results {
+pub(super) fn results(arms: &[Arm], runs: &[RunRecord], grid_points: &[(grid::GridPoint, String)], seed: u64, judge: &Judging, rounds: &[Round]) -> Results {
     let of = |name: &str| -> Vec<&RunOutput> {
         let mut rs: Vec<&RunRecord> = runs.iter().filter(|r| r.arm == name).collect();
         rs.sort_by_key(|r| r.rep);
@@ -264,6 +275,7 @@ fn results(arms: &[Arm], runs: &[RunRecord], grid_points: &[(grid::GridPoint, St
             arm: a.clone(),
             stats: compare::arm_stats(&mine),
             vs_start: (a.kind != ArmKind::Start).then(|| compare::compare(("start", &start), (&a.name, &mine), seed)),
+            objective: judge.objective.of_arm(&mine),
             telemetry: median_telemetry(&recs),
         });
     }
@@ -275,31 +287,48 @@ fn results(arms: &[Arm], runs: &[RunRecord], grid_points: &[(grid::GridPoint, St
     let tuned_names: Vec<String> = arms.iter().filter(|a| a.kind == ArmKind::Tuned).map(|a| a.name.clone()).collect();
     let tuned_runs: Vec<(String, Vec<&RunOutput>)> = tuned_names.iter().map(|n| (n.clone(), of(n))).collect();
     let tuned_refs: Vec<(&str, &[&RunOutput])> = tuned_runs.iter().map(|(n, r)| (n.as_str(), r.as_slice())).collect();
-    let grid: Vec<GridRow> = grid_points.iter().map(|(p, arm)| GridRow { point: p.clone(), measured_as: arm.clone(), p95_ms: p95_of(arm) }).collect();
+    let objective_of = |name: &str| out.iter().find(|r| r.arm.name == name).map(|r| r.objective).unwrap_or(f64::NAN);
+    let grid: Vec<GridRow> = grid_points.iter().map(|(p, arm)| GridRow { point: p.clone(), measured_as: arm.clone(), p95_ms: p95_of(arm), objective: objective_of(arm) }).collect();
+    let plans: Vec<(usize, &crate::safety::CheckedPlan)> = rounds.iter().map(|r| (r.round, &r.checked)).collect();
+    let hits = objective::hits(&judge.avoid, &plans);
+    let (sem_obj, start_obj) = (objective_of(&sem_name), objective_of("start"));
     let sem_cmp = out.iter().find(|r| r.arm.kind == ArmKind::Semantos).and_then(|r| r.vs_start.clone());
     let goals = Goals {
         improvement_ci_excludes_zero: sem_cmp.map(|c| c.ci95_pct.0 > 0.0),
         noise_check_passed: noise.as_ref().map(|n| n.passed),
         vs_tuned: if tuned_refs.is_empty() { None } else { compare::vs_tuned((&sem_name, &sem), &tuned_refs, seed) },
         vs_grid: if grid.is_empty() { None } else { compare::vs_grid(p95_of(&sem_name), &grid.iter().map(|g| (g.point.label.clone(), g.p95_ms)).collect::<Vec<_>>()) },
+        objective_improved: (sem_obj.is_finite() && start_obj.is_finite()).then(|| judge.objective.better(sem_obj, start_obj)),
+        objective_vs_grid: if grid.is_empty() || judge.objective == Objective::P95Ms {
+            None
+        } else {
+            compare::objective_vs_grid(sem_obj, &grid.iter().map(|g| (g.point.label.clone(), g.objective)).collect::<Vec<_>>(), judge.objective.better(0.0, 1.0))
+        },
+        no_avoided_change: (!judge.avoid.is_empty()).then_some(hits.is_empty()),
     };
-    Results { arms: out, noise, grid, goals }
+    Results { arms: out, noise, grid, goals, hits }
 }
 
-fn kernel_release() -> String {
+pub(super) fn kernel_release() -> String {
     std::fs::read_to_string("/proc/sys/kernel/osrelease").map(|s| s.trim().to_string()).unwrap_or_default()
 }
 
 /// Runs built-in scenario `id` and returns its report (artifacts are written by the caller).
 pub fn run_scenario(kb: &Kb, id: ScenarioId, o: &Options, progress: Progress) -> Result<BenchReport> {
     topology::preflight()?;
+    let sc = scenario(id, o.quick);
+    if let Stage::Host { keys } = &sc.stage
+        && !o.allow_host
+    {
+        // Before the lock, the namespaces and the work directory: a refused run does nothing.
+        bail!("{} changes the host's global {} and runs only with --allow-host; nothing was run or written", id.name(), keys.join(", "));
+    }
     let _lock = super::lock::acquire(progress)?;
     let t0 = std::time::Instant::now();
     for n in netns::remove_stale() {
         progress(&format!("removed namespace {n}, left by a bench run that no longer exists"));
     }
     sockets::raise_nofile_limit();
-    let sc = scenario(id, o.quick);
     let reps = o.reps.unwrap_or(sc.reps).max(1);
     std::fs::create_dir_all(&o.out_dir).with_context(|| format!("creating {}", o.out_dir.display()))?;
     // The namespaces (and any value left in them) are removed below: no backup needs keeping.
@@ -307,10 +336,10 @@ pub fn run_scenario(kb: &Kb, id: ScenarioId, o: &Options, progress: Progress) ->
     std::fs::create_dir_all(work.path()).with_context(|| format!("creating {}", work.path().display()))?;
     let audit_path = o.out_dir.join(format!("bench_{}.audit.jsonl", id.name()));
     let _ = std::fs::remove_file(&audit_path);
-    progress(&format!("{}: building namespaces", id.name()));
-    let topo = Topology::build(id.name(), &sc.link)?;
-    let result = run_on(kb, id, &sc, reps, &topo, work.path(), &audit_path, o, progress);
-    let relay = topo.teardown();
+    progress(&format!("{}: building the stage", id.name()));
+    let staged = stage::build(&sc, work.path(), o.allow_host)?;
+    let result = run_on(kb, &sc, reps, &staged, work.path(), &audit_path, o, progress);
+    let relay = staged.teardown();
     let mut report = result?;
     report.relay = relay;
     report.duration_s = t0.elapsed().as_secs_f64();
@@ -318,19 +347,64 @@ pub fn run_scenario(kb: &Kb, id: ScenarioId, o: &Options, progress: Progress) ->
     Ok(report)
 }
 
+/// The arms of a full run besides start, A/A and SemantOS: the TuneD anchors and the grid (as grid rows naming the arm that measures each point).
+fn anchor_and_grid_arms(kb: &Kb, sc: &Scenario, policy: &Policy, current: &BTreeMap<String, Value>, arms: &mut Vec<Arm>) -> Vec<(grid::GridPoint, String)> {
+    let sem_writes = arms.iter().find(|a| a.kind == ArmKind::Semantos).map(|a| a.writes.clone()).unwrap_or_default();
+    for p in &TUNED {
+        let r = anchors::resolve(p, kb, current);
+        let (ok, refused): (Vec<_>, Vec<_>) = r.writes.into_iter().partition(|(k, _)| policy.allows(k) && !policy.forbids(k));
+        let mut arm_notes = r.notes;
+        arm_notes.extend(refused.iter().map(|(k, v)| format!("{k} = {v}: not applied (outside the policy)")));
+        arm_notes.insert(0, p.source.to_string());
+        arms.push(Arm { name: p.name.into(), kind: ArmKind::Tuned, writes: effective(&ok, current), notes: arm_notes });
+    }
+    let mut grid_rows: Vec<(grid::GridPoint, String)> = Vec::new();
+    let (points, start_keys): (Vec<grid::GridPoint>, Vec<String>) = if sc.judge.grid_keys.is_empty() {
+        (grid::points(kb, &sem_writes), sem_writes.iter().map(|(k, _)| k.clone()).collect())
+    } else {
+        (grid::range_points(kb, &sc.judge.grid_keys), sc.judge.grid_keys.iter().map(|k| k.to_string()).collect())
+    };
+    let start_point = grid::GridPoint { label: format!("start ({})", start_keys.iter().filter_map(|k| Some(format!("{}={}", k.rsplit('.').next()?, current.get(k)?))).collect::<Vec<_>>().join(", ")), writes: vec![] };
+    if !points.is_empty() {
+        grid_rows.push((start_point, "start".into()));
+    }
+    for p in points {
+        let eff = effective(&p.writes, current);
+        if eff.is_empty() {
+            // The start values, already the grid's first point.
+            continue;
+        }
+        let same = arms.iter().find(|a| a.kind != ArmKind::NoiseCheck && a.writes == eff).map(|a| a.name.clone());
+        let name = match same {
+            Some(n) => n,
+            None => {
+                let n = format!("grid:{}", p.label);
+                arms.push(Arm { name: n.clone(), kind: ArmKind::Grid, writes: eff, notes: vec![] });
+                n
+            }
+        };
+        grid_rows.push((p, name));
+    }
+    grid_rows
+}
+
 #[allow(clippy::too_many_arguments)]
-fn run_on(kb: &Kb, id: ScenarioId, sc: &super::scenario::Scenario, reps: usize, topo: &Topology, work: &Path, audit_path: &Path, o: &Options, progress: Progress) -> Result<BenchReport> {
-    let (policy, policy_text) = policy_of(kb, o);
-    let nss: Vec<Option<&Netns>> = topo.namespaces().into_iter().map(Some).collect();
-    let probes: Vec<NsProbe> = topo.namespaces().into_iter().map(|ns| NsProbe::open(Some(ns), work)).collect::<Result<_>>()?;
+fn run_on(kb: &Kb, sc: &Scenario, reps: usize, staged: &Staged, work: &Path, audit_path: &Path, o: &Options, progress: Progress) -> Result<BenchReport> {
+    let id = sc.id;
+    let (policy, policy_text) = policy_of(kb, o, &staged.target);
+    let nss = staged.namespaces();
     // The start values are the stage, not a tuning: their own whitelist, same transaction and scope guard.
-    let stage = Policy { whitelist: sc.start.iter().map(|(k, _)| k.clone()).collect(), ..Policy::default() };
-    let setup = Switcher::new(kb, &stage, nss.clone(), work, AuditLog::to(audit_path));
-    setup.set("start", "start values", &sc.start)?;
+    let stage_policy = Policy { whitelist: sc.start.iter().map(|(k, _)| k.clone()).collect(), ..Policy::default() };
+    let setup = Switcher::new(kb, &stage_policy, nss.clone(), work, AuditLog::to(audit_path)).with_target(staged.target.clone());
+    if !sc.start.is_empty() {
+        setup.set("start", "start values", &sc.start)?;
+    }
     let inner = (|| -> Result<BenchReport> {
-        let sw = Switcher::new(kb, &policy, nss.clone(), work, AuditLog::to(audit_path));
+        let sw = Switcher::new(kb, &policy, nss.clone(), work, AuditLog::to(audit_path)).with_target(staged.target.clone());
+        let all_metrics = staged.target != Target::Netns;
         let workload = &*sc.workload;
-        let run = || observe(&probes, sc.sample_every, || workload.run(topo));
+        let env = staged.env();
+        let run = || observe(&staged.probes, sc.sample_every, || workload.run(&env));
         progress(&format!("{}: observing the workload ({})", id.name(), workload.describe()));
         let tuned = tune(kb, o, &policy, &sw, id.name(), progress, &run)?;
         let current = tuned.start.clone();
@@ -341,46 +415,23 @@ fn run_on(kb: &Kb, id: ScenarioId, sc: &super::scenario::Scenario, reps: usize, 
             arms.push(Arm { name: "start (A/A)".into(), kind: ArmKind::NoiseCheck, writes: vec![], notes: vec![] });
         }
         arms.push(Arm { name: "semantos".into(), kind: ArmKind::Semantos, writes: sem_writes.clone(), notes: vec![] });
-        let mut grid_rows: Vec<(grid::GridPoint, String)> = Vec::new();
-        if o.quick {
-            notes.push("quick mode: no A/A check, no TuneD anchors and no grid; the goals are judged in full mode only".into());
+        let grid_rows = if o.quick {
+            notes.push("quick mode: no A/A check, no TuneD anchors and no grid; the goals are judged in full mode only, except the avoid-list check".into());
+            vec![]
         } else {
-            for p in &TUNED {
-                let r = anchors::resolve(p, kb, &current);
-                let (ok, refused): (Vec<_>, Vec<_>) = r.writes.into_iter().partition(|(k, _)| policy.allows(k) && !policy.forbids(k));
-                let mut arm_notes = r.notes;
-                arm_notes.extend(refused.iter().map(|(k, v)| format!("{k} = {v}: not applied (outside the policy)")));
-                arm_notes.insert(0, p.source.to_string());
-                arms.push(Arm { name: p.name.into(), kind: ArmKind::Tuned, writes: effective(&ok, &current), notes: arm_notes });
-            }
-            let start_point = grid::GridPoint { label: format!("start ({})", sem_writes.iter().filter_map(|(k, _)| Some(format!("{}={}", k.rsplit('.').next()?, current.get(k)?))).collect::<Vec<_>>().join(", ")), writes: vec![] };
-            if !sem_writes.is_empty() {
-                grid_rows.push((start_point, "start".into()));
-            }
-            for p in grid::points(kb, &sem_writes) {
-                let eff = effective(&p.writes, &current);
-                if eff.is_empty() {
-                    // The start values, already the grid's first point.
-                    continue;
-                }
-                let same = arms.iter().find(|a| a.kind != ArmKind::NoiseCheck && a.writes == eff).map(|a| a.name.clone());
-                let name = match same {
-                    Some(n) => n,
-                    None => {
-                        let n = format!("grid:{}", p.label);
-                        arms.push(Arm { name: n.clone(), kind: ArmKind::Grid, writes: eff, notes: vec![] });
-                        n
-                    }
-                };
-                grid_rows.push((p, name));
-            }
-        }
+            anchor_and_grid_arms(kb, sc, &policy, &current, &mut arms)
+        };
         progress(&format!("{}: measuring {} arms × {reps} reps, interleaved", id.name(), arms.len()));
+        // The grid is a measurement, not a recommendation: its keys may be written on this stage even where the
+        // engine's policy would not propose them (tcp_syncookies is high risk). The store's target rule still holds.
+        let mut measuring = policy.clone();
+        measuring.whitelist.extend(sc.judge.grid_keys.iter().map(|k| k.to_string()));
+        let sw = Switcher::new(kb, &measuring, nss.clone(), work, AuditLog::to(audit_path)).with_target(staged.target.clone());
         let (runs, receipts) = measure_arms(&arms, reps, &sw, progress, || {
             let (out, obs) = run()?;
-            Ok((out, telemetry_of(kb, &obs)))
+            Ok((out, telemetry_of(kb, &obs, all_metrics)))
         })?;
-        let res = results(&arms, &runs, &grid_rows, o.seed);
+        let res = results(&arms, &runs, &grid_rows, o.seed, &sc.judge, &tuned.rounds);
         Ok(BenchReport {
             schema_version: BENCH_SCHEMA_VERSION,
             scenario: id.name().into(),
@@ -390,10 +441,13 @@ fn run_on(kb: &Kb, id: ScenarioId, sc: &super::scenario::Scenario, reps: usize, 
             // Filled in by run_scenario, which holds the clock.
             duration_s: f64::NAN,
             workload: workload.describe(),
-            topology: format!("namespaces {} (client) and {} (server); {}", topo.client.name(), topo.server.name(), topo.emulation),
+            topology: staged.description.clone(),
             intent: o.intent.name().into(),
             policy: policy_text.clone(),
-            start: sc.start.clone(),
+            start: staged.host_start().unwrap_or_else(|| sc.start.clone()),
+            objective: sc.judge.objective.describe().into(),
+            avoid: sc.judge.avoid.clone(),
+            avoided_changes_proposed: res.hits,
             rounds: tuned.rounds,
             apply_receipts: receipts,
             arms: res.arms,
@@ -406,168 +460,15 @@ fn run_on(kb: &Kb, id: ScenarioId, sc: &super::scenario::Scenario, reps: usize, 
             files: vec![],
         })
     })();
-    let restored = setup.restore("start");
+    let restored = if sc.start.is_empty() { Ok(()) } else { setup.restore("start") };
     let report = inner?;
     restored?;
     Ok(report)
 }
 
-/// A user's workload command.
-#[derive(Debug, Clone)]
-pub struct CommandSpec {
-    /// The shell command; it prints one latency per line, or CSV with `column`.
-    pub cmd: String,
-    /// The namespace to run it in and tune (`None`: the bench's own namespace).
-    pub netns: Option<String>,
-    /// CSV column (header name, or 1-based index) holding the latency.
-    pub column: Option<String>,
-    /// How long one run may take; then its process group is killed and the run fails.
-    pub timeout: Duration,
-}
-
-/// Latency samples in a command's output: one number per line, or one CSV column.
-/// Returns the samples and the number of lines that held none.
-pub fn parse_samples(text: &str, column: Option<&str>) -> Result<(Vec<f64>, usize)> {
-    let mut lines = text.lines().filter(|l| !l.trim().is_empty());
-    let mut out = Vec::new();
-    let mut ignored = 0;
-    match column {
-        None => {
-            for l in lines {
-                match l.trim().parse::<f64>() {
-                    Ok(v) if v.is_finite() => out.push(v),
-                    _ => ignored += 1,
-                }
-            }
-        }
-        Some(col) => {
-            let header: Vec<String> = lines.next().map(|h| h.split(',').map(|s| s.trim().to_string()).collect()).unwrap_or_default();
-            let idx = match header.iter().position(|h| h == col) {
-                Some(i) => i,
-                None => match col.parse::<usize>() {
-                    Ok(n) if n >= 1 => n - 1,
-                    _ => bail!("column {col:?} is not in the header {header:?} (give a header name or a 1-based index)"),
-                },
-            };
-            for l in lines {
-                match l.split(',').nth(idx).map(|f| f.trim().parse::<f64>()) {
-                    Some(Ok(v)) if v.is_finite() => out.push(v),
-                    _ => ignored += 1,
-                }
-            }
-        }
-    }
-    if out.is_empty() {
-        bail!("the command printed no latency samples ({ignored} non-numeric lines); print one number per line, or CSV with --column NAME");
-    }
-    Ok((out, ignored))
-}
-
-fn run_user_command(spec: &CommandSpec) -> Result<RunOutput> {
-    let c = match &spec.netns {
-        Some(ns) => {
-            let mut c = std::process::Command::new("ip");
-            c.args(["netns", "exec", ns, "sh", "-c", &spec.cmd]);
-            c
-        }
-        None => {
-            let mut c = std::process::Command::new("sh");
-            c.args(["-c", &spec.cmd]);
-            c
-        }
-    };
-    let out = crate::rollout::process::run_group(c, None, spec.timeout).with_context(|| format!("running {:?}", spec.cmd))?;
-    match out.status {
-        Some(s) if s.success() => {}
-        Some(s) => bail!("{:?} exited with {s}: {}", spec.cmd, out.stderr_tail()),
-        None => bail!("{:?} did not finish within {} s and was killed with its process group; raise --cmd-timeout if one run needs longer", spec.cmd, spec.timeout.as_secs_f64()),
-    }
-    if out.truncated {
-        let mib = crate::rollout::process::MAX_OUTPUT >> 20;
-        bail!("{:?} printed more than {mib} MiB; only the first {mib} MiB are kept, so its samples would be incomplete: print one latency per line, nothing else", spec.cmd);
-    }
-    let (samples, _) = parse_samples(&out.stdout, spec.column.as_deref())?;
-    Ok(RunOutput { samples_ms: samples, errors: 0, warmup_ms: vec![] })
-}
-
-/// Runs a user's command under the current and the proposed configuration.
-pub fn run_command(kb: &Kb, spec: &CommandSpec, o: &Options, progress: Progress) -> Result<BenchReport> {
-    topology::preflight()?;
-    let _lock = super::lock::acquire(progress)?;
-    let t0 = std::time::Instant::now();
-    let ns = spec.netns.as_deref().map(Netns::existing).transpose()?;
-    let reps = o.reps.unwrap_or(if o.quick { 2 } else { 5 }).max(1);
-    std::fs::create_dir_all(&o.out_dir).with_context(|| format!("creating {}", o.out_dir.display()))?;
-    let work = WorkDir::new(o.out_dir.join(format!(".bench-work-cmd-{}", std::process::id())));
-    std::fs::create_dir_all(work.path()).with_context(|| format!("creating {}", work.path().display()))?;
-    let report = measure_command(kb, spec, o, progress, ns.as_ref(), reps, work.path());
-    // The values live on in the user's namespace (or the host): a failed restore keeps its backup.
-    let mut report = work.finish(report)?;
-    report.duration_s = t0.elapsed().as_secs_f64();
-    Ok(report)
-}
-
-/// `run_command` once its work directory `work` exists.
-fn measure_command(kb: &Kb, spec: &CommandSpec, o: &Options, progress: Progress, ns: Option<&Netns>, reps: usize, work: &Path) -> Result<BenchReport> {
-    let (policy, policy_text) = policy_of(kb, o);
-    let audit_path = o.out_dir.join("bench_cmd.audit.jsonl");
-    let _ = std::fs::remove_file(&audit_path);
-    let probes = vec![NsProbe::open(ns, work)?];
-    let sw = Switcher::new(kb, &policy, vec![ns], work, AuditLog::to(&audit_path));
-    let where_ = ns.map(|n| format!("network namespace {}", n.name())).unwrap_or_else(|| "the bench's own network namespace (the host's, unless run inside one)".into());
-    let run = || observe(&probes, Duration::from_millis(50), || run_user_command(spec));
-    progress(&format!("cmd: observing {:?} in {where_}", spec.cmd));
-    let tuned = tune(kb, o, &policy, &sw, "cmd", progress, &run)?;
-    let sem_writes = tuned.writes.clone();
-    let mut arms = vec![Arm { name: "start".into(), kind: ArmKind::Start, writes: vec![], notes: vec!["the current configuration".into()] }];
-    if !o.quick {
-        arms.push(Arm { name: "start (A/A)".into(), kind: ArmKind::NoiseCheck, writes: vec![], notes: vec![] });
-    }
-    arms.push(Arm { name: "semantos".into(), kind: ArmKind::Semantos, writes: sem_writes.clone(), notes: vec![] });
-    progress(&format!("cmd: plan [{}]; measuring {} arms × {reps} reps", sem_writes.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", "), arms.len()));
-    let (runs, receipts) = measure_arms(&arms, reps, &sw, progress, || {
-        let (out, obs) = run()?;
-        Ok((out, telemetry_of(kb, &obs)))
-    })?;
-    let res = results(&arms, &runs, &[], o.seed);
-    Ok(BenchReport {
-        schema_version: BENCH_SCHEMA_VERSION,
-        scenario: "cmd".into(),
-        mode: if o.quick { "quick" } else { "full" }.into(),
-        command: o.command_line.clone(),
-        kernel: kernel_release(),
-        // Filled in by run_command, which holds the clock.
-        duration_s: f64::NAN,
-        workload: format!("user command {:?}", spec.cmd),
-        topology: where_.clone(),
-        intent: o.intent.name().into(),
-        policy: policy_text,
-        start: vec![],
-        rounds: tuned.rounds,
-        apply_receipts: receipts,
-        arms: res.arms,
-        noise_check: res.noise,
-        grid: vec![],
-        goals: res.goals,
-        runs,
-        relay: None,
-        notes: vec![format!("every arm is applied and rolled back in {where_} through the apply transaction; audit log {}", audit_path.display())],
-        files: vec![],
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn samples_come_from_lines_or_a_csv_column() {
-        assert_eq!(parse_samples("1.5\n\nx\n2\n", None).unwrap(), (vec![1.5, 2.0], 1));
-        assert_eq!(parse_samples("id,lat_ms\n1,3.5\n2,4\n", Some("lat_ms")).unwrap().0, vec![3.5, 4.0]);
-        assert_eq!(parse_samples("id,lat_ms\n1,3.5\n", Some("2")).unwrap().0, vec![3.5]);
-        assert!(parse_samples("a\nb\n", None).unwrap_err().to_string().contains("no latency samples"));
-        assert!(parse_samples("id,x\n1,2\n", Some("lat")).unwrap_err().to_string().contains("not in the header"));
-    }
 
     #[test]
     fn equal_writes_are_the_same_configuration() {

@@ -12,7 +12,7 @@
 
 use super::sockets;
 use super::topology::{SERVER_IP, Topology};
-use super::workload::{RunOutput, Workload};
+use super::workload::{Env, RunOutput, Workload};
 use anyhow::{Context, Result, bail};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddrV4, TcpListener, TcpStream};
@@ -56,7 +56,8 @@ impl Workload for BdpTransfer {
         format!("{} + {} warm-up objects of {} MiB back to back over one {} connection", self.objects, self.warmup, self.object_bytes >> 20, self.cc)
     }
 
-    fn run(&self, topo: &Topology) -> Result<RunOutput> {
+    fn run(&self, env: &Env) -> Result<RunOutput> {
+        let topo = env.topology()?;
         let plan = vec![(self.object_bytes, Duration::ZERO); self.warmup + self.objects];
         exchange(topo, self.port, &self.cc, false, &plan, self.warmup)
     }
@@ -74,7 +75,8 @@ impl Workload for IdleSlowStart {
         )
     }
 
-    fn run(&self, topo: &Topology) -> Result<RunOutput> {
+    fn run(&self, env: &Env) -> Result<RunOutput> {
+        let topo = env.topology()?;
         let plan = vec![(self.response_bytes, self.idle); self.warmup + self.requests];
         exchange(topo, self.port, &self.cc, true, &plan, self.warmup)
     }

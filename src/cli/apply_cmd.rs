@@ -11,7 +11,7 @@ use super::render;
 use super::watch::HealthOnly;
 use super::writes;
 use crate::apply::{self, ApplyOptions, AuditLog, HostIdentity, Monitor, OnRegression, Outcome};
-use crate::repro::guarded;
+use crate::safety::guard::guarded;
 use crate::rollout::live::LiveMonitor;
 use crate::safety::Policy;
 use crate::sysctl::store::FaultyStore;
@@ -83,7 +83,7 @@ pub fn apply(a: &ApplyArgs) -> Result<i32> {
     if let Some(id) = &a.rollout_id {
         apply::fence::validate_id(id).map_err(|e| invalid(format!("--rollout-id: {e:#}")))?;
     }
-    let pol = common::policy(&a.policy)?;
+    let pol = common::policy(&a.policy, &kb)?;
     let health_limit = health_timeout(&a.health_timeout, &pol)?;
     let window = common::monitor_seconds(a.watch.monitor_seconds.unwrap_or(pol.monitor_seconds))?;
     let tree = common::store(&a.tree.sysctl_root);
@@ -94,7 +94,7 @@ pub fn apply(a: &ApplyArgs) -> Result<i32> {
     if let Some(msg) = apply::pending_run(&writes::paths(&st))? {
         return Err(common::refused(format!("refusing to apply: {}", writes::with_hint(&msg, &line))));
     }
-    let p = propose(&Inputs { telemetry: &a.telemetry, plan: &a.plan, intent: &a.intent }, &kb, &tree, &pol, None)?;
+    let p = propose(&Inputs { telemetry: &a.telemetry, plan: &a.plan, intent: &a.intent, sysctl_root: &a.tree.sysctl_root, state: &a.state.loc }, &kb, &tree, &pol, None)?;
     if let Some(why) = &p.checked.aborted {
         if !a.json.json {
             print!("{}", render::checked(&p.checked));
@@ -102,9 +102,18 @@ pub fn apply(a: &ApplyArgs) -> Result<i32> {
         return Err(invalid(format!("the guardrails rejected the plan; nothing was written:\n{why}")));
     }
     let writes_ = p.checked.writes();
+    let for_host = p.checked.refused_for_scope();
+    if writes_.is_empty() && !for_host.is_empty() {
+        // The plan asked for keys that can only be set on the host: say so with an error, not "nothing to apply".
+        if !a.json.json {
+            print!("{}", render::checked(&p.checked));
+        }
+        let keys = for_host.iter().map(|(k, v)| format!("{k} = {v}")).collect::<Vec<_>>().join(", ");
+        return Err(apply::Refused(format!("refusing to apply: {keys} cannot be written from this network namespace; nothing was written. Run `semantos apply --plan {}` on the host (initial namespace)", super::propose::host_plan_path(&a.state.loc).display())).into());
+    }
     if writes_.is_empty() {
         if a.json.json {
-            println!("{}", serde_json::json!({ "outcome": "nothing_to_do", "checked": p.checked }));
+            super::output::print("apply", &serde_json::json!({ "outcome": "nothing_to_do", "checked": p.checked }))?;
         } else {
             print!("{}", render::checked(&p.checked));
             println!("Nothing to apply.");
@@ -130,9 +139,10 @@ pub fn apply(a: &ApplyArgs) -> Result<i32> {
         rollout_id: a.rollout_id.clone(),
     };
     let host = HostIdentity::read(tree.root());
-    let receipt = apply::apply(&store, &kb, &writes_, serde_json::to_value(&p.checked)?, &host, &opts, Some(monitor.as_mut()), &AuditLog::to(&st.audit_log)).map_err(|e| writes::classify(e, &line))?;
+    let mut shown = super::progress::Shown::new(monitor.as_mut(), Duration::from_secs_f64(window));
+    let receipt = apply::apply(&store, &kb, &writes_, serde_json::to_value(&p.checked)?, &host, &opts, Some(&mut shown), &AuditLog::to(&st.audit_log)).map_err(|e| writes::classify(e, &line))?;
     if a.json.json {
-        println!("{}", serde_json::to_string_pretty(&receipt)?);
+        super::output::print("apply", &receipt)?;
     } else {
         print!("{}", render::checked(&p.checked));
         print!("{}", render::receipt(&receipt));

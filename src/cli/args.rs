@@ -75,6 +75,8 @@ pub struct Cli {
     pub kb: KbDirArg,
     #[command(flatten)]
     pub json: JsonArg,
+    #[command(flatten)]
+    pub style: crate::cli::style::OutputStyle,
 }
 
 const AFTER_HELP: &str = "Examples:
@@ -116,7 +118,7 @@ pub enum Command {
     Collect(CollectArgs),
     /// Query the knowledge base: list, show, validate [--live], graph.
     Kb(KbArgs),
-    /// Diagnose symptoms from live telemetry or a telemetry CSV.
+    /// Diagnose symptoms from live telemetry or a telemetry CSV, judged over a window of samples; `--watch N` follows them.
     Diagnose(DiagnoseArgs),
     /// Recommend a plan; `--out plan.json` writes it for review or `--plan`.
     Recommend(RecommendArgs),
@@ -260,7 +262,7 @@ fn misfit(cli: &Cli, m: &ArgMatches) -> Option<String> {
     let given = given(m);
     if let Some((name, sub)) = m.subcommand() {
         // `semantos [flags] reproduce` is the bare `semantos [flags]`: its flags may come first (not twice).
-        let before_ok = |id: &str| id == "json" || (name == "reproduce" && REPRO_TOO.contains(&id));
+        let before_ok = |id: &str| matches!(id, "json" | "quiet" | "verbose" | "color") || (name == "reproduce" && REPRO_TOO.contains(&id));
         if let Some(twice) = given.iter().find(|id| name == "reproduce" && REPRO_TOO.contains(&id.as_str()) && sub.value_source(id) == Some(ValueSource::CommandLine)) {
             return Some(format!("{} is given both before and after `reproduce`; give it once", flag(twice)));
         }
@@ -315,7 +317,9 @@ fn settle_json(cli: &mut Cli) -> Result<(), String> {
         Command::Bench(a) => &mut a.json.json,
         Command::Compare(a) => &mut a.json.json,
         Command::Rollout(a) => &mut a.json.json,
-        Command::Simulate(_) | Command::Export(_) | Command::Completions { .. } | Command::Man(_) => return Err("--json: this command prints no JSON".into()),
+        Command::Simulate(a) => &mut a.json.json,
+        Command::Export(a) => &mut a.json.json,
+        Command::Completions { .. } | Command::Man(_) => return Err("--json: this command prints no JSON".into()),
     };
     *json = true;
     Ok(())

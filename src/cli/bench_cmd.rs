@@ -32,8 +32,8 @@ pub struct BenchArgs {
     /// With --cmd: the CSV column holding the latency (header name or 1-based index).
     #[arg(long, value_name = "COL", requires = "cmd")]
     pub column: Option<String>,
-    /// With --cmd and no --netns: tune the bench's own network namespace, the host's unless run inside one (its values are restored after every arm).
-    #[arg(long, requires = "cmd", conflicts_with = "netns")]
+    /// With --cmd and no --netns: tune the bench's own network namespace, the host's unless run inside one (its values are restored after every arm). With map-heavy: let it change the host's global vm.max_map_count (restored after every arm and at the end).
+    #[arg(long, conflicts_with = "netns")]
     pub allow_host: bool,
     /// With --cmd: seconds one run of the command may take before it is killed with its process group (the run fails, values are restored).
     #[arg(long, value_name = "SECONDS", requires = "cmd", default_value_t = DEFAULT_CMD_TIMEOUT_S)]
@@ -61,24 +61,41 @@ lets the normal pipeline (diagnose → recommend → guardrails) decide from liv
 applies the plan inside the namespaces through the apply transaction, measures, rolls back,
 and compares against an A/A repeat, TuneD's network-throughput and network-latency profiles
 and a grid around the chosen value. A built-in scenario writes only inside the namespaces it
-creates. --cmd writes inside the namespace --netns names; without --netns it refuses, unless
+creates (inotify-watchers: in a sandbox tree realised in a throwaway user namespace per run;
+map-heavy: the host's global vm.max_map_count, only with --allow-host, restored after every arm
+and at the end). --cmd writes inside the namespace --netns names; without --netns it refuses, unless
 --allow-host says to tune the bench's own namespace (the host's settings, restored after every
 arm; if a restore fails the backup is kept and the error says how to restore it).
 
 Examples:
   sudo semantos bench accept-burst
   sudo semantos bench bdp-transfer --quick --json
+  sudo semantos bench syn-burst
+  sudo semantos bench inotify-watchers --quick
+  sudo semantos bench map-heavy --allow-host
   sudo semantos bench --cmd './my-client --print-latencies' --netns myapp
   sudo semantos bench --cmd './my-client --print-latencies' --allow-host --cmd-timeout 120
   sudo semantos bench --cmd 'cat lat.csv' --column latency_ms --netns myapp --plan plan.json";
 
 /// Checked arguments.
-fn options(a: &BenchArgs, plan: &PlanFile) -> Result<Options> {
+fn options(a: &BenchArgs, plan: &PlanFile, kb: &crate::kb::Kb) -> Result<Options> {
     if a.reps == Some(0) {
         return Err(invalid("--reps 0 measures nothing; use --reps 5 (the default) or more"));
     }
+    if let Some(id) = a.scenario {
+        let host = matches!(bench::scenario::scenario(id, true).stage, bench::scenario::Stage::Host { .. });
+        if host && !a.allow_host {
+            return Err(invalid(format!(
+                "{} changes the host's global vm.max_map_count (no namespace has its own) and runs only with --allow-host; nothing was run or written. With --allow-host every arm raises it through the apply transaction and rolls it back, and the value read at the start is written back at the end whatever happens",
+                id.name()
+            )));
+        }
+        if !host && a.allow_host {
+            return Err(invalid(format!("--allow-host applies to --cmd and to map-heavy; {} writes only inside its own namespaces (drop --allow-host)", id.name())));
+        }
+    }
     let policy = match &a.policy.policy {
-        Some(p) => Some(common::load_policy(p)?),
+        Some(_) => Some(common::policy(&a.policy, kb)?),
         None => None,
     };
     Ok(Options {
@@ -90,6 +107,7 @@ fn options(a: &BenchArgs, plan: &PlanFile) -> Result<Options> {
         out_dir: a.out_dir.clone(),
         seed: a.seed,
         command_line: std::env::args().collect::<Vec<_>>().join(" "),
+        allow_host: a.allow_host,
     })
 }
 
@@ -115,9 +133,9 @@ pub fn run(a: &BenchArgs) -> Result<i32> {
         // Before anything else (the KB, the lock, the namespaces): a refused run does nothing.
         command_spec(cmd, a)?;
     }
-    let kb = load_kb(&a.kb)?;
     let plan = PlanFile::new(a.plan.plan.as_deref())?;
-    let o = options(a, &plan)?;
+    let kb = load_kb(&a.kb)?;
+    let o = options(a, &plan, &kb)?;
     // Progress goes to stderr even with --json: a full run takes minutes, and stdout stays the report.
     let progress = |line: &str| eprintln!("bench: {line}");
     let mut report = match (&a.cmd, a.scenario) {
@@ -126,11 +144,11 @@ pub fn run(a: &BenchArgs) -> Result<i32> {
             bench::run_command(&kb, &spec, &o, &progress)?
         }
         (None, Some(id)) => bench::run_scenario(&kb, id, &o, &progress)?,
-        (None, None) => return Err(invalid("name a scenario (accept-burst, bdp-transfer, idle-slow-start) or give --cmd")),
+        (None, None) => return Err(invalid("name a scenario (accept-burst, bdp-transfer, idle-slow-start, syn-burst, inotify-watchers, map-heavy) or give --cmd")),
     };
     bench::write_artifacts(&mut report, &o.out_dir)?;
     if a.json.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        super::output::print("bench", &report)?;
     } else {
         print!("{}", bench::report::table(&report));
     }

@@ -164,7 +164,7 @@ pub fn rates(snaps: &[Snapshot]) -> Option<Rates> {
 
 fn render_json(snaps: &[Snapshot]) -> Result<String> {
     let report = CollectReport { schema_version: COLLECT_JSON_VERSION, snapshots: snaps, rates: rates(snaps) };
-    let mut s = serde_json::to_string_pretty(&report)?;
+    let mut s = super::output::document("collection", &report)?;
     s.push('\n');
     Ok(s)
 }

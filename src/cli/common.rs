@@ -4,18 +4,15 @@
 //! them, so the files of `cli/` form no circle.
 
 use super::exit;
-use super::flags::{IntentArg, KbDirArg, PolicyArg, ReproArgs, TelemetryArgs};
+use super::flags::{IntentArg, KbDirArg, PolicyArg, ReproArgs};
 use crate::config::ExperimentConfig;
 use crate::kb::{Intent, Kb};
 use crate::reasoning::Plan;
 use crate::safety::Policy;
 use crate::sysctl::{SysctlKey, SysctlStore, TreeStore, Value};
-use crate::telemetry::Snapshot;
-use crate::telemetry::procfs::ProcReader;
 use anyhow::{Context as _, Result};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 /// An error that carries its exit code (a row of `cli::exit`).
 #[derive(Debug, thiserror::Error)]
@@ -53,12 +50,24 @@ pub fn load_policy(path: &Path) -> Result<Policy> {
     Policy::from_bytes(&bytes, &file).map_err(invalid)
 }
 
-/// The policy the flags name (`--policy FILE`, else the default).
-pub fn policy(p: &PolicyArg) -> Result<Policy> {
-    match &p.policy {
-        Some(p) => load_policy(p),
-        None => Ok(Policy::default()),
-    }
+/// The policy the flags name (`--policy FILE`, else the default), its keys checked against
+/// `kb` (an unknown whitelist key is invalid input; an unknown never_touch key is warned
+/// about once per run).
+pub fn policy(p: &PolicyArg, kb: &Kb) -> Result<Policy> {
+    let Some(path) = &p.policy else { return Ok(Policy::default()) };
+    let pol = load_policy(path)?;
+    checked_keys(&pol, &path.display().to_string(), kb)?;
+    Ok(pol)
+}
+
+/// Checks a policy's keys against the KB: an unknown whitelist key is invalid input, an
+/// unknown never_touch key is warned about (once per run).
+pub fn checked_keys(pol: &Policy, source: &str, kb: &Kb) -> Result<()> {
+    let known: Vec<&str> = kb.params.keys().map(String::as_str).collect();
+    let warnings = pol.check_keys(source, &known).map_err(invalid)?;
+    static WARNED: std::sync::Once = std::sync::Once::new();
+    WARNED.call_once(|| warnings.iter().for_each(|w| eprintln!("semantos: warning: {w}")));
+    Ok(())
 }
 
 /// `--intent`, else latency.
@@ -74,22 +83,6 @@ pub fn store(root: &Path) -> TreeStore {
 /// Milliseconds since the epoch.
 pub fn now_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
-}
-
-/// Two snapshots: the first and last rows of a CSV, or two live reads `--interval` apart.
-pub fn telemetry(t: &TelemetryArgs) -> Result<(Snapshot, Snapshot)> {
-    if let Some(path) = &t.telemetry {
-        let snaps = crate::telemetry::csv::read_file(path).map_err(|e| invalid(format!("{e:#}")))?;
-        return Ok((snaps[0].clone(), snaps[snaps.len() - 1].clone()));
-    }
-    if !(t.interval.is_finite() && (0.05..=3600.0).contains(&t.interval)) {
-        return Err(invalid(format!("--interval {}: use 0.05 to 3600 seconds", t.interval)));
-    }
-    let reader = ProcReader::with_roots(&t.proc_root, "/sys");
-    let a = reader.snapshot(now_ms())?;
-    std::thread::sleep(Duration::from_secs_f64(t.interval));
-    let b = reader.snapshot(now_ms())?;
-    Ok((a, b))
 }
 
 /// Current values of every KB key present in `store`.
@@ -175,12 +168,16 @@ pub fn experiment(r: &ReproArgs, pol: &PolicyArg, i: &IntentArg, kb: &Kb) -> Res
     if let Some(i) = i.intent {
         cfg.intent = i;
     }
-    if let Some(p) = &pol.policy {
-        cfg.policy = load_policy(p)?;
+    if pol.policy.is_some() {
+        cfg.policy = policy(pol, kb)?;
     }
     let source = r.config.as_ref().map(|p| p.display().to_string()).unwrap_or("command line".into());
     cfg.validate().map_err(|e| invalid(format!("{source}: {e}")))?;
     crate::config::check_start_values(&cfg, kb).map_err(|e| invalid(format!("{source}: {e:#}")))?;
+    if pol.policy.is_none() {
+        // The config's own policy section: its keys are checked like a policy file's.
+        checked_keys(&cfg.policy, &source, kb)?;
+    }
     Ok(cfg)
 }
 

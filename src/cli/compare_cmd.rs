@@ -4,7 +4,7 @@
 use super::common::{self, invalid, load_kb};
 use super::flags::{IntentArg, JsonArg, KbDirArg, PolicyArg, ReproArgs, ResultsArgs};
 use super::reasoner::{LlmArgs, ReasonerKind, settings_over};
-use crate::llm::compare::{self, Contender};
+use crate::compare::{self, Contender};
 use crate::llm::{self, LlmReasoner};
 use anyhow::Result;
 use clap::Args;
@@ -78,7 +78,7 @@ pub fn run(a: &CompareArgs) -> Result<i32> {
         eprintln!("semantos: warning: {e:#}");
     }
     if a.json.json {
-        println!("{}", serde_json::to_string_pretty(&c)?);
+        super::output::print("comparison", &c)?;
     } else {
         print!("{}", compare::to_table(&c));
         println!("\nwrote {}, {}", results.join("compare.csv").display(), results.join("compare.json").display());

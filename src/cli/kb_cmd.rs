@@ -146,6 +146,16 @@ impl KbArgs {
         }
     }
 
+    /// Whether the given subcommand prints JSON.
+    pub fn json(&self) -> bool {
+        match &self.command {
+            KbCommand::List(a) => a.json,
+            KbCommand::Show(a) => a.json,
+            KbCommand::Validate(a) => a.json,
+            KbCommand::Graph(a) => a.json,
+        }
+    }
+
     /// The `--json` of whichever subcommand was given (the top-level `semantos --json kb …` sets it).
     pub fn json_mut(&mut self) -> &mut bool {
         match &mut self.command {
@@ -178,10 +188,8 @@ pub fn run_to(args: &KbArgs, kb: &Kb, store: &dyn SysctlStore, out: &mut dyn Wri
     }
 }
 
-fn json_to(out: &mut dyn Write, value: &impl Serialize) -> Result<()> {
-    serde_json::to_writer_pretty(&mut *out, value)?;
-    writeln!(out)?;
-    Ok(())
+fn json_to(out: &mut dyn Write, kind: &str, value: &impl Serialize) -> Result<()> {
+    super::output::write(out, kind, value)
 }
 
 fn lower<T: std::fmt::Debug>(x: T) -> String {
@@ -214,7 +222,7 @@ fn list(a: &ListArgs, kb: &Kb, out: &mut dyn Write) -> Result<i32> {
     let filter = ListFilter { subsystem: a.subsystem.clone(), risk: a.risk, intent: a.intent };
     let params = query::list(kb, &filter);
     if a.json {
-        json_to(out, &params)?;
+        json_to(out, "kb_list", &serde_json::json!({ "params": params }))?;
         return Ok(EXIT_OK);
     }
     match a.intent {
@@ -262,6 +270,10 @@ struct ShowReport<'a> {
 fn show(a: &ShowArgs, kb: &Kb, store: &dyn SysctlStore, out: &mut dyn Write, err: &mut dyn Write) -> Result<i32> {
     let key = match SysctlKey::parse(&a.key) {
         Ok(k) => k.dotted(),
+        Err(e) if a.json => {
+            writeln!(err, "{}", super::output::ErrorDoc::of(EXIT_UNKNOWN_KEY, &anyhow::anyhow!("kb show: {e}")).line())?;
+            return Ok(EXIT_UNKNOWN_KEY);
+        }
         Err(e) => {
             writeln!(err, "kb show: {e}")?;
             return Ok(EXIT_UNKNOWN_KEY);
@@ -269,7 +281,14 @@ fn show(a: &ShowArgs, kb: &Kb, store: &dyn SysctlStore, out: &mut dyn Write, err
     };
     let Some(p) = kb.param(&key) else {
         let last = key.rsplit('.').next().unwrap_or(&key);
-        let near: Vec<&str> = kb.params.keys().filter(|k| k.contains(last)).map(String::as_str).take(8).collect();
+        let typo = crate::reasoning::plan::did_you_mean(&key, kb.params.keys().map(String::as_str));
+        let near: Vec<&str> = typo.into_iter().chain(kb.params.keys().filter(|k| k.contains(last) && Some(k.as_str()) != typo).map(String::as_str)).take(8).collect();
+        if a.json {
+            let causes = if near.is_empty() { vec!["list the entries with `semantos kb list`".to_string()] } else { vec![format!("similar keys: {}", near.join(", "))] };
+            let doc = super::output::ErrorDoc { exit_code: EXIT_UNKNOWN_KEY, message: format!("kb show: the knowledge base has no entry for {key}; a key without an entry cannot be proposed or applied"), causes };
+            writeln!(err, "{}", doc.line())?;
+            return Ok(EXIT_UNKNOWN_KEY);
+        }
         writeln!(err, "kb show: the knowledge base has no entry for {key}; a key without an entry cannot be proposed or applied")?;
         if !near.is_empty() {
             writeln!(err, "  similar keys: {}", near.join(", "))?;
@@ -288,7 +307,7 @@ fn show(a: &ShowArgs, kb: &Kb, store: &dyn SysctlStore, out: &mut dyn Write, err
         live: entry,
     };
     if a.json {
-        json_to(out, &report)?;
+        json_to(out, "kb_entry", &report)?;
         return Ok(EXIT_OK);
     }
     write!(out, "{}", render_show(&report, store))?;
@@ -495,7 +514,7 @@ fn validate_cmd(a: &ValidateArgs, kb: &Kb, store: &dyn SysctlStore, out: &mut dy
         consistent,
     };
     if a.json {
-        json_to(out, &report)?;
+        json_to(out, "kb_validation", &report)?;
     } else {
         write!(out, "{}", render_validate(&report))?;
     }
@@ -575,7 +594,7 @@ struct GraphReport<'a> {
 fn graph_cmd(a: &GraphArgs, kb: &Kb, out: &mut dyn Write) -> Result<i32> {
     let text = graph::render(kb, a.format);
     if a.json {
-        json_to(out, &GraphReport { format: a.format, nodes: graph::nodes(kb), edges: &kb.edges, text })?;
+        json_to(out, "kb_graph", &GraphReport { format: a.format, nodes: graph::nodes(kb), edges: &kb.edges, text })?;
     } else {
         out.write_all(text.as_bytes())?;
     }
@@ -629,8 +648,9 @@ mod tests {
         assert!(!out.contains("vm.drop_caches"), "{out}");
         let (_, out, _) = check(&["list", "--json", "--subsystem", "net.unix"], &store());
         let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-        assert_eq!(v.as_array().unwrap().len(), 1);
-        assert_eq!(v[0]["key"], "net.unix.max_dgram_qlen");
+        assert_eq!((v["schema_version"].as_u64(), v["kind"].as_str()), (Some(1), Some("kb_list")), "{v}");
+        assert_eq!(v["params"].as_array().unwrap().len(), 1);
+        assert_eq!(v["params"][0]["key"], "net.unix.max_dgram_qlen");
     }
 
     #[test]

@@ -20,13 +20,17 @@ pub mod flags;
 pub mod host;
 pub mod kb_cmd;
 pub mod man;
+pub mod output;
+pub mod progress;
 pub mod propose;
 pub mod reasoner;
 pub mod render;
 pub mod reproduce;
 pub mod rollback_cmd;
 pub mod rollout_cmd;
+pub mod sampling;
 pub mod state;
+pub mod style;
 pub mod watch;
 pub mod writes;
 

@@ -1,8 +1,9 @@
 //! Human-readable renderings of findings, checked plans and receipts.
 
-use crate::apply::Receipt;
+use crate::apply::{Outcome, Receipt};
 use crate::reasoning::Findings;
 use crate::safety::CheckedPlan;
+use super::style::{Tone, paint, verdict_tone};
 use std::fmt::Write;
 
 /// Findings with their evidence.
@@ -14,6 +15,7 @@ pub fn findings(f: &Findings) -> String {
     }
     for x in &f.findings {
         let _ = writeln!(s, "  [{}] {}", x.id, x.title);
+        let _ = writeln!(s, "      {}", x.presence.describe());
         for e in &x.evidence {
             let _ = writeln!(s, "      evidence: {}", e.describe());
         }
@@ -25,6 +27,12 @@ pub fn findings(f: &Findings) -> String {
     s
 }
 
+/// `HH:MM:SSZ` of a millisecond timestamp (UTC; simulated time for the simulator's CSVs).
+pub fn clock(ms: u64) -> String {
+    let s = ms / 1000;
+    format!("{:02}:{:02}:{:02}Z", s / 3600 % 24, s / 60 % 60, s % 60)
+}
+
 /// A checked plan: one row per change with its verdict, then rationales and what was left out.
 pub fn checked(c: &CheckedPlan) -> String {
     let mut s = String::new();
@@ -34,7 +42,7 @@ pub fn checked(c: &CheckedPlan) -> String {
         let proposed = x.write.clone().unwrap_or_else(|| x.change.to.clone());
         // `from` is the value read from the target; a `*` marks drift from what the plan was made against.
         let from = format!("{}{}", x.change.from.as_deref().unwrap_or("-"), if x.plan_from.is_some() { " *" } else { "" });
-        let _ = writeln!(s, "  {:<40} {:>24} {:>24}  {}", x.change.key, from, proposed, x.verdict.label());
+        let _ = writeln!(s, "  {:<40} {:>24} {:>24}  {}", x.change.key, from, proposed, paint(x.verdict.label(), verdict_tone(x.verdict.label())));
     }
     let drifted: Vec<_> = c.changes.iter().filter_map(|x| x.plan_from.as_ref().map(|p| (x, p))).collect();
     if !drifted.is_empty() {
@@ -53,7 +61,10 @@ pub fn checked(c: &CheckedPlan) -> String {
         }
         let r = x.verdict.reason();
         if !r.is_empty() {
-            let _ = writeln!(s, "      verdict: {} {r}", x.verdict.label());
+            let _ = writeln!(s, "      verdict: {} {r}", paint(x.verdict.label(), verdict_tone(x.verdict.label())));
+        }
+        for w in &x.warnings {
+            let _ = writeln!(s, "      warning: {w}");
         }
     }
     if !c.plan.considered.is_empty() {
@@ -63,7 +74,7 @@ pub fn checked(c: &CheckedPlan) -> String {
         }
     }
     if let Some(a) = &c.aborted {
-        let _ = writeln!(s, "\n  PLAN ABORTED by the guardrails:\n    {}", a.replace('\n', "\n    "));
+        let _ = writeln!(s, "\n  {} by the guardrails:\n    {}", paint("PLAN ABORTED", Tone::Bad), a.replace('\n', "\n    "));
     }
     s.push('\n');
     s
@@ -72,12 +83,13 @@ pub fn checked(c: &CheckedPlan) -> String {
 /// What an apply did.
 pub fn receipt(r: &Receipt) -> String {
     let mut s = String::new();
-    let _ = writeln!(s, "Apply {}: {:?}", r.run_id, r.outcome);
+    let tone = if r.outcome == Outcome::Committed { Tone::Good } else { Tone::Bad };
+    let _ = writeln!(s, "Apply {}: {}", r.run_id, paint(&format!("{:?}", r.outcome), tone));
     for b in &r.batches {
-        let _ = writeln!(s, "  batch {} [{}]: {} — {}", b.index, b.keys.join(", "), if b.kept { "kept" } else { "ROLLED BACK" }, b.detail);
+        let _ = writeln!(s, "  batch {} [{}]: {} — {}", b.index, b.keys.join(", "), if b.kept { paint("kept", Tone::Good) } else { paint("ROLLED BACK", Tone::Bad) }, b.detail);
     }
     for a in &r.applied {
-        let _ = writeln!(s, "  {}: {} → {} ({})", a.key, a.from.as_deref().unwrap_or("-"), a.to, if a.kept { "kept" } else { "restored" });
+        let _ = writeln!(s, "  {}: {} → {} ({})", a.key, a.from.as_deref().unwrap_or("-"), a.to, if a.kept { paint("kept", Tone::Good) } else { paint("restored", Tone::Bad) });
     }
     if let Some(p) = &r.persisted_to {
         let _ = writeln!(s, "  persisted to {p}");

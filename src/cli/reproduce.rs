@@ -61,6 +61,8 @@ pub struct SimulateArgs {
     pub intent: IntentArg,
     #[command(flatten)]
     pub kb: KbDirArg,
+    #[command(flatten)]
+    pub json: JsonArg,
 }
 
 /// Runs the reproduction and prints the summary.
@@ -83,7 +85,7 @@ pub fn run(a: &ReproduceArgs) -> Result<i32> {
     bar.finish_and_clear();
     let report = report.map_err(|e| if e.downcast_ref::<repro::ReproError>().is_some() { invalid(format!("{e:#}")) } else { e })?;
     if a.json.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        super::output::print("reproduction", &report)?;
         return Ok(0);
     }
     println!("SemantOS sandbox reproduction — seed {}, {} trials, intent {}\n", cfg.seed, cfg.trials, cfg.intent.name());
@@ -91,7 +93,7 @@ pub fn run(a: &ReproduceArgs) -> Result<i32> {
         let ids: Vec<&str> = r.findings.findings.iter().map(|f| f.id.as_str()).collect();
         println!("round {}: findings [{}]", r.round, ids.join(", "));
         for c in &r.checked.changes {
-            println!("  {:<7} {} {} → {}  {}", c.verdict.label(), c.change.key, c.change.from.as_deref().unwrap_or("?"), c.write.as_deref().unwrap_or(&c.change.to), c.verdict.reason());
+            println!("  {} {} {} → {}  {}", super::style::paint(&format!("{:<7}", c.verdict.label()), super::style::verdict_tone(c.verdict.label())), c.change.key, c.change.from.as_deref().unwrap_or("?"), c.write.as_deref().unwrap_or(&c.change.to), c.verdict.reason());
         }
         for m in &r.monitor {
             println!("  monitor: {m}");
@@ -119,6 +121,10 @@ pub fn simulate(a: &SimulateArgs) -> Result<i32> {
     let params = crate::sim::starting_params(&cfg.host);
     let snaps = crate::sim::telemetry_series(&cfg.host, &params, &cfg.workloads, cfg.seed, a.windows, a.seconds);
     crate::apply::files::write_atomic(&a.out, crate::telemetry::csv::to_csv(&snaps)?.as_bytes(), 0o644)?;
-    eprintln!("wrote {} snapshots of {} metrics to {}", snaps.len(), snaps[0].metrics.len(), a.out.display());
+    if a.json.json {
+        super::output::print("simulation", &serde_json::json!({ "out": a.out, "snapshots": snaps.len(), "metrics": snaps[0].metrics.len() }))?;
+    } else {
+        eprintln!("wrote {} snapshots of {} metrics to {}", snaps.len(), snaps[0].metrics.len(), a.out.display());
+    }
     Ok(0)
 }

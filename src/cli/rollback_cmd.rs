@@ -7,8 +7,8 @@ use super::common::{self, invalid, load_kb, refused};
 use super::exit;
 use super::flags::{ForceArg, JsonArg, KbDirArg, PolicyArg, StateArgs, TreeArg};
 use super::writes;
-use crate::apply::{self, AuditLog, HostIdentity, Paths};
-use crate::repro::guarded;
+use crate::apply::{self, AuditLog, HostIdentity};
+use crate::safety::guard::guarded;
 use crate::safety::{self, Policy};
 use crate::sysctl::store::FaultyStore;
 use anyhow::Result;
@@ -47,22 +47,6 @@ const ROLLBACK_HELP: &str = "Examples:
   sudo semantos rollback --run apply-1767000000-4242
   semantos rollback --sysctl-root /tmp/tree --state-dir /tmp/state";
 
-/// With `--fence-rollout ID`: the run ids of the backup's layers that rollout ID committed, newest
-/// first, when there are any and no run is unfinished; None means the whole backup is restored
-/// (a version-1 backup, an Ansible backup, or an interrupted apply).
-fn rollout_layers(fence: Option<&str>, p: &Paths) -> Result<Option<Vec<String>>> {
-    let Some(id) = fence else { return Ok(None) };
-    if crate::apply::journal::pending(&p.journal)?.is_some() {
-        return Ok(None);
-    }
-    let Some(b) = apply::Backup::load_if_exists(&p.backup)? else { return Ok(None) };
-    if b.state != crate::apply::backup::BackupState::Committed {
-        return Ok(None);
-    }
-    let runs: Vec<String> = b.layers.iter().rev().filter(|l| l.rollout_id.as_deref() == Some(id)).map(|l| l.run_id.clone()).collect();
-    Ok((!runs.is_empty()).then_some(runs))
-}
-
 /// `semantos --applier sysctl --rollback` / `semantos rollback`.
 pub fn rollback(a: &RollbackArgs) -> Result<i32> {
     let kb = load_kb(&a.kb)?;
@@ -73,7 +57,7 @@ pub fn rollback(a: &RollbackArgs) -> Result<i32> {
     // always, a policy's whitelist and never_touch when one is given. Without --policy the built-in
     // whitelist is not applied: it would strand a value an apply under a site policy changed.
     let given = a.policy.policy.is_some();
-    let pol = if given { common::policy(&a.policy)? } else { safety::Policy { whitelist: vec!["*".into()], ..Policy::default() } };
+    let pol = if given { common::policy(&a.policy, &kb)? } else { safety::Policy { whitelist: vec!["*".into()], ..Policy::default() } };
     let tree = common::store(&a.tree.sysctl_root);
     writes::require_root(&tree, "rollback")?;
     let st = writes::resolve(&a.state);
@@ -103,15 +87,9 @@ pub fn rollback(a: &RollbackArgs) -> Result<i32> {
     let audit = AuditLog::to(&st.audit_log);
     let r = match &layer {
         Some(l) => apply::rollback_layer(&store, &kb, &paths, &host, l, &opts, &audit),
-        None => match rollout_layers(a.fence_rollout.as_deref(), &paths)? {
-            // A fleet's final restore of one rollout undoes that rollout's applies only, newest first.
-            Some(runs) => {
-                let mut last = None;
-                for id in runs {
-                    last = Some(apply::rollback_layer(&store, &kb, &paths, &host, &apply::rollback::Layer::Run(id), &opts, &audit).map_err(|e| writes::classify(e, &line))?);
-                }
-                Ok(last.expect("rollout_layers returns at least one run"))
-            }
+        None => match &a.fence_rollout {
+            // A fleet's final restore of one rollout undoes that rollout's changes only, or refuses.
+            Some(id) => apply::rollout_undo::rollback_rollout(&store, &kb, &paths, &host, id, &opts, &audit),
             None => apply::rollback_with(&store, &kb, &paths, &host, &opts, &audit),
         },
     }
@@ -123,7 +101,10 @@ pub fn rollback(a: &RollbackArgs) -> Result<i32> {
         eprintln!("semantos: warning: {why}");
     }
     if a.json.json {
-        println!("{}", serde_json::to_string_pretty(&r)?);
+        super::output::print("rollback", &r)?;
+    } else if let Some(id) = a.fence_rollout.as_ref().filter(|_| r.restored.is_empty()) {
+        // Not "already restored": there may be no backup at all, or only other rollouts' layers.
+        eprintln!("semantos: nothing to roll back for rollout {id} on this host (no committed change of it in {}); it is fenced here, so a late apply of it is refused", st.backup.display());
     } else if r.already_restored {
         println!("Nothing to do: the backup {} was already restored.", st.backup.display());
     } else {

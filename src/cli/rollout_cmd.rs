@@ -12,7 +12,7 @@
 
 use super::common::{self, CliError, invalid, load_kb};
 use super::exit;
-use super::flags::{IntentArg, JsonArg, KbDirArg, PlanArg, PolicyArg, WatchArgs};
+use super::flags::{HealthTimeoutArg, IntentArg, JsonArg, KbDirArg, PlanArg, PolicyArg, WatchArgs};
 use crate::apply::lock::Lock;
 use crate::kb::Intent;
 use crate::reasoning::Plan;
@@ -115,6 +115,8 @@ pub struct RolloutArgs {
     #[command(flatten)]
     pub watch: WatchArgs,
     #[command(flatten)]
+    pub health_timeout: HealthTimeoutArg,
+    #[command(flatten)]
     pub kb: KbDirArg,
     #[command(flatten)]
     pub json: JsonArg,
@@ -146,7 +148,7 @@ fn state_path(a: &RolloutArgs) -> PathBuf {
 fn policy_of(a: &RolloutArgs) -> Result<(Policy, Option<String>)> {
     match &a.policy.policy {
         Some(p) => {
-            let pol = common::load_policy(p)?;
+            let pol = common::policy(&a.policy, &common::load_kb(&a.kb)?)?;
             let text = std::fs::read_to_string(p).with_context(|| format!("reading policy {}", p.display()))?;
             Ok((pol, Some(text)))
         }
@@ -199,6 +201,7 @@ fn settings_of(a: &RolloutArgs, state: &Path, policy_text: Option<String>, spec:
         policy: policy_text,
         monitor_seconds: a.watch.monitor_seconds,
         health_cmd: a.watch.health_cmd.clone(),
+        health_timeout_s: a.health_timeout.health_timeout,
         persist: a.watch.persist.as_ref().map(|p| p.display().to_string()),
         interval: a.interval,
         host_timeout_s: a.host_timeout,
@@ -385,6 +388,7 @@ pub fn playbook_options(s: &RolloutState) -> PlaybookOptions {
         sysctl_file: common::sysctl_file(s.settings.remote.persist.as_deref()),
         monitor_seconds: s.settings.remote.monitor_seconds.unwrap_or(0.0),
         health_cmd: s.settings.remote.health_cmd.clone(),
+        health_timeout_s: s.settings.remote.health_timeout_s.unwrap_or(crate::safety::policy::DEFAULT_HEALTH_TIMEOUT_S),
         header: vec![format!("rollout {} of plan {} (intent {})", s.run_id, s.plan.created_by, s.plan.intent.name())],
     }
 }
@@ -398,7 +402,9 @@ fn ansible_workdir(s: &RolloutState, a: &AnsibleSettings) -> Result<ansible::Wor
     let control = control.canonicalize().unwrap_or(control);
     let inv = ansible::inventory(&hosts, &s.settings.remote, &o.sysctl_file, a.python.as_deref())?;
     let cfg = ansible::config(&s.settings.ssh, s.settings.parallel, s.settings.host_timeout_s, &control);
-    ansible::write_workdir(&a.dir, &ansible::playbook(&targets, &o), &inv, &cfg)
+    // The hosts run semantos itself (one backup format and restore logic on both engines).
+    let e = ansible::EngineOptions { rollout_id: s.run_id.clone(), serial: o.serial, remote: s.settings.remote.clone(), plan_json: serde_json::to_string(&s.plan)?, changes: targets.len(), header: o.header };
+    ansible::write_workdir(&a.dir, &ansible::engine_playbook(&e), &inv, &cfg)
 }
 
 fn values_cell(keys: &[String], v: &std::collections::BTreeMap<String, Option<String>>) -> String {
@@ -441,7 +447,7 @@ pub fn table(s: &RolloutState, state_file: &str) -> String {
 fn print_report(a: &RolloutArgs, s: &RolloutState, file: &StateFile) -> Result<()> {
     let path = file.path().display().to_string();
     if a.json.json {
-        println!("{}", serde_json::to_string_pretty(&fleet::report(s, &path))?);
+        super::output::print("rollout", &fleet::report(s, &path))?;
     } else {
         print!("{}", table(s, &path));
     }
@@ -451,7 +457,7 @@ fn print_report(a: &RolloutArgs, s: &RolloutState, file: &StateFile) -> Result<(
 fn print_dry_run(a: &RolloutArgs, s: &RolloutState, targets: &[Target]) -> Result<()> {
     if a.json.json {
         let waves: Vec<Vec<String>> = (0..s.wave_count()).map(|w| s.wave(w).into_iter().map(|i| s.hosts[i].host.name.clone()).collect()).collect();
-        println!("{}", serde_json::json!({ "dry_run": true, "engine": s.settings.engine, "waves": waves, "changes": targets.iter().map(|t| serde_json::json!({"key": t.key.to_string(), "to": t.value.to_string()})).collect::<Vec<_>>() }));
+        super::output::print("rollout_dry_run", &serde_json::json!({ "dry_run": true, "engine": s.settings.engine, "waves": waves, "changes": targets.iter().map(|t| serde_json::json!({"key": t.key.to_string(), "to": t.value.to_string()})).collect::<Vec<_>>() }))?;
         return Ok(());
     }
     println!("DRY RUN ({:?} engine) — nothing was contacted; add --run to apply.", s.settings.engine);

@@ -13,8 +13,64 @@
 pub mod nto;
 pub mod tuned;
 
+use crate::kb::Intent;
+use crate::reasoning::Plan;
 use crate::rollout::precheck::Target;
 use crate::sysctl::sysctld;
+
+/// What an export may say about the plan it came from: only what the plan
+/// (or the user's flag) states, never a default. A sysctl.d plan has no
+/// intent of its own; its export must not claim one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Provenance {
+    /// Where the plan was read from (a path, or `standard input`).
+    pub source: String,
+    /// What produced the plan (`rules`, `llm:…`, `file:…`).
+    pub created_by: String,
+    /// The intent and who stated it (`the plan` or `--intent`), if anyone did.
+    pub intent: Option<(Intent, &'static str)>,
+    /// Digest of the snapshot the plan was derived from, if it says.
+    pub snapshot_digest: Option<String>,
+    /// Number of changes exported.
+    pub changes: usize,
+}
+
+impl Provenance {
+    /// What `plan`, read from `source`, states. A plan written as sysctl.d
+    /// (`created_by` `file:…`, see [`Plan::load`]) states no intent: then
+    /// only `flag_intent` (the user's `--intent`) is reported.
+    pub fn of(plan: &Plan, source: &str, flag_intent: Option<Intent>, changes: usize) -> Provenance {
+        let from_text = plan.created_by.starts_with("file:");
+        let intent = match (from_text, flag_intent) {
+            (false, _) => Some((plan.intent, "the plan")),
+            (true, Some(i)) => Some((i, "--intent")),
+            (true, None) => None,
+        };
+        Provenance { source: source.to_string(), created_by: plan.created_by.clone(), intent, snapshot_digest: plan.snapshot_digest.clone(), changes }
+    }
+
+    /// Header lines for a drop-in, profile or resource.
+    pub fn header(&self) -> Vec<String> {
+        let intent = match &self.intent {
+            Some((i, "the plan")) => format!("intent {}", i.name()),
+            Some((i, who)) => format!("intent {} (from {who})", i.name()),
+            None => "no intent stated".to_string(),
+        };
+        let mut h = vec![format!("SemantOS plan from {} ({}, {intent}): {} change(s)", self.source, self.created_by, self.changes)];
+        if let Some(d) = &self.snapshot_digest {
+            h.push(format!("derived from telemetry snapshot {d}"));
+        }
+        h
+    }
+
+    /// A one-line summary naming the profile, for TuneD's `summary=`.
+    pub fn summary(&self, profile: &str) -> String {
+        match &self.intent {
+            Some((i, _)) => format!("{profile}: SemantOS plan {} (intent {})", self.created_by, i.name()),
+            None => format!("{profile}: SemantOS plan {}", self.created_by),
+        }
+    }
+}
 
 /// Formats `semantos export` writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -57,6 +113,30 @@ mod tests {
             Target { key: SysctlKey::parse("net.core.somaxconn").unwrap(), value: Value::from_kernel("4096") },
             Target { key: SysctlKey::parse("net.ipv4.tcp_rmem").unwrap(), value: Value::from_kernel("4096 131072 6291456") },
         ]
+    }
+
+    fn plan(created_by: &str, intent: Intent) -> Plan {
+        Plan::new(created_by, intent)
+    }
+
+    #[test]
+    fn a_sysctl_d_plan_export_claims_no_intent_it_does_not_have() {
+        // Before: "intent latency" in the header of every export of a sysctl.d plan,
+        // the default the loader filled in, not anything the plan said.
+        let p = Provenance::of(&plan("file:plan.conf", Intent::Latency), "plan.conf", None, 2);
+        assert_eq!(p.header(), ["SemantOS plan from plan.conf (file:plan.conf, no intent stated): 2 change(s)"]);
+        assert_eq!(p.summary("web"), "web: SemantOS plan file:plan.conf");
+        let p = Provenance::of(&plan("file:plan.conf", Intent::Latency), "plan.conf", Some(Intent::Throughput), 2);
+        assert!(p.header()[0].contains("intent throughput (from --intent)"), "{:?}", p.header());
+    }
+
+    #[test]
+    fn a_json_plan_export_states_the_plan_s_own_intent_and_snapshot() {
+        let mut pl = plan("rules", Intent::Throughput);
+        pl.snapshot_digest = Some("ab12".into());
+        let p = Provenance::of(&pl, "plan.json", Some(Intent::Latency), 1);
+        assert_eq!(p.header(), ["SemantOS plan from plan.json (rules, intent throughput): 1 change(s)", "derived from telemetry snapshot ab12"]);
+        assert_eq!(p.summary("semantos"), "semantos: SemantOS plan rules (intent throughput)");
     }
 
     #[test]

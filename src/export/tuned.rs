@@ -5,9 +5,13 @@
 use super::{one_line, sysctl_section};
 use crate::rollout::precheck::Target;
 
-/// A TuneD profile name or parent: letters, digits, `-`, `_` and `.`.
+/// A TuneD profile name or parent: a letter or digit, then letters, digits,
+/// `-`, `_` and `.`. A profile is a directory under /etc/tuned, so `.`,
+/// `..` and names starting with a dot or dash are refused.
 pub fn valid_profile_name(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 64 && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    s.len() <= 64
+        && s.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
 /// Renders `tuned.conf`. `include` names a parent profile (e.g. `throughput-performance`).
@@ -39,5 +43,13 @@ mod tests {
         let t = profile(&crate::export::tests::targets(), "SemantOS plan (latency)\n$x", Some("throughput-performance"), &["from plan.json".into()]);
         assert_eq!(t, "# from plan.json\n\n[main]\nsummary=SemantOS plan (latency) x\ninclude=throughput-performance\n\n[sysctl]\nnet.core.somaxconn=4096\nnet.ipv4.tcp_rmem=4096 131072 6291456\n");
         assert!(valid_profile_name("throughput-performance") && !valid_profile_name("a b") && !valid_profile_name("${f:exec:x}"));
+    }
+
+    #[test]
+    fn a_profile_name_cannot_leave_the_profile_directory() {
+        for bad in ["", ".", "..", ".hidden", "-x", "a/b", "a b", "x$"] {
+            assert!(!valid_profile_name(bad), "{bad:?}");
+        }
+        assert!(valid_profile_name("semantos-web_2") && valid_profile_name("v1.2"));
     }
 }

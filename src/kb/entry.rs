@@ -220,6 +220,38 @@ pub struct Condition {
     pub because: String,
 }
 
+/// When this key is the limit in force for what shows a symptom: a telemetry gauge that
+/// counts the sockets (processes, devices) held at this key's limit. Proposed only when it
+/// holds; otherwise "considered, not proposed" with the reason and the cited readings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Binding {
+    /// The symptom this applies to (every symptom of the key when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub symptom: Option<String>,
+    /// The telemetry gauge compared.
+    pub metric: String,
+    /// Comparison.
+    pub op: Op,
+    /// Right-hand side, a number.
+    pub value: f64,
+    /// Without the metric (no per-socket telemetry): true proposes as if it held (the key is the
+    /// default limit, in force unless shown otherwise), false does not (an opt-in cap, in force only
+    /// for what asked for it).
+    #[serde(default)]
+    pub presumed: bool,
+    /// Why this reading decides whether the key binds, quoted in rationales and refusals.
+    pub because: String,
+    /// Further gauges quoted as evidence either way.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cite: Vec<String>,
+    /// Keys that may be the limit in force for the same symptom instead (tcp_rmem's rival is
+    /// rmem_max): whenever this key is called for, each rival is judged by its own `binds_when`
+    /// and proposed if it binds, else listed as considered with the evidence.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rivals: Vec<String>,
+}
+
 /// One parameter of the knowledge base.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -304,6 +336,9 @@ pub struct Param {
     /// Preconditions for proposing a change.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
+    /// When this key is the limit that binds (see `Binding`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub binds_when: Vec<Binding>,
     /// Documentation and commits this entry rests on.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub references: Vec<String>,
@@ -506,17 +541,21 @@ impl Edge {
     }
 }
 
-/// How a symptom signal reads a metric.
+/// How a symptom signal reads a metric. A diagnosis judges it over every
+/// sub-interval of its window (see `reasoning::window` for the rule).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Measure {
-    /// Per-second rate of a counter between two snapshots.
+    /// Per-second rate of a counter, per sub-interval.
     Rate,
-    /// Increase of a counter between two snapshots.
+    /// Increase of a counter, per sub-interval.
     Delta,
-    /// Latest value of a gauge.
+    /// Level of a gauge at the end of each sub-interval.
     Gauge,
-    /// Latest gauge divided by another gauge (`per`).
+    /// A count against its limit: the gauge divided by the limit metric `per`,
+    /// both read from the same snapshot, so the limit is the one in force on
+    /// this host. With one `*` in both names (`listen.*.queue.max` per
+    /// `listen.*.backlog`) it is judged per instance and the worst one counts.
     Ratio,
 }
 
@@ -551,7 +590,25 @@ pub struct Symptom {
     pub when: Vec<Signal>,
 }
 
-/// The TOML file layout: any file may hold any of the three tables.
+/// A usage metric and the limits it runs into on the same host
+/// (`[[limit]]`, kb/limits.toml). The count alone means something different
+/// on every host, so a symptom may judge it only as a ratio to one of these
+/// limits (`kb validate` lints the rest).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limit {
+    /// Usage metric, or a pattern with one `*` standing for an instance (`listen.*.queue.max`).
+    pub usage: String,
+    /// Metrics of the limits in force, in the same snapshot; with a `*` when `usage` has one.
+    pub limits: Vec<String>,
+    /// The kernel mechanism that makes the limit bind.
+    pub note: String,
+    /// Where the mechanism is documented.
+    #[serde(default)]
+    pub references: Vec<String>,
+}
+
+/// The TOML file layout: any file may hold any of the four tables.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KbFile {
@@ -561,6 +618,8 @@ pub struct KbFile {
     pub edge: Vec<Edge>,
     #[serde(default)]
     pub symptom: Vec<Symptom>,
+    #[serde(default)]
+    pub limit: Vec<Limit>,
 }
 
 /// Parameters by key, in key order.

@@ -23,7 +23,7 @@
 //! network namespace.
 
 pub mod kconfig;
-mod presence;
+pub mod presence;
 
 pub use kconfig::BuildConfig;
 pub use presence::KernelVersion;

@@ -6,7 +6,9 @@
 
 pub mod entry;
 pub mod graph;
+pub mod limits;
 pub mod live;
+pub mod metric;
 pub mod overrides;
 pub mod query;
 pub mod validate;
@@ -28,6 +30,8 @@ pub struct Kb {
     pub edges: Vec<Edge>,
     /// Symptoms by ID.
     pub symptoms: BTreeMap<String, Symptom>,
+    /// Usage metrics paired with the limits they run into (`[[limit]]`).
+    pub limits: Vec<entry::Limit>,
     /// Which file each parameter came from (for error messages and `kb show`).
     pub origin: BTreeMap<String, String>,
 }
@@ -103,6 +107,10 @@ impl Kb {
         }
         for s in parsed.symptom {
             self.symptoms.insert(s.id.clone(), s);
+        }
+        for l in parsed.limit {
+            self.limits.retain(|x| x.usage != l.usage);
+            self.limits.push(l);
         }
         Ok(())
     }

@@ -3,6 +3,7 @@
 //! Live checks against a running kernel live in `kb::live`.
 
 use super::entry::{EdgeKind, Param};
+use super::metric::{METRIC_PREFIXES, follows_conventions};
 use super::Kb;
 use crate::sysctl::value::{Value, ValueKind};
 use crate::sysctl::SysctlKey;
@@ -131,20 +132,25 @@ pub fn check_consistency(kb: &Kb) -> Result<(), Vec<String>> {
     if errs.is_empty() { Ok(()) } else { Err(errs) }
 }
 
-/// Telemetry name prefixes a symptom signal may use (see the conventions in
-/// `telemetry::snapshot`): the `/proc` files, host facts, and the per-socket
-/// and per-listener gauges the socket collector and the simulator emit.
-pub const METRIC_PREFIXES: &[&str] =
-    &["netstat.TcpExt.", "netstat.IpExt.", "snmp.", "vmstat.", "meminfo.", "sockstat.", "softnet.", "psi.", "loadavg.", "host.", "cgroup.", "sock.", "listen."];
 
 /// Stricter checks the shipped knowledge base must pass on top of
 /// [`check_consistency`]: they catch entries that load but cannot work as
 /// written (an edge index past the end of a vector, a `set` direction
 /// without a value, symptoms on a parameter that has no direction, a
-/// `never` entry that carries suggestions). Each message names the key or
-/// edge and what would be valid. User override files are not held to this.
+/// `never` entry that carries suggestions, an absolute threshold on a count
+/// whose meaning depends on a limit). Each message names the key, edge or
+/// symptom and what would be valid. User override files are not held to this.
 pub fn lint(kb: &Kb) -> Vec<String> {
-    use super::entry::{Direction, Measure, Risk};
+    let mut out = lint_edges(kb);
+    for p in kb.params.values() {
+        out.extend(lint_param(p));
+    }
+    out.extend(lint_symptoms(kb));
+    out.extend(super::limits::lint(kb));
+    out
+}
+
+fn lint_edges(kb: &Kb) -> Vec<String> {
     use std::collections::BTreeSet;
     let mut out = Vec::new();
     let mut seen = BTreeSet::new();
@@ -178,74 +184,101 @@ pub fn lint(kb: &Kb) -> Vec<String> {
             }
         }
     }
-    for p in kb.params.values() {
-        let k = &p.key;
-        if p.references.is_empty() {
-            out.push(format!("{k}: no references; cite the documentation section or commit the entry rests on"));
+    out
+}
+
+/// Directions, suggestions and risk of one entry agree with each other.
+fn lint_param(p: &Param) -> Vec<String> {
+    use super::entry::{Direction, Risk};
+    let mut out = Vec::new();
+    let k = &p.key;
+    if p.references.is_empty() {
+        out.push(format!("{k}: no references; cite the documentation section or commit the entry rests on"));
+    }
+    if (!p.symptoms.is_empty() || !p.counter_symptoms.is_empty()) && p.direction.is_empty() {
+        out.push(format!("{k}: has symptoms but no direction, so no symptom can ever move it"));
+    }
+    for (intent, d) in [("latency", p.direction.latency), ("throughput", p.direction.throughput), ("memory", p.direction.memory), ("balanced", p.direction.balanced)] {
+        let Some(d) = d else { continue };
+        let suggested = match intent {
+            "latency" => p.suggest.latency.as_ref(),
+            "throughput" => p.suggest.throughput.as_ref(),
+            "memory" => p.suggest.memory.as_ref(),
+            _ => p.suggest.balanced.as_ref(),
         }
-        if (!p.symptoms.is_empty() || !p.counter_symptoms.is_empty()) && p.direction.is_empty() {
-            out.push(format!("{k}: has symptoms but no direction, so no symptom can ever move it"));
-        }
-        for (intent, d) in [("latency", p.direction.latency), ("throughput", p.direction.throughput), ("memory", p.direction.memory), ("balanced", p.direction.balanced)] {
-            let Some(d) = d else { continue };
-            let suggested = match intent {
-                "latency" => p.suggest.latency.as_ref(),
-                "throughput" => p.suggest.throughput.as_ref(),
-                "memory" => p.suggest.memory.as_ref(),
-                _ => p.suggest.balanced.as_ref(),
-            }
-            .or(p.suggest.balanced.as_ref());
-            if d == Direction::Set && suggested.is_none() {
-                out.push(format!("{k}: direction.{intent} = \"set\" needs suggest.{intent} (or suggest.balanced): set to what?"));
-            }
-        }
-        if p.risk == Risk::Never {
-            let moving = [p.direction.latency, p.direction.throughput, p.direction.memory, p.direction.balanced].into_iter().flatten().any(|d| d != Direction::Keep);
-            if moving || !p.suggest.is_empty() || !p.symptoms.is_empty() || !p.counter_symptoms.is_empty() || p.sizing.is_some() {
-                out.push(format!("{k}: risk \"never\" but it carries a direction, suggestion, symptom or sizing; a never entry is never proposed"));
-            }
-        }
-        if p.no_read.is_some() && p.risk != Risk::Never {
-            out.push(format!("{k}: no_read is set but risk is {:?}; a key that cannot be read cannot be backed up, so it must be risk \"never\"", p.risk));
-        }
-        if p.ordered && p.kind != ValueKind::Ints {
-            out.push(format!("{k}: ordered applies to type \"ints\" only"));
-        }
-        if !p.values.is_empty() && p.kind != ValueKind::Enum {
-            out.push(format!("{k}: values applies to type \"enum\" only"));
-        }
-        if let Some(c) = &p.config
-            && super::live::kconfig::is_option_name(c.trim())
-        {
-            out.push(format!("{k}: config = {c:?} names only a build option; write requires_config = [{c:?}] so live validation can check it against the kernel's config"));
-        }
-        if p.removed_in.is_some() && p.no_op {
-            out.push(format!("{k}: both removed_in and no_op; a removed key is absent, a no-op key is present"));
-        }
-        if let (Some(s), Some(r)) = (&p.since, &p.removed_in)
-            && super::live::KernelVersion::parse(s) >= super::live::KernelVersion::parse(r)
-        {
-            out.push(format!("{k}: since {s} is not before removed_in {r}"));
-        }
-        for v in [&p.since, &p.removed_in].into_iter().flatten() {
-            if super::live::KernelVersion::parse(v).is_none() {
-                out.push(format!("{k}: version {v:?} is not major.minor[.patch]"));
-            }
-        }
-        if p.default.is_none() && p.removed_in.is_none() && p.risk != Risk::Never {
-            let said = |s: &str| s.to_lowercase().contains("default");
-            if !said(&p.risk_reason) && !p.effect_note.as_deref().is_some_and(said) {
-                out.push(format!("{k}: no default; when it is RAM- or build-dependent say so in risk_reason or effect_note"));
-            }
+        .or(p.suggest.balanced.as_ref());
+        if d == Direction::Set && suggested.is_none() {
+            out.push(format!("{k}: direction.{intent} = \"set\" needs suggest.{intent} (or suggest.balanced): set to what?"));
         }
     }
+    if p.risk == Risk::Never {
+        let moving = [p.direction.latency, p.direction.throughput, p.direction.memory, p.direction.balanced].into_iter().flatten().any(|d| d != Direction::Keep);
+        if moving || !p.suggest.is_empty() || !p.symptoms.is_empty() || !p.counter_symptoms.is_empty() || p.sizing.is_some() {
+            out.push(format!("{k}: risk \"never\" but it carries a direction, suggestion, symptom or sizing; a never entry is never proposed"));
+        }
+    }
+    if p.no_read.is_some() && p.risk != Risk::Never {
+        out.push(format!("{k}: no_read is set but risk is {:?}; a key that cannot be read cannot be backed up, so it must be risk \"never\"", p.risk));
+    }
+    if p.ordered && p.kind != ValueKind::Ints {
+        out.push(format!("{k}: ordered applies to type \"ints\" only"));
+    }
+    if !p.values.is_empty() && p.kind != ValueKind::Enum {
+        out.push(format!("{k}: values applies to type \"enum\" only"));
+    }
+    out.extend(lint_versions(p));
+    if p.default.is_none() && p.removed_in.is_none() && p.risk != Risk::Never {
+        let said = |s: &str| s.to_lowercase().contains("default");
+        if !said(&p.risk_reason) && !p.effect_note.as_deref().is_some_and(said) {
+            out.push(format!("{k}: no default; when it is RAM- or build-dependent say so in risk_reason or effect_note"));
+        }
+    }
+    out
+}
+
+/// `config`, `since` and `removed_in` say what live validation can check.
+fn lint_versions(p: &Param) -> Vec<String> {
+    use super::live::presence::KernelVersion;
+    let mut out = Vec::new();
+    let k = &p.key;
+    if let Some(c) = &p.config
+        && super::live::kconfig::is_option_name(c.trim())
+    {
+        out.push(format!("{k}: config = {c:?} names only a build option; write requires_config = [{c:?}] so live validation can check it against the kernel's config"));
+    }
+    if p.removed_in.is_some() && p.no_op {
+        out.push(format!("{k}: both removed_in and no_op; a removed key is absent, a no-op key is present"));
+    }
+    if let (Some(s), Some(r)) = (&p.since, &p.removed_in)
+        && KernelVersion::parse(s) >= KernelVersion::parse(r)
+    {
+        out.push(format!("{k}: since {s} is not before removed_in {r}"));
+    }
+    for v in [&p.since, &p.removed_in].into_iter().flatten() {
+        if KernelVersion::parse(v).is_none() {
+            out.push(format!("{k}: version {v:?} is not major.minor[.patch]"));
+        }
+    }
+    out
+}
+
+fn lint_symptoms(kb: &Kb) -> Vec<String> {
+    use super::entry::Measure;
+    let mut out = Vec::new();
     for s in kb.symptoms.values() {
         for sig in &s.when {
-            if !METRIC_PREFIXES.iter().any(|pre| sig.metric.starts_with(pre)) {
-                out.push(format!("symptom {}: metric {:?} follows none of the telemetry conventions ({})", s.id, sig.metric, METRIC_PREFIXES.join(", ")));
+            for m in std::iter::once(&sig.metric).chain(&sig.per) {
+                if !follows_conventions(m) {
+                    out.push(format!("symptom {}: metric {m:?} follows none of the telemetry conventions ({})", s.id, METRIC_PREFIXES.join(", ")));
+                }
             }
             if (sig.measure == Measure::Ratio) != sig.per.is_some() {
                 out.push(format!("symptom {}: metric {:?}: `per` is required with measure ratio and meaningless otherwise", s.id, sig.metric));
+            }
+            let stars = |m: &str| m.matches('*').count();
+            let (num, den) = (stars(&sig.metric), sig.per.as_deref().map_or(0, stars));
+            if num > 1 || den > 1 || (sig.per.is_some() && num != den) || (sig.measure != Measure::Ratio && num > 0) {
+                out.push(format!("symptom {}: metric {:?}: a `*` (one instance, e.g. a listening port) is allowed once, in a ratio, in both `metric` and `per`", s.id, sig.metric));
             }
         }
         if s.when.is_empty() {
@@ -254,6 +287,7 @@ pub fn lint(kb: &Kb) -> Vec<String> {
     }
     out
 }
+
 
 #[cfg(test)]
 mod tests {
@@ -528,13 +562,13 @@ when = [{ metric = "made.up", measure = "ratio", op = ">", value = 1.0 }]
             ("vm.dirty_ratio", "Int|Some(1)|Some(100)|[\"dirty_writeback_stalls\"]|[\"dirty_throttling\"]|None|Lower/Raise/Lower/Lower|5/40/10/10|None|[]|false"),
             ("vm.dirty_background_ratio", "Int|Some(1)|Some(100)|[\"dirty_writeback_stalls\"]|[\"dirty_throttling\"]|None|Lower/Raise/Lower/Lower|2/10/5/5|None|[]|false"),
             ("vm.dirty_expire_centisecs", "Int|Some(100)|Some(360000)|[\"dirty_writeback_stalls\"]|[\"dirty_throttling\"]|None|Lower/Raise/Lower/Lower|1500/1500/1500/1500|None|[]|false"),
-            ("vm.swappiness", "Int|Some(0)|Some(200)|[\"swap_in_stalls\"]|[\"file_cache_thrashing\"]|None|Lower/Lower/Raise/Lower|10/30/20/20|None|[]|false"),
-            ("vm.watermark_scale_factor", "Int|Some(1)|Some(1000)|[\"direct_reclaim_stalls\"]|[]|None|Raise/Raise/Lower/Raise|100/50/50/50|None|[]|false"),
-            ("net.core.somaxconn", "Int|Some(128)|Some(65535)|[\"accept_queue_overflow\"]|[]|None|Raise/Raise/Raise/Raise|4096/8192/4096/4096|None|[(None, Some(\"listen.backlog.max\"), \">=\", \"$net.core.somaxconn\")]|false"),
+            ("vm.swappiness", "Int|Some(0)|Some(200)|[\"swap_in_stalls\"]|[\"file_cache_thrashing\"]|None|Lower/Lower/Keep/Lower|10/30/20/20|None|[]|false"),
+            ("vm.watermark_scale_factor", "Int|Some(1)|Some(1000)|[\"direct_reclaim_stalls\"]|[]|None|Raise/Raise/Keep/Raise|100/50/50/50|None|[]|false"),
+            ("net.core.somaxconn", "Int|Some(128)|Some(65535)|[\"accept_queue_overflow\", \"syn_queue_drops\", \"syn_queue_full_cookies\"]|[]|None|Raise/Raise/Raise/Raise|4096/8192/4096/4096|None|[(None, Some(\"listen.backlog.max\"), \">=\", \"$net.core.somaxconn\")]|false"),
             ("net.core.netdev_max_backlog", "Int|Some(1000)|Some(262144)|[\"softnet_backlog_drops\"]|[]|None|Raise/Raise/Raise/Raise|8192/16384/8192/8192|None|[]|false"),
             ("net.core.netdev_budget", "Int|Some(300)|Some(4000)|[\"softnet_time_squeeze\"]|[]|None|Raise/Raise/Raise/Raise|600/1200/600/600|None|[]|false"),
-            ("net.ipv4.tcp_rmem", "Ints|Some(4096)|Some(1073741824)|[\"receive_window_limited\"]|[]|Some(2)|Raise/Raise/Lower/Raise|///|Some((\"sock.bdp_bytes.max\", 4.0, true))|[]|true"),
-            ("net.ipv4.tcp_wmem", "Ints|Some(4096)|Some(1073741824)|[\"send_buffer_limited\"]|[]|Some(2)|Raise/Raise/Lower/Raise|///|Some((\"sock.bdp_bytes.max\", 4.0, true))|[]|true"),
+            ("net.ipv4.tcp_rmem", "Ints|Some(4096)|Some(1073741824)|[\"receive_window_limited\"]|[]|Some(2)|Raise/Raise/Keep/Raise|///|Some((\"sock.bdp_bytes.max\", 4.0, true))|[]|true"),
+            ("net.ipv4.tcp_wmem", "Ints|Some(4096)|Some(1073741824)|[\"send_buffer_limited\"]|[]|Some(2)|Raise/Raise/Keep/Raise|///|Some((\"sock.bdp_bytes.max\", 4.0, true))|[]|true"),
             ("net.ipv4.tcp_slow_start_after_idle", "Bool|None|None|[\"cwnd_collapse_after_idle\"]|[]|None|Set/Set/Set/Set|0/0/0/0|None|[(None, Some(\"sock.cc.bbr.share\"), \"<\", \"0.5\")]|false"),
             ("kernel.sched_latency_ns", "Int|Some(100000)|Some(1000000000)|[\"cpu_runqueue_delay\"]|[]|None|Lower/Raise/Keep/Keep|3000000///|None|[]|false"),
             ("kernel.sched_min_granularity_ns", "Int|Some(100000)|Some(1000000000)|[\"cpu_runqueue_delay\"]|[]|None|Lower/Raise/Keep/Keep|375000///|None|[]|false"),

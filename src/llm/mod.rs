@@ -21,10 +21,8 @@
 //! * `consistency` — agreement and uncertainty over k samples.
 //! * `reasoner` — `LlmReasoner` (the `Reasoner` trait) and `propose` (guardrails, fall back).
 //! * `calibration` — (u, outcome) records, JSON lines.
-//! * `compare` — backends side by side on the simulator.
 
 pub mod calibration;
-pub mod compare;
 pub mod consistency;
 pub mod failure;
 pub mod prompt;

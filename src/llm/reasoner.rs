@@ -210,7 +210,8 @@ impl LlmReasoner {
         let (agreed, agreement) = consistency::merge(&refs);
         run.agreement = agreement;
         for a in &agreed {
-            let evidence = a.finding_ids.iter().filter_map(|id| findings.get(id)).flat_map(|f| f.evidence.iter().map(|e| e.describe())).collect();
+            let measurements: Vec<_> = a.finding_ids.iter().filter_map(|id| findings.get(id)).flat_map(|f| f.evidence.iter().cloned()).collect();
+            let evidence = measurements.iter().map(|e| e.describe()).collect();
             let others = if a.others.is_empty() { String::new() } else { format!("; other values proposed: {}", a.others.iter().map(|(v, n)| format!("{v} ×{n}")).collect::<Vec<_>>().join(", ")) };
             plan.changes.push(Change {
                 key: a.key.clone(),
@@ -218,6 +219,7 @@ impl LlmReasoner {
                 to: a.value.clone(),
                 rationale: format!("{} [LLM {}: {} of {} samples agree, u = {:.2}{others}]", a.rationale, s.model, a.votes, a.k, a.u),
                 evidence,
+                measurements,
                 finding_ids: a.finding_ids.clone(),
                 kb_key: Some(a.key.clone()),
                 effect: ctx.kb.param(&a.key).map(|p| p.effect).unwrap_or_default(),

@@ -24,9 +24,13 @@ pub struct Change {
     pub to: String,
     /// Why, in words: the symptom, what the key controls, why this value.
     pub rationale: String,
-    /// The measurements the change rests on.
+    /// The measurements the change rests on, one line each for people.
     #[serde(default)]
     pub evidence: Vec<String>,
+    /// The same measurements as data (metric, how it was measured, value, threshold crossed),
+    /// for tools; absent in plans written before it existed and in hand-written ones.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub measurements: Vec<crate::reasoning::Evidence>,
     /// IDs of the findings that call for it.
     #[serde(default)]
     pub finding_ids: Vec<String>,
@@ -148,6 +152,7 @@ impl Plan {
                 to: a.value.clone(),
                 rationale: format!("requested in {file}:{}", a.line),
                 evidence: Vec::new(),
+                measurements: Vec::new(),
                 finding_ids: Vec::new(),
                 kb_key: None,
                 effect: Effect::Live,
@@ -159,6 +164,38 @@ impl Plan {
     }
 }
 
+/// The known key nearest to `key` by edit distance, when it is near enough to be a typo of it
+/// (one edit per ten characters, at least one, at most three); ties go to the first candidate.
+pub fn did_you_mean<'a>(key: &str, known: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let limit = (1 + key.chars().count() / 10).min(3);
+    known.into_iter().map(|k| (edit_distance(key, k), k)).filter(|&(d, _)| d > 0 && d <= limit).min_by_key(|&(d, _)| d).map(|(_, k)| k)
+}
+
+/// What to tell a user who named `key`, which `known` does not hold: the near key, else where the
+/// list of keys is.
+pub fn unknown_key_hint<'a>(key: &str, known: impl IntoIterator<Item = &'a str>) -> String {
+    match did_you_mean(key, known) {
+        Some(k) => format!("did you mean {k}?"),
+        None => "`semantos kb list` shows the keys the knowledge base knows".into(),
+    }
+}
+
+/// Levenshtein distance over characters (insertions, deletions, substitutions).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diag = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let next = (row[j + 1] + 1).min(row[j] + 1).min(diag + usize::from(ca != *cb));
+            diag = row[j + 1];
+            row[j + 1] = next;
+        }
+    }
+    row[b.len()]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -166,9 +203,21 @@ mod tests {
     use crate::sysctl::Value;
 
     #[test]
+    fn a_misspelt_key_gets_the_near_one_and_a_far_one_gets_none() {
+        let known = ["vm.swappiness", "vm.dirty_ratio", "net.core.somaxconn", "net.ipv4.tcp_rmem"];
+        assert_eq!(did_you_mean("vm.swapiness", known), Some("vm.swappiness"));
+        assert_eq!(did_you_mean("net.core.somaxcon", known), Some("net.core.somaxconn"));
+        assert_eq!(did_you_mean("net.ipv4.tcp_rmen", known), Some("net.ipv4.tcp_rmem"));
+        assert_eq!(did_you_mean("vm.made_up", known), None, "too far from every key");
+        assert_eq!(did_you_mean("vm.swappiness", known), None, "a known key is not a typo");
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert!(unknown_key_hint("vm.nothing_like_it", known).contains("semantos kb list"));
+    }
+
+    #[test]
     fn json_round_trip_and_version_check() {
         let mut p = Plan::new("rules", Intent::Latency);
-        p.changes.push(Change { key: "vm.swappiness".into(), from: Some("60".into()), to: "10".into(), rationale: "r".into(), evidence: vec![], finding_ids: vec![], kb_key: None, effect: Effect::Live, uncertainty: None, advice_only: false });
+        p.changes.push(Change { key: "vm.swappiness".into(), from: Some("60".into()), to: "10".into(), rationale: "r".into(), evidence: vec![], measurements: vec![], finding_ids: vec![], kb_key: None, effect: Effect::Live, uncertainty: None, advice_only: false });
         let back = Plan::from_json(&p.to_json(), "p.json").unwrap();
         assert_eq!(back, p);
         let e = Plan::from_json(&p.to_json().replace("\"schema_version\": 1", "\"schema_version\": 9"), "p.json").unwrap_err();
@@ -220,6 +269,7 @@ mod tests {
         let old = r#"{"schema_version": 1, "created_by": "rules", "intent": "latency", "changes": [{"key": "vm.swappiness", "to": "10", "rationale": "r"}]}"#;
         let p = Plan::from_json(old, "old.json").unwrap();
         assert_eq!((p.changes[0].uncertainty, p.changes[0].advice_only), (None, false));
+        assert!(p.changes[0].measurements.is_empty() && !p.to_json().contains("measurements"));
         assert!(!p.to_json().contains("advice_only") && !p.to_json().contains("uncertainty"));
         let mut p = p;
         p.changes[0].uncertainty = Some(2.0 / 3.0);

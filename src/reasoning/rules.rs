@@ -90,6 +90,7 @@ pub fn recommend(findings: &Findings, ctx: &Context) -> Plan {
             }
         }
     }
+    add_rivals(&mut calls, &mut plan, ctx);
     // key -> (move, change)
     let mut chosen: BTreeMap<String, (Move, Change)> = BTreeMap::new();
     for (key, cs) in &calls {
@@ -114,6 +115,7 @@ pub fn recommend(findings: &Findings, ctx: &Context) -> Plan {
                     Some((_, existing)) => {
                         existing.finding_ids.push(f.id.clone());
                         existing.evidence.extend(f.evidence.iter().map(|e| e.describe()));
+                        existing.measurements.extend(f.evidence.iter().cloned());
                     }
                     None => {
                         chosen.insert(key.clone(), (*mv, change));
@@ -143,6 +145,8 @@ fn propose(p: &Param, mv: Move, counter: bool, f: &Finding, ctx: &Context) -> Re
     if p.no_op {
         return Err("present but has no effect on current kernels".into());
     }
+    // Raising a limit helps only if it is the one in force for what shows the symptom (`binding`).
+    let bound = if counter { Vec::new() } else { super::binding::judge(p, &f.id, &ctx.window)? };
     let mut notes = Vec::new();
     for c in &p.conditions {
         match check_condition(c, ctx) {
@@ -184,7 +188,8 @@ fn propose(p: &Param, mv: Move, counter: bool, f: &Finding, ctx: &Context) -> Re
         from: Some(cur.to_string()),
         to: to.to_string(),
         rationale,
-        evidence: f.evidence.iter().map(|e| e.describe()).collect(),
+        evidence: f.evidence.iter().map(|e| e.describe()).chain(bound).collect(),
+        measurements: f.evidence.clone(),
         finding_ids: vec![f.id.clone()],
         kb_key: Some(p.key.clone()),
         effect: p.effect,
@@ -285,6 +290,32 @@ fn target(p: &Param, mv: Move, counter: bool, cur: &Value, ctx: &Context) -> Res
     Ok((Value::from_ints(&out), how))
 }
 
+/// The KB's rivals of every key called for a symptom (`Binding::rivals`), called for the same
+/// symptom in their own direction, so that each is judged by whether it binds.
+fn add_rivals<'f>(calls: &mut BTreeMap<String, Vec<(&'f Finding, Move, bool)>>, plan: &mut Plan, ctx: &Context) {
+    let mut extra: Vec<(String, &'f Finding, Option<Move>, String)> = Vec::new();
+    for (key, cs) in calls.iter() {
+        let p = &ctx.kb.params[key];
+        for (f, _, _) in cs.iter().filter(|c| !c.2) {
+            for rival in super::binding::rivals(p, &f.id) {
+                let already = calls.get(rival).is_some_and(|v| v.iter().any(|c| c.0.id == f.id)) || extra.iter().any(|e| e.0 == rival && e.1.id == f.id);
+                // A rival absent from this host is no limit in force here: nothing to judge.
+                if already || ctx.kb.param(rival).is_none() || !ctx.current.contains_key(rival) {
+                    continue;
+                }
+                let mv = ctx.kb.params[rival].direction.get(ctx.intent).copied().and_then(forward);
+                extra.push((rival.to_string(), *f, mv, key.clone()));
+            }
+        }
+    }
+    for (rival, f, mv, of) in extra {
+        match mv {
+            Some(mv) => calls.entry(rival).or_default().push((f, mv, false)),
+            None => plan.considered.push(Consideration { key: rival, finding_id: f.id.clone(), reason: format!("may be the limit in force instead of {of}, but the KB gives no direction for intent {}", ctx.intent.name()) }),
+        }
+    }
+}
+
 fn pull_in_partners(chosen: &mut BTreeMap<String, (Move, Change)>, plan: &mut Plan, ctx: &Context) {
     let anchors: Vec<(String, Change)> = chosen.iter().map(|(k, (_, c))| (k.clone(), c.clone())).collect();
     for (key, change) in anchors {
@@ -299,12 +330,13 @@ fn pull_in_partners(chosen: &mut BTreeMap<String, (Move, Change)>, plan: &mut Pl
                 plan.considered.push(Consideration { key: partner.to_string(), finding_id, reason: format!("partner of {key}, but the KB gives no direction for intent {}", ctx.intent.name()) });
                 continue;
             };
-            let f = Finding { id: finding_id.clone(), title: format!("Pulled in by {key}"), explain: String::new(), evidence: Vec::new() };
+            let f = Finding { id: finding_id.clone(), title: format!("Pulled in by {key}"), explain: String::new(), evidence: Vec::new(), presence: Default::default() };
             match propose(p, mv, false, &f, ctx) {
                 Ok(mut c) => {
                     c.rationale = format!("{} Pulled in by the change of {key}: {}", c.rationale, e.note);
                     c.finding_ids = change.finding_ids.clone();
                     c.evidence = change.evidence.clone();
+                    c.measurements = change.measurements.clone();
                     chosen.insert(partner.to_string(), (mv, c));
                 }
                 Err(reason) => plan.considered.push(Consideration { key: partner.to_string(), finding_id, reason: format!("partner of {key}: {reason}") }),

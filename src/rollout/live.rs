@@ -193,8 +193,8 @@ mod tests {
 
     fn finding(id: &str, values: &[f64]) -> Finding {
         let kb = Kb::embedded().unwrap();
-        let evidence = kb.symptoms[id].when.iter().zip(values).map(|(s, &value)| crate::reasoning::Evidence { metric: s.metric.clone(), measure: s.measure, value, threshold: String::new() }).collect();
-        Finding { id: id.into(), title: String::new(), explain: String::new(), evidence }
+        let evidence = kb.symptoms[id].when.iter().zip(values).map(|(s, &value)| crate::reasoning::Evidence { metric: s.metric.clone(), measure: s.measure, value, threshold: String::new(), samples: Vec::new() }).collect();
+        Finding { id: id.into(), title: String::new(), explain: String::new(), evidence, presence: Default::default() }
     }
 
     #[test]

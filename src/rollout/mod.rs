@@ -9,6 +9,7 @@ pub mod live;
 pub mod precheck; // a plan checked on the controller before any connection
 pub mod process; // child processes with stdin, captured output and a deadline
 pub mod sandbox;
+pub mod settings; // how hosts are reached and what runs there: below the engines and the state file
 pub mod ssh; // the ssh engine: `semantos apply --plan -` on each host over OpenSSH
 pub mod state; // the rollout state file: resume and fleet rollback after a crash
 pub mod state_check; // a recorded rollout checked as a fresh one is, before --resume or --rollback-fleet

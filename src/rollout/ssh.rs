@@ -17,125 +17,16 @@
 use super::fleet::{Applied, Failure, HostError, Remote, Restored};
 use super::inventory::Host;
 use super::process::{self, Finished};
+pub use super::settings::{RemoteSettings, SshSettings};
 use super::state::Values;
 use crate::kb::Intent;
 use crate::reasoning::Plan;
 use crate::sysctl::SysctlKey;
-use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
 use std::time::Duration;
-
-/// How to run the ssh client.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SshSettings {
-    /// The client (`ssh`).
-    pub program: String,
-    /// `-F FILE` instead of the user's `~/.ssh/config`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub config: Option<PathBuf>,
-    /// Extra `-o` options (`StrictHostKeyChecking=yes`).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub options: Vec<String>,
-    /// `ConnectTimeout`, seconds.
-    pub connect_timeout_s: u32,
-}
-
-impl Default for SshSettings {
-    fn default() -> Self {
-        SshSettings { program: "ssh".into(), config: None, options: Vec::new(), connect_timeout_s: 10 }
-    }
-}
-
-/// What runs on each host, and where it keeps its files.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RemoteSettings {
-    /// Path of `semantos` on the hosts (ignored with `copy_binary`).
-    pub semantos: String,
-    /// Working directory on each host (backup, journal, lock, audit log); `{host}` is replaced by the host's name.
-    pub dir: String,
-    /// Upload this local binary to `<dir>/semantos` and run that.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub copy_binary: Option<PathBuf>,
-    /// Policy (YAML text) uploaded to `<dir>/rollout-policy.yaml`; `None`: the hosts use the built-in policy.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub policy: Option<String>,
-    /// `--monitor-seconds` on each host.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub monitor_seconds: Option<f64>,
-    /// `--health-cmd` on each host, and the wave gate's health check.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub health_cmd: Option<String>,
-    /// `--persist FILE` on each host (`{host}` replaced).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub persist: Option<String>,
-    /// `--interval` (seconds between the two telemetry snapshots) on each host.
-    pub interval: f64,
-    /// Seconds one remote command may run; the remote `timeout` stops it there.
-    pub host_timeout_s: f64,
-    /// The controller's `--kb DIR` files (name → TOML text): uploaded to `<dir>/kb/` on each host
-    /// and passed to its apply, so a host judges the plan by the same knowledge base.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub kb: BTreeMap<String, String>,
-}
-
-impl RemoteSettings {
-    /// Checks the paths and command; the message names the flag, the value and what is valid.
-    pub fn validate(&self) -> Result<(), String> {
-        for (flag, v) in [("--remote-semantos", Some(&self.semantos)), ("--remote-dir", Some(&self.dir)), ("--persist", self.persist.as_ref())] {
-            let Some(v) = v else { continue };
-            // Plain paths only: they go on remote command lines and into playbook templates.
-            let plain = v.replace("{host}", "");
-            if v.is_empty() || v.starts_with('-') || !plain.chars().all(|c| c.is_ascii_alphanumeric() || "/._-+@:".contains(c)) {
-                return Err(format!("{flag} {v:?} is invalid; use a plain path of letters, digits and /._-+@: (with `{{host}}` for the host's name), not starting with `-`"));
-            }
-        }
-        if !self.dir.starts_with('/') {
-            return Err(format!("--remote-dir {:?} must be absolute (it is resolved on each host, whose working directory is unknown)", self.dir));
-        }
-        if let Some(c) = &self.health_cmd
-            && (c.trim().is_empty() || c.chars().any(|x| x.is_control() && x != '\t'))
-        {
-            return Err(format!("--health-cmd {c:?} is invalid; use one line of shell"));
-        }
-        if !(self.host_timeout_s.is_finite() && self.host_timeout_s >= 1.0 && self.host_timeout_s <= 86400.0) {
-            return Err(format!("--host-timeout {} is invalid; use 1 to 86400 seconds", self.host_timeout_s));
-        }
-        if !(self.interval.is_finite() && (0.05..=3600.0).contains(&self.interval)) {
-            return Err(format!("--interval {}: use 0.05 to 3600 seconds", self.interval));
-        }
-        for name in self.kb.keys() {
-            // Each name becomes a path on every host.
-            if name.starts_with('.') || !name.ends_with(".toml") || !name.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)) {
-                return Err(format!("--kb: file name {name:?} is invalid for upload; use letters, digits and ._- ending in .toml"));
-            }
-        }
-        Ok(())
-    }
-
-    /// The working directory on `host`.
-    pub fn dir_on(&self, host: &Host) -> String {
-        self.dir.replace("{host}", &host.name)
-    }
-
-    /// The backup path on `host` (`semantos rollback --backup` there restores it by hand).
-    pub fn backup_on(&self, host: &Host) -> String {
-        format!("{}/rollout-backup.json", self.dir_on(host))
-    }
-
-    /// The uploaded knowledge-base directory on `host`, when the controller has one.
-    fn kb_on(&self, host: &Host) -> Option<String> {
-        (!self.kb.is_empty()).then(|| format!("{}/kb", self.dir_on(host)))
-    }
-
-    fn semantos_on(&self, host: &Host) -> String {
-        if self.copy_binary.is_some() { format!("{}/semantos", self.dir_on(host)) } else { self.semantos.clone() }
-    }
-}
 
 /// Quotes one word for a POSIX shell: bare when it only holds safe characters, else in single quotes.
 pub fn sh_quote(s: &str) -> String {
@@ -146,6 +37,19 @@ pub fn sh_quote(s: &str) -> String {
 }
 
 /// The part of stdout from the first line that opens a JSON object (login scripts may print before it).
+/// The message of a remote `semantos` error from the last line of its stderr: the `error` document
+/// it prints under `--json` (message and causes), else the plain line without its prefix.
+fn remote_error(line: &str) -> String {
+    if let Ok(v) = serde_json::from_str::<serde_json::Value>(line)
+        && v["kind"] == "error"
+        && let Some(m) = v["message"].as_str()
+    {
+        let causes = v["causes"].as_array().into_iter().flatten().filter_map(|c| c.as_str());
+        return std::iter::once(m).chain(causes).collect::<Vec<_>>().join(": ");
+    }
+    line.strip_prefix("semantos: error: ").unwrap_or(line).to_string()
+}
+
 fn json_of(stdout: &str) -> Option<serde_json::Value> {
     let start = stdout.lines().scan(0usize, |off, l| {
         let here = *off;
@@ -278,6 +182,7 @@ impl SshEngine {
         }
         let mut c = self.base(host);
         let address = host.address.trim_start_matches('[').trim_end_matches(']');
+        tracing::debug!(host = %host.name, %address, command = %script, "ssh");
         c.arg("--").arg(address).arg(self.remote_line(script));
         // The remote bound, its kill grace, and time for the connection and the answer.
         let timeout = Duration::from_secs(self.outer_bound_s() + 5 + 10);
@@ -314,6 +219,24 @@ impl SshEngine {
         s
     }
 
+    /// The health command under its bound: `--health-timeout` when the controller was given one (never
+    /// above `--host-timeout`), else `--host-timeout`; a command still running then fails the check.
+    fn health_line(&self, cmd: &str) -> String {
+        let words = ["sh".to_string(), "-c".into(), cmd.to_string()];
+        match self.remote.health_timeout_s {
+            Some(t) => {
+                let t = t.min(self.remote.host_timeout_s).ceil().max(1.0) as u64;
+                let mut s = format!("timeout -k 5 {t}");
+                for w in &words {
+                    s.push(' ');
+                    s.push_str(&sh_quote(w));
+                }
+                s
+            }
+            None => self.bounded(&words),
+        }
+    }
+
     fn semantos_words(&self, host: &Host, sub: &str) -> Vec<String> {
         let dir = self.remote.dir_on(host);
         let mut w = vec![self.remote.semantos_on(host), "--json".into(), sub.into(), "--sysctl-root".into(), "/proc/sys".into()];
@@ -338,7 +261,7 @@ impl SshEngine {
     /// Classifies a failed `semantos` run on a host.
     fn semantos_error(&self, host: &Host, what: &str, f: &Finished) -> HostError {
         let tail = f.stderr_tail();
-        let msg = tail.strip_prefix("semantos: error: ").unwrap_or(&tail).to_string();
+        let msg = remote_error(&tail);
         let code = f.code().unwrap_or(-1);
         let (kind, text) = match code {
             124 | 137 => (Failure::TimedOut, format!("{what} passed --host-timeout ({:.0} s) and was stopped on the host; its transaction is restored by rollback", self.remote.host_timeout_s)),
@@ -436,7 +359,7 @@ impl Remote for SshEngine {
     fn read_and_check_health(&self, host: &Host, keys: &[SysctlKey]) -> Result<(Values, Result<(), HostError>), HostError> {
         let Some(hc) = &self.remote.health_cmd else { return Ok((self.read(host, keys)?, Ok(()))) };
         // One round trip: the values, then the health command's exit status and last words.
-        let health = self.bounded(&["sh".into(), "-c".into(), hc.clone()]);
+        let health = self.health_line(hc);
         let cmd = format!("{}; out=$({health} 2>&1 </dev/null); rc=$?; printf '{HEALTH_RC}%s\\n' \"$rc\"; printf '%s\\n' \"$out\" | tail -n 2", read_script(keys));
         let f = self.call(host, &cmd, None)?;
         let values = parse_values(keys, &f.stdout);
@@ -464,6 +387,10 @@ impl Remote for SshEngine {
         if let Some(c) = &self.remote.health_cmd {
             words.extend(["--health-cmd".into(), c.clone()]);
         }
+        if let Some(t) = self.remote.health_timeout_s {
+            // The controller's flag wins over the uploaded policy's health_timeout_seconds, as it does locally.
+            words.extend(["--health-timeout".into(), format!("{t}")]);
+        }
         if let Some(p) = &self.remote.persist {
             words.push(format!("--persist={}", p.replace("{host}", &host.name)));
         }
@@ -489,7 +416,7 @@ impl Remote for SshEngine {
 
     fn health(&self, host: &Host) -> Result<(), HostError> {
         let Some(cmd) = &self.remote.health_cmd else { return Ok(()) };
-        let f = self.call(host, &self.bounded(&["sh".into(), "-c".into(), cmd.clone()]), None)?;
+        let f = self.call(host, &self.health_line(cmd), None)?;
         match f.code() {
             Some(0) => Ok(()),
             code => Err(HostError::new(Failure::Unhealthy, format!("{}: health command {cmd:?} exited with {} {}", host.name, code.map(|c| c.to_string()).unwrap_or("a signal".into()), f.stderr_tail()))),

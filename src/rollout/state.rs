@@ -5,9 +5,8 @@
 //! transition, *before* the step it announces, so a controller killed at any
 //! instant leaves a file that says which hosts may have been touched.
 
-use super::ansible::AnsibleSettings;
 use super::inventory::Host;
-use super::ssh::{RemoteSettings, SshSettings};
+use super::settings::{AnsibleSettings, RemoteSettings, SshSettings};
 use super::waves::WaveSpec;
 use crate::apply::files::{read_versioned_json, write_atomic};
 use crate::reasoning::Plan;

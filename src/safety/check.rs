@@ -7,6 +7,7 @@
 //! (`step`). Pure: no I/O; host quantities arrive as `Facts`.
 
 use super::policy::Policy;
+use super::scope;
 use super::step::{self, Facts, Step};
 use crate::kb::entry::{EdgeKind, Relation};
 use crate::kb::{Kb, Risk};
@@ -67,6 +68,9 @@ pub struct CheckedChange {
     pub verdict: Verdict,
     /// The value to write (for accept and clamp).
     pub write: Option<String>,
+    /// What the operator should know even though the change may go ahead (a host-wide key changed from a child network namespace).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// A plan after the guardrails.
@@ -92,6 +96,11 @@ impl CheckedPlan {
             .filter(|c| !c.change.advice_only)
             .filter_map(|c| c.write.as_ref().map(|w| (SysctlKey::parse(&c.change.key).expect("checked key"), Value::from_kernel(w))))
             .collect()
+    }
+
+    /// The changes refused because they cannot be written from the target's namespace, as (key, value): what to set on the host.
+    pub fn refused_for_scope(&self) -> Vec<(String, String)> {
+        self.changes.iter().filter(|c| matches!(&c.verdict, Verdict::Refuse { rule, .. } if rule == scope::RULE)).map(|c| (c.change.key.clone(), c.change.to.clone())).collect()
     }
 
     /// Counts of verdicts by label.
@@ -121,8 +130,9 @@ pub fn check_with(plan: &Plan, kb: &Kb, policy: &Policy, current: &BTreeMap<Stri
             Verdict::Clamp { to, .. } => Some(to.clone()),
             _ => None,
         };
+        let warnings = kb.param(&ch.key).and_then(|p| scope::warning(&ch.key, p, facts)).into_iter().collect();
         let (change, plan_from) = with_live_from(ch, current);
-        out.push(CheckedChange { change, plan_from, verdict, write });
+        out.push(CheckedChange { change, plan_from, verdict, write, warnings });
     }
     cross_checks(&mut out, kb, current, facts);
     let hard: Vec<String> = out
@@ -177,7 +187,8 @@ fn check_one(ch: &Change, kb: &Kb, policy: &Policy, current: &BTreeMap<String, V
         return reject("duplicate", format!("{key} appears twice in the plan"));
     }
     let Some(p) = kb.param(&key) else {
-        return reject("unknown-key", format!("{key} has no knowledge-base entry, so nothing is known of its range or risk; add one with --kb DIR if it should be tunable"));
+        let hint = crate::reasoning::plan::unknown_key_hint(&key, kb.params.keys().map(String::as_str));
+        return reject("unknown-key", format!("{key} has no knowledge-base entry, so nothing is known of its range or risk; {hint} (add an entry with --kb DIR if it should be tunable)"));
     };
     if p.risk == Risk::Never {
         return reject("never-touch", format!("{key} is never changed by a tuner: {}", p.risk_reason));
@@ -189,6 +200,11 @@ fn check_one(ch: &Change, kb: &Kb, policy: &Policy, current: &BTreeMap<String, V
         Ok(v) => v,
         Err(e) => return reject("range", format!("{key} = {:?}: {e}", ch.to)),
     };
+    // Before the whitelist and the presence check: a key this namespace cannot write is refused for
+    // that reason, with where it can be set, whatever else would be said of it here.
+    if let Some(reason) = scope::refusal(&key, p, &to, facts) {
+        return Verdict::Refuse { rule: scope::RULE.into(), reason };
+    }
     if !policy.allows(&key) {
         return Verdict::Refuse { rule: "whitelist".into(), reason: format!("{key} is not in the policy whitelist ({})", policy.whitelist.iter().chain(&policy.extend_whitelist).cloned().collect::<Vec<_>>().join(", ")) };
     }
@@ -294,7 +310,7 @@ mod tests {
     use crate::kb::{Effect, Intent};
 
     fn change(key: &str, to: &str) -> Change {
-        Change { key: key.into(), from: None, to: to.into(), rationale: String::new(), evidence: vec![], finding_ids: vec![], kb_key: None, effect: Effect::Live, uncertainty: None, advice_only: false }
+        Change { key: key.into(), from: None, to: to.into(), rationale: String::new(), evidence: vec![], measurements: vec![], finding_ids: vec![], kb_key: None, effect: Effect::Live, uncertainty: None, advice_only: false }
     }
 
     fn check_plan(changes: &[(&str, &str)]) -> CheckedPlan {

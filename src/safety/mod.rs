@@ -3,9 +3,12 @@
 
 pub mod check;
 pub mod facts;
+pub mod guard;
 pub mod policy;
+pub mod scope;
 pub mod step;
 
 pub use check::{CheckedChange, CheckedPlan, Verdict, check, check_with};
+pub use guard::guarded;
 pub use policy::{NewSymptoms, Policy};
-pub use step::Facts;
+pub use facts::Facts;

@@ -163,6 +163,29 @@ impl Policy {
         Ok(p)
     }
 
+    /// Checks every pattern against the keys the KB knows (`known`, with the user's `--kb`
+    /// overrides): a pattern that matches none of them is a typo or a key without an entry. In
+    /// `whitelist` and `extend_whitelist` it is an error, because those lists grant writes: a grant
+    /// that names nothing today would silently become live the day the KB gains the key, without
+    /// anyone reviewing it. In `never_touch` it is a warning (returned), because that list only
+    /// narrows: naming nothing takes nothing away. Each message names `file`, the list and the
+    /// pattern, with the near key when there is one.
+    pub fn check_keys(&self, file: &str, known: &[&str]) -> Result<Vec<String>, String> {
+        let unmatched = |list: &[String]| -> Vec<String> { list.iter().filter(|p| !known.iter().any(|k| glob(p, k))).cloned().collect() };
+        let say = |field: &str, p: &str| {
+            let hint = crate::reasoning::plan::unknown_key_hint(p, known.iter().copied());
+            format!("{file}: policy.{field}: {p:?} matches no key of the knowledge base; {hint}")
+        };
+        let mut errors = Vec::new();
+        for (field, list) in [("whitelist", &self.whitelist), ("extend_whitelist", &self.extend_whitelist)] {
+            errors.extend(unmatched(list).iter().map(|p| format!("{} (a whitelist entry grants writes, so it must name a key; fix or remove it)", say(field, p))));
+        }
+        if !errors.is_empty() {
+            return Err(errors.join("\n"));
+        }
+        Ok(unmatched(&self.never_touch).iter().map(|p| format!("{} (ignored: it narrows nothing)", say("never_touch", p))).collect())
+    }
+
     /// Whether `key` is whitelisted.
     pub fn allows(&self, key: &str) -> bool {
         self.whitelist.iter().chain(&self.extend_whitelist).any(|p| glob(p, key))
@@ -253,6 +276,25 @@ mod tests {
         // Globs in every place the matcher honours them stay valid.
         let ok = Policy { whitelist: vec!["*".into(), "net.*.rmem_max".into(), "vm/dirty_*".into()], never_touch: vec!["kernel.*".into()], ..Policy::default() };
         assert_eq!(ok.validate(), Ok(()));
+    }
+
+    #[test]
+    fn unknown_whitelist_key_is_an_error_and_unknown_never_touch_key_a_warning() {
+        let known = ["vm.swappiness", "vm.dirty_ratio", "net.core.somaxconn", "net.core.netdev_max_backlog", "kernel.numa_balancing", "kernel.sched_latency_ns", "kernel.sched_min_granularity_ns"];
+        let p = Policy::parse("extend_whitelist: [net.core.somaxcon]\n", "p.yaml").unwrap();
+        let e = p.check_keys("p.yaml", &known).unwrap_err();
+        assert!(e.contains("p.yaml: policy.extend_whitelist: \"net.core.somaxcon\" matches no key") && e.contains("did you mean net.core.somaxconn?"), "{e}");
+        let p = Policy::parse("whitelist: [vm.nothing_like_this]\n", "p.yaml").unwrap();
+        assert!(p.check_keys("p.yaml", &known).unwrap_err().contains("semantos kb list"));
+        let p = Policy::parse("never_touch: [vm.swapines, kernel.*]\n", "p.yaml").unwrap();
+        let w = p.check_keys("p.yaml", &known).unwrap();
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(w[0].contains("policy.never_touch: \"vm.swapines\"") && w[0].contains("did you mean vm.swappiness?"), "{w:?}");
+        // The default whitelist and globs that match something pass, against the real KB too.
+        assert_eq!(Policy::default().check_keys("p.yaml", &known), Ok(vec![]));
+        let kb = crate::kb::Kb::embedded().unwrap();
+        let all: Vec<&str> = kb.params.keys().map(String::as_str).collect();
+        assert_eq!(Policy::default().check_keys("p.yaml", &all), Ok(vec![]));
     }
 
     #[test]

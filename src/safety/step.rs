@@ -18,12 +18,11 @@
 //! Pure: host quantities arrive as `Facts`.
 
 use crate::kb::Param;
-use crate::kb::entry::{Convert, Fact, Sentinel};
+use crate::kb::entry::{Convert, Sentinel};
 use crate::sysctl::Value;
 use std::collections::BTreeMap;
 
-/// Host quantities the sentinel conversions need, measured at the edge.
-pub type Facts = BTreeMap<Fact, f64>;
+pub use super::facts::Facts;
 
 /// What the step limit says about one change.
 #[derive(Debug, Clone, PartialEq)]

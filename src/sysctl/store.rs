@@ -9,6 +9,7 @@
 
 use super::key::SysctlKey;
 use super::value::Value;
+use crate::apply::token::WriteToken;
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
@@ -79,8 +80,8 @@ pub trait SysctlStore {
     fn describe(&self) -> String;
     /// Reads the current value.
     fn read(&self, key: &SysctlKey) -> Result<Value, StoreError>;
-    /// Writes the whole value in one operation.
-    fn write(&self, key: &SysctlKey, value: &Value) -> Result<(), StoreError>;
+    /// Writes the whole value in one operation; only the apply path holds a `WriteToken`.
+    fn write(&self, token: &WriteToken, key: &SysctlKey, value: &Value) -> Result<(), StoreError>;
     /// Whether the key exists here.
     fn exists(&self, key: &SysctlKey) -> bool;
     /// Whether the key exists and its mode allows writing.
@@ -130,9 +131,16 @@ impl TreeStore {
         self.root.join(key.rel_path())
     }
 
-    /// Creates (or overwrites) a key file in a sandbox tree; used to seed sandboxes.
+    /// Creates (or overwrites) a key file in a sandbox tree; used to seed sandboxes. A kernel-mode
+    /// tree is refused: seeding is creation, not a way around the apply path's write token.
     pub fn seed(&self, key: &SysctlKey, value: &Value) -> io::Result<()> {
         let path = self.path(key);
+        if self.mode == TreeMode::Kernel {
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!("{key}: refusing to seed {} in the kernel-mode tree {}; only a sandbox tree (TreeStore::sandbox) is seeded, and a kernel tree is written by apply", path.display(), self.root.display()),
+            ));
+        }
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
@@ -170,7 +178,7 @@ impl SysctlStore for TreeStore {
         Ok(Value::from_kernel(&String::from_utf8_lossy(&buf)))
     }
 
-    fn write(&self, key: &SysctlKey, value: &Value) -> Result<(), StoreError> {
+    fn write(&self, _token: &WriteToken, key: &SysctlKey, value: &Value) -> Result<(), StoreError> {
         let path = self.path(key);
         let mut opts = OpenOptions::new();
         opts.write(true).custom_flags(libc::O_NOFOLLOW);
@@ -270,7 +278,7 @@ impl SysctlStore for MemStore {
     fn read(&self, key: &SysctlKey) -> Result<Value, StoreError> {
         self.values.lock().unwrap().get(key).cloned().ok_or_else(|| StoreError::NotFound { key: key.clone(), store: self.describe() })
     }
-    fn write(&self, key: &SysctlKey, value: &Value) -> Result<(), StoreError> {
+    fn write(&self, _token: &WriteToken, key: &SysctlKey, value: &Value) -> Result<(), StoreError> {
         if self.read_only.contains(key) {
             return Err(StoreError::Io { key: key.clone(), op: "open for writing", path: key.rel_path(), source: io::Error::from_raw_os_error(libc::EACCES) });
         }
@@ -322,9 +330,9 @@ impl<S: SysctlStore> SysctlStore for GuardedStore<S> {
     fn read(&self, key: &SysctlKey) -> Result<Value, StoreError> {
         self.inner.read(key)
     }
-    fn write(&self, key: &SysctlKey, value: &Value) -> Result<(), StoreError> {
+    fn write(&self, token: &WriteToken, key: &SysctlKey, value: &Value) -> Result<(), StoreError> {
         (self.allowed)(key).map_err(|reason| StoreError::Refused { key: key.clone(), reason })?;
-        self.inner.write(key, value)
+        self.inner.write(token, key, value)
     }
     fn exists(&self, key: &SysctlKey) -> bool {
         self.inner.exists(key)
@@ -418,7 +426,7 @@ impl<S: SysctlStore> SysctlStore for FaultyStore<S> {
         }
         self.inner.read(key)
     }
-    fn write(&self, key: &SysctlKey, value: &Value) -> Result<(), StoreError> {
+    fn write(&self, token: &WriteToken, key: &SysctlKey, value: &Value) -> Result<(), StoreError> {
         let n = {
             let mut w = self.writes.lock().unwrap();
             *w += 1;
@@ -433,7 +441,7 @@ impl<S: SysctlStore> SysctlStore for FaultyStore<S> {
                 _ => {}
             }
         }
-        self.inner.write(key, value)?;
+        self.inner.write(token, key, value)?;
         self.mismatched.lock().unwrap().remove(key);
         for f in &self.faults {
             match f {
@@ -467,8 +475,8 @@ macro_rules! delegate_store {
             fn read(&self, key: &SysctlKey) -> Result<Value, StoreError> {
                 (**self).read(key)
             }
-            fn write(&self, key: &SysctlKey, value: &Value) -> Result<(), StoreError> {
-                (**self).write(key, value)
+            fn write(&self, token: &WriteToken, key: &SysctlKey, value: &Value) -> Result<(), StoreError> {
+                (**self).write(token, key, value)
             }
             fn exists(&self, key: &SysctlKey) -> bool {
                 (**self).exists(key)
@@ -500,11 +508,11 @@ mod tests {
         store.seed(&k("vm.swappiness"), &Value::int(60)).unwrap();
         store.seed(&k("net.ipv4.tcp_rmem"), &Value::from_ints(&[4096, 131072, 6291456])).unwrap();
         assert_eq!(store.read(&k("vm.swappiness")).unwrap().as_str(), "60");
-        store.write(&k("vm.swappiness"), &Value::int(10)).unwrap();
+        store.write(&WriteToken::for_tests(), &k("vm.swappiness"), &Value::int(10)).unwrap();
         assert_eq!(store.read(&k("vm.swappiness")).unwrap().as_str(), "10");
         assert_eq!(store.list().unwrap(), vec![k("net.ipv4.tcp_rmem"), k("vm.swappiness")]);
         assert!(matches!(store.read(&k("vm.nope")), Err(StoreError::NotFound { .. })));
-        assert!(matches!(store.write(&k("vm.nope"), &Value::int(1)), Err(StoreError::NotFound { .. })));
+        assert!(matches!(store.write(&WriteToken::for_tests(), &k("vm.nope"), &Value::int(1)), Err(StoreError::NotFound { .. })));
     }
 
     #[test]
@@ -515,17 +523,29 @@ mod tests {
         std::fs::create_dir_all(dir.path().join("vm")).unwrap();
         std::os::unix::fs::symlink(&target, dir.path().join("vm/swappiness")).unwrap();
         let store = TreeStore::sandbox(dir.path());
-        let err = store.write(&k("vm.swappiness"), &Value::int(1)).unwrap_err();
+        let err = store.write(&WriteToken::for_tests(), &k("vm.swappiness"), &Value::int(1)).unwrap_err();
         assert!(err.to_string().contains("ELOOP"), "{err}");
         assert_eq!(std::fs::read_to_string(&target).unwrap(), "x");
+    }
+
+    #[test]
+    fn seeding_a_kernel_tree_is_refused() {
+        // `seed` creates sandbox trees; on a kernel-mode tree it would write a live value with no
+        // token, no backup and no journal.
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("vm")).unwrap();
+        std::fs::write(dir.path().join("vm/swappiness"), "60\n").unwrap();
+        let err = TreeStore::kernel_at(dir.path()).seed(&k("vm.swappiness"), &Value::int(1)).unwrap_err();
+        assert!(err.to_string().contains("vm.swappiness: refusing to seed") && err.to_string().contains("sandbox"), "{err}");
+        assert_eq!(std::fs::read_to_string(dir.path().join("vm/swappiness")).unwrap(), "60\n");
     }
 
     #[test]
     fn guarded_store_refuses_keys_outside_whitelist() {
         let mem = MemStore::new([(k("vm.swappiness"), Value::int(60)), (k("kernel.panic"), Value::int(0))]);
         let g = GuardedStore::new(mem, |key| if key.subsystem() == "vm" { Ok(()) } else { Err("not in whitelist".into()) });
-        g.write(&k("vm.swappiness"), &Value::int(1)).unwrap();
-        let err = g.write(&k("kernel.panic"), &Value::int(1)).unwrap_err();
+        g.write(&WriteToken::for_tests(), &k("vm.swappiness"), &Value::int(1)).unwrap();
+        let err = g.write(&WriteToken::for_tests(), &k("kernel.panic"), &Value::int(1)).unwrap_err();
         assert!(err.to_string().contains("kernel.panic: refused by the store: not in whitelist"));
         assert_eq!(g.read(&k("kernel.panic")).unwrap().as_str(), "0");
     }

@@ -4,6 +4,9 @@
 
 pub mod cgroup;
 pub mod csv;
+pub mod limits;
+pub mod proc_scan;
+pub mod netns;
 pub mod procfs;
 pub mod snapshot;
 pub mod sockdiag;

@@ -2,7 +2,9 @@
 //! instant, whether read from `/proc` or emitted by the simulator. Metrics are
 //! flat names (`netstat.TcpExt.ListenOverflows`, `vmstat.nr_dirty`,
 //! `psi.io.some.avg10`) so a counter missing on one kernel is simply absent.
-//! Rates always come from two snapshots (`Window`), never from one.
+//! Rates always come from two snapshots (`Window`), never from one; a
+//! diagnosis over several samples judges each consecutive pair
+//! (`Window::sub_intervals`).
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -77,6 +79,13 @@ pub fn metric_kind(name: &str) -> MetricKind {
         }
         // cgroup files mix both; see telemetry::cgroup for the naming convention.
         "cgroup" => cgroup_kind(rest),
+        // /proc/net/stat tables (telemetry::limits): event counters, except the table size and the longest chain.
+        "conntrack" => {
+            if rest.starts_with("stat.") && rest != "stat.entries" && rest != "stat.chainlength" { MetricKind::Counter } else { MetricKind::Gauge }
+        }
+        "neigh" => {
+            if rest.ends_with(".entries") { MetricKind::Gauge } else { MetricKind::Counter }
+        }
         // sim workload counters: completed requests.
         "app" if rest.ends_with(".requests") => MetricKind::Counter,
         _ => MetricKind::Gauge,
@@ -131,7 +140,8 @@ impl Snapshot {
     }
 }
 
-/// Two snapshots of the same host: the unit the diagnosis works on.
+/// Two snapshots of the same host: the unit rates come from, and one
+/// sub-interval of a diagnosis window.
 #[derive(Debug, Clone, Copy)]
 pub struct Window<'a> {
     /// Earlier snapshot.
@@ -144,6 +154,12 @@ impl<'a> Window<'a> {
     /// Pairs two snapshots; `after` must not be earlier than `before`.
     pub fn new(before: &'a Snapshot, after: &'a Snapshot) -> Self {
         Self { before, after }
+    }
+
+    /// The consecutive sub-intervals of `snaps` (in time order): the windows a
+    /// diagnosis over several samples judges one by one.
+    pub fn sub_intervals(snaps: &'a [Snapshot]) -> Vec<Window<'a>> {
+        snaps.windows(2).map(|p| Window::new(&p[0], &p[1])).collect()
     }
 
     /// Seconds between the snapshots.
@@ -211,6 +227,12 @@ mod tests {
         assert_eq!(metric_kind("vmstat.nr_written"), MetricKind::Counter);
         assert_eq!(metric_kind("vmstat.workingset_nodes"), MetricKind::Gauge);
         assert_eq!(metric_kind("softnet.cpus"), MetricKind::Gauge);
+        assert_eq!(metric_kind("conntrack.stat.drop"), MetricKind::Counter);
+        assert_eq!(metric_kind("conntrack.stat.entries"), MetricKind::Gauge);
+        assert_eq!(metric_kind("conntrack.count"), MetricKind::Gauge);
+        assert_eq!(metric_kind("neigh.arp_cache.table_fulls"), MetricKind::Counter);
+        assert_eq!(metric_kind("neigh.arp_cache.entries"), MetricKind::Gauge);
+        assert_eq!(metric_kind("proc.maps.top.count"), MetricKind::Gauge);
     }
 
     #[test]

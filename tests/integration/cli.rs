@@ -54,7 +54,7 @@ fn diagnose_reads_the_sample_telemetry() {
     assert!(out.contains("evidence: netstat.TcpExt.ListenOverflows"), "{out}");
     let o = run_in(d.path(), &["--json", "diagnose", "--telemetry", &sample()]);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(v["schema_version"], 1);
+    assert_eq!(v["schema_version"], 2);
 }
 
 #[test]

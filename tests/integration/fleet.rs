@@ -386,14 +386,15 @@ fn fleet_ansible_engine_applies_gates_and_rolls_back_for_real() {
     assert_eq!(report(&out)["status"], "passed");
     let playbook = f.dir.path().join("ansible/playbook.yml");
     let text_pb = std::fs::read_to_string(&playbook).unwrap();
-    assert!(text_pb.contains("serial: [1, 2, 3]") && text_pb.contains("max_fail_percentage: 0") && text_pb.contains("ansible.posix.sysctl"), "{text_pb}");
+    // Ansible does the waves; each host runs semantos itself (the ssh engine's transaction and backup).
+    assert!(text_pb.contains("serial: [1, 2, 3]") && text_pb.contains("max_fail_percentage: 0") && text_pb.contains("\"--rollout-id\"") && text_pb.contains("\"--fence-rollout\""), "{text_pb}");
     syntax_check(&ansible, &playbook, Some(&f.dir.path().join("ansible/inventory.yml")));
     for i in 0..6 {
         assert_eq!(values(&f, i), TARGETS.map(String::from), "h{}", i + 1);
         let b = Backup::load(&f.backup(i)).unwrap_or_else(|e| panic!("h{}: {e:#}", i + 1));
         assert_eq!(b.originals[KEYS[0]].as_deref(), Some((2000 + i).to_string().as_str()));
     }
-    // Each Ansible-written backup is restored by `semantos rollback` on its host, like its own
+    // Each host's backup is restored by `semantos rollback` there, like a local apply's
     // (the rollback play itself runs in the failing scenario below).
     for i in 0..6 {
         let o = Command::new("ip").args(["netns", "exec", &f.hosts[i].ns]).arg(bin()).args(["rollback", "--sysctl-root", "/proc/sys", "--backup"]).arg(f.backup(i)).current_dir(f.dir.path()).output().unwrap();
@@ -442,7 +443,7 @@ fn export_writes_every_format_from_a_checked_plan() {
     assert!(s.contains("net.core.somaxconn = 8192\nnet.ipv4.tcp_max_syn_backlog = 4096\nnet.ipv4.tcp_slow_start_after_idle = 0\n"), "{s}");
     let (o, s) = export("tuned", &["--include", "throughput-performance"]);
     assert!(o.status.success());
-    assert!(s.contains("[main]\nsummary=SemantOS plan export-test (intent latency)\ninclude=throughput-performance\n\n[sysctl]\nnet.core.somaxconn=8192\n"), "{s}");
+    assert!(s.contains("[main]\nsummary=semantos: SemantOS plan export-test (intent latency)\ninclude=throughput-performance\n\n[sysctl]\nnet.core.somaxconn=8192\n"), "{s}");
     let (o, s) = export("nto", &["--name", "semantos-web"]);
     assert!(o.status.success());
     for want in ["apiVersion: tuned.openshift.io/v1", "kind: Tuned", "- name: semantos-web", "      [sysctl]\n      net.core.somaxconn=8192", "  recommend:", "profile: semantos-web"] {
@@ -497,4 +498,262 @@ fn fleet_hosts_judge_the_plan_by_the_controllers_kb_overrides() {
     let (o, _, err) = run(rollout_under(&f, &policy, &f.inventory, &plan, "kb-state.json", "0.1", &["--rollback-fleet", &kb_flag]));
     assert!(o.status.success(), "{err}");
     assert_eq!((0..2).map(|i| f.read(i, key)).collect::<Vec<_>>(), before);
+}
+
+/// A sandbox host for one rollout restore: a tree (somaxconn 128, swappiness 60) and its files.
+struct SandboxHost {
+    d: tempfile::TempDir,
+}
+
+impl SandboxHost {
+    const COMMON: [&'static str; 10] = ["--sysctl-root", "tree", "--backup", "b/backup.json", "--audit-log", "a.jsonl", "--monitor-seconds", "0", "--interval", "0.05"];
+
+    fn new() -> SandboxHost {
+        let d = tempfile::tempdir().unwrap();
+        for (k, v) in [("net/core/somaxconn", "128"), ("vm/swappiness", "60")] {
+            let p = d.path().join("tree").join(k);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, format!("{v}\n")).unwrap();
+        }
+        SandboxHost { d }
+    }
+
+    /// (somaxconn, swappiness) now.
+    fn values(&self) -> (String, String) {
+        let read = |k: &str| std::fs::read_to_string(self.d.path().join("tree").join(k)).unwrap().trim().to_string();
+        (read("net/core/somaxconn"), read("vm/swappiness"))
+    }
+
+    /// `semantos apply` of `plan` (sysctl.d text) as rollout `id`, with `SEMANTOS_FAULT=fault` when given.
+    fn apply(&self, id: &str, plan: &str, fault: Option<&str>) -> Output {
+        let p = self.d.path().join(format!("{id}.conf"));
+        std::fs::write(&p, plan).unwrap();
+        let mut c = Command::new(bin());
+        c.args(["apply", "--plan"]).arg(&p).args(["--rollout-id", id]).args(Self::COMMON).current_dir(self.d.path()).env_remove("SEMANTOS_FAULT");
+        if let Some(f) = fault {
+            c.env("SEMANTOS_FAULT", f);
+        }
+        c.output().unwrap()
+    }
+
+    /// The fleet's final restore of rollout `id` on this host.
+    fn fleet_restore(&self, id: &str) -> Output {
+        Command::new(bin()).args(["--json", "rollback", "--fence-rollout", id]).args(Self::COMMON).current_dir(self.d.path()).env_remove("SEMANTOS_FAULT").output().unwrap()
+    }
+}
+
+/// Rollout B's apply killed after its first write (a journal is left) on a host where rollout A is
+/// committed: the fleet restore of B used to restore the whole backup, undoing A too.
+#[test]
+fn a_fleet_restore_of_an_interrupted_rollout_keeps_an_earlier_rollout() {
+    let h = SandboxHost::new();
+    assert!(h.apply("rollout-a", "vm.swappiness = 30\n", None).status.success());
+    let o = h.apply("rollout-b", "vm.swappiness = 20\nnet.core.somaxconn = 1024\n", Some("kill-before#2"));
+    assert!(!o.status.success(), "the fault did not interrupt the apply: {}", text(&o).1);
+    assert!(h.d.path().join("b/backup.journal").exists(), "no journal left by the interrupted apply");
+    assert_ne!(h.values(), ("128".to_string(), "30".to_string()), "the interrupted apply wrote nothing");
+    let o = h.fleet_restore("rollout-b");
+    assert!(o.status.success(), "{}", text(&o).1);
+    assert_eq!(h.values(), ("128".to_string(), "30".to_string()), "rollout-a's swappiness 30 must stay");
+    assert!(!h.d.path().join("b/backup.journal").exists(), "the journal is finished");
+    // Rollout A still undoes on its own afterwards, to the true originals.
+    let o = h.fleet_restore("rollout-a");
+    assert!(o.status.success(), "{}", text(&o).1);
+    assert_eq!(h.values(), ("128".to_string(), "60".to_string()));
+}
+
+/// An unfinished run of another rollout holds the journal: restoring rollout B alone cannot be done,
+/// so it is refused with nothing written (it used to restore the whole backup).
+#[test]
+fn a_fleet_restore_refuses_an_interrupted_run_of_another_rollout_and_writes_nothing() {
+    let h = SandboxHost::new();
+    assert!(h.apply("rollout-a", "vm.swappiness = 30\n", None).status.success());
+    let o = h.apply("rollout-c", "vm.swappiness = 20\nnet.core.somaxconn = 1024\n", Some("kill-before#2"));
+    assert!(!o.status.success());
+    let before = h.values();
+    let o = h.fleet_restore("rollout-b");
+    let (_, err) = text(&o);
+    assert!(!o.status.success(), "restored: {err}");
+    assert!(err.contains("rollout-c") && err.contains("Nothing was written") && err.contains("semantos rollback --backup"), "{err}");
+    assert_eq!(h.values(), before, "something was written");
+}
+
+/// Rollout B committed nothing on a host (its apply was refused there) where rollout A is committed:
+/// the fleet restore of B used to fall back to the whole backup and undo A.
+#[test]
+fn a_fleet_restore_of_a_rollout_that_committed_nothing_here_keeps_an_earlier_rollout() {
+    let h = SandboxHost::new();
+    assert!(h.apply("rollout-a", "vm.swappiness = 30\n", None).status.success());
+    let o = h.apply("rollout-b", "vm.swappiness = 20\n", Some("write#1:EIO"));
+    assert!(!o.status.success());
+    let o = h.fleet_restore("rollout-b");
+    assert!(o.status.success(), "{}", text(&o).1);
+    assert_eq!(h.values(), ("128".to_string(), "30".to_string()), "rollout-a was undone");
+}
+
+fn strs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+/// Rollout A (somaxconn 8192) passes on every host. Rollout B1 sets tcp_max_syn_backlog and its
+/// last wave fails (a health command failing on the last host, whose own apply undoes itself, so B1
+/// has nothing committed there): the failed wave and every earlier one are restored. Rollout B2
+/// sets tcp_max_syn_backlog and somaxconn, passes, and is rolled back with `--rollback-fleet`. After
+/// each, every host must hold A's values again, not the originals from before A.
+fn rollback_of_b_keeps_a_on_every_host(f: &TestFleet, engine: &[&str]) {
+    let n = f.hosts.len();
+    let with = |extra: &[&str]| -> Vec<String> { engine.iter().chain(extra).map(|s| s.to_string()).collect() };
+    let a = plan_file(f, "a.json", &[(KEYS[0], "8192")]);
+    let (o, out, err) = run(rollout_cmd(f, &a, "a-state.json", &strs(&with(&["--run", "--json"]))));
+    assert!(o.status.success(), "rollout A: {err}\n{out}");
+    for i in 0..n {
+        assert_eq!(values(f, i)[0], "8192", "h{} after rollout A", i + 1);
+    }
+    let a_values = || ["8192".to_string(), "1024".into(), "1".into()];
+    // B1: the last host's health command fails, so its wave fails and the rollout is rolled back.
+    let last = format!("! ip -4 -o addr show | grep -qF ' 10.231.0.{}/'", 10 + n);
+    let b1 = plan_file(f, "b1.json", &[(KEYS[1], "4096")]);
+    let (o, out, err) = run(rollout_cmd(f, &b1, "b1-state.json", &strs(&with(&["--run", "--json", "--health-cmd", &last]))));
+    assert_eq!(o.status.code(), Some(1), "rollout B1 should fail on its last host: {err}\n{out}");
+    assert_eq!(report(&out)["status"], "failed", "{out}");
+    for i in 0..n {
+        assert_eq!(values(f, i), a_values(), "h{} after B1's failed wave was rolled back: rollout A was undone too\n{out}", i + 1);
+    }
+    // B2: passes, then the whole rollout is rolled back.
+    let changes = [(KEYS[1], "4096"), (KEYS[0], "10000")];
+    let b2 = plan_file(f, "b2.json", &changes);
+    let (o, out, err) = run(rollout_cmd(f, &b2, "b2-state.json", &strs(&with(&["--run", "--json"]))));
+    assert!(o.status.success(), "rollout B2: {err}\n{out}");
+    for i in 0..n {
+        for (k, v) in changes {
+            assert_eq!(f.read(i, k), v, "h{} after rollout B2", i + 1);
+        }
+    }
+    let (o, out, err) = run(rollout_cmd(f, &b2, "b2-state.json", &strs(&with(&["--rollback-fleet", "--json"]))));
+    assert!(o.status.success(), "rollback of B2: {err}\n{out}");
+    assert_eq!(report(&out)["status"], "rolled_back", "{out}");
+    for i in 0..n {
+        assert_eq!(values(f, i), a_values(), "h{} after rolling back B2: rollout A was undone too", i + 1);
+    }
+    // A itself still rolls back, to the values from before it.
+    let (o, out, err) = run(rollout_cmd(f, &a, "a-state.json", &strs(&with(&["--rollback-fleet", "--json"]))));
+    assert!(o.status.success(), "rollback of A: {err}\n{out}");
+    for i in 0..n {
+        assert_eq!(values(f, i), originals(i), "h{} after rolling back A", i + 1);
+    }
+}
+
+#[test]
+fn fleet_rollback_of_a_later_rollout_over_ssh_keeps_the_earlier_rollouts_values() {
+    let Some((_one, f)) = fleet("fleet_rollback_of_a_later_rollout_over_ssh_keeps_the_earlier_rollouts_values", "layers", 3) else { return };
+    let globals = globals_before();
+    rollback_of_b_keeps_a_on_every_host(&f, &[]);
+    assert_eq!(globals_before(), globals, "a global value moved");
+}
+
+#[test]
+fn fleet_rollback_of_a_later_rollout_over_ansible_keeps_the_earlier_rollouts_values() {
+    let test = "fleet_rollback_of_a_later_rollout_over_ansible_keeps_the_earlier_rollouts_values";
+    let Some((_one, f)) = fleet(test, "ansible2", 3) else { return };
+    let Some(ansible) = need_ansible(test) else { return };
+    let globals = globals_before();
+    let ans = ansible.display().to_string();
+    rollback_of_b_keeps_a_on_every_host(&f, &["--engine", "ansible", "--ansible-playbook", ans.as_str(), "--ansible-python", "/usr/bin/python3"]);
+    assert_eq!(globals_before(), globals, "a global value moved");
+}
+
+/// An Ansible inventory of the test fleet for a playbook run by hand: root over the fleet's ssh
+/// config, per-host backup directory and sysctl.d file under the fleet's directory (never /etc),
+/// and no `become` (the hosts are reached as root and have no sudo).
+fn export_inventory(f: &TestFleet) -> PathBuf {
+    let mut s = String::from("all:\n  hosts:\n");
+    for h in &f.hosts {
+        let home = f.dir.path().join("export").join(&h.name);
+        std::fs::create_dir_all(&home).unwrap();
+        s.push_str(&format!(
+            "    {n}:\n      ansible_host: {a}\n      ansible_user: root\n      ansible_ssh_common_args: \"-F {c}\"\n      ansible_python_interpreter: /usr/bin/python3\n      semantos_become: false\n      semantos_remote_dir: {d}\n      semantos_sysctl_file_path: {d}/99-semantos.conf\n",
+            n = h.name,
+            a = h.addr,
+            c = f.ssh_config.display(),
+            d = home.display()
+        ));
+    }
+    let p = f.dir.path().join("export-inventory.yml");
+    std::fs::write(&p, s).unwrap();
+    p
+}
+
+#[test]
+fn exported_ansible_playbook_previews_with_check_diff_then_applies_once() {
+    // Before: facts came from `command` tasks that --check skips, so `--check --diff` failed on
+    // the read-back of values it never wrote; and `become` defaulted to false although sysctl
+    // writes need root.
+    let test = "exported_ansible_playbook_previews_with_check_diff_then_applies_once";
+    let Some((_one, f)) = fleet(test, "ansible-export", 2) else { return };
+    let Some(ansible) = need_ansible(test) else { return };
+    let globals = globals_before();
+    let d = f.dir.path();
+    let plan = d.join("export-plan.json");
+    let changes: Vec<Json> = KEYS.iter().zip(TARGETS).map(|(k, v)| serde_json::json!({"key": k, "to": v, "rationale": "export test"})).collect();
+    std::fs::write(&plan, serde_json::json!({"schema_version": 1, "created_by": "export-test", "intent": "latency", "changes": changes}).to_string()).unwrap();
+    let site = d.join("site.yml");
+    let o = Command::new(bin()).current_dir(d).args(["export", "ansible", "--plan"]).arg(&plan).arg("--policy").arg(f.policy(&KEYS)).arg("--out").arg(&site).output().unwrap();
+    assert!(o.status.success(), "{}", text(&o).1);
+    let pb = std::fs::read_to_string(&site).unwrap();
+    assert!(pb.contains("become: \"{{ semantos_become | default(true) }}\""), "{pb}");
+    let inv = export_inventory(&f);
+    // JSON callback: every task's result per host, diffs included.
+    let play = |extra: &[&str]| -> (Output, Json) {
+        let mut c = f.in_ctl(&ansible);
+        c.arg("-i").arg(&inv).arg(&site).args(extra).env("ANSIBLE_NOCOLOR", "1").env("ANSIBLE_STDOUT_CALLBACK", "ansible.posix.json");
+        let o = c.output().unwrap();
+        let j = serde_json::from_slice(&o.stdout).unwrap_or(Json::Null);
+        (o, j)
+    };
+    // (task name, host) → (changed, the task's result) over every play of a run.
+    let results = |j: &Json| -> Vec<(String, String, bool, Json)> {
+        let mut v = Vec::new();
+        for p in j["plays"].as_array().into_iter().flatten() {
+            for t in p["tasks"].as_array().into_iter().flatten() {
+                for (h, r) in t["hosts"].as_object().into_iter().flatten() {
+                    v.push((t["task"]["name"].as_str().unwrap_or("").to_string(), h.clone(), r["changed"].as_bool().unwrap_or(false), r.clone()));
+                }
+            }
+        }
+        v
+    };
+    let write_tasks: Vec<String> = KEYS.iter().zip(TARGETS).map(|(k, v)| format!("{k} = {v}")).collect();
+    let before: Vec<Vec<String>> = (0..f.hosts.len()).map(|i| KEYS.iter().map(|k| f.read(i, k)).collect()).collect();
+    // Preview: nothing written; every write reports a change and the diff shows each value now and after.
+    let (o, j) = play(&["--check", "--diff"]);
+    assert!(o.status.success(), "check mode failed:\n{}\n{}", text(&o).0, text(&o).1);
+    for (i, b) in before.iter().enumerate() {
+        assert_eq!(&KEYS.iter().map(|k| f.read(i, k)).collect::<Vec<_>>(), b, "check mode wrote on {}", f.hosts[i].name);
+        assert!(!d.join("export").join(&f.hosts[i].name).join("rollout-backup.json").exists(), "check mode wrote a backup");
+    }
+    let r = results(&j);
+    for w in &write_tasks {
+        assert_eq!(r.iter().filter(|(t, _, changed, _)| t == w && *changed).count(), f.hosts.len(), "{w} not reported as a change on every host: {r:#?}");
+    }
+    let diff = r.iter().find(|(t, h, _, _)| t.contains("now and after") && h == "h1").map(|x| x.3.to_string()).unwrap_or_else(|| panic!("no diff task result: {r:#?}"));
+    assert!(diff.contains("2000") && diff.contains("8192") && diff.contains("net.core.somaxconn"), "the diff shows somaxconn now and after: {diff}");
+    // The real run writes every value; a second run changes no value.
+    let (o, _) = play(&[]);
+    assert!(o.status.success(), "apply failed:\n{}\n{}", text(&o).0, text(&o).1);
+    for i in 0..f.hosts.len() {
+        assert_eq!(KEYS.iter().map(|k| f.read(i, k)).collect::<Vec<_>>(), TARGETS, "{}", f.hosts[i].name);
+    }
+    let (o, j) = play(&[]);
+    assert!(o.status.success(), "second run failed:\n{}\n{}", text(&o).0, text(&o).1);
+    let r = results(&j);
+    for w in &write_tasks {
+        assert!(r.iter().filter(|(t, _, _, _)| t == w).all(|(_, _, changed, _)| !changed), "{w} changed again on a second run: {r:#?}");
+    }
+    // Rolling back restores the starting values.
+    let (o, _) = play(&["--tags", "rollback"]);
+    assert!(o.status.success(), "rollback failed:\n{}\n{}", text(&o).0, text(&o).1);
+    for (i, b) in before.iter().enumerate() {
+        assert_eq!(&KEYS.iter().map(|k| f.read(i, k)).collect::<Vec<_>>(), b, "rollback on {}", f.hosts[i].name);
+    }
+    assert_eq!(globals_before(), globals, "a global value moved");
 }

@@ -143,7 +143,8 @@ fn live_model_contract() {
     let kb = Kb::embedded().unwrap();
     let snaps = semantos::telemetry::csv::read_file(&repo().join("experiments/data/sample_telemetry.csv")).unwrap();
     let (before, after) = (&snaps[0], &snaps[snaps.len() - 1]);
-    let findings = reasoning::diagnose(before, after, &kb);
+    // The binary judges a CSV as one window of all its rows: the same findings, the same prompt.
+    let findings = reasoning::diagnose_series(&snaps, &kb);
     let spec = semantos::sim::HostSpec::default();
     let mut current: BTreeMap<String, Value> = spec.kernel_defaults().into_iter().map(|(k, v)| (k, Value::from_kernel(&v))).collect();
     for (k, val) in &spec.start {

@@ -6,11 +6,16 @@ mod support;
 
 mod architecture; // invariants of ARCHITECTURE.md checked on the source
 mod bench; // live workloads in throwaway namespaces, quick mode: symptom, family of change, p95, host untouched (root)
+mod binding; // the limit that binds, with real sockets in throwaway namespaces: a cap the sockets do not run on is considered, not proposed (root)
 mod cli; // help, diagnose from CSV, plans as files
 mod cli_shape; // per-command flags, state in one place, the exit-code table, plans on stdin, man pages
+mod diagnose; // the diagnosis over a window: a limit-relative symptom found by every call under steady load in a namespace (root), --watch, sustained presence on CSV input
+mod export; // exports on real files: provenance headers, named TuneD profiles, flags of other formats; the Ansible playbook in check mode against real sshd
 mod fleet; // fleet rollout over real sshd in namespaces, ssh and Ansible engines; exporters
 mod hostile; // hostile input through every door (tests/hostile/manifest.toml): refused with a message naming the problem, or normalised; nothing written
 mod kb_netns; // KB net.* scopes checked in throwaway network namespaces (root)
+mod limits; // limit-saturation symptoms driven to the limit by throwaway processes, users and namespaces; the key that binds is proposed (root)
+mod output; // every --json document versioned, errors as JSON on stderr, colour, --quiet, RUST_LOG, progress lines, did-you-mean (netns part: root)
 mod monitor; // the live monitor on the real kernel: a targeted symptom that gets worse rolls the change back (root)
 mod live; // real host mode: dry run on /proc/sys, apply/rollback/faults/SIGKILL in namespaces (root)
 mod plans; // snapshot tests of plans: edges, conditions, sizing, unavailable keys
@@ -18,3 +23,4 @@ mod llm_contract; // the LLM backend against an in-process OpenAI-compatible ser
 mod llm_tls; // https to an OpenAI-compatible server: a private CA trusted by --llm-ca-file, an unknown one refused
 mod llm_live; // the LLM backend against a real local model (SmolLM2-135M under llama-cpp-python; venv from scripts/setup/50-llm.sh)
 mod repro; // the sandbox reproduction end to end
+mod scope; // the namespace the binary runs in: keys a child netns cannot write refused with the host command, host-wide keys flagged (root)

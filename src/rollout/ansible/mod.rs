@@ -1,58 +1,45 @@
-//! The Ansible engine: a playbook that does with `ansible.posix.sysctl`
-//! what `semantos apply` does on one host, in the same waves.
+//! The Ansible engine: Ansible does the waves and the connections, and each
+//! host runs `semantos apply --rollout-id ID` itself (`engine_playbook`), so
+//! both engines share one transaction, one backup format and one restore.
 //!
 //! The apply play runs with `serial` equal to our waves and
 //! `max_fail_percentage: 0`, so Ansible stops after the first batch with a
-//! failed host. On each host it reads the current values, writes a backup
-//! in SemantOS's own format (`rollout-backup.json`, restorable by
-//! `semantos rollback --backup` too) before the first write, sets each key
-//! with `ansible.posix.sysctl` (`sysctl_set: true`, `reload: true`, a
-//! dedicated `sysctl_file`), reads every value back, waits the monitor
-//! window, runs the health command and marks the backup committed. A
-//! failure restores that host at once (block/rescue) and fails it. The
-//! second play (tags `never, rollback`: it runs only with
-//! `--tags rollback`) restores hosts from their backups and verifies.
+//! failed host. On each host it prepares the working directory (binary with
+//! `--copy-binary`, KB files, policy) and runs the apply with the plan on
+//! standard input, under `timeout --host-timeout`; the apply restores its own
+//! writes on any failure, and a failed apply fails the host. The second play
+//! (tags `never, rollback`: it runs only with `--tags rollback`) runs
+//! `semantos rollback --fence-rollout ID`: that rollout's changes only.
 //!
+//! `playbook` keeps the standalone playbook of `semantos export ansible`
+//! (hosts without semantos: ansible.posix.sysctl and a version-1 backup).
 //! Nothing from a plan is templated: keys and values are validated by
-//! `precheck` (no `{`, `%`, `$`, quotes) and values are also tagged
-//! `!unsafe`, as is the operator's health command.
+//! `precheck` (no `{`, `%`, `$`, quotes), and the plan, policy, KB files and
+//! the operator's health command are tagged `!unsafe`.
 //!
 //! `semantos rollout --engine ansible --run` executes the playbook, reads
 //! Ansible's JSON report to find the failed batch, and restores that batch
 //! and every earlier one with the rollback play: the same decision as the
 //! ssh engine's (a wave passes only if every host in it did).
 
-
+mod engine_playbook;
 mod playbook;
 mod run;
 #[cfg(test)]
 mod tests;
 
+pub use engine_playbook::{EngineOptions, engine_playbook};
 pub use playbook::{Batch, PlaybookOptions, config, inventory, playbook};
 pub use run::{PlayResult, Workdir, parse_json_report, run_playbook, syntax_check, write_workdir};
 
+pub use super::settings::AnsibleSettings;
 use super::fleet::Remote;
 use super::ssh::SshEngine;
 use super::state::{Phase, StateFile, Status, Values};
 use crate::sysctl::SysctlKey;
 use anyhow::{Result, bail};
-use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::time::Duration;
-
-/// Settings of the Ansible engine.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AnsibleSettings {
-    /// `ansible-playbook` to run.
-    pub program: String,
-    /// Directory the playbook, inventory and ansible.cfg are written to.
-    pub dir: PathBuf,
-    /// Python on the hosts (`ansible_python_interpreter`); `None`: Ansible discovers it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub python: Option<String>,
-}
 
 /// Drives a rollout with Ansible: apply play in waves, then the same gate decision as the ssh engine.
 pub struct AnsibleRollout<'a> {

@@ -31,7 +31,9 @@ pub fn parse_json_report(stdout: &str) -> Result<PlayResult> {
         for task in play["tasks"].as_array().into_iter().flatten() {
             for (h, res) in task["hosts"].as_object().into_iter().flatten() {
                 if res["failed"].as_bool() == Some(true) || res["unreachable"].as_bool() == Some(true) {
-                    let msg = res["msg"].as_str().map(str::to_string).unwrap_or_else(|| res["stderr"].as_str().unwrap_or("failed").to_string());
+                    // A failed command's `msg` is only "non-zero return code": semantos says why on stderr.
+                    let stderr = res["stderr"].as_str().map(str::trim).filter(|e| !e.is_empty()).map(|e| e.lines().rev().take(2).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join(" "));
+                    let msg = stderr.or_else(|| res["msg"].as_str().map(str::to_string)).unwrap_or_else(|| "failed".to_string());
                     last_msg.insert(h.clone(), format!("{}: {}", task["task"]["name"].as_str().unwrap_or("task"), msg.trim()));
                 }
             }

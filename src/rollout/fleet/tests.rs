@@ -86,7 +86,7 @@ fn state(n: usize, dir: &std::path::Path) -> StateFile {
             hosts.push(HostState { host: Host::new(format!("h{}", i + 1), format!("10.0.0.{}", i + 1)), wave: w, phase: Phase::Pending, touched: false, before: None, written: BTreeMap::new(), after: None, reason: String::new(), seconds: 0.0 });
         }
     }
-    let remote = RemoteSettings { semantos: "semantos".into(), dir: "/var/lib/semantos".into(), copy_binary: None, policy: None, monitor_seconds: None, health_cmd: None, persist: None, interval: 2.0, host_timeout_s: 5.0, kb: BTreeMap::new() };
+    let remote = RemoteSettings { semantos: "semantos".into(), dir: "/var/lib/semantos".into(), copy_binary: None, policy: None, monitor_seconds: None, health_cmd: None, health_timeout_s: None, persist: None, interval: 2.0, host_timeout_s: 5.0, kb: BTreeMap::new() };
     let s = RolloutState {
         schema_version: STATE_SCHEMA_VERSION,
         run_id: "r".into(),

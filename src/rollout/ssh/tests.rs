@@ -32,6 +32,7 @@ fn every_remote_command_runs_under_the_remote_timeout() {
         policy: Some("batch_size: 1\n".into()),
         monitor_seconds: Some(1.0),
         health_cmd: Some("curl -fsS http://127.0.0.1/ok".into()),
+        health_timeout_s: None,
         persist: None,
         interval: 2.0,
         host_timeout_s: 30.0,
@@ -75,7 +76,7 @@ fn every_remote_command_runs_under_the_remote_timeout() {
 }
 
 fn ok_settings() -> RemoteSettings {
-    RemoteSettings { semantos: "semantos".into(), dir: "/var/lib/semantos/{host}".into(), copy_binary: None, policy: None, monitor_seconds: None, health_cmd: None, persist: None, interval: 2.0, host_timeout_s: 300.0, kb: BTreeMap::new() }
+    RemoteSettings { semantos: "semantos".into(), dir: "/var/lib/semantos/{host}".into(), copy_binary: None, policy: None, monitor_seconds: None, health_cmd: None, health_timeout_s: None, persist: None, interval: 2.0, host_timeout_s: 300.0, kb: BTreeMap::new() }
 }
 
 #[test]
@@ -86,7 +87,7 @@ fn json_after_login_noise() {
 
 #[test]
 fn remote_settings_refuse_odd_paths() {
-    let ok = RemoteSettings { semantos: "semantos".into(), dir: "/var/lib/semantos/{host}".into(), copy_binary: None, policy: None, monitor_seconds: None, health_cmd: None, persist: None, interval: 2.0, host_timeout_s: 300.0, kb: BTreeMap::new() };
+    let ok = RemoteSettings { semantos: "semantos".into(), dir: "/var/lib/semantos/{host}".into(), copy_binary: None, policy: None, monitor_seconds: None, health_cmd: None, health_timeout_s: None, persist: None, interval: 2.0, host_timeout_s: 300.0, kb: BTreeMap::new() };
     assert!(ok.validate().is_ok());
     assert!(RemoteSettings { dir: "relative".into(), ..ok.clone() }.validate().unwrap_err().contains("absolute"));
     assert!(RemoteSettings { semantos: "-oops".into(), ..ok.clone() }.validate().unwrap_err().contains("--remote-semantos"));
@@ -100,4 +101,46 @@ fn remote_settings_refuse_odd_paths() {
     }
     let kb: BTreeMap<String, String> = [("site-net_2.toml".to_string(), String::new())].into();
     assert!(RemoteSettings { kb, ..ok.clone() }.validate().is_ok());
+}
+
+/// The remote command lines `e` sends for an apply and a gate health check (a stand-in ssh records them).
+fn apply_and_health_lines(remote: RemoteSettings) -> Vec<String> {
+    let d = tempfile::tempdir().unwrap();
+    let log = d.path().join("remote-commands");
+    let fake = d.path().join("ssh");
+    std::fs::write(&fake, format!("#!/bin/sh\ncase \" $* \" in *' -O '*) exit 0;; esac\nfor a; do last=$a; done\nprintf '%s\\0' \"$last\" >> {}\ncat > /dev/null\n", log.display())).unwrap();
+    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let ssh = SshSettings { program: fake.display().to_string(), ..SshSettings::default() };
+    let h = Host::new("web-1", "10.0.0.1");
+    {
+        let e = SshEngine::new(ssh, remote).unwrap();
+        let _ = e.apply(&h, "{}");
+        let _ = e.health(&h);
+    }
+    std::fs::read_to_string(&log).unwrap().split('\0').filter(|l| !l.is_empty()).map(str::to_string).collect()
+}
+
+#[test]
+fn the_controllers_health_timeout_reaches_every_host_and_bounds_the_gate_check() {
+    // Before: RemoteSettings had no field for it, so `--health-timeout 7` on the controller was
+    // dropped and each host used the policy's value (30 s), and the gate's check ran up to --host-timeout.
+    let remote = RemoteSettings { health_cmd: Some("sleep 100".into()), health_timeout_s: Some(7.0), ..ok_settings() };
+    let lines = apply_and_health_lines(remote);
+    let apply = lines.iter().find(|l| l.contains(" apply ")).unwrap_or_else(|| panic!("no apply in {lines:#?}"));
+    assert!(apply.contains("--health-timeout 7"), "{apply}");
+    let health = lines.iter().find(|l| !l.contains(" apply ")).unwrap_or_else(|| panic!("no health check in {lines:#?}"));
+    assert!(health.contains("timeout -k 5 7 sh -c"), "{health}");
+    // Without the flag the hosts keep the uploaded policy's value: nothing is passed.
+    let lines = apply_and_health_lines(RemoteSettings { health_cmd: Some("true".into()), ..ok_settings() });
+    assert!(lines.iter().all(|l| !l.contains("--health-timeout")), "{lines:#?}");
+    // A value outside (0, 86400] is refused by name.
+    assert!(RemoteSettings { health_timeout_s: Some(0.0), ..ok_settings() }.validate().unwrap_err().contains("--health-timeout 0"));
+}
+
+#[test]
+fn a_remote_json_error_is_read_as_its_message_not_shown_raw() {
+    // The remote runs `semantos --json …`, whose errors are one JSON object on stderr.
+    let line = r#"{"schema_version":1,"kind":"error","exit_code":1,"message":"refusing to apply","causes":["another run holds the lock"]}"#;
+    assert_eq!(remote_error(line), "refusing to apply: another run holds the lock");
+    assert_eq!(remote_error("semantos: error: the lock is held"), "the lock is held");
 }

@@ -12,6 +12,8 @@
 //! | `pressure/{cpu,memory,io}` | `psi.<res>.<some/full>.<avg10/avg60/avg300/total>` |
 //! | `loadavg` | `loadavg.1`, `.5`, `.15`, `.runnable`, `.tasks` |
 //! | host facts | `HostFacts` and `host.ncpus`, `host.numa_nodes`, `host.mem_total_kb` |
+//! | limits (`telemetry::limits`) | `sysctl.<key>` (the limits in force), `inotify.limit.*`, `filenr.allocated`, `conntrack.*`, `neigh.*` |
+//! | process scan (`telemetry::proc_scan`, bounded; off with `without_process_scan`) | `proc.*`, `inotify.{instances,watches}.*`, `scan.*` |
 //!
 //! Parsing is tolerant and happens in two steps: the raw text becomes a
 //! `RawMap` (key → value pairs borrowing the text, no allocation per line),
@@ -30,67 +32,22 @@
 //! cannot change while the process lives (hostname, kernel release, boot id,
 //! CPU and node counts) are read on the first snapshot and cached.
 
+use super::limits::read_limits;
+use super::proc_scan::{ScanCaps, scan};
 use super::snapshot::{HostFacts, Snapshot};
-use std::borrow::Cow;
 use std::fs::File;
-use std::io::{self, Read};
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 
-/// Failure of a telemetry reader; always names the file, and the line when the text is at fault.
-#[derive(Debug, thiserror::Error)]
-pub enum TelemetryError {
-    /// An I/O error other than "file not present".
-    #[error("{}: {op} failed: {source}", path.display())]
-    Io {
-        /// File or directory being read.
-        path: PathBuf,
-        /// What was being done (`open`, `read`, `list`).
-        op: &'static str,
-        /// The OS error.
-        source: io::Error,
-    },
-    /// A file the snapshot cannot do without is absent.
-    #[error("{}: required file is missing; is this a procfs? (point --proc-root at a directory laid out like /proc)", path.display())]
-    Missing {
-        /// The absent file.
-        path: PathBuf,
-    },
-    /// A line that does not follow its file's format.
-    #[error("{}:{line}: {reason}: {text:?}", path.display())]
-    Malformed {
-        /// The file.
-        path: PathBuf,
-        /// 1-based line number.
-        line: usize,
-        /// What is wrong with it.
-        reason: String,
-        /// The line (cut to 120 characters).
-        text: String,
-    },
-}
-
-impl TelemetryError {
-    /// The file this error is about.
-    pub fn path(&self) -> &Path {
-        match self {
-            TelemetryError::Io { path, .. } | TelemetryError::Missing { path } | TelemetryError::Malformed { path, .. } => path,
-        }
-    }
-}
-
-/// Builds a `Malformed` error for line `line` (1-based) of `path`.
-pub(crate) fn malformed(path: &Path, line: usize, reason: impl Into<String>, text: &str) -> TelemetryError {
-    let text: String = text.chars().take(120).collect();
-    TelemetryError::Malformed { path: path.to_path_buf(), line, reason: reason.into(), text }
-}
-
+mod files;
 mod parse;
+mod pid;
 #[cfg(test)]
 mod tests;
 
+pub use files::*;
 pub use parse::*;
+pub use pid::*;
 
 /// What to do with the text of each file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -141,76 +98,9 @@ pub const SNAPSHOT_FILES: [&str; 10] = {
 /// Index of `meminfo` in `SOURCES`: the one file a snapshot requires.
 const MEMINFO: usize = 1;
 
-/// Errors that mean "this file has no data here", not "something is wrong".
-pub(crate) fn is_absent(e: &io::Error) -> bool {
-    // EOPNOTSUPP: PSI compiled in but disabled (psi=0), or a cgroup with cgroup.pressure=0.
-    // ENODEV: a cgroup removed between listing and reading.
-    e.kind() == io::ErrorKind::NotFound || matches!(e.raw_os_error(), Some(libc::EOPNOTSUPP) | Some(libc::ENODEV))
-}
-
-/// Largest single read request. Small on purpose: on `/proc/sys` the kernel
-/// allocates and zeroes a buffer the size of each request (perf-facts.md),
-/// and seq_file files hand out at most their own page-sized buffer per read
-/// anyway.
-pub(crate) const READ_CHUNK: usize = 4096;
-
-/// A reusable read buffer: one allocation per snapshot, grown in 4 KiB steps.
-#[derive(Debug, Default)]
-pub(crate) struct Scratch {
-    buf: Vec<u8>,
-    len: usize,
-}
-
-impl Scratch {
-    /// A buffer that holds the largest snapshot file without growing.
-    pub(crate) fn new() -> Self {
-        Self { buf: vec![0; 4 * READ_CHUNK], len: 0 }
-    }
-
-    /// Reads `f` to the end, from its current position (`pread == false`) or with `pread` from offset 0.
-    pub(crate) fn fill(&mut self, f: &File, pread: bool) -> io::Result<()> {
-        self.len = 0;
-        loop {
-            if self.buf.len() - self.len < READ_CHUNK {
-                self.buf.resize(self.buf.len() + READ_CHUNK, 0);
-            }
-            let dst = &mut self.buf[self.len..self.len + READ_CHUNK];
-            // Read until a read returns 0: a short read is not the end of a
-            // seq_file with many records (softnet_stat on a large machine):
-            // the kernel stops at its page-sized buffer.
-            let r = if pread { f.read_at(dst, self.len as u64) } else { (&*f).read(dst) };
-            match r {
-                Ok(0) => return Ok(()),
-                Ok(n) => self.len += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-    }
-
-    /// The bytes read, as text (lossless for the ASCII files of `/proc`; anything else fails the line that holds it).
-    pub(crate) fn text(&self) -> Cow<'_, str> {
-        let b = &self.buf[..self.len];
-        // from_utf8 is much faster than the lossy decoder on the valid text we always get.
-        match std::str::from_utf8(b) {
-            Ok(s) => Cow::Borrowed(s),
-            Err(_) => String::from_utf8_lossy(b),
-        }
-    }
-}
-
-/// Reads a small file (sysfs, `/proc/sys`) with small reads; `Ok(None)` when it is absent.
-pub(crate) fn read_small(path: &Path, scratch: &mut Scratch) -> Result<Option<String>, TelemetryError> {
-    let f = match File::open(path) {
-        Ok(f) => f,
-        Err(e) if is_absent(&e) => return Ok(None),
-        Err(e) => return Err(TelemetryError::Io { path: path.to_path_buf(), op: "open", source: e }),
-    };
-    match scratch.fill(&f, false) {
-        Ok(()) => Ok(Some(scratch.text().into_owned())),
-        Err(e) if is_absent(&e) => Ok(None),
-        Err(e) => Err(TelemetryError::Io { path: path.to_path_buf(), op: "read", source: e }),
-    }
+/// Whether `root` holds at least one numeric (process) directory.
+fn has_pid_dir(root: &Path) -> bool {
+    std::fs::read_dir(root).map(|rd| rd.filter_map(|e| e.ok()).any(|e| e.file_name().to_str().is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())))).unwrap_or(false)
 }
 
 /// Facts read once per reader: they cannot change while the process lives (or hardly: hostname, CPU hotplug).
@@ -267,6 +157,10 @@ pub struct ProcReader {
     facts: OnceLock<StaticFacts>,
     /// One per `SOURCES` entry.
     layouts: Mutex<Vec<LayoutCache>>,
+    /// Bounds of the per-process limit scan; `None` skips it (`without_process_scan`).
+    scan: Option<ScanCaps>,
+    /// Where the scan lists processes, when not the proc root (`with_process_scan_root`).
+    scan_root: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for ProcReader {
@@ -295,7 +189,29 @@ impl ProcReader {
     /// Reads directories laid out like `/proc` and `/sys` (fixtures, a container's view).
     pub fn with_roots(proc_root: impl Into<PathBuf>, sys_root: impl Into<PathBuf>) -> Self {
         let layouts = Mutex::new(SOURCES.iter().map(|_| LayoutCache::default()).collect());
-        Self { proc_root: proc_root.into(), sys_root: sys_root.into(), open: None, facts: OnceLock::new(), layouts }
+        Self { proc_root: proc_root.into(), sys_root: sys_root.into(), open: None, facts: OnceLock::new(), layouts, scan: Some(ScanCaps::default()), scan_root: None }
+    }
+
+    /// Leaves out the per-process scan (`proc.*`, `inotify.*` counts, `scan.*`): for
+    /// callers that sample many times a second and need only the `/proc` counters.
+    /// The host-wide limits (`sysctl.*`, `filenr.*`, `conntrack.*`, `neigh.*`) stay.
+    pub fn without_process_scan(mut self) -> Self {
+        self.scan = None;
+        self
+    }
+
+    /// Bounds the per-process scan by `caps` instead of the defaults.
+    pub fn with_scan_caps(mut self, caps: ScanCaps) -> Self {
+        self.scan = Some(caps);
+        self
+    }
+
+    /// Lists processes under `root` (`/proc`) instead of the proc root: for a
+    /// proc root that is a view holding only some of `/proc`'s files (the
+    /// bench's per-namespace views), whose processes are the host's.
+    pub fn with_process_scan_root(mut self, root: impl Into<PathBuf>) -> Self {
+        self.scan_root = Some(root.into());
+        self
     }
 
     /// The proc root this reader reads.
@@ -423,6 +339,24 @@ impl ProcReader {
         Ok(StaticFacts { hostname, kernel_release, boot_id, ncpus, numa_nodes })
     }
 
+    /// The limits in force and, unless switched off, the per-process scan
+    /// (`telemetry::limits`, `telemetry::proc_scan`), appended to `out`.
+    fn read_limit_metrics(&self, scratch: &mut Scratch, out: &mut Vec<(String, f64)>) -> Result<(), TelemetryError> {
+        let first = out.len();
+        read_limits(&self.proc_root, scratch, out)?;
+        let Some(caps) = &self.scan else { return Ok(()) };
+        let root = self.scan_root.as_deref().unwrap_or(&self.proc_root);
+        // A directory laid out like /proc without process directories (a
+        // fixture, a view) has nothing to scan: no `scan.*` metrics rather
+        // than zeros that would read as "nobody holds an inotify instance".
+        if !has_pid_dir(root) {
+            return Ok(());
+        }
+        let max_map_count = out[first..].iter().find(|(k, _)| k == "sysctl.vm.max_map_count").map(|(_, v)| *v as u64);
+        scan(root, caps, max_map_count)?.metrics(out);
+        Ok(())
+    }
+
     /// One snapshot at `timestamp_ms` (the caller's clock: readers never read it).
     pub fn snapshot(&self, timestamp_ms: u64) -> Result<Snapshot, TelemetryError> {
         let mut scratch = Scratch::new();
@@ -432,6 +366,7 @@ impl ProcReader {
             metrics.push((name.to_string(), 0.0));
         }
         let softnet_cpus = self.read_metrics(&mut scratch, &mut metrics)?;
+        self.read_limit_metrics(&mut scratch, &mut metrics)?;
         let facts = match self.facts.get() {
             Some(f) => f,
             None => {

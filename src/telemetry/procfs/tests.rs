@@ -2,6 +2,7 @@
 
 use super::*;
 use std::fs;
+use std::io;
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/proc").join(name)
@@ -116,6 +117,22 @@ fn older_layout_4_19_without_psi() {
     assert!(s.get("softnet.received_rps").is_some());
     assert_eq!(s.get("softnet.flow_limit_count"), None);
     assert_eq!(s.get("softnet.dropped"), Some((0x1f + 0x2 + 0x11) as f64), "summed over the 4 rows");
+}
+
+#[test]
+fn the_process_scan_runs_only_where_there_are_processes() {
+    let root = fixture("6.18-live");
+    let fixture_reader = || ProcReader::with_roots(root.join("proc"), root.join("sys"));
+    let s = fixture_reader().snapshot(0).unwrap();
+    assert!(s.metrics.keys().all(|k| !k.starts_with("scan.") && !k.starts_with("proc.") && !k.starts_with("inotify.")), "a fixture has no processes");
+    // A view of /proc (the bench's per-namespace one) scans the real /proc when told to.
+    let s = fixture_reader().with_process_scan_root("/proc").snapshot(0).unwrap();
+    assert!(s.get("scan.procs").unwrap() >= 1.0 && s.get("proc.fd.top.pid").is_some());
+    let live = ProcReader::new().without_process_scan().snapshot(0).unwrap();
+    assert!(live.metrics.keys().all(|k| !k.starts_with("scan.") && !k.starts_with("proc.")));
+    assert!(live.get("sysctl.vm.max_map_count").is_some() && live.get("filenr.allocated").is_some(), "the host-wide limits stay");
+    let full = ProcReader::new().snapshot(0).unwrap();
+    assert!(full.get("proc.threads.total").unwrap() >= full.get("scan.procs").unwrap());
 }
 
 #[test]

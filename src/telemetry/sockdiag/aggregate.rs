@@ -2,6 +2,7 @@
 //! documents: one track per connection, the idle-restart detection, the
 //! limited shares and the percentiles.
 
+use super::limits::{BufferCaps, Receivers, listener_metrics};
 use super::wire::{SockRecord, TcpInfo};
 use crate::telemetry::snapshot::Snapshot;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -31,6 +32,9 @@ pub struct SockAggregator {
     listeners: BTreeMap<u16, (u32, u32)>,
     idle_drops: Vec<f64>,
     samples: usize,
+    /// The caps to classify sockets against (`limits`); without them no `limits` metric is reported.
+    caps: Option<BufferCaps>,
+    receivers: Receivers,
 }
 
 impl SockAggregator {
@@ -38,6 +42,19 @@ impl SockAggregator {
     /// (e.g. `tcp_available_congestion_control`), so "nobody used BBR" is a measured 0, not an absence.
     pub fn new<I: IntoIterator<Item = S>, S: Into<String>>(known_cc: I) -> Self {
         Self { known_cc: known_cc.into_iter().map(Into::into).collect(), ..Self::default() }
+    }
+
+    /// The same aggregator, also counting the sockets held at each of `caps` (see `limits`).
+    pub fn with_caps(mut self, caps: BufferCaps) -> Self {
+        self.caps = Some(caps);
+        self
+    }
+
+    /// Adds one UDP dump (only the receive buffers are kept).
+    pub fn observe_udp(&mut self, records: &[SockRecord]) {
+        for r in records {
+            self.receivers.observe(r, true);
+        }
     }
 
     /// Number of dumps observed.
@@ -55,6 +72,7 @@ impl SockAggregator {
                 e.1 = e.1.max(r.rqueue);
                 continue;
             }
+            self.receivers.observe(r, false);
             let Some(info) = r.info.clone() else { continue };
             let bdp = match (info.delivery_rate, info.min_rtt_us) {
                 (Some(rate), Some(rtt)) if rate > 0 && rtt > 0 => rate as f64 * rtt as f64 / 1e6,
@@ -99,6 +117,10 @@ impl SockAggregator {
                 m.insert(format!("listen.{port}.backlog"), *backlog as f64);
                 m.insert(format!("listen.{port}.queue.max"), *queue as f64);
             }
+        }
+        if let Some(caps) = &self.caps {
+            listener_metrics(&self.listeners, caps, &mut m);
+            self.receivers.metrics(caps, &mut m);
         }
         if tracks.is_empty() {
             return m;

@@ -39,6 +39,10 @@
 //! | `listen.<port>.backlog`, `listen.<port>.queue.max` | the same per listening port |
 //! | `sock.peer.<addr>.connections`, `.rwnd_limited_pct`, `.sndbuf_limited_pct`, `.rtt_ms.p50`, `.bdp_bytes.max` | per remote address (dots and colons written as `_`) |
 //!
+//! With `SockAggregator::with_caps`, also the counts of sockets held at each
+//! receive-buffer and backlog cap (`sock.tcp.rcv.*`, `sock.udp.rcv.*`,
+//! `listen.full*`; see `limits`), from TCP and UDP dumps.
+//!
 //! # How a collapse after idle is seen
 //!
 //! Linux resets the window of a connection that sends after more than one
@@ -53,9 +57,11 @@
 //! restarted window before ACKs regrow it (one RTT later).
 
 mod aggregate;
+mod limits;
 mod wire;
 
 pub use aggregate::{SockAggregator, TCP_INIT_CWND};
+pub use limits::BufferCaps;
 pub use wire::{Chunk, SkMem, SockDiagError, SockRecord, States, TcpInfo, parse_diag_msg, parse_dump_chunk};
 
 use std::io;
@@ -63,7 +69,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use wire::{INET_DIAG_CONG, INET_DIAG_INFO, INET_DIAG_SKMEMINFO, NETLINK_SOCK_DIAG, NLM_F_DUMP, NLM_F_REQUEST, NLMSG_HDRLEN, SOCK_DIAG_BY_FAMILY};
 
 /// The request: `nlmsghdr` + `inet_diag_req_v2` asking for `tcp_info`, the congestion control and socket memory.
-fn request(family: u8, states: States, seq: u32) -> Vec<u8> {
+fn request(family: u8, proto: u8, states: States, seq: u32) -> Vec<u8> {
     let ext: u8 = (1 << (INET_DIAG_INFO - 1)) | (1 << (INET_DIAG_CONG - 1)) | (1 << (INET_DIAG_SKMEMINFO - 1));
     let total = NLMSG_HDRLEN + 56;
     let mut b = Vec::with_capacity(total);
@@ -72,7 +78,7 @@ fn request(family: u8, states: States, seq: u32) -> Vec<u8> {
     b.extend_from_slice(&(NLM_F_REQUEST | NLM_F_DUMP).to_ne_bytes());
     b.extend_from_slice(&seq.to_ne_bytes());
     b.extend_from_slice(&0u32.to_ne_bytes());
-    b.extend_from_slice(&[family, libc::IPPROTO_TCP as u8, ext, 0]);
+    b.extend_from_slice(&[family, proto, ext, 0]);
     b.extend_from_slice(&states.0.to_ne_bytes());
     // inet_diag_sockid: all zero (no filter), 48 bytes.
     b.extend_from_slice(&[0u8; 48]);
@@ -104,14 +110,23 @@ impl SockDiag {
 
     /// Every IPv4 and IPv6 TCP socket of the namespace in `states`.
     pub fn dump(&mut self, states: States) -> Result<Vec<SockRecord>, SockDiagError> {
-        let mut out = self.dump_family(libc::AF_INET as u8, states)?;
-        out.extend(self.dump_family(libc::AF_INET6 as u8, states)?);
+        let tcp = libc::IPPROTO_TCP as u8;
+        let mut out = self.dump_family(libc::AF_INET as u8, tcp, states)?;
+        out.extend(self.dump_family(libc::AF_INET6 as u8, tcp, states)?);
         Ok(out)
     }
 
-    fn dump_family(&mut self, family: u8, states: States) -> Result<Vec<SockRecord>, SockDiagError> {
+    /// Every IPv4 and IPv6 UDP socket of the namespace (no `tcp_info`; socket memory and drops).
+    pub fn dump_udp(&mut self) -> Result<Vec<SockRecord>, SockDiagError> {
+        let udp = libc::IPPROTO_UDP as u8;
+        let mut out = self.dump_family(libc::AF_INET as u8, udp, States::UDP)?;
+        out.extend(self.dump_family(libc::AF_INET6 as u8, udp, States::UDP)?);
+        Ok(out)
+    }
+
+    fn dump_family(&mut self, family: u8, proto: u8, states: States) -> Result<Vec<SockRecord>, SockDiagError> {
         self.seq = self.seq.wrapping_add(1);
-        let req = request(family, states, self.seq);
+        let req = request(family, proto, states, self.seq);
         // SAFETY: sockaddr_nl is plain data; zeroed is a valid value (pid 0 = the kernel).
         let mut sa: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
         sa.nl_family = libc::AF_NETLINK as libc::sa_family_t;
@@ -149,6 +164,37 @@ impl SockDiag {
                 Err(e) => return Err(e),
             }
         }
+    }
+}
+
+/// Samples the calling thread's network namespace every `step` for `window` (TCP and, where the
+/// kernel offers it, UDP), classifying sockets against `caps`: what the live host's telemetry adds
+/// to its second snapshot. Sleeps for `window` even when sock_diag cannot be opened (the error).
+pub fn sample_window(window: std::time::Duration, step: std::time::Duration, caps: BufferCaps) -> Result<SockAggregator, SockDiagError> {
+    let start = std::time::Instant::now();
+    let mut agg = SockAggregator::new(available_congestion_control()).with_caps(caps);
+    let mut diag = match SockDiag::open() {
+        Ok(d) => d,
+        Err(e) => {
+            std::thread::sleep(window);
+            return Err(e);
+        }
+    };
+    let mut udp = true;
+    loop {
+        let t = start.elapsed();
+        agg.observe(t.as_millis() as u64, &diag.dump(States::FULL)?);
+        // A kernel without UDP diag refuses the dump: TCP alone, then.
+        if udp {
+            match diag.dump_udp() {
+                Ok(r) => agg.observe_udp(&r),
+                Err(_) => udp = false,
+            }
+        }
+        if t >= window {
+            return Ok(agg);
+        }
+        std::thread::sleep(step.min(window - t));
     }
 }
 

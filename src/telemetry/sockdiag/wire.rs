@@ -34,6 +34,8 @@ impl States {
     pub const FULL: States = States((1 << 1) | (1 << 2) | (1 << 3) | (1 << 4) | (1 << 5) | (1 << 8) | (1 << 9) | (1 << 10) | (1 << 11));
     /// Listening sockets only.
     pub const LISTEN: States = States(1 << TCP_LISTEN);
+    /// UDP sockets: connected (ESTABLISHED) and unconnected (CLOSE, how the kernel files a bound UDP socket).
+    pub const UDP: States = States((1 << 1) | (1 << 7));
 }
 
 /// Failure of a `sock_diag` read; names what was being done.
@@ -188,6 +190,8 @@ pub struct SkMem {
     pub sndbuf: u32,
     /// Queued for sending (`w`).
     pub wmem_queued: u32,
+    /// Packets dropped at this socket (`d`, `sk_drops`), on kernels that report it.
+    pub drops: Option<u32>,
 }
 
 /// One socket of a dump.
@@ -269,7 +273,9 @@ pub fn parse_diag_msg(b: &[u8]) -> Option<SockRecord> {
             }
             INET_DIAG_SKMEMINFO if payload.len() >= 24 => {
                 let u = |i: usize| rd_u32(payload, i * 4).unwrap_or(0);
-                rec.skmem = Some(SkMem { rmem_alloc: u(0), rcvbuf: u(1), wmem_alloc: u(2), sndbuf: u(3), wmem_queued: u(5) });
+                // SK_MEMINFO_DROPS is the ninth field (4.x and later).
+                let drops = (payload.len() >= 36).then(|| u(8));
+                rec.skmem = Some(SkMem { rmem_alloc: u(0), rcvbuf: u(1), wmem_alloc: u(2), sndbuf: u(3), wmem_queued: u(5), drops });
             }
             _ => {}
         }

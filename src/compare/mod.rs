@@ -1,4 +1,4 @@
-//! Reasoning backends side by side on the simulator: the same findings
+//! Reasoning backends side by side on the simulator (`semantos compare`): the same findings
 //! (one observation of the configured simulated host) go through each
 //! backend; each plan passes the same guardrails; then each is applied to a
 //! fresh sandbox and evaluated by the sandbox reproduction (`repro::run`
@@ -9,12 +9,17 @@
 //! here (a fall back would only copy the rules row). A plan the guardrails
 //! abort, or an LLM that gives none, is evaluated as the empty plan: nothing
 //! applied, p95 unchanged, and the row says why.
+//!
+//! A room of its own above both the LLM backend and the reproduction: it
+//! drives backends (`llm`, `reasoning`) and evaluates with `repro`, and
+//! neither of them knows it exists. The optimiser's comparisons belong here
+//! too.
 
-use super::calibration::{self, Record};
-use super::reasoner::{LlmReasoner, LlmRun};
 use crate::config::ExperimentConfig;
 use crate::eval::summary::{OVERALL, SummaryRow};
 use crate::kb::Kb;
+use crate::llm::calibration::{self, Record};
+use crate::llm::reasoner::{LlmReasoner, LlmRun};
 use crate::reasoning::{self, Context, Findings, Plan};
 use crate::repro::{self, ReproPaths};
 use crate::safety::{self, CheckedPlan};

@@ -1,0 +1,183 @@
+//! `semantos bench --cmd`: a user's own workload, a shell command printing
+//! its latencies, observed, tuned and measured in the namespace the user
+//! names (or, with `--allow-host`, the bench's own) with the same loop,
+//! transaction and statistics as a built-in scenario.
+
+use super::configure::Switcher;
+use super::netns::Netns;
+use super::objective;
+use super::scenario::Judging;
+use super::probe::{NsProbe, observe};
+use super::report::{Arm, ArmKind, BENCH_SCHEMA_VERSION, BenchReport};
+use super::runner::{Options, Progress, kernel_release, measure_arms, policy_of, results, telemetry_of, tune};
+use super::target::Target;
+use super::topology;
+use super::workdir::WorkDir;
+use super::workload::RunOutput;
+use crate::apply::AuditLog;
+use crate::kb::Kb;
+use anyhow::{Context, Result, bail};
+use std::path::Path;
+use std::time::Duration;
+
+/// A user's workload command.
+#[derive(Debug, Clone)]
+pub struct CommandSpec {
+    /// The shell command; it prints one latency per line, or CSV with `column`.
+    pub cmd: String,
+    /// The namespace to run it in and tune (`None`: the bench's own namespace).
+    pub netns: Option<String>,
+    /// CSV column (header name, or 1-based index) holding the latency.
+    pub column: Option<String>,
+    /// How long one run may take; then its process group is killed and the run fails.
+    pub timeout: Duration,
+}
+
+/// Latency samples in a command's output: one number per line, or one CSV column.
+/// Returns the samples and the number of lines that held none.
+pub fn parse_samples(text: &str, column: Option<&str>) -> Result<(Vec<f64>, usize)> {
+    let mut lines = text.lines().filter(|l| !l.trim().is_empty());
+    let mut out = Vec::new();
+    let mut ignored = 0;
+    match column {
+        None => {
+            for l in lines {
+                match l.trim().parse::<f64>() {
+                    Ok(v) if v.is_finite() => out.push(v),
+                    _ => ignored += 1,
+                }
+            }
+        }
+        Some(col) => {
+            let header: Vec<String> = lines.next().map(|h| h.split(',').map(|s| s.trim().to_string()).collect()).unwrap_or_default();
+            let idx = match header.iter().position(|h| h == col) {
+                Some(i) => i,
+                None => match col.parse::<usize>() {
+                    Ok(n) if n >= 1 => n - 1,
+                    _ => bail!("column {col:?} is not in the header {header:?} (give a header name or a 1-based index)"),
+                },
+            };
+            for l in lines {
+                match l.split(',').nth(idx).map(|f| f.trim().parse::<f64>()) {
+                    Some(Ok(v)) if v.is_finite() => out.push(v),
+                    _ => ignored += 1,
+                }
+            }
+        }
+    }
+    if out.is_empty() {
+        bail!("the command printed no latency samples ({ignored} non-numeric lines); print one number per line, or CSV with --column NAME");
+    }
+    Ok((out, ignored))
+}
+
+fn run_user_command(spec: &CommandSpec) -> Result<RunOutput> {
+    let c = match &spec.netns {
+        Some(ns) => {
+            let mut c = std::process::Command::new("ip");
+            c.args(["netns", "exec", ns, "sh", "-c", &spec.cmd]);
+            c
+        }
+        None => {
+            let mut c = std::process::Command::new("sh");
+            c.args(["-c", &spec.cmd]);
+            c
+        }
+    };
+    let out = crate::rollout::process::run_group(c, None, spec.timeout).with_context(|| format!("running {:?}", spec.cmd))?;
+    match out.status {
+        Some(s) if s.success() => {}
+        Some(s) => bail!("{:?} exited with {s}: {}", spec.cmd, out.stderr_tail()),
+        None => bail!("{:?} did not finish within {} s and was killed with its process group; raise --cmd-timeout if one run needs longer", spec.cmd, spec.timeout.as_secs_f64()),
+    }
+    if out.truncated {
+        let mib = crate::rollout::process::MAX_OUTPUT >> 20;
+        bail!("{:?} printed more than {mib} MiB; only the first {mib} MiB are kept, so its samples would be incomplete: print one latency per line, nothing else", spec.cmd);
+    }
+    let (samples, _) = parse_samples(&out.stdout, spec.column.as_deref())?;
+    Ok(RunOutput { samples_ms: samples, ..Default::default() })
+}
+
+/// Runs a user's command under the current and the proposed configuration.
+pub fn run_command(kb: &Kb, spec: &CommandSpec, o: &Options, progress: Progress) -> Result<BenchReport> {
+    topology::preflight()?;
+    let _lock = super::lock::acquire(progress)?;
+    let t0 = std::time::Instant::now();
+    let ns = spec.netns.as_deref().map(Netns::existing).transpose()?;
+    let reps = o.reps.unwrap_or(if o.quick { 2 } else { 5 }).max(1);
+    std::fs::create_dir_all(&o.out_dir).with_context(|| format!("creating {}", o.out_dir.display()))?;
+    let work = WorkDir::new(o.out_dir.join(format!(".bench-work-cmd-{}", std::process::id())));
+    std::fs::create_dir_all(work.path()).with_context(|| format!("creating {}", work.path().display()))?;
+    let report = measure_command(kb, spec, o, progress, ns.as_ref(), reps, work.path());
+    // The values live on in the user's namespace (or the host): a failed restore keeps its backup.
+    let mut report = work.finish(report)?;
+    report.duration_s = t0.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+/// `run_command` once its work directory `work` exists.
+fn measure_command(kb: &Kb, spec: &CommandSpec, o: &Options, progress: Progress, ns: Option<&Netns>, reps: usize, work: &Path) -> Result<BenchReport> {
+    let (policy, policy_text) = policy_of(kb, o, &Target::Netns);
+    let audit_path = o.out_dir.join("bench_cmd.audit.jsonl");
+    let _ = std::fs::remove_file(&audit_path);
+    let probes = vec![NsProbe::open(ns, work)?];
+    let sw = Switcher::new(kb, &policy, vec![ns], work, AuditLog::to(&audit_path));
+    let where_ = ns.map(|n| format!("network namespace {}", n.name())).unwrap_or_else(|| "the bench's own network namespace (the host's, unless run inside one)".into());
+    let run = || observe(&probes, Duration::from_millis(50), || run_user_command(spec));
+    progress(&format!("cmd: observing {:?} in {where_}", spec.cmd));
+    let tuned = tune(kb, o, &policy, &sw, "cmd", progress, &run)?;
+    let sem_writes = tuned.writes.clone();
+    let mut arms = vec![Arm { name: "start".into(), kind: ArmKind::Start, writes: vec![], notes: vec!["the current configuration".into()] }];
+    if !o.quick {
+        arms.push(Arm { name: "start (A/A)".into(), kind: ArmKind::NoiseCheck, writes: vec![], notes: vec![] });
+    }
+    arms.push(Arm { name: "semantos".into(), kind: ArmKind::Semantos, writes: sem_writes.clone(), notes: vec![] });
+    progress(&format!("cmd: plan [{}]; measuring {} arms × {reps} reps", sem_writes.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", "), arms.len()));
+    let (runs, receipts) = measure_arms(&arms, reps, &sw, progress, || {
+        let (out, obs) = run()?;
+        Ok((out, telemetry_of(kb, &obs, false)))
+    })?;
+    let judge = Judging { objective: objective::Objective::P95Ms, avoid: vec![], grid_keys: vec![] };
+    let res = results(&arms, &runs, &[], o.seed, &judge, &tuned.rounds);
+    Ok(BenchReport {
+        schema_version: BENCH_SCHEMA_VERSION,
+        scenario: "cmd".into(),
+        mode: if o.quick { "quick" } else { "full" }.into(),
+        command: o.command_line.clone(),
+        kernel: kernel_release(),
+        // Filled in by run_command, which holds the clock.
+        duration_s: f64::NAN,
+        workload: format!("user command {:?}", spec.cmd),
+        topology: where_.clone(),
+        intent: o.intent.name().into(),
+        policy: policy_text,
+        start: vec![],
+        objective: judge.objective.describe().into(),
+        avoid: vec![],
+        avoided_changes_proposed: vec![],
+        rounds: tuned.rounds,
+        apply_receipts: receipts,
+        arms: res.arms,
+        noise_check: res.noise,
+        grid: vec![],
+        goals: res.goals,
+        runs,
+        relay: None,
+        notes: vec![format!("every arm is applied and rolled back in {where_} through the apply transaction; audit log {}", audit_path.display())],
+        files: vec![],
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn samples_come_from_lines_or_a_csv_column() {
+        assert_eq!(parse_samples("1.5\n\nx\n2\n", None).unwrap(), (vec![1.5, 2.0], 1));
+        assert_eq!(parse_samples("id,lat_ms\n1,3.5\n2,4\n", Some("lat_ms")).unwrap().0, vec![3.5, 4.0]);
+        assert_eq!(parse_samples("id,lat_ms\n1,3.5\n", Some("2")).unwrap().0, vec![3.5]);
+        assert!(parse_samples("a\nb\n", None).unwrap_err().to_string().contains("no latency samples"));
+        assert!(parse_samples("id,x\n1,2\n", Some("lat")).unwrap_err().to_string().contains("not in the header"));
+    }
+}
