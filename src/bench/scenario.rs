@@ -106,8 +106,8 @@ pub struct Judging {
     pub grid_keys: Vec<&'static str>,
 }
 
-/// The user-namespace limits of `inotify-watchers`: the KB key and the file of the child namespace that is its per-namespace form.
-pub const INOTIFY_KEYS: [(&str, &str); 2] = [("fs.inotify.max_user_watches", "user/max_inotify_watches"), ("fs.inotify.max_user_instances", "user/max_inotify_instances")];
+/// The user-namespace limits of `inotify-watchers` (defined beside the watcher, which reads them).
+pub use super::inotify::INOTIFY_KEYS;
 
 /// The 100 ms RTT, 500 Mbit/s path with a one-BDP drop-tail queue of the two long-path scenarios.
 pub fn long_path() -> LinkShape {

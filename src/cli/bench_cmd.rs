@@ -63,9 +63,9 @@ and compares against an A/A repeat, TuneD's network-throughput and network-laten
 and a grid around the chosen value. A built-in scenario writes only inside the namespaces it
 creates (inotify-watchers: in a sandbox tree realised in a throwaway user namespace per run;
 map-heavy: the host's global vm.max_map_count, only with --allow-host, restored after every arm
-and at the end). --cmd writes inside the namespace --netns names; without --netns it refuses, unless
---allow-host says to tune the bench's own namespace (the host's settings, restored after every
-arm; if a restore fails the backup is kept and the error says how to restore it).
+and at the end). --cmd writes inside the namespace --netns names; without --netns it refuses,
+unless --allow-host says to tune the bench's own namespace (the host's settings, restored after
+every arm; if a restore fails the backup is kept and the error says how to restore it).
 
 Examples:
   sudo semantos bench accept-burst

@@ -89,9 +89,11 @@ pub struct ExportArgs {
 
 const EXPORT_HELP: &str = "Examples:
   semantos export sysctl.d --plan plan.json --out /etc/sysctl.d/90-semantos.conf
-  semantos export tuned --plan plan.json --include throughput-performance --out /etc/tuned/semantos/tuned.conf
-  semantos export nto --plan plan.json --name semantos-web --node-label node-role.kubernetes.io/web | oc apply -f -
-  semantos export ansible --plan plan.json --inventory inventory.ini --policy policy.yaml --out site.yml";
+  semantos export tuned --plan plan.json --name web --out /etc/tuned
+  semantos export tuned --plan plan.json --include throughput-performance --out tuned.conf
+  semantos export nto --plan plan.json --name semantos-web | oc apply -f -
+  semantos export ansible --plan plan.json --inventory inventory.ini --out site.yml
+  semantos export sysctl.d --plan - < plan.json";
 
 /// The format-specific flags given, each with the formats it applies to.
 fn format_flags(a: &ExportArgs) -> Vec<(&'static str, bool, &'static [Format])> {

@@ -40,8 +40,6 @@ pub struct DiagnoseArgs {
     #[arg(long, value_name = "N")]
     pub watch: Option<u32>,
     #[command(flatten)]
-    pub tree: TreeArg,
-    #[command(flatten)]
     pub kb: KbDirArg,
     #[command(flatten)]
     pub json: JsonArg,
@@ -108,6 +106,12 @@ pub struct DryRunArgs {
     pub json: JsonArg,
 }
 
+/// Where `diagnose` reads the `sysctl.<key>` limits: the sysctl tree of the `/proc` it reads
+/// (`/proc/sys` on a live host, `DIR/sys` of a `--proc-root DIR` fixture).
+fn limits_root(t: &TelemetryArgs) -> PathBuf {
+    t.proc_root.join("sys")
+}
+
 /// `semantos diagnose`: one window, or `--watch N` windows back to back
 /// with one line per finding that appears or clears.
 pub fn diagnose(a: &DiagnoseArgs) -> Result<i32> {
@@ -118,7 +122,7 @@ pub fn diagnose(a: &DiagnoseArgs) -> Result<i32> {
     if let Some(rounds) = a.watch {
         return watch(a, &kb, rounds);
     }
-    let snaps = sampling::telemetry(&a.telemetry, &a.tree.sysctl_root, &kb, a.samples)?;
+    let snaps = sampling::telemetry(&a.telemetry, &limits_root(&a.telemetry), &kb, a.samples)?;
     let f = reasoning::diagnose_series(&snaps, &kb);
     if a.json.json {
         super::output::print("findings", &f)?;
@@ -132,8 +136,8 @@ pub fn diagnose(a: &DiagnoseArgs) -> Result<i32> {
 /// rows run out), each starting where the last ended, reporting changes only.
 fn watch(d: &DiagnoseArgs, kb: &Kb, rounds: u32) -> Result<i32> {
     let csv = d.telemetry.telemetry.is_some();
-    let mut rows = if csv { sampling::telemetry(&d.telemetry, &d.tree.sysctl_root, kb, d.samples)? } else { Vec::new() };
-    let mut live = if csv { None } else { Some(LiveSampler::open(&d.telemetry, &d.tree.sysctl_root, kb)?) };
+    let mut rows = if csv { sampling::telemetry(&d.telemetry, &limits_root(&d.telemetry), kb, d.samples)? } else { Vec::new() };
+    let mut live = if csv { None } else { Some(LiveSampler::open(&d.telemetry, &limits_root(&d.telemetry), kb)?) };
     let step = Duration::from_secs_f64(d.telemetry.interval / (d.samples - 1) as f64);
     let mut window: Vec<Snapshot> = Vec::new();
     let mut present: BTreeMap<String, reasoning::Finding> = BTreeMap::new();

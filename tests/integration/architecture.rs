@@ -74,13 +74,6 @@ const FORBIDDEN: &[(&str, &str, &str)] = &[
 /// merges land (from file prefix, to file prefix, what). The integrator empties this list after
 /// merging; an entry that matches no edge any more is reported by `no_cycle_between_files`.
 const NOT_YET_FIXED_CYCLES: &[(&str, &str, &str)] = &[
-    // Issue 13, the house, item 1 (the CLI engineer): cli/ is one circle of files.
-    ("cli/", "cli/", "issue 13: cli/ is one circle (shared plumbing moves to one module)"),
-    // Issue 13, the house, item 4 (the fleet engineer): the state file imports the engines' settings.
-    ("rollout/state.rs", "rollout/ansible/", "issue 13: rollout/state.rs imports AnsibleSettings"),
-    ("rollout/state.rs", "rollout/ssh.rs", "issue 13: rollout/state.rs imports SshSettings"),
-    // Issue 13, the house, item 5 (the diagnosis engineer): kb/live.rs <-> kb/validate.rs.
-    ("kb/validate.rs", "kb/live.rs", "issue 13: kb/validate.rs uses kb::live's KernelVersion and kconfig"),
     // Found by this test, not listed in issue 13; owners: the kb (diagnosis) and rollout (fleet) areas.
     ("kb/validate.rs", "kb/mod.rs", "found: Kb::embedded runs validate::check_consistency, which takes a Kb"),
     ("kb/overrides.rs", "kb/mod.rs", "found: Kb::with_overrides runs overrides::check, which takes a Kb"),
@@ -184,6 +177,9 @@ const NOT_YET_SPLIT: &[(&str, &str, &str)] = &[
     ("rollout/ansible/playbook.rs", "playbook", "issue 13: rollout::ansible::playbook (the fleet engineer)"),
     ("cli/kb_cmd.rs", "render_show", "issue 13: cli::kb_cmd::render_show (the CLI engineer)"),
     ("kb/validate.rs", "lint", "issue 13: kb::validate::lint (the diagnosis engineer)"),
+    // Grown past 100 lines by the h-bench merge (three new scenarios); owner: the bench engineer.
+    ("bench/report.rs", "table", "h-bench: bench::report::table (the bench engineer)"),
+    ("bench/scenario.rs", "scenario", "h-bench: bench::scenario::scenario (the bench engineer)"),
 ];
 
 /// A function past 100 lines holds two things: split it (STYLE: ~80 lines is the aim).

@@ -138,8 +138,10 @@ fn accept_overflow(ns: &Netns, backlog: i32) -> Load {
 fn recommend(ns: &Netns, dir: &Path) -> serde_json::Value {
     let pol = dir.join("policy.yaml");
     std::fs::write(&pol, "whitelist: [\"net.core.rmem_max\", \"net.ipv4.tcp_rmem\", \"net.core.somaxconn\"]\n").unwrap();
-    let args = ["recommend", "--json", "--interval", "1", "--policy", &pol.display().to_string(), "--backup", &dir.join("backup/b.json").display().to_string()];
-    let o = ns.semantos(dir, &args, &[]);
+    // recommend takes no --backup: the state directory (where a host plan would go) is the environment's.
+    let args = ["recommend", "--json", "--interval", "1", "--policy", &pol.display().to_string()];
+    let state = dir.join("state").display().to_string();
+    let o = ns.semantos(dir, &args, &[("SEMANTOS_STATE_DIR", state.as_str())]);
     let (out, err) = text(&o);
     assert!(o.status.success(), "{out}\n{err}");
     serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))

@@ -31,12 +31,12 @@ fn expected() -> Vec<(&'static str, Vec<&'static [&'static str]>)> {
         ("kb show", vec![&["sysctl-root"], KB, JSON]),
         ("kb validate", vec![&["live", "no-scope", "sysctl-root"], KB, JSON]),
         ("kb graph", vec![&["format"], KB, JSON]),
-        ("diagnose", vec![TEL, KB, JSON]),
+        ("diagnose", vec![TEL, &["samples", "watch"], KB, JSON]),
         ("recommend", vec![TEL, PLAN, &["out", "reasoner", "sysctl-root"], LLM, KB, JSON]),
         ("apply", vec![TEL, PLAN, WATCH, STATE, &["health-timeout", "audit-log", "sysctl-root", "force", "rollout-id"], KB, JSON]),
         ("rollback", vec![STATE, &["last", "run", "policy", "audit-log", "sysctl-root", "force", "fence-rollout"], KB, JSON]),
         ("dry-run", vec![TEL, PLAN, STATE, &["sysctl-root"], KB, JSON]),
-        ("simulate", vec![REPRO, &["out", "windows", "seconds", "policy", "intent"], KB]),
+        ("simulate", vec![REPRO, &["out", "windows", "seconds", "policy", "intent"], KB, JSON]),
         ("bench", vec![PLAN, &["quick", "reps", "out-dir", "cmd", "netns", "column", "allow-host", "cmd-timeout", "seed"], KB, JSON]),
         ("compare", vec![REPRO, RESULTS, LLM, &["reasoners", "policy", "intent"], KB, JSON]),
         (
@@ -45,13 +45,13 @@ fn expected() -> Vec<(&'static str, Vec<&'static [&'static str]>)> {
                 PLAN,
                 WATCH,
                 &[
-                    "inventory", "engine", "canary", "steps", "parallel", "host-timeout", "state", "state-dir", "resume", "rollback-fleet", "run", "limit", "remote-semantos", "copy-binary", "remote-dir", "ssh-config", "ssh-option", "connect-timeout", "ansible-playbook", "ansible-dir", "ansible-python", "interval",
+                    "inventory", "engine", "canary", "steps", "parallel", "host-timeout", "state", "state-dir", "resume", "rollback-fleet", "run", "limit", "remote-semantos", "copy-binary", "remote-dir", "ssh-config", "ssh-option", "connect-timeout", "ansible-playbook", "ansible-dir", "ansible-python", "interval", "health-timeout",
                 ],
                 KB,
                 JSON,
             ],
         ),
-        ("export", vec![PLAN, WATCH, &["out", "inventory", "canary", "steps", "remote-dir", "name", "include", "node-label", "priority", "namespace", "sysctl-root", "proc-root"], KB]),
+        ("export", vec![PLAN, WATCH, &["out", "inventory", "canary", "steps", "remote-dir", "name", "include", "node-label", "priority", "namespace", "sysctl-root", "proc-root", "health-timeout"], KB, JSON]),
         ("completions", vec![]),
         ("man", vec![&["dir"]]),
     ]
@@ -92,6 +92,7 @@ fn help_flags(help: &str) -> BTreeSet<String> {
 
 #[test]
 fn each_command_lists_only_its_flags() {
+    const GLOBAL_STYLE: &[&str] = &["quiet", "verbose", "color"];
     let root = semantos::cli::args::command();
     let table = expected();
     let mut paths: Vec<Vec<String>> = root.get_subcommands().map(|c| vec![c.get_name().to_string()]).collect();
@@ -118,7 +119,10 @@ fn each_command_lists_only_its_flags() {
         let mut args: Vec<&str> = path.iter().map(String::as_str).collect();
         args.push("--help");
         let (out, _) = text(&run(d.path(), &args, &[]));
-        assert_eq!(help_flags(&out), want, "`{name} --help` lists other flags:\n{out}");
+        // The output style (-q, -v, --color) is global on the top-level command: every help lists it.
+        assert!(out.contains("--quiet") && out.contains("--verbose") && out.contains("--color"), "`{name} --help` lacks the global output flags:\n{out}");
+        let listed: BTreeSet<String> = help_flags(&out).into_iter().filter(|f| !GLOBAL_STYLE.contains(&f.as_str())).collect();
+        assert_eq!(listed, want, "`{name} --help` lists other flags:\n{out}");
         // Examples are whole commands on one line each, within 100 columns (clap wraps only lines
         // longer than that; the option descriptions are clap's to wrap).
         let after = c.get_after_help().map(|h| h.to_string()).unwrap_or_default();
@@ -144,12 +148,13 @@ fn a_flag_the_command_does_not_take_is_a_usage_error_that_writes_nothing() {
         &["rollback", "--plan", "p.json"],
         &["rollback", "--monitor-seconds", "0"],
         &["diagnose", "--sysctl-root", "/tmp"],
+        &["export", "sysctl.d", "--plan", "p.json", "--health-timeout", "5"],
         &["--applier", "sysctl", "--seed", "7"],
         &["--applier", "sysctl", "--rollback", "--health-cmd", "true"],
         &["--applier", "sysctl", "--persist"],
         &["--seed", "7", "--backup", "b.json"],
         &["--health-cmd", "true"],
-        &["--json", "export", "sysctl.d", "--plan", "p.json"],
+        &["--json", "completions", "bash"],
     ] {
         let d = tempfile::tempdir().unwrap();
         let o = run(d.path(), args, &[]);

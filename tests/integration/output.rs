@@ -24,8 +24,25 @@ fn sandbox() -> tempfile::TempDir {
     d
 }
 
-/// The flags that keep a live-host command on the sandbox tree and its files in the temp dir.
-const ON_TREE: [&str; 10] = ["--sysctl-root", "tree", "--backup", "b/backup.json", "--audit-log", "a.jsonl", "--monitor-seconds", "0", "--interval", "0.05"];
+/// The flags that keep a live-host command on the sandbox tree and its files in the temp dir
+/// (each command takes only the ones it uses: `--monitor-seconds` is apply's, the audit log
+/// apply's and rollback's, the telemetry interval not rollback's).
+fn on_tree(sub: &str) -> Vec<&'static str> {
+    let mut v = vec!["--sysctl-root", "tree"];
+    if sub != "recommend" {
+        v.extend(["--backup", "b/backup.json"]);
+    }
+    if sub == "apply" || sub == "rollback" {
+        v.extend(["--audit-log", "a.jsonl"]);
+    }
+    if sub == "apply" {
+        v.extend(["--monitor-seconds", "0"]);
+    }
+    if sub != "rollback" {
+        v.extend(["--interval", "0.05"]);
+    }
+    v
+}
 
 /// Runs `semantos args` in `dir` with extra environment (RUST_LOG and NO_COLOR cleared first).
 fn run(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
@@ -64,14 +81,14 @@ fn json_output_of_dry_run_recommend_apply_rollback_kb_and_others_had_no_schema_v
         ("kb validate", vec!["kb", "validate", "--json"], "kb_validation"),
         ("kb graph", vec!["kb", "graph", "--json"], "kb_graph"),
         ("diagnose", vec!["--json", "diagnose", "--telemetry", CSV], "findings"),
-        ("recommend", with(&["--json", "recommend", "--telemetry", CSV], &ON_TREE), "recommendation"),
-        ("dry-run", with(&["--json", "dry-run", "--telemetry", CSV, "--plan", "plan.conf", "--policy", "pol.yaml"], &ON_TREE), "dry_run"),
-        ("apply", with(&["--json", "apply", "--telemetry", CSV, "--plan", "plan.conf", "--policy", "pol.yaml"], &ON_TREE), "apply"),
-        ("rollback", with(&["--json", "rollback"], &ON_TREE), "rollback"),
+        ("recommend", with(&["--json", "recommend", "--telemetry", CSV], &on_tree("recommend")), "recommendation"),
+        ("dry-run", with(&["--json", "dry-run", "--telemetry", CSV, "--plan", "plan.conf", "--policy", "pol.yaml"], &on_tree("dry-run")), "dry_run"),
+        ("apply", with(&["--json", "apply", "--telemetry", CSV, "--plan", "plan.conf", "--policy", "pol.yaml"], &on_tree("apply")), "apply"),
+        ("rollback", with(&["--json", "rollback"], &on_tree("rollback")), "rollback"),
         ("simulate", vec!["--json", "simulate", "--out", "sim.csv", "--windows", "1"], "simulation"),
         ("compare", vec!["--json", "compare", "--reasoners", "rules", "--trials", "2", "--sandbox-dir", "sb", "--results-dir", "res"], "comparison"),
-        ("rollout", vec!["--json", "rollout", "--inventory", "hosts.yaml", "--plan", "plan.conf", "--policy", "pol.yaml", "--sysctl-root", "tree"], "rollout_dry_run"),
-        ("export", with(&["--json", "export", "sysctl.d", "--plan", "plan.conf", "--policy", "pol.yaml"], &ON_TREE), "export"),
+        ("rollout", vec!["--json", "rollout", "--inventory", "hosts.yaml", "--plan", "plan.conf", "--policy", "pol.yaml"], "rollout_dry_run"),
+        ("export", vec!["--json", "export", "sysctl.d", "--plan", "plan.conf", "--policy", "pol.yaml", "--sysctl-root", "tree"], "export"),
     ];
     std::fs::write(dir.join("pol.yaml"), "whitelist: [net.core.somaxconn, vm.swappiness, vm.dirty_ratio]\n").unwrap();
     // Commands whose output is not a document, or that need what this test cannot give.
@@ -93,7 +110,7 @@ fn json_output_of_dry_run_recommend_apply_rollback_kb_and_others_had_no_schema_v
         assert_eq!(v["kind"], *kind, "{name}");
     }
     // What each document holds, where a consumer depends on it (the fleet engine reads these).
-    let v = document(&run(dir, &with(&["--json", "apply", "--telemetry", CSV, "--plan", "plan.conf", "--policy", "pol.yaml"], &ON_TREE), &[]), "apply again");
+    let v = document(&run(dir, &with(&["--json", "apply", "--telemetry", CSV, "--plan", "plan.conf", "--policy", "pol.yaml"], &on_tree("apply")), &[]), "apply again");
     assert_eq!(v["outcome"], "committed", "{v}");
     assert_eq!(v["applied"].as_array().map(Vec::len), Some(3), "{v}");
 }
@@ -106,8 +123,8 @@ fn errors_under_json_were_plain_text_on_stderr() {
     let bad: Vec<(&str, Vec<&str>)> = vec![
         ("missing telemetry file", vec!["diagnose", "--telemetry", "nope.csv"]),
         ("unknown flag", vec!["diagnose", "--no-such-flag"]),
-        ("export without a plan", with(&["export", "sysctl.d"], &ON_TREE)),
-        ("unknown policy key", with(&["dry-run", "--telemetry", CSV, "--plan", "plan.conf", "--policy", "typo.yaml"], &ON_TREE)),
+        ("export without a plan", vec!["export", "sysctl.d", "--sysctl-root", "tree"]),
+        ("unknown policy key", with(&["dry-run", "--telemetry", CSV, "--plan", "plan.conf", "--policy", "typo.yaml"], &on_tree("dry-run"))),
         ("kb show of an unknown key", vec!["kb", "show", "vm.swapines"]),
     ];
     for (what, args) in &bad {
@@ -129,7 +146,7 @@ fn errors_under_json_were_plain_text_on_stderr() {
 /// A dry run of the sandbox plan with `extra` flags and environment: (stdout, stderr).
 fn dry_run(dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> (String, String) {
     std::fs::write(dir.join("all.yaml"), "whitelist: [\"*\"]\n").unwrap();
-    let args = with(&with(&["dry-run", "--telemetry", CSV, "--plan", "plan.conf", "--policy", "all.yaml"], &ON_TREE), extra);
+    let args = with(&with(&["dry-run", "--telemetry", CSV, "--plan", "plan.conf", "--policy", "all.yaml"], &on_tree("dry-run")), extra);
     let o = run(dir, &args, env);
     assert!(o.status.success(), "{:?}", text(&o));
     text(&o)
@@ -153,8 +170,8 @@ fn quiet_did_not_exist_and_now_prints_nothing_on_success() {
     let d = sandbox();
     std::fs::write(d.path().join("all.yaml"), "whitelist: [\"*\"]\n").unwrap();
     for sub in ["apply", "rollback"] {
-        let args = with(&[sub, "--quiet", "--telemetry", CSV, "--plan", "plan.conf", "--policy", "all.yaml"], &ON_TREE);
-        let args: Vec<&str> = if sub == "rollback" { with(&[sub, "--quiet"], &ON_TREE) } else { args };
+        let args = with(&[sub, "--quiet", "--telemetry", CSV, "--plan", "plan.conf", "--policy", "all.yaml"], &on_tree(sub));
+        let args: Vec<&str> = if sub == "rollback" { with(&[sub, "--quiet"], &on_tree("rollback")) } else { args };
         let o = run(d.path(), &args, &[]);
         assert!(o.status.success(), "{sub}: {:?}", text(&o));
         assert_eq!(text(&o), (String::new(), String::new()), "{sub} --quiet printed something");
@@ -166,17 +183,17 @@ fn quiet_did_not_exist_and_now_prints_nothing_on_success() {
 fn rust_log_did_nothing_and_now_debug_lines_go_to_stderr() {
     let d = sandbox();
     std::fs::write(d.path().join("all.yaml"), "whitelist: [\"*\"]\n").unwrap();
-    let args = with(&["apply", "--telemetry", CSV, "--plan", "plan.conf", "--policy", "all.yaml"], &ON_TREE);
+    let args = with(&["apply", "--telemetry", CSV, "--plan", "plan.conf", "--policy", "all.yaml"], &on_tree("apply"));
     let o = run(d.path(), &args, &[("RUST_LOG", "debug")]);
     let (out, err) = text(&o);
     assert!(o.status.success(), "{out}\n{err}");
     assert!(err.lines().any(|l| l.contains("DEBUG") && l.contains("writing") && l.contains("vm.swappiness")), "no debug line for the write:\n{err}");
     assert!(err.lines().any(|l| l.contains("DEBUG") && l.contains("monitor decided")), "{err}");
     assert!(!out.contains("DEBUG"), "log lines on stdout:\n{out}");
-    let o = run(d.path(), &with(&["rollback"], &ON_TREE), &[]);
+    let o = run(d.path(), &with(&["rollback"], &on_tree("rollback")), &[]);
     let (_, err) = text(&o);
     assert!(o.status.success() && !err.contains("DEBUG"), "debug lines without RUST_LOG or -vv:\n{err}");
-    let o = run(d.path(), &with(&["apply", "-vv", "--telemetry", CSV, "--plan", "plan.conf", "--policy", "all.yaml"], &ON_TREE), &[]);
+    let o = run(d.path(), &with(&["apply", "-vv", "--telemetry", CSV, "--plan", "plan.conf", "--policy", "all.yaml"], &on_tree("apply")), &[]);
     assert!(text(&o).1.contains("DEBUG"), "-vv shows debug lines: {:?}", text(&o));
 }
 
@@ -195,12 +212,12 @@ fn assert_progress(o: &Output, batches: usize) {
 fn monitor_windows_were_silent_and_now_each_batch_shows_on_stderr() {
     let d = sandbox();
     std::fs::write(d.path().join("all.yaml"), "whitelist: [\"*\"]\nbatch_size: 2\n").unwrap();
-    let o = run(d.path(), &with(&["apply", "--telemetry", CSV, "--plan", "plan.conf", "--policy", "all.yaml"], &ON_TREE), &[]);
+    let o = run(d.path(), &with(&["apply", "--telemetry", CSV, "--plan", "plan.conf", "--policy", "all.yaml"], &on_tree("apply")), &[]);
     assert_progress(&o, 2);
     // Under --json the display is off: stderr stays free for an error document.
-    let o = run(d.path(), &with(&["--json", "rollback"], &ON_TREE), &[]);
+    let o = run(d.path(), &with(&["--json", "rollback"], &on_tree("rollback")), &[]);
     assert!(o.status.success());
-    let o = run(d.path(), &with(&["--json", "apply", "--telemetry", CSV, "--plan", "plan.conf", "--policy", "all.yaml"], &ON_TREE), &[]);
+    let o = run(d.path(), &with(&["--json", "apply", "--telemetry", CSV, "--plan", "plan.conf", "--policy", "all.yaml"], &on_tree("apply")), &[]);
     assert!(o.status.success() && !text(&o).1.contains("monitoring for"), "{:?}", text(&o));
 }
 
@@ -216,8 +233,8 @@ fn monitor_windows_were_silent_in_a_network_namespace_apply() {
     let idle: i64 = ns.read("net.ipv4.tcp_slow_start_after_idle").parse().unwrap();
     std::fs::write(d.path().join("plan.conf"), format!("net.core.somaxconn = {}\nnet.ipv4.tcp_max_syn_backlog = {}\nnet.ipv4.tcp_slow_start_after_idle = {}\n", somax / 2, syn / 2, 1 - idle)).unwrap();
     std::fs::write(d.path().join("pol.yaml"), "whitelist: [net.core.somaxconn, net.ipv4.tcp_max_syn_backlog, net.ipv4.tcp_slow_start_after_idle]\nbatch_size: 2\n").unwrap();
-    let common = ["--policy", "pol.yaml", "--backup", "b/backup.json", "--audit-log", "a.jsonl", "--monitor-seconds", "0.3", "--interval", "0.05"];
-    let o = ns.semantos(d.path(), &with(&["apply", "--plan", "plan.conf"], &common), &[]);
+    let common = ["--policy", "pol.yaml", "--backup", "b/backup.json", "--audit-log", "a.jsonl"];
+    let o = ns.semantos(d.path(), &with(&["apply", "--plan", "plan.conf", "--monitor-seconds", "0.3", "--interval", "0.05"], &common), &[]);
     assert_progress(&o, 2);
     let o = ns.semantos(d.path(), &with(&["rollback"], &common), &[]);
     assert!(o.status.success(), "{:?}", text(&o));
@@ -229,11 +246,11 @@ fn misspelt_plan_key_got_no_did_you_mean() {
     let d = sandbox();
     std::fs::write(d.path().join("typo.conf"), "vm.swapines = 10\n").unwrap();
     std::fs::write(d.path().join("far.conf"), "vm.nothing_like_any_key = 10\n").unwrap();
-    let o = run(d.path(), &with(&["dry-run", "--telemetry", CSV, "--plan", "typo.conf"], &ON_TREE), &[]);
+    let o = run(d.path(), &with(&["dry-run", "--telemetry", CSV, "--plan", "typo.conf"], &on_tree("dry-run")), &[]);
     let (out, _) = text(&o);
     assert_eq!(o.status.code(), Some(2), "{out}");
     assert!(out.contains("vm.swapines has no knowledge-base entry") && out.contains("did you mean vm.swappiness?"), "{out}");
-    let o = run(d.path(), &with(&["dry-run", "--telemetry", CSV, "--plan", "far.conf"], &ON_TREE), &[]);
+    let o = run(d.path(), &with(&["dry-run", "--telemetry", CSV, "--plan", "far.conf"], &on_tree("dry-run")), &[]);
     let (out, _) = text(&o);
     assert!(!out.contains("did you mean") && out.contains("`semantos kb list`"), "a far key gets the list, not a guess:\n{out}");
 }
@@ -243,14 +260,14 @@ fn unknown_extend_whitelist_key_was_accepted_silently() {
     let d = sandbox();
     std::fs::write(d.path().join("typo.yaml"), "extend_whitelist: [net.core.somaxcon]\n").unwrap();
     std::fs::write(d.path().join("narrow.yaml"), "whitelist: [\"*\"]\nnever_touch: [vm.swapines]\n").unwrap();
-    let o = run(d.path(), &with(&["apply", "--telemetry", CSV, "--plan", "plan.conf", "--policy", "typo.yaml"], &ON_TREE), &[]);
+    let o = run(d.path(), &with(&["apply", "--telemetry", CSV, "--plan", "plan.conf", "--policy", "typo.yaml"], &on_tree("apply")), &[]);
     let (_, err) = text(&o);
     assert_eq!(o.status.code(), Some(2), "{err}");
     assert!(err.contains("typo.yaml: policy.extend_whitelist: \"net.core.somaxcon\" matches no key") && err.contains("did you mean net.core.somaxconn?"), "{err}");
     assert_eq!(std::fs::read_to_string(d.path().join("tree/net/core/somaxconn")).unwrap().trim(), "128", "nothing may be written");
     assert!(!d.path().join("b/backup.json").exists());
     // never_touch only narrows: a warning, and the run goes on.
-    let o = run(d.path(), &with(&["dry-run", "--telemetry", CSV, "--plan", "plan.conf", "--policy", "narrow.yaml"], &ON_TREE), &[]);
+    let o = run(d.path(), &with(&["dry-run", "--telemetry", CSV, "--plan", "plan.conf", "--policy", "narrow.yaml"], &on_tree("dry-run")), &[]);
     let (_, err) = text(&o);
     assert!(o.status.success(), "{err}");
     assert_eq!(err.matches("policy.never_touch: \"vm.swapines\" matches no key").count(), 1, "one warning per run:\n{err}");
@@ -279,12 +296,12 @@ fn on_a_terminal(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Option<Stri
 fn on_a_terminal_verdicts_are_coloured_unless_no_color_and_the_monitor_window_counts_down() {
     let d = sandbox();
     std::fs::write(d.path().join("all.yaml"), "whitelist: [\"*\"]\n").unwrap();
-    let dry = with(&["dry-run", "--telemetry", CSV, "--plan", "plan.conf", "--policy", "all.yaml"], &ON_TREE);
+    let dry = with(&["dry-run", "--telemetry", CSV, "--plan", "plan.conf", "--policy", "all.yaml"], &on_tree("dry-run"));
     let Some(out) = on_a_terminal(d.path(), &dry, &[]) else { return };
     assert!(out.contains("\x1b[32maccept\x1b[0m"), "a terminal gets colour by default:\n{out}");
     let out = on_a_terminal(d.path(), &dry, &[("NO_COLOR", "1")]).unwrap();
     assert!(out.contains("accept") && !out.contains("\x1b[32m"), "NO_COLOR=1 on a terminal:\n{out}");
-    let mut apply = with(&["apply", "--telemetry", CSV, "--plan", "plan.conf", "--policy", "all.yaml"], &ON_TREE);
+    let mut apply = with(&["apply", "--telemetry", CSV, "--plan", "plan.conf", "--policy", "all.yaml"], &on_tree("apply"));
     let window = apply.iter().position(|a| *a == "--monitor-seconds").unwrap() + 1;
     apply[window] = "1";
     let out = on_a_terminal(d.path(), &apply, &[]).unwrap();
