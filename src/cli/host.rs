@@ -397,6 +397,27 @@ fn health_timeout(cli: &Cli, pol: &Policy) -> Result<Duration> {
 }
 
 /// `semantos --applier sysctl --apply` / `semantos apply`.
+/// A fleet resuming rollout `id` on this host: when the unfinished run the journal shows is this
+/// rollout's own interrupted attempt, undo only what it wrote (from its journal) so the apply can
+/// start afresh. The fleet used to restore the whole backup here, which also undid an earlier
+/// rollout's values; another run's leftovers still refuse the apply (see `pending_run`).
+fn finish_own_interrupted(cli: &Cli, kb: &Kb, tree: &TreeStore, id: &str) -> Result<()> {
+    let p = paths(cli);
+    let Some(entries) = apply::journal::pending(&p.journal)? else { return Ok(()) };
+    let ours = entries.iter().any(|e| matches!(e, apply::journal::Entry::Begin { rollout_id: Some(r), .. } if r == id));
+    if !ours {
+        return Ok(());
+    }
+    let given = cli.host.policy.is_some();
+    let pol = if given { policy(cli)? } else { safety::Policy { whitelist: vec!["*".into()], ..Policy::default() } };
+    let store = FaultyStore::new(guarded(tree.clone(), kb, &pol), faults()?);
+    let now = now_ms();
+    let opts = apply::RollbackOptions { force: cli.host.force, run_id: format!("undo-{}-{}", now / 1000, std::process::id()), now_s: now / 1000, policy: given.then_some(&pol) };
+    let r = apply::rollout_undo::rollback_rollout(&store, kb, &p, &HostIdentity::read(tree.root()), id, &opts, &AuditLog::to(&cli.out.audit_log))?;
+    eprintln!("semantos: finished the interrupted apply of rollout {id} here by undoing its {} partial write(s); applying afresh", r.restored.len());
+    Ok(())
+}
+
 pub fn apply(cli: &Cli, t: Option<&TelemetryArgs>) -> Result<i32> {
     let kb = load_kb(cli)?;
     if let Some(id) = &cli.host.rollout_id {
@@ -404,6 +425,9 @@ pub fn apply(cli: &Cli, t: Option<&TelemetryArgs>) -> Result<i32> {
     }
     let tree = store(cli);
     require_root(&tree, "apply")?;
+    if let Some(id) = &cli.host.rollout_id {
+        finish_own_interrupted(cli, &kb, &tree, id)?;
+    }
     // An interrupted run must be rolled back first; a live one holds the lock.
     if let Some(msg) = apply::pending_run(&paths(cli))? {
         return Err(anyhow::anyhow!("refusing to apply: {msg}"));
