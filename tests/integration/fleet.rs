@@ -730,7 +730,10 @@ fn exported_ansible_playbook_previews_with_check_diff_then_applies_once() {
     // JSON callback: every task's result per host, diffs included.
     let play = |extra: &[&str]| -> (Output, Json) {
         let mut c = f.in_ctl(&ansible);
-        c.arg("-i").arg(&inv).arg(&site).args(extra).env("ANSIBLE_NOCOLOR", "1").env("ANSIBLE_STDOUT_CALLBACK", "ansible.posix.json");
+        // A private ssh control-socket directory: the default (~/.ansible/cp) is keyed by address,
+        // and another test's fleet uses the same 10.231.0.x addresses in its own namespaces, so a
+        // master connection it left would carry this run to that fleet's hosts.
+        c.arg("-i").arg(&inv).arg(&site).args(extra).env("ANSIBLE_NOCOLOR", "1").env("ANSIBLE_STDOUT_CALLBACK", "ansible.posix.json").env("ANSIBLE_SSH_CONTROL_PATH_DIR", d.join("cp"));
         let o = c.output().unwrap();
         let j = serde_json::from_slice(&o.stdout).unwrap_or(Json::Null);
         (o, j)
