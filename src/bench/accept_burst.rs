@@ -121,15 +121,7 @@ impl AcceptBurst {
     fn client(&self, addr: SocketAddrV4) -> Result<RunOutput> {
         sockets::raise_nofile_limit();
         let mut out = RunOutput::default();
-        for b in 0..self.bursts {
-            let start = Instant::now();
-            self.burst(addr, start, &mut out).with_context(|| format!("burst {b} against {addr}"))?;
-            if b + 1 < self.bursts
-                && let Some(rest) = self.gap.checked_sub(start.elapsed())
-            {
-                std::thread::sleep(rest);
-            }
-        }
+        sockets::in_bursts(self.bursts, self.gap, |b, start| self.burst(addr, start, &mut out).with_context(|| format!("burst {b} against {addr}")))?;
         Ok(out)
     }
 

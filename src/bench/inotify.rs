@@ -25,9 +25,9 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+
 /// The user-namespace limits of `inotify-watchers`: the KB key and the file of the child namespace that is its per-namespace form.
 pub const INOTIFY_KEYS: [(&str, &str); 2] = [("fs.inotify.max_user_watches", "user/max_inotify_watches"), ("fs.inotify.max_user_instances", "user/max_inotify_instances")];
-
 /// The inotify-watchers workload.
 #[derive(Debug)]
 pub struct InotifyWatchers {

@@ -269,29 +269,44 @@ pub fn table(r: &BenchReport) -> String {
     let _ = writeln!(o, "path: {}", r.topology);
     let _ = writeln!(o, "policy: {}", r.policy);
     let _ = writeln!(o, "start: {}", if r.start.is_empty() { "the current values".to_string() } else { config(&r.start) });
+    rounds_section(&mut o, r);
+    arms_section(&mut o, r);
+    goals_section(&mut o, r);
+    for n in &r.notes {
+        let _ = writeln!(o, "note: {n}");
+    }
+    for f in &r.files {
+        let _ = writeln!(o, "wrote {f}");
+    }
+    o
+}
+
+
+/// Each round: its findings and the plan after the guardrails.
+fn rounds_section(o: &mut String, r: &BenchReport) {
     for round in &r.rounds {
         let _ = writeln!(
-            o,
+            *o,
             "\nRound {} (intent {}, {}): findings",
             round.round,
             r.intent,
             if round.config.is_empty() { "start values".to_string() } else { format!("with {}", config(&round.config)) }
         );
         if round.findings.findings.is_empty() {
-            let _ = writeln!(o, "  none");
+            let _ = writeln!(*o, "  none");
         }
         for f in &round.findings.findings {
             let ev: Vec<String> = f.evidence.iter().map(|e| e.describe()).collect();
-            let _ = writeln!(o, "  {}: {}", f.id, ev.join("; "));
+            let _ = writeln!(*o, "  {}: {}", f.id, ev.join("; "));
         }
-        let _ = writeln!(o, "plan after the guardrails:");
+        let _ = writeln!(*o, "plan after the guardrails:");
         if round.checked.changes.is_empty() {
-            let _ = writeln!(o, "  no change proposed");
+            let _ = writeln!(*o, "  no change proposed");
         }
         for c in &round.checked.changes {
             let why = c.verdict.reason();
             let _ = writeln!(
-                o,
+                *o,
                 "  [{}] {}: {} → {}{}",
                 c.verdict.label(),
                 c.change.key,
@@ -301,14 +316,18 @@ pub fn table(r: &BenchReport) -> String {
             );
         }
     }
+}
+
+/// SemantOS's configuration, the arms' statistics, the noise check and the grid.
+fn arms_section(o: &mut String, r: &BenchReport) {
     let sem = r.arms.iter().find(|a| a.arm.kind == ArmKind::Semantos);
-    let _ = writeln!(o, "\nSemantOS's configuration: {}", sem.map(|a| if a.arm.writes.is_empty() { "no change".to_string() } else { config(&a.arm.writes) }).unwrap_or_default());
-    let _ = writeln!(o, "objective: {}", r.objective);
-    let _ = writeln!(o, "\n{:<34} {:>9} {:>9} {:>9} {:>10} {:>10}  p95 vs start [95 % CI]", "arm", "p50 ms", "p95 ms", "p99 ms", "p95 (reps)", "objective");
+    let _ = writeln!(*o, "\nSemantOS's configuration: {}", sem.map(|a| if a.arm.writes.is_empty() { "no change".to_string() } else { config(&a.arm.writes) }).unwrap_or_default());
+    let _ = writeln!(*o, "objective: {}", r.objective);
+    let _ = writeln!(*o, "\n{:<34} {:>9} {:>9} {:>9} {:>10} {:>10}  p95 vs start [95 % CI]", "arm", "p50 ms", "p95 ms", "p99 ms", "p95 (reps)", "objective");
     for a in &r.arms {
         let s = &a.stats;
         let _ = writeln!(
-            o,
+            *o,
             "{:<34} {:>9.1} {:>9.1} {:>9.1} {:>10.1} {:>10.3}  {}",
             a.arm.name,
             s.p50_ms,
@@ -320,62 +339,59 @@ pub fn table(r: &BenchReport) -> String {
         );
     }
     if let Some(n) = &r.noise_check {
-        let _ = writeln!(o, "\nA/A noise check (start vs start): {} — {}", ci(&n.comparison), if n.passed { "passed: identical arms are not separated" } else { "FAILED: the harness separates identical arms; do not trust small differences" });
+        let _ = writeln!(*o, "\nA/A noise check (start vs start): {} — {}", ci(&n.comparison), if n.passed { "passed: identical arms are not separated" } else { "FAILED: the harness separates identical arms; do not trust small differences" });
     }
     if !r.grid.is_empty() {
         let pts: Vec<String> = r.grid.iter().map(|g| format!("{} {:.1} ({:.3})", g.point.label, g.p95_ms, g.objective)).collect();
-        let _ = writeln!(o, "grid (p95 ms (objective)): {}", pts.join(", "));
+        let _ = writeln!(*o, "grid (p95 ms (objective)): {}", pts.join(", "));
     }
+}
+
+/// The goals, each met, not met or not evaluated.
+fn goals_section(o: &mut String, r: &BenchReport) {
     let g = &r.goals;
     let yn = |b: Option<bool>| match b {
         Some(true) => "met",
         Some(false) => "NOT met",
         None => "not evaluated",
     };
-    let _ = writeln!(o, "\nGoals:");
-    let _ = writeln!(o, "  objective better than at the start: {}", yn(g.objective_improved));
+    let _ = writeln!(*o, "\nGoals:");
+    let _ = writeln!(*o, "  objective better than at the start: {}", yn(g.objective_improved));
     match (&g.no_avoided_change, r.avoided_changes_proposed.is_empty()) {
         (None, _) => {
-            let _ = writeln!(o, "  no avoided change proposed: not evaluated (no avoid list)");
+            let _ = writeln!(*o, "  no avoided change proposed: not evaluated (no avoid list)");
         }
         (Some(_), true) => {
-            let _ = writeln!(o, "  no avoided change proposed ({}): met", r.avoid.iter().map(|a| a.key).collect::<Vec<_>>().join(", "));
+            let _ = writeln!(*o, "  no avoided change proposed ({}): met", r.avoid.iter().map(|a| a.key).collect::<Vec<_>>().join(", "));
         }
         (Some(_), false) => {
-            let _ = writeln!(o, "  no avoided change proposed: NOT met");
+            let _ = writeln!(*o, "  no avoided change proposed: NOT met");
             for h in &r.avoided_changes_proposed {
-                let _ = writeln!(o, "    round {}: [{}] {} {} → {}: {}", h.round, h.verdict, h.key, h.from.as_deref().unwrap_or("?"), h.to, h.why);
+                let _ = writeln!(*o, "    round {}: [{}] {} {} → {}: {}", h.round, h.verdict, h.key, h.from.as_deref().unwrap_or("?"), h.to, h.why);
             }
         }
     }
-    let _ = writeln!(o, "  p95 improvement CI excludes zero: {}", yn(g.improvement_ci_excludes_zero));
-    let _ = writeln!(o, "  A/A noise check: {}", yn(g.noise_check_passed));
+    let _ = writeln!(*o, "  p95 improvement CI excludes zero: {}", yn(g.improvement_ci_excludes_zero));
+    let _ = writeln!(*o, "  A/A noise check: {}", yn(g.noise_check_passed));
     match &g.vs_tuned {
         Some(v) => {
-            let _ = writeln!(o, "  at least as good as the best TuneD profile ({}, p95 {:.1} ms vs SemantOS {:.1} ms, {}): {}", v.best, v.tuned_p95_ms, v.semantos_p95_ms, ci(&v.comparison), yn(Some(v.met)));
+            let _ = writeln!(*o, "  at least as good as the best TuneD profile ({}, p95 {:.1} ms vs SemantOS {:.1} ms, {}): {}", v.best, v.tuned_p95_ms, v.semantos_p95_ms, ci(&v.comparison), yn(Some(v.met)));
         }
         None => {
-            let _ = writeln!(o, "  at least as good as the best TuneD profile: not evaluated");
+            let _ = writeln!(*o, "  at least as good as the best TuneD profile: not evaluated");
         }
     }
     if let Some(v) = &g.objective_vs_grid {
-        let _ = writeln!(o, "  objective within 5 % of the grid's best ({}, {:.3}; SemantOS {:.3}): {}", v.optimum, v.optimum_value, v.semantos_value, yn(Some(v.met)));
+        let _ = writeln!(*o, "  objective within 5 % of the grid's best ({}, {:.3}; SemantOS {:.3}): {}", v.optimum, v.optimum_value, v.semantos_value, yn(Some(v.met)));
     }
     match &g.vs_grid {
         Some(v) => {
-            let _ = writeln!(o, "  within 5 % of the grid optimum ({}, p95 {:.1} ms; SemantOS {:.1} ms, {:.1} % away): {}", v.optimum, v.optimum_p95_ms, v.semantos_p95_ms, v.distance_pct, yn(Some(v.met)));
+            let _ = writeln!(*o, "  within 5 % of the grid optimum ({}, p95 {:.1} ms; SemantOS {:.1} ms, {:.1} % away): {}", v.optimum, v.optimum_p95_ms, v.semantos_p95_ms, v.distance_pct, yn(Some(v.met)));
         }
         None => {
-            let _ = writeln!(o, "  within 5 % of the grid optimum: not evaluated");
+            let _ = writeln!(*o, "  within 5 % of the grid optimum: not evaluated");
         }
     }
-    for n in &r.notes {
-        let _ = writeln!(o, "note: {n}");
-    }
-    for f in &r.files {
-        let _ = writeln!(o, "wrote {f}");
-    }
-    o
 }
 
 /// Writes the CSVs, the JSON report and the SVG into `dir` as `bench_<scenario>*`; records the paths in the report.

@@ -13,7 +13,7 @@
 //! (`vm.max_map_count`), which the bench writes only with `--allow-host`.
 
 use super::accept_burst::AcceptBurst;
-use super::inotify::InotifyWatchers;
+use super::inotify::{INOTIFY_KEYS, InotifyWatchers};
 use super::map_heavy::MapHeavy;
 use super::objective::{Avoid, Bad, Objective};
 use super::syn_burst::SynBurst;
@@ -106,8 +106,6 @@ pub struct Judging {
     pub grid_keys: Vec<&'static str>,
 }
 
-/// The user-namespace limits of `inotify-watchers` (defined beside the watcher, which reads them).
-pub use super::inotify::INOTIFY_KEYS;
 
 /// The 100 ms RTT, 500 Mbit/s path with a one-BDP drop-tail queue of the two long-path scenarios.
 pub fn long_path() -> LinkShape {
@@ -126,122 +124,146 @@ fn kv(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
 /// The scenario `id`, in quick (CI smoke test) or full size.
 pub fn scenario(id: ScenarioId, quick: bool) -> Scenario {
     match id {
-        ScenarioId::AcceptBurst => Scenario {
-            id,
-            stage: Stage::Netns(Link::Direct),
-            // tcp_max_syn_backlog is held at 4096 in every arm, as in the reference run
-            // (with syncookies on it is not consulted; holding it keeps that true).
-            start: kv(&[("net.core.somaxconn", "128"), ("net.ipv4.tcp_max_syn_backlog", "4096")]),
-            workload: Box::new(AcceptBurst {
-                conc: 600,
-                bursts: if quick { 2 } else { 4 },
-                gap: Duration::from_millis(2500),
-                timeout: Duration::from_secs(10),
-                workers: 4,
-                work: Duration::from_millis(2),
-                port: 8080,
-            }),
-            reps: if quick { 2 } else { 5 },
-            sample_every: Duration::from_millis(50),
-            judge: network(),
+        ScenarioId::AcceptBurst => accept_burst(quick),
+        ScenarioId::BdpTransfer => bdp_transfer(quick),
+        ScenarioId::IdleSlowStart => idle_slow_start(quick),
+        ScenarioId::SynBurst => syn_burst(quick),
+        ScenarioId::InotifyWatchers => inotify_watchers(quick),
+        ScenarioId::MapHeavy => map_heavy(quick),
+    }
+}
+
+fn accept_burst(quick: bool) -> Scenario {
+    Scenario {
+        id: ScenarioId::AcceptBurst,
+        stage: Stage::Netns(Link::Direct),
+        // tcp_max_syn_backlog is held at 4096 in every arm, as in the reference run
+        // (with syncookies on it is not consulted; holding it keeps that true).
+        start: kv(&[("net.core.somaxconn", "128"), ("net.ipv4.tcp_max_syn_backlog", "4096")]),
+        workload: Box::new(AcceptBurst {
+            conc: 600,
+            bursts: if quick { 2 } else { 4 },
+            gap: Duration::from_millis(2500),
+            timeout: Duration::from_secs(10),
+            workers: 4,
+            work: Duration::from_millis(2),
+            port: 8080,
+        }),
+        reps: if quick { 2 } else { 5 },
+        sample_every: Duration::from_millis(50),
+        judge: network(),
+    }
+}
+
+fn bdp_transfer(quick: bool) -> Scenario {
+    Scenario {
+        id: ScenarioId::BdpTransfer,
+        stage: Stage::Netns(Link::Shaped(long_path())),
+        // The kernel's defaults (a host may have raised its own, and a namespace copies the host's at creation).
+        start: kv(&[("net.ipv4.tcp_rmem", "4096 131072 6291456"), ("net.ipv4.tcp_wmem", "4096 16384 4194304"), ("net.ipv4.tcp_no_metrics_save", "1")]),
+        workload: Box::new(BdpTransfer { object_bytes: 32 << 20, objects: if quick { 2 } else { 6 }, warmup: 1, cc: "cubic".into(), port: 9090 }),
+        reps: if quick { 2 } else { 5 },
+        sample_every: Duration::from_millis(25),
+        judge: network(),
+    }
+}
+
+fn idle_slow_start(quick: bool) -> Scenario {
+    Scenario {
+        id: ScenarioId::IdleSlowStart,
+        stage: Stage::Netns(Link::Shaped(long_path())),
+        // Buffers large enough not to be the limit in any arm, as in the reference run.
+        start: kv(&[
+            ("net.ipv4.tcp_slow_start_after_idle", "1"),
+            ("net.ipv4.tcp_rmem", "4096 131072 33554432"),
+            ("net.ipv4.tcp_wmem", "4096 16384 33554432"),
+            ("net.ipv4.tcp_no_metrics_save", "1"),
+        ]),
+        workload: Box::new(IdleSlowStart {
+            response_bytes: 1 << 20,
+            requests: if quick { 3 } else { 12 },
+            warmup: if quick { 1 } else { 3 },
+            idle: Duration::from_secs(1),
+            cc: "cubic".into(),
+            port: 9191,
+        }),
+        reps: if quick { 2 } else { 5 },
+        sample_every: Duration::from_millis(25),
+        judge: network(),
+    }
+}
+
+fn syn_burst(quick: bool) -> Scenario {
+    Scenario {
+        id: ScenarioId::SynBurst,
+        stage: Stage::Netns(Link::Direct),
+        // The application asks for a large backlog; the kernel's caps are small and SYN cookies are off,
+        // so the drops could be read as either queue's: which one binds is what the scenario is about.
+        start: kv(&[("net.core.somaxconn", "128"), ("net.ipv4.tcp_max_syn_backlog", "128"), ("net.ipv4.tcp_syncookies", "0")]),
+        workload: Box::new(SynBurst {
+            conc: 600,
+            bursts: if quick { 2 } else { 3 },
+            gap: Duration::from_millis(2000),
+            timeout: Duration::from_secs(10),
+            listen_backlog: 4096,
+            workers: 4,
+            work: Duration::from_millis(2),
+            port: 8181,
+        }),
+        reps: if quick { 2 } else { 5 },
+        sample_every: Duration::from_millis(50),
+        judge: Judging {
+            objective: Objective::P99Ms,
+            avoid: vec![
+                // Not tcp_max_syn_backlog: with cookies off, half-open connections whose final ACK the full
+                // accept queue dropped pile up past 3/4 of it, so it binds too (the full run's grid: p99 7.1 s → 5.1 s).
+                Avoid { key: "net.ipv4.tcp_abort_on_overflow", bad: Bad::Set("1"), why: "turns every delayed connect into a reset one: the failed-connect guard, not a latency fix" },
+                Avoid { key: "net.ipv4.tcp_syncookies", bad: Bad::Set("2"), why: "2 answers every SYN with a cookie, a testing mode; it helps no more than 1 (full run: p99 1032 ms both) and still leaves the accept queue full" },
+                Avoid { key: "net.ipv4.tcp_synack_retries", bad: Bad::Any, why: "the server's SYN-ACKs are not lost; fewer retries only fail handshakes sooner" },
+            ],
+            grid_keys: vec!["net.core.somaxconn", "net.ipv4.tcp_max_syn_backlog", "net.ipv4.tcp_syncookies"],
         },
-        ScenarioId::BdpTransfer => Scenario {
-            id,
-            stage: Stage::Netns(Link::Shaped(long_path())),
-            // The kernel's defaults (a host may have raised its own, and a namespace copies the host's at creation).
-            start: kv(&[("net.ipv4.tcp_rmem", "4096 131072 6291456"), ("net.ipv4.tcp_wmem", "4096 16384 4194304"), ("net.ipv4.tcp_no_metrics_save", "1")]),
-            workload: Box::new(BdpTransfer { object_bytes: 32 << 20, objects: if quick { 2 } else { 6 }, warmup: 1, cc: "cubic".into(), port: 9090 }),
-            reps: if quick { 2 } else { 5 },
-            sample_every: Duration::from_millis(25),
-            judge: network(),
+    }
+}
+
+fn inotify_watchers(quick: bool) -> Scenario {
+    Scenario {
+        id: ScenarioId::InotifyWatchers,
+        stage: Stage::UserNs { keys: &INOTIFY_KEYS },
+        // The KB's floor for watches; 128 instances is the kernel default.
+        start: kv(&[("fs.inotify.max_user_watches", "8192"), ("fs.inotify.max_user_instances", "128")]),
+        workload: Box::new(InotifyWatchers::new(12288, if quick { 100 } else { 300 }, Duration::from_millis(10), Duration::from_millis(500))),
+        reps: if quick { 2 } else { 5 },
+        sample_every: Duration::from_millis(500),
+        judge: Judging {
+            objective: Objective::AchievedShare,
+            avoid: vec![
+                Avoid { key: "fs.inotify.max_user_instances", bad: Bad::Raise, why: "the watcher holds one instance of the 128 allowed: the instance limit does not bind" },
+                Avoid { key: "fs.inotify.max_queued_events", bad: Bad::Any, why: "no queue overflowed (IN_Q_OVERFLOW never came): a watch that was never added has no event to queue" },
+                Avoid { key: "fs.file-max", bad: Bad::Any, why: "ENOSPC from inotify_add_watch is the watch limit; no open() failed with ENFILE" },
+            ],
+            grid_keys: vec!["fs.inotify.max_user_watches", "fs.inotify.max_user_instances"],
         },
-        ScenarioId::IdleSlowStart => Scenario {
-            id,
-            stage: Stage::Netns(Link::Shaped(long_path())),
-            // Buffers large enough not to be the limit in any arm, as in the reference run.
-            start: kv(&[
-                ("net.ipv4.tcp_slow_start_after_idle", "1"),
-                ("net.ipv4.tcp_rmem", "4096 131072 33554432"),
-                ("net.ipv4.tcp_wmem", "4096 16384 33554432"),
-                ("net.ipv4.tcp_no_metrics_save", "1"),
-            ]),
-            workload: Box::new(IdleSlowStart {
-                response_bytes: 1 << 20,
-                requests: if quick { 3 } else { 12 },
-                warmup: if quick { 1 } else { 3 },
-                idle: Duration::from_secs(1),
-                cc: "cubic".into(),
-                port: 9191,
-            }),
-            reps: if quick { 2 } else { 5 },
-            sample_every: Duration::from_millis(25),
-            judge: network(),
-        },
-        ScenarioId::SynBurst => Scenario {
-            id,
-            stage: Stage::Netns(Link::Direct),
-            // The application asks for a large backlog; the kernel's caps are small and SYN cookies are off,
-            // so the drops could be read as either queue's: which one binds is what the scenario is about.
-            start: kv(&[("net.core.somaxconn", "128"), ("net.ipv4.tcp_max_syn_backlog", "128"), ("net.ipv4.tcp_syncookies", "0")]),
-            workload: Box::new(SynBurst {
-                conc: 600,
-                bursts: if quick { 2 } else { 3 },
-                gap: Duration::from_millis(2000),
-                timeout: Duration::from_secs(10),
-                listen_backlog: 4096,
-                workers: 4,
-                work: Duration::from_millis(2),
-                port: 8181,
-            }),
-            reps: if quick { 2 } else { 5 },
-            sample_every: Duration::from_millis(50),
-            judge: Judging {
-                objective: Objective::P99Ms,
-                avoid: vec![
-                    // Not tcp_max_syn_backlog: with cookies off, half-open connections whose final ACK the full
-                    // accept queue dropped pile up past 3/4 of it, so it binds too (the full run's grid: p99 7.1 s → 5.1 s).
-                    Avoid { key: "net.ipv4.tcp_abort_on_overflow", bad: Bad::Set("1"), why: "turns every delayed connect into a reset one: the failed-connect guard, not a latency fix" },
-                    Avoid { key: "net.ipv4.tcp_syncookies", bad: Bad::Set("2"), why: "2 answers every SYN with a cookie, a testing mode; it helps no more than 1 (full run: p99 1032 ms both) and still leaves the accept queue full" },
-                    Avoid { key: "net.ipv4.tcp_synack_retries", bad: Bad::Any, why: "the server's SYN-ACKs are not lost; fewer retries only fail handshakes sooner" },
-                ],
-                grid_keys: vec!["net.core.somaxconn", "net.ipv4.tcp_max_syn_backlog", "net.ipv4.tcp_syncookies"],
-            },
-        },
-        ScenarioId::InotifyWatchers => Scenario {
-            id,
-            stage: Stage::UserNs { keys: &INOTIFY_KEYS },
-            // The KB's floor for watches; 128 instances is the kernel default.
-            start: kv(&[("fs.inotify.max_user_watches", "8192"), ("fs.inotify.max_user_instances", "128")]),
-            workload: Box::new(InotifyWatchers::new(12288, if quick { 100 } else { 300 }, Duration::from_millis(10), Duration::from_millis(500))),
-            reps: if quick { 2 } else { 5 },
-            sample_every: Duration::from_millis(500),
-            judge: Judging {
-                objective: Objective::AchievedShare,
-                avoid: vec![
-                    Avoid { key: "fs.inotify.max_user_instances", bad: Bad::Raise, why: "the watcher holds one instance of the 128 allowed: the instance limit does not bind" },
-                    Avoid { key: "fs.inotify.max_queued_events", bad: Bad::Any, why: "no queue overflowed (IN_Q_OVERFLOW never came): a watch that was never added has no event to queue" },
-                    Avoid { key: "fs.file-max", bad: Bad::Any, why: "ENOSPC from inotify_add_watch is the watch limit; no open() failed with ENFILE" },
-                ],
-                grid_keys: vec!["fs.inotify.max_user_watches", "fs.inotify.max_user_instances"],
-            },
-        },
-        ScenarioId::MapHeavy => Scenario {
-            id,
-            stage: Stage::Host { keys: &["vm.max_map_count"] },
-            // None written: a global limit is never lowered; the process needs more than the host grants.
-            start: vec![],
-            workload: Box::new(MapHeavy::new(1.25, 1024, Duration::from_secs(120))),
-            reps: if quick { 2 } else { 5 },
-            sample_every: Duration::from_millis(500),
-            judge: Judging {
-                objective: Objective::AchievedShare,
-                avoid: vec![
-                    Avoid { key: "vm.overcommit_memory", bad: Bad::Any, why: "mmap fails at the mapping count, not for lack of commit (the pages are never touched); 2 would make allocation strict" },
-                    Avoid { key: "vm.overcommit_ratio", bad: Bad::Any, why: "commit accounting does not bind; only consulted with overcommit_memory 2" },
-                    Avoid { key: "vm.min_free_kbytes", bad: Bad::Any, why: "no memory pressure: the regions are never touched" },
-                ],
-                grid_keys: vec!["vm.max_map_count"],
-            },
+    }
+}
+
+fn map_heavy(quick: bool) -> Scenario {
+    Scenario {
+        id: ScenarioId::MapHeavy,
+        stage: Stage::Host { keys: &["vm.max_map_count"] },
+        // None written: a global limit is never lowered; the process needs more than the host grants.
+        start: vec![],
+        workload: Box::new(MapHeavy::new(1.25, 1024, Duration::from_secs(120))),
+        reps: if quick { 2 } else { 5 },
+        sample_every: Duration::from_millis(500),
+        judge: Judging {
+            objective: Objective::AchievedShare,
+            avoid: vec![
+                Avoid { key: "vm.overcommit_memory", bad: Bad::Any, why: "mmap fails at the mapping count, not for lack of commit (the pages are never touched); 2 would make allocation strict" },
+                Avoid { key: "vm.overcommit_ratio", bad: Bad::Any, why: "commit accounting does not bind; only consulted with overcommit_memory 2" },
+                Avoid { key: "vm.min_free_kbytes", bad: Bad::Any, why: "no memory pressure: the regions are never touched" },
+            ],
+            grid_keys: vec!["vm.max_map_count"],
         },
     }
 }

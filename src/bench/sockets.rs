@@ -137,6 +137,21 @@ pub fn shutdown_listener(l: &TcpListener) {
     unsafe { libc::shutdown(l.as_raw_fd(), libc::SHUT_RDWR) };
 }
 
+/// Runs `bursts` bursts, each started `gap` after the previous one began (no wait after the
+/// last); `burst(index, started)` runs one and adds its samples.
+pub fn in_bursts(bursts: usize, gap: std::time::Duration, mut burst: impl FnMut(usize, std::time::Instant) -> Result<()>) -> Result<()> {
+    for b in 0..bursts {
+        let start = std::time::Instant::now();
+        burst(b, start)?;
+        if b + 1 < bursts
+            && let Some(rest) = gap.checked_sub(start.elapsed())
+        {
+            std::thread::sleep(rest);
+        }
+    }
+    Ok(())
+}
+
 /// Raises this process's open-file soft limit to its hard limit (bursts of
 /// hundreds of sockets); a process-local setting, nothing global changes.
 pub fn raise_nofile_limit() {

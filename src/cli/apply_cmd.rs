@@ -76,6 +76,27 @@ pub fn outcome_code(o: Outcome) -> i32 {
     }
 }
 
+/// A fleet resuming rollout `id` on this host: when the unfinished run the journal shows is this
+/// rollout's own interrupted attempt, undo only what it wrote (from its journal) so the apply can
+/// start afresh. The fleet used to restore the whole backup here, which also undid an earlier
+/// rollout's values; another run's leftovers still refuse the apply (see `pending_run`).
+fn finish_own_interrupted(a: &ApplyArgs, kb: &crate::kb::Kb, tree: &crate::sysctl::store::TreeStore, st: &super::state::State, id: &str) -> Result<()> {
+    let p = writes::paths(st);
+    let Some(entries) = apply::journal::pending(&p.journal)? else { return Ok(()) };
+    let ours = entries.iter().any(|e| matches!(e, apply::journal::Entry::Begin { rollout_id: Some(r), .. } if r == id));
+    if !ours {
+        return Ok(());
+    }
+    let given = a.policy.policy.is_some();
+    let pol = if given { common::policy(&a.policy, kb)? } else { Policy { whitelist: vec!["*".into()], ..Policy::default() } };
+    let store = FaultyStore::new(guarded(tree.clone(), kb, &pol), writes::faults()?);
+    let now = common::now_ms();
+    let opts = apply::RollbackOptions { force: a.force.force, run_id: format!("undo-{}-{}", now / 1000, std::process::id()), now_s: now / 1000, policy: given.then_some(&pol) };
+    let r = apply::rollout_undo::rollback_rollout(&store, kb, &p, &HostIdentity::read(tree.root()), id, &opts, &AuditLog::to(&st.audit_log))?;
+    eprintln!("semantos: finished the interrupted apply of rollout {id} here by undoing its {} partial write(s); applying afresh", r.restored.len());
+    Ok(())
+}
+
 /// `semantos --applier sysctl --apply` / `semantos apply`.
 pub fn apply(a: &ApplyArgs) -> Result<i32> {
     // Inputs first (exit 2), then the host's state (exit 3), then the plan.
@@ -90,6 +111,9 @@ pub fn apply(a: &ApplyArgs) -> Result<i32> {
     writes::require_root(&tree, "apply")?;
     let st = writes::resolve(&a.state);
     let line = writes::rollback_line(&a.tree.sysctl_root, &a.state.loc, a.state.audit_log.as_deref(), &st, &a.kb, &a.policy);
+    if let Some(id) = &a.rollout_id {
+        finish_own_interrupted(a, &kb, &tree, &st, id)?;
+    }
     // An interrupted run must be rolled back first; a live one holds the lock.
     if let Some(msg) = apply::pending_run(&writes::paths(&st))? {
         return Err(common::refused(format!("refusing to apply: {}", writes::with_hint(&msg, &line))));

@@ -70,6 +70,21 @@ pub enum Scope {
     User,
 }
 
+impl Scope {
+    /// The name the KB files use (`scope = "netns_read_only"`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Scope::Global => "global",
+            Scope::Netns => "netns",
+            Scope::NetnsReadOnly => "netns_read_only",
+            Scope::Ipcns => "ipcns",
+            Scope::Utsns => "utsns",
+            Scope::Pidns => "pidns",
+            Scope::User => "user",
+        }
+    }
+}
+
 /// When a written value starts to matter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -403,18 +403,6 @@ fn check_value_live(p: &Param, key: &SysctlKey, store: &dyn SysctlStore, e: &mut
     }
 }
 
-fn scope_name(s: Scope) -> &'static str {
-    match s {
-        Scope::Global => "global",
-        Scope::Netns => "netns",
-        Scope::NetnsReadOnly => "netns_read_only",
-        Scope::Ipcns => "ipcns",
-        Scope::Utsns => "utsns",
-        Scope::Pidns => "pidns",
-        Scope::User => "user",
-    }
-}
-
 fn check_scope(p: &Param, key: &SysctlKey, child: &dyn SysctlStore, e: &mut LiveEntry) {
     let view = ChildView { exists: child.exists(key), writable: child.writable(key) };
     e.child_netns = Some(view);
@@ -431,7 +419,7 @@ fn check_scope(p: &Param, key: &SysctlKey, child: &dyn SysctlStore, e: &mut Live
         };
         e.mismatches.push(Mismatch {
             kind: MismatchKind::Scope,
-            message: format!("{}: the KB says scope {} but a fresh network namespace shows it {seen}; set scope = \"{}\"", p.key, scope_name(p.scope), scope_name(observed)),
+            message: format!("{}: the KB says scope {} but a fresh network namespace shows it {seen}; set scope = \"{}\"", p.key, p.scope.name(), observed.name()),
         });
     }
 }

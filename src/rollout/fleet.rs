@@ -259,14 +259,13 @@ impl Controller<'_> {
         }
         let plan = serde_json::to_string(&snap.plan).expect("plans serialise");
         let mut result = self.retry_busy(timeout, || self.remote.apply(host, &plan));
-        if let Err(e) = &result
+        if let Err(e) = &mut result
             && e.kind == Failure::Interrupted
-            && was_touched
         {
-            // Our own earlier attempt on this host was cut off (controller killed, host timeout):
-            // restore it from its backup, then apply afresh.
-            (self.log)(format!("  {}: finishing an interrupted apply by restoring it first", host.name));
-            result = self.retry_busy(timeout, || self.remote.rollback(host, false)).and_then(|_| self.retry_busy(timeout, || self.remote.apply(host, &plan)));
+            // The host's apply undoes this rollout's own interrupted attempt by itself (from its
+            // journal), so what is left is another run's: restoring the whole backup here would
+            // also undo the other rollouts' values. The host stays as it is, and says why.
+            e.message = format!("{}; an unfinished run that is not this rollout's is pending on the host: restore it there (`semantos rollback`) and resume", e.message);
         }
         match result {
             Ok(a) => {

@@ -59,25 +59,13 @@ pub fn warning(key: &str, p: &Param, facts: &Facts) -> Option<String> {
         NetnsPlace::Child if in_net_tree(key) => None,
         NetnsPlace::Child => Some(match p.scope {
             Scope::Global => format!("{key} is host-wide (KB scope global): a network namespace does not isolate it, so this changes it for the whole host, not only this namespace"),
-            other => format!("{key} is not per network namespace (KB scope {}): unless this process also has that namespace of its own, this changes the host's value", scope_name(other)),
+            other => format!("{key} is not per network namespace (KB scope {}): unless this process also has that namespace of its own, this changes the host's value", other.name()),
         }),
         NetnsPlace::Unknown(why) if in_net_tree(key) => {
             let w = unwritable_in_child(p)?;
             Some(format!("could not tell which network namespace this runs in ({why}); if it is a child one, {key} is {w} and the write will fail and be rolled back"))
         }
         NetnsPlace::Unknown(_) => None,
-    }
-}
-
-fn scope_name(s: Scope) -> &'static str {
-    match s {
-        Scope::Global => "global",
-        Scope::Netns => "netns",
-        Scope::NetnsReadOnly => "netns_read_only",
-        Scope::Ipcns => "ipcns",
-        Scope::Utsns => "utsns",
-        Scope::Pidns => "pidns",
-        Scope::User => "user",
     }
 }
 

@@ -562,6 +562,31 @@ fn a_fleet_restore_of_an_interrupted_rollout_keeps_an_earlier_rollout() {
     assert_eq!(h.values(), ("128".to_string(), "60".to_string()));
 }
 
+/// A fleet resuming rollout B on a host where B's own apply was cut off: the host undoes B's partial
+/// writes from its journal and applies afresh; rollout A's value on a key B does not touch stays.
+/// (The fleet used to answer "interrupted" with a whole-backup rollback, which undid A there.)
+#[test]
+fn resuming_an_interrupted_rollout_on_a_host_keeps_an_earlier_rollouts_values() {
+    let h = SandboxHost::new();
+    std::fs::write(h.d.path().join("tree/net/core/netdev_max_backlog"), "1000\n").unwrap();
+    assert!(h.apply("rollout-a", "vm.swappiness = 30\n", None).status.success());
+    let o = h.apply("rollout-b", "net.core.somaxconn = 1024\nnet.core.netdev_max_backlog = 2000\n", Some("kill-before#2"));
+    assert!(!o.status.success(), "the fault did not interrupt the apply: {}", text(&o).1);
+    assert!(h.d.path().join("b/backup.journal").exists(), "no journal left by the interrupted apply");
+    // The resumed apply of the same rollout goes through.
+    let o = h.apply("rollout-b", "net.core.somaxconn = 1024\nnet.core.netdev_max_backlog = 2000\n", None);
+    let (_, err) = text(&o);
+    assert!(o.status.success(), "the resumed apply: {err}");
+    assert!(err.contains("finished the interrupted apply of rollout rollout-b"), "{err}");
+    assert_eq!(h.values(), ("1024".to_string(), "30".to_string()), "rollout-a's swappiness 30 must stay");
+    // Another rollout's leftovers are not undone by a resume: that apply is refused instead.
+    let o = h.apply("rollout-c", "net.core.somaxconn = 2048\n", Some("kill-before#1"));
+    assert!(!o.status.success());
+    let o = h.apply("rollout-b", "net.core.somaxconn = 1024\n", None);
+    assert!(!o.status.success(), "a resume of rollout-b undid rollout-c's unfinished run: {}", text(&o).1);
+    assert_eq!(h.values().1, "30");
+}
+
 /// An unfinished run of another rollout holds the journal: restoring rollout B alone cannot be done,
 /// so it is refused with nothing written (it used to restore the whole backup).
 #[test]
@@ -705,7 +730,10 @@ fn exported_ansible_playbook_previews_with_check_diff_then_applies_once() {
     // JSON callback: every task's result per host, diffs included.
     let play = |extra: &[&str]| -> (Output, Json) {
         let mut c = f.in_ctl(&ansible);
-        c.arg("-i").arg(&inv).arg(&site).args(extra).env("ANSIBLE_NOCOLOR", "1").env("ANSIBLE_STDOUT_CALLBACK", "ansible.posix.json");
+        // A private ssh control-socket directory: the default (~/.ansible/cp) is keyed by address,
+        // and another test's fleet uses the same 10.231.0.x addresses in its own namespaces, so a
+        // master connection it left would carry this run to that fleet's hosts.
+        c.arg("-i").arg(&inv).arg(&site).args(extra).env("ANSIBLE_NOCOLOR", "1").env("ANSIBLE_STDOUT_CALLBACK", "ansible.posix.json").env("ANSIBLE_SSH_CONTROL_PATH_DIR", d.join("cp"));
         let o = c.output().unwrap();
         let j = serde_json::from_slice(&o.stdout).unwrap_or(Json::Null);
         (o, j)
