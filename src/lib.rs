@@ -21,4 +21,5 @@ pub mod export;
 pub mod repro;
 pub mod llm;
 pub mod compare;
+pub mod tune;
 pub mod cli;

@@ -16,7 +16,7 @@ use super::workdir::WorkDir;
 use super::workload::RunOutput;
 use crate::apply::AuditLog;
 use crate::kb::Kb;
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use std::path::Path;
 use std::time::Duration;
 
@@ -33,69 +33,9 @@ pub struct CommandSpec {
     pub timeout: Duration,
 }
 
-/// Latency samples in a command's output: one number per line, or one CSV column.
-/// Returns the samples and the number of lines that held none.
-pub fn parse_samples(text: &str, column: Option<&str>) -> Result<(Vec<f64>, usize)> {
-    let mut lines = text.lines().filter(|l| !l.trim().is_empty());
-    let mut out = Vec::new();
-    let mut ignored = 0;
-    match column {
-        None => {
-            for l in lines {
-                match l.trim().parse::<f64>() {
-                    Ok(v) if v.is_finite() => out.push(v),
-                    _ => ignored += 1,
-                }
-            }
-        }
-        Some(col) => {
-            let header: Vec<String> = lines.next().map(|h| h.split(',').map(|s| s.trim().to_string()).collect()).unwrap_or_default();
-            let idx = match header.iter().position(|h| h == col) {
-                Some(i) => i,
-                None => match col.parse::<usize>() {
-                    Ok(n) if n >= 1 => n - 1,
-                    _ => bail!("column {col:?} is not in the header {header:?} (give a header name or a 1-based index)"),
-                },
-            };
-            for l in lines {
-                match l.split(',').nth(idx).map(|f| f.trim().parse::<f64>()) {
-                    Some(Ok(v)) if v.is_finite() => out.push(v),
-                    _ => ignored += 1,
-                }
-            }
-        }
-    }
-    if out.is_empty() {
-        bail!("the command printed no latency samples ({ignored} non-numeric lines); print one number per line, or CSV with --column NAME");
-    }
-    Ok((out, ignored))
-}
-
 fn run_user_command(spec: &CommandSpec) -> Result<RunOutput> {
-    let c = match &spec.netns {
-        Some(ns) => {
-            let mut c = std::process::Command::new("ip");
-            c.args(["netns", "exec", ns, "sh", "-c", &spec.cmd]);
-            c
-        }
-        None => {
-            let mut c = std::process::Command::new("sh");
-            c.args(["-c", &spec.cmd]);
-            c
-        }
-    };
-    let out = crate::rollout::process::run_group(c, None, spec.timeout).with_context(|| format!("running {:?}", spec.cmd))?;
-    match out.status {
-        Some(s) if s.success() => {}
-        Some(s) => bail!("{:?} exited with {s}: {}", spec.cmd, out.stderr_tail()),
-        None => bail!("{:?} did not finish within {} s and was killed with its process group; raise --cmd-timeout if one run needs longer", spec.cmd, spec.timeout.as_secs_f64()),
-    }
-    if out.truncated {
-        let mib = crate::rollout::process::MAX_OUTPUT >> 20;
-        bail!("{:?} printed more than {mib} MiB; only the first {mib} MiB are kept, so its samples would be incomplete: print one latency per line, nothing else", spec.cmd);
-    }
-    let (samples, _) = parse_samples(&out.stdout, spec.column.as_deref())?;
-    Ok(RunOutput { samples_ms: samples, ..Default::default() })
+    let c = crate::eval::harness::UserCommand { cmd: spec.cmd.clone(), netns: spec.netns.clone(), column: spec.column.clone(), timeout: spec.timeout };
+    Ok(RunOutput { samples_ms: crate::eval::harness::run(&c)?.samples, ..Default::default() })
 }
 
 /// Runs a user's command under the current and the proposed configuration.
@@ -166,18 +106,4 @@ fn measure_command(kb: &Kb, spec: &CommandSpec, o: &Options, progress: Progress,
         notes: vec![format!("every arm is applied and rolled back in {where_} through the apply transaction; audit log {}", audit_path.display())],
         files: vec![],
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn samples_come_from_lines_or_a_csv_column() {
-        assert_eq!(parse_samples("1.5\n\nx\n2\n", None).unwrap(), (vec![1.5, 2.0], 1));
-        assert_eq!(parse_samples("id,lat_ms\n1,3.5\n2,4\n", Some("lat_ms")).unwrap().0, vec![3.5, 4.0]);
-        assert_eq!(parse_samples("id,lat_ms\n1,3.5\n", Some("2")).unwrap().0, vec![3.5]);
-        assert!(parse_samples("a\nb\n", None).unwrap_err().to_string().contains("no latency samples"));
-        assert!(parse_samples("id,x\n1,2\n", Some("lat")).unwrap_err().to_string().contains("not in the header"));
-    }
 }

@@ -21,11 +21,17 @@
 //! bootstrap that hit an undefined resample) is `NaN` and is printed as
 //! `NaN` or `n/a`, never replaced by a default, zero or a guess.
 //!
-//! Everything here is pure: functions from numbers to numbers, text or SVG.
-//! Randomness (the bootstrap) comes from a seed the caller passes; files are
-//! written by the caller.
+//! * the real-workload harness ([`harness`], [`process`]): a user's command
+//!   run with a deadline (its whole process group killed at it), in a named
+//!   network namespace when asked, its printed latencies parsed.
+//!
+//! Everything else here is pure: functions from numbers to numbers, text or
+//! SVG. Randomness (the bootstrap) comes from a seed the caller passes; files
+//! are written by the caller.
 
+pub mod harness;
 pub mod plot;
+pub mod process;
 pub mod stats;
 pub mod summary;
 

@@ -111,7 +111,7 @@ impl<'a> LiveMonitor<'a> {
 pub fn health_check(cmd: &str, limit: Duration) -> anyhow::Result<Option<String>> {
     let mut c = std::process::Command::new("sh");
     c.arg("-c").arg(cmd);
-    let out = super::process::run_group(c, None, limit).map_err(|e| anyhow::anyhow!("running health command {cmd:?}: {e}"))?;
+    let out = crate::eval::process::run_group(c, None, limit).map_err(|e| anyhow::anyhow!("running health command {cmd:?}: {e}"))?;
     Ok(match out.status {
         Some(s) if s.success() => None,
         Some(s) => Some(format!("health command {cmd:?} exited with {s} {}", out.stderr_tail())),

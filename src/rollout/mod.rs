@@ -7,7 +7,6 @@ pub mod fleet; // the fleet controller: waves, gates, fleet-wide rollback over a
 pub mod inventory; // hosts: our YAML, Ansible YAML and INI inventories
 pub mod live;
 pub mod precheck; // a plan checked on the controller before any connection
-pub mod process; // child processes with stdin, captured output and a deadline
 pub mod sandbox;
 pub mod settings; // how hosts are reached and what runs there: below the engines and the state file
 pub mod ssh; // the ssh engine: `semantos apply --plan -` on each host over OpenSSH

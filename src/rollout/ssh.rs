@@ -16,7 +16,7 @@
 
 use super::fleet::{Applied, Failure, HostError, Remote, Restored};
 use super::inventory::Host;
-use super::process::{self, Finished};
+use crate::eval::process::{self, Finished};
 pub use super::settings::{RemoteSettings, SshSettings};
 use super::state::Values;
 use crate::kb::Intent;

@@ -506,7 +506,9 @@ struct SandboxHost {
 }
 
 impl SandboxHost {
-    const COMMON: [&'static str; 10] = ["--sysctl-root", "tree", "--backup", "b/backup.json", "--audit-log", "a.jsonl", "--monitor-seconds", "0", "--interval", "0.05"];
+    const COMMON: [&'static str; 6] = ["--sysctl-root", "tree", "--backup", "b/backup.json", "--audit-log", "a.jsonl"];
+    /// Apply's own flags: no monitor window (rollback takes none).
+    const APPLY: [&'static str; 4] = ["--monitor-seconds", "0", "--interval", "0.05"];
 
     fn new() -> SandboxHost {
         let d = tempfile::tempdir().unwrap();
@@ -529,7 +531,7 @@ impl SandboxHost {
         let p = self.d.path().join(format!("{id}.conf"));
         std::fs::write(&p, plan).unwrap();
         let mut c = Command::new(bin());
-        c.args(["apply", "--plan"]).arg(&p).args(["--rollout-id", id]).args(Self::COMMON).current_dir(self.d.path()).env_remove("SEMANTOS_FAULT");
+        c.args(["apply", "--plan"]).arg(&p).args(["--rollout-id", id]).args(Self::COMMON).args(Self::APPLY).current_dir(self.d.path()).env_remove("SEMANTOS_FAULT");
         if let Some(f) = fault {
             c.env("SEMANTOS_FAULT", f);
         }
@@ -639,7 +641,7 @@ fn rollback_of_b_keeps_a_on_every_host(f: &TestFleet, engine: &[&str]) {
     let last = format!("! ip -4 -o addr show | grep -qF ' 10.231.0.{}/'", 10 + n);
     let b1 = plan_file(f, "b1.json", &[(KEYS[1], "4096")]);
     let (o, out, err) = run(rollout_cmd(f, &b1, "b1-state.json", &strs(&with(&["--run", "--json", "--health-cmd", &last]))));
-    assert_eq!(o.status.code(), Some(1), "rollout B1 should fail on its last host: {err}\n{out}");
+    assert_eq!(o.status.code(), Some(4), "rollout B1 should fail on its last host and be rolled back (exit 4): {err}\n{out}");
     assert_eq!(report(&out)["status"], "failed", "{out}");
     for i in 0..n {
         assert_eq!(values(f, i), a_values(), "h{} after B1's failed wave was rolled back: rollout A was undone too\n{out}", i + 1);

@@ -1,7 +1,7 @@
 //! Running `ansible-playbook`: the working directory, the syntax check, the
 //! run itself (with a deadline), and Ansible's JSON report read per host.
 
-use crate::rollout::process;
+use crate::eval::process;
 use anyhow::{Context, Result, bail};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};

@@ -1,0 +1,173 @@
+//! Keep or revert: a candidate measured against the incumbent in
+//! interleaved repeats is kept only when the objective improves with a
+//! paired bootstrap interval that excludes zero and no guard objective
+//! worsens past its limit. Pure: the measurements and the seed are given.
+
+use super::objective::{Direction, Measurement, ObjectiveSpec};
+use crate::eval::{bootstrap_ci, median};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Bootstrap resamples per interval.
+pub const RESAMPLES: usize = 4000;
+
+/// What was decided about a trial.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Decision {
+    /// Measured better with an interval excluding zero; guards held: the new incumbent.
+    Kept,
+    /// Measured, not shown better (or a guard worsened): rolled back.
+    Reverted,
+    /// Never applied: the guardrails refused it.
+    Refused,
+    /// Applying or measuring it failed: rolled back.
+    Failed,
+}
+
+/// One guard's figures in a trial.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GuardResult {
+    /// Median of the guard over the incumbent's repeats.
+    pub incumbent: f64,
+    /// Median of the guard over the candidate's repeats.
+    pub candidate: f64,
+    /// Worsening against the incumbent, percent (positive: worse; infinite when it rose from zero).
+    pub worsening_pct: f64,
+    /// Within the guard's limit.
+    pub held: bool,
+}
+
+/// The measurement of a trial and the decision drawn from it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Judgement {
+    /// Kept, reverted, refused or failed.
+    pub decision: Decision,
+    /// One sentence with the evidence: the figures the decision rests on.
+    pub reason: String,
+    /// The objective statistic of each incumbent repeat, in run order.
+    pub incumbent: Vec<f64>,
+    /// The objective statistic of each candidate repeat, in run order.
+    pub candidate: Vec<f64>,
+    /// Improvement of the candidate's median over the incumbent's, percent (positive: better).
+    pub improvement_pct: f64,
+    /// Paired bootstrap 95 % interval of that improvement.
+    pub ci95_pct: (f64, f64),
+    /// Guard objectives by name.
+    pub guards: BTreeMap<String, GuardResult>,
+}
+
+impl Judgement {
+    /// A judgement for a trial that was never measured (refused or failed), with its reason.
+    pub fn unmeasured(decision: Decision, reason: impl Into<String>) -> Self {
+        Judgement { decision, reason: reason.into(), incumbent: vec![], candidate: vec![], improvement_pct: f64::NAN, ci95_pct: (f64::NAN, f64::NAN), guards: BTreeMap::new() }
+    }
+}
+
+/// Judges paired repeats (`incumbent[i]` and `candidate[i]` were run back to back).
+pub fn judge(spec: &ObjectiveSpec, incumbent: &[Measurement], candidate: &[Measurement], seed: u64) -> Judgement {
+    let n = incumbent.len().min(candidate.len());
+    let inc: Vec<f64> = incumbent[..n].iter().map(|m| spec.stat.of(m)).collect();
+    let cand: Vec<f64> = candidate[..n].iter().map(|m| spec.stat.of(m)).collect();
+    let guards = guard_results(spec, &incumbent[..n], &candidate[..n]);
+    let improvement = spec.improvement_pct(median(&inc), median(&cand));
+    let ci = if inc.iter().chain(&cand).all(|v| v.is_finite()) && n >= 2 { interval(spec.direction, &inc, &cand, seed) } else { (f64::NAN, f64::NAN) };
+    let broken: Vec<String> = guards.iter().filter(|(_, g)| !g.held).map(|(k, g)| format!("{k} {} → {} ({:+.1} %)", fmt(g.incumbent), fmt(g.candidate), g.worsening_pct)).collect();
+    let figures = format!("{:?} {} → {} ({:+.1} %, 95 % CI [{:+.1}, {:+.1}] over {n} paired repeats)", spec.stat, fmt(median(&inc)), fmt(median(&cand)), improvement, ci.0, ci.1);
+    let (decision, reason) = if n < 2 {
+        (Decision::Failed, format!("only {n} paired repeat(s) measured; at least 2 are needed for an interval"))
+    } else if !broken.is_empty() {
+        (Decision::Reverted, format!("{figures}; guard worsened past its limit: {}", broken.join(", ")))
+    } else if ci.0 > 0.0 {
+        (Decision::Kept, format!("{figures}: better, the interval excludes zero"))
+    } else if ci.1 < 0.0 {
+        (Decision::Reverted, format!("{figures}: worse, the interval excludes zero"))
+    } else {
+        (Decision::Reverted, format!("{figures}: not shown better (the interval includes zero)"))
+    };
+    Judgement { decision, reason, incumbent: inc, candidate: cand, improvement_pct: improvement, ci95_pct: ci, guards }
+}
+
+/// The paired interval of the improvement in the objective's direction.
+fn interval(direction: Direction, inc: &[f64], cand: &[f64], seed: u64) -> (f64, f64) {
+    let (lo, hi) = bootstrap_ci(inc, cand, median, RESAMPLES, seed, 0.95);
+    match direction {
+        // bootstrap_ci's improvement is (baseline − tuned) / baseline: lower is better already.
+        Direction::Lower => (lo, hi),
+        Direction::Higher => (-hi, -lo),
+    }
+}
+
+fn guard_results(spec: &ObjectiveSpec, inc: &[Measurement], cand: &[Measurement]) -> BTreeMap<String, GuardResult> {
+    let med = |ms: &[Measurement], name: &str| median(&ms.iter().map(|m| m.guards.get(name).copied().unwrap_or(f64::NAN)).collect::<Vec<_>>());
+    spec.guards
+        .iter()
+        .map(|g| {
+            let (i, c) = (med(inc, &g.name), med(cand, &g.name));
+            let rise = match g.direction {
+                Direction::Lower => c - i,
+                Direction::Higher => i - c,
+            };
+            let worsening = if rise <= 0.0 { 0.0 } else if i == 0.0 { f64::INFINITY } else { rise / i.abs() * 100.0 };
+            // A guard the runs did not report cannot be shown to hold.
+            let held = i.is_finite() && c.is_finite() && worsening <= g.max_worsening_pct;
+            (g.name.clone(), GuardResult { incumbent: i, candidate: c, worsening_pct: worsening, held })
+        })
+        .collect()
+}
+
+fn fmt(v: f64) -> String {
+    if v.abs() >= 100.0 { format!("{v:.0}") } else { format!("{v:.3}") }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::objective::{GuardLimit, Stat};
+    use super::*;
+
+    fn runs(centres: &[f64], errors: f64) -> Vec<Measurement> {
+        centres
+            .iter()
+            .map(|&c| Measurement { samples: (0..50).map(|i| c + (i % 5) as f64 * 0.01).collect(), seconds: 1.0, guards: BTreeMap::from([("errors".to_string(), errors)]) })
+            .collect()
+    }
+
+    fn spec() -> ObjectiveSpec {
+        ObjectiveSpec { stat: Stat::P95, direction: Direction::Lower, guards: vec![GuardLimit { name: "errors".into(), direction: Direction::Lower, max_worsening_pct: 0.0 }] }
+    }
+
+    #[test]
+    fn a_clearly_faster_candidate_is_kept() {
+        let j = judge(&spec(), &runs(&[10.0, 10.2, 9.9, 10.1, 10.0], 0.0), &runs(&[8.0, 8.1, 7.9, 8.2, 8.0], 0.0), 1);
+        assert_eq!(j.decision, Decision::Kept, "{}", j.reason);
+        assert!(j.ci95_pct.0 > 0.0);
+    }
+
+    #[test]
+    fn a_slower_candidate_is_reverted_with_the_figures() {
+        let j = judge(&spec(), &runs(&[10.0, 10.2, 9.9, 10.1, 10.0], 0.0), &runs(&[30.0, 31.0, 29.0, 30.5, 30.2], 0.0), 1);
+        assert_eq!(j.decision, Decision::Reverted);
+        assert!(j.reason.contains("worse"), "{}", j.reason);
+    }
+
+    #[test]
+    fn noise_alone_is_not_kept() {
+        let j = judge(&spec(), &runs(&[10.0, 10.4, 9.7, 10.1, 10.0], 0.0), &runs(&[10.1, 9.8, 10.3, 9.9, 10.0], 0.0), 1);
+        assert_eq!(j.decision, Decision::Reverted, "{}", j.reason);
+    }
+
+    #[test]
+    fn a_faster_candidate_that_starts_failing_requests_is_reverted() {
+        let j = judge(&spec(), &runs(&[10.0, 10.2, 9.9, 10.1], 0.0), &runs(&[8.0, 8.1, 7.9, 8.2], 3.0), 1);
+        assert_eq!(j.decision, Decision::Reverted);
+        assert!(j.reason.contains("errors"), "{}", j.reason);
+    }
+
+    #[test]
+    fn higher_is_better_objectives_keep_the_larger_score() {
+        let s = ObjectiveSpec { stat: Stat::Value, direction: Direction::Higher, guards: vec![] };
+        let j = judge(&s, &runs(&[100.0, 101.0, 99.0, 100.0], 0.0), &runs(&[120.0, 121.0, 119.0, 120.0], 0.0), 1);
+        assert_eq!(j.decision, Decision::Kept, "{}", j.reason);
+        assert!(j.improvement_pct > 15.0);
+    }
+}

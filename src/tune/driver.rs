@@ -1,0 +1,180 @@
+//! The loop: ask the sources for a candidate, check it against the
+//! guardrails, set it, measure it against the incumbent in interleaved
+//! repeats, keep it or put the incumbent back. Every exit path leaves the
+//! system on the incumbent (a kept value, or the start values).
+
+use super::candidate::{CandidateSource, Proposal};
+use super::decide::{Decision, Judgement, judge};
+use super::objective::{Measurement, ObjectiveSpec};
+use super::space::{SearchSpace, complete};
+use super::{ObjectiveSource, System, Trial, Values};
+use anyhow::Result;
+use serde::{Deserialize, Serialize};
+use std::time::{Duration, Instant};
+
+/// How much the loop may spend.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Settings {
+    /// Trials at most (a refused candidate counts: it used a proposal).
+    pub budget: usize,
+    /// Wall-clock limit; the trial running when it passes finishes first.
+    pub max_time: Option<Duration>,
+    /// Paired repeats per trial (incumbent, candidate, incumbent, candidate, ...).
+    pub repeats: usize,
+    /// Runs before each measured run of a configuration, not scored (caches, slow start).
+    pub warmup_runs: usize,
+    /// Seed of the bootstrap intervals.
+    pub seed: u64,
+}
+
+/// Why the loop stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stop {
+    /// `budget` trials were run.
+    Budget,
+    /// `max_time` passed.
+    Time,
+    /// Every source said it had nothing more.
+    Exhausted,
+}
+
+/// What a tune ends with.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Outcome {
+    /// The values in force before the first trial.
+    pub start: Values,
+    /// The incumbent at the end (the start values when nothing was kept); in force on the system.
+    pub best: Values,
+    /// Every trial, in order.
+    pub trials: Vec<Trial>,
+    /// Why the loop stopped.
+    pub stop: Stop,
+}
+
+/// Hears about the loop's progress (a progress bar, the state file).
+pub trait Observer {
+    /// A trial is about to be set and measured.
+    fn started(&mut self, _index: usize, _budget: usize, _source: &str, _values: &Values) -> Result<()> {
+        Ok(())
+    }
+    /// A trial ended; `incumbent` is what is in force now.
+    fn finished(&mut self, _trial: &Trial, _incumbent: &Values) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// An observer that ignores everything.
+pub struct Silent;
+impl Observer for Silent {}
+
+/// Guardrails over a complete assignment: `Err(reason)` refuses it unapplied.
+pub type Check<'a> = &'a dyn Fn(&Values) -> std::result::Result<(), String>;
+
+/// Everything one tune run needs.
+pub struct Loop<'a> {
+    /// Where values are set.
+    pub system: &'a mut dyn System,
+    /// What is measured.
+    pub objective: &'a mut dyn ObjectiveSource,
+    /// Asked in order; a source that returns `None` is not asked again.
+    pub sources: Vec<Box<dyn CandidateSource + 'a>>,
+    /// What may change.
+    pub space: &'a SearchSpace,
+    /// What is better.
+    pub spec: &'a ObjectiveSpec,
+    /// The guardrails.
+    pub check: Check<'a>,
+    /// Budget and repeats.
+    pub settings: Settings,
+}
+
+/// Runs the loop from `history` (empty for a fresh tune; a resumed tune passes its trials and incumbent).
+pub fn run(mut l: Loop, start: Values, incumbent: Values, mut history: Vec<Trial>, observer: &mut dyn Observer) -> Result<Outcome> {
+    let began = Instant::now();
+    let mut incumbent = incumbent;
+    let mut exhausted = vec![false; l.sources.len()];
+    let mut next = 0usize;
+    let stop = loop {
+        if history.len() >= l.settings.budget {
+            break Stop::Budget;
+        }
+        if l.settings.max_time.is_some_and(|t| began.elapsed() >= t) {
+            break Stop::Time;
+        }
+        let Some((source, candidate)) = next_candidate(&mut l, &mut exhausted, &mut next, &incumbent, &history)? else { break Stop::Exhausted };
+        let index = history.len() + 1;
+        let values = complete(&incumbent, &candidate.values);
+        observer.started(index, l.settings.budget, &source, &values)?;
+        let judgement = if values == incumbent {
+            Judgement::unmeasured(Decision::Refused, "the candidate equals the incumbent; nothing to measure")
+        } else {
+            match (l.check)(&values) {
+                Err(why) => Judgement::unmeasured(Decision::Refused, format!("refused by the guardrails, never applied: {why}")),
+                Ok(()) => trial(&mut l, &incumbent, &values, index as u64)?,
+            }
+        };
+        if judgement.decision == Decision::Kept {
+            incumbent = values.clone();
+        }
+        let t = Trial { index, source, values, rationale: candidate.rationale, supported: candidate.supported, judgement, elapsed_s: began.elapsed().as_secs_f64() };
+        observer.finished(&t, &incumbent)?;
+        history.push(t);
+    };
+    Ok(Outcome { start, best: incumbent, trials: history, stop })
+}
+
+/// The next candidate from the sources, round-robin, skipping exhausted ones.
+fn next_candidate(l: &mut Loop, exhausted: &mut [bool], next: &mut usize, incumbent: &Values, history: &[Trial]) -> Result<Option<(String, super::Candidate)>> {
+    let n = l.sources.len();
+    for _ in 0..n {
+        let i = *next % n;
+        *next += 1;
+        if exhausted[i] {
+            continue;
+        }
+        let p = Proposal { space: l.space, incumbent, history, objective: l.spec };
+        match l.sources[i].propose(&p)? {
+            Some(c) => return Ok(Some((l.sources[i].name(), c))),
+            None => exhausted[i] = true,
+        }
+    }
+    Ok(None)
+}
+
+/// Sets and measures one candidate in paired repeats; leaves the incumbent in force unless kept.
+fn trial(l: &mut Loop, incumbent: &Values, values: &Values, seed: u64) -> Result<Judgement> {
+    match measure_pairs(l, incumbent, values) {
+        Ok((inc, cand)) => {
+            let j = judge(l.spec, &inc, &cand, l.settings.seed ^ seed);
+            if j.decision == Decision::Kept {
+                l.system.set(values)?;
+            } else {
+                l.system.set(incumbent)?;
+            }
+            Ok(j)
+        }
+        Err(e) => {
+            // Put the incumbent back before anything else; a failure to do so is the caller's to report.
+            l.system.set(incumbent)?;
+            Ok(Judgement::unmeasured(Decision::Failed, format!("{e:#}; the incumbent was put back")))
+        }
+    }
+}
+
+/// Interleaved repeats: incumbent then candidate, `repeats` times (the order alternates to cancel drift).
+fn measure_pairs(l: &mut Loop, incumbent: &Values, values: &Values) -> Result<(Vec<Measurement>, Vec<Measurement>)> {
+    let (mut inc, mut cand) = (Vec::new(), Vec::new());
+    for r in 0..l.settings.repeats {
+        let order: [(&Values, bool); 2] = if r % 2 == 0 { [(incumbent, false), (values, true)] } else { [(values, true), (incumbent, false)] };
+        for (v, is_candidate) in order {
+            l.system.set(v)?;
+            for _ in 0..l.settings.warmup_runs {
+                l.objective.measure()?;
+            }
+            let m = l.objective.measure()?;
+            if is_candidate { cand.push(m) } else { inc.push(m) }
+        }
+    }
+    Ok((inc, cand))
+}
