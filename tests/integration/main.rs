@@ -9,6 +9,7 @@ mod bench; // live workloads in throwaway namespaces, quick mode: symptom, famil
 mod binding; // the limit that binds, with real sockets in throwaway namespaces: a cap the sockets do not run on is considered, not proposed (root)
 mod cli; // help, diagnose from CSV, plans as files
 mod cli_shape; // per-command flags, state in one place, the exit-code table, plans on stdin, man pages
+mod docs_commands; // every `semantos …` line of README.md and docs/*.md parses with the real definitions
 mod diagnose; // the diagnosis over a window: a limit-relative symptom found by every call under steady load in a namespace (root), --watch, sustained presence on CSV input
 mod export; // exports on real files: provenance headers, named TuneD profiles, flags of other formats; the Ansible playbook in check mode against real sshd
 mod fleet; // fleet rollout over real sshd in namespaces, ssh and Ansible engines; exporters
