@@ -45,6 +45,79 @@ pub struct ExperimentConfig {
     /// LLM backend settings for `semantos compare` (the `--llm-config` format; flags and that file win).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub llm: Option<crate::llm::settings::Partial>,
+    /// Closed-loop tuning on the simulator after the rules rounds (absent: the reproduction as before).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tune: Option<TuneSection>,
+}
+
+/// Candidate sources a simulator tune may name.
+pub const TUNE_SOURCES: [&str; 4] = ["rules", "compass", "tpe", "random"];
+
+/// The `tune:` section: the reproduction's closed-loop mode on the simulator.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TuneSection {
+    /// Trials at most (a refused candidate counts).
+    #[serde(default = "default_tune_budget")]
+    pub budget: usize,
+    /// Paired repeats per trial (incumbent and candidate, back to back).
+    #[serde(default = "default_tune_repeats")]
+    pub repeats: usize,
+    /// Candidate sources, asked in turn: `rules` (the reproduction's rules plan, once), `compass`, `tpe`, `random`.
+    #[serde(default = "default_tune_sources")]
+    pub sources: Vec<String>,
+    /// Seed of the tune's runs and intervals (default: the experiment's seed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+    /// Simulated seconds per measured run (default: `trial_seconds`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_seconds: Option<f64>,
+    /// Largest worsening of any one workload's p95 a kept trial may bring, percent against the incumbent.
+    #[serde(default)]
+    pub max_workload_worsening_pct: f64,
+}
+
+fn default_tune_budget() -> usize {
+    60
+}
+fn default_tune_repeats() -> usize {
+    3
+}
+fn default_tune_sources() -> Vec<String> {
+    ["rules", "tpe", "compass"].iter().map(|s| s.to_string()).collect()
+}
+
+impl TuneSection {
+    /// Checks the section; the message names the field, the value and what is valid.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(1..=1000).contains(&self.budget) {
+            return Err(format!("tune.budget: {} is out of range; use 1 to 1000 trials", self.budget));
+        }
+        if !(2..=50).contains(&self.repeats) {
+            return Err(format!("tune.repeats: {} is out of range; use 2 to 50 (an interval needs two paired repeats)", self.repeats));
+        }
+        if self.sources.is_empty() {
+            return Err(format!("tune.sources: empty; list one or more of {}", TUNE_SOURCES.join(", ")));
+        }
+        for (i, s) in self.sources.iter().enumerate() {
+            if !TUNE_SOURCES.contains(&s.as_str()) {
+                return Err(format!("tune.sources[{i}]: {s:?} is not a source the simulator tune has; use {} (an LLM is compared with `semantos compare --reasoners`)", TUNE_SOURCES.join(", ")));
+            }
+            if self.sources[..i].contains(s) {
+                return Err(format!("tune.sources[{i}]: {s:?} is named twice"));
+            }
+        }
+        if let Some(v) = self.run_seconds
+            && !(v.is_finite() && (15.0..=3600.0).contains(&v))
+        {
+            return Err(format!("tune.run_seconds: {v} is out of range; use 15 to 3600 simulated seconds"));
+        }
+        let w = self.max_workload_worsening_pct;
+        if !(w.is_finite() && (0.0..=100.0).contains(&w)) {
+            return Err(format!("tune.max_workload_worsening_pct: {w} is out of range; use 0 to 100"));
+        }
+        Ok(())
+    }
 }
 
 fn default_seed() -> u64 {
@@ -79,6 +152,7 @@ impl Default for ExperimentConfig {
             workloads: default_workloads(),
             policy: Policy::default(),
             llm: None,
+            tune: None,
         }
     }
 }
@@ -145,6 +219,9 @@ impl ExperimentConfig {
             if v.trim().is_empty() || v.contains(['\n', '#']) {
                 return Err(format!("host.start.{k}: {v:?} is not a plain value"));
             }
+        }
+        if let Some(t) = &self.tune {
+            t.validate()?;
         }
         self.policy.validate().map_err(|e| e.to_string())
     }

@@ -23,6 +23,8 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+pub mod tune;
+
 /// Input the reproduction refuses before writing anything.
 #[derive(Debug, thiserror::Error)]
 pub enum ReproError {
@@ -89,6 +91,9 @@ pub struct ReproReport {
     pub changes: Vec<(String, String, String)>,
     /// The evaluation summary.
     pub summary: Vec<SummaryRow>,
+    /// The closed-loop tune after the rules rounds (a config with a `tune:` section).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tune: Option<tune::TuneReport>,
 }
 
 fn current_values(store: &dyn SysctlStore, kb: &Kb) -> BTreeMap<String, Value> {
@@ -162,7 +167,12 @@ pub fn run(cfg: &ExperimentConfig, kb: &Kb, paths: &ReproPaths, config_label: &s
     let trials = evaluate(cfg, &baseline, &tuned, progress);
     let summary = summary::summarize(&trials, cfg.seed);
     write_results(&paths.results, &summary, &trials, cfg)?;
-    let report = ReproReport { seed: cfg.seed, trials: cfg.trials, rounds, changes, summary };
+    // Only with a user's plan absent: the closed loop starts from the rules plan.
+    let tune = match (&cfg.tune, plan) {
+        (Some(t), None) => Some(tune::run(cfg, kb, t, &changes, &paths.results)?),
+        _ => None,
+    };
+    let report = ReproReport { seed: cfg.seed, trials: cfg.trials, rounds, changes, summary, tune };
     let trace = serde_json::to_string_pretty(&report)?;
     apply::files::write_atomic(&paths.results.join("trace.json"), trace.as_bytes(), 0o644)?;
     Ok(report)

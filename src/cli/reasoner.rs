@@ -137,6 +137,9 @@ fn report_run(run: &llm::LlmRun) {
     for s in run.samples.iter().filter(|s| s.verdict != "ok") {
         eprintln!("semantos:   sample {} ({}): {}", s.index, s.format, s.detail.as_deref().unwrap_or(&s.verdict).replace('\n', "\n             "));
     }
+    for c in run.unsupported() {
+        eprintln!("semantos:   unsupported: the rationale for {} {}", c.key, c.failed.join("; "));
+    }
 }
 
 /// The LLM path of `recommend`: the checked plan to show, after the guardrails

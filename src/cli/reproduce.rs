@@ -107,6 +107,10 @@ pub fn run(a: &ReproduceArgs) -> Result<i32> {
         println!("  {k}: {from} → {to}");
     }
     println!("\n{}", summary::to_table(&report.summary));
+    if let Some(t) = &report.tune {
+        println!("{}", repro::tune::to_table(t));
+        println!("wrote {}, {}, {}", paths.results.join("tune_summary.csv").display(), paths.results.join("tune_sysctl.conf").display(), paths.results.join("tune_trace.json").display());
+    }
     println!("wrote {}, {}, {}, {}", paths.sysctl_conf.display(), paths.results.join("summary.csv").display(), paths.results.join("summary.svg").display(), paths.results.join("trace.json").display());
     Ok(0)
 }

@@ -15,6 +15,8 @@
 //! neither of them knows it exists. The optimiser's comparisons belong here
 //! too.
 
+pub mod closed;
+
 use crate::config::ExperimentConfig;
 use crate::eval::summary::{OVERALL, SummaryRow};
 use crate::kb::Kb;

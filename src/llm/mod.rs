@@ -19,10 +19,12 @@
 //! * `reply` — the reply schema and its strict parser.
 //! * `failure` — one verdict per way an exchange can fail.
 //! * `consistency` — agreement and uncertainty over k samples.
+//! * `claims` — every figure a rationale cites, checked against the evidence it was given.
 //! * `reasoner` — `LlmReasoner` (the `Reasoner` trait) and `propose` (guardrails, fall back).
 //! * `calibration` — (u, outcome) records, JSON lines.
 
 pub mod calibration;
+pub mod claims;
 pub mod consistency;
 pub mod failure;
 pub mod prompt;

@@ -5,6 +5,7 @@
 //! usable plan, fails or falls back to the rule engine as configured, saying
 //! which and why.
 
+use super::claims::{self, Support};
 use super::consistency::{self, Agreed};
 use super::failure::Failure;
 use super::prompt;
@@ -66,6 +67,8 @@ pub struct LlmRun {
     pub agreement: Option<f64>,
     /// The merged changes with their votes.
     pub agreed: Vec<Agreed>,
+    /// Per merged change, whether its rationale's claims match the evidence (`claims`).
+    pub claims: Vec<Support>,
     /// The plan, or why there is none.
     #[serde(skip)]
     pub result: Result<Plan, Failure>,
@@ -81,6 +84,16 @@ impl LlmRun {
         m
     }
 
+    /// Whether every rationale's claims match the evidence; `None` when the run has no plan.
+    pub fn supported(&self) -> Option<bool> {
+        self.result.as_ref().ok().map(|_| self.claims.iter().all(Support::supported))
+    }
+
+    /// The rationales with a claim that does not match the evidence.
+    pub fn unsupported(&self) -> Vec<&Support> {
+        self.claims.iter().filter(|c| !c.supported()).collect()
+    }
+
     /// One line for humans: `llm:m at URL: 3 of 3 sample(s) sent (not-json 1, ok 2), agreement 0.67; 4 change(s), 1 advice only`.
     pub fn summary(&self) -> String {
         let mut counts: Vec<String> = self.sample_counts().iter().map(|(k, v)| format!("{k} {v}")).collect();
@@ -89,6 +102,10 @@ impl LlmRun {
             counts.push(format!("{refused} change(s) refused for citation"));
         }
         let agreement = self.agreement.map(|a| format!(", agreement {a:.2}")).unwrap_or_default();
+        let unsupported = self.unsupported().len();
+        if unsupported > 0 {
+            counts.push(format!("{unsupported} rationale(s) unsupported by the evidence"));
+        }
         let plan = match &self.result {
             Ok(p) => format!("{} change(s), {} advice only (u ≥ τ = {})", p.changes.len(), p.changes.iter().filter(|c| c.advice_only).count(), self.tau),
             Err(f) => format!("no plan: [{}]", f.rule()),
@@ -166,7 +183,7 @@ impl LlmReasoner {
         plan.snapshot_digest = Some(findings.snapshot_digest.clone());
         // Until a sample says otherwise the plan is empty: with no findings (or no candidate
         // parameter) nothing is asked and the plan is empty, like the rule engine's.
-        let mut run = LlmRun { model: s.model.clone(), endpoint: s.endpoint.clone(), candidates: p.keys.clone(), k: s.samples, tau: s.tau, samples: Vec::new(), agreement: None, agreed: Vec::new(), result: Ok(plan.clone()) };
+        let mut run = LlmRun { model: s.model.clone(), endpoint: s.endpoint.clone(), candidates: p.keys.clone(), k: s.samples, tau: s.tau, samples: Vec::new(), agreement: None, agreed: Vec::new(), claims: Vec::new(), result: Ok(plan.clone()) };
         if findings.findings.is_empty() || p.keys.is_empty() {
             return run;
         }
@@ -213,6 +230,10 @@ impl LlmReasoner {
             let measurements: Vec<_> = a.finding_ids.iter().filter_map(|id| findings.get(id)).flat_map(|f| f.evidence.iter().cloned()).collect();
             let evidence = measurements.iter().map(|e| e.describe()).collect();
             let others = if a.others.is_empty() { String::new() } else { format!("; other values proposed: {}", a.others.iter().map(|(v, n)| format!("{v} ×{n}")).collect::<Vec<_>>().join(", ")) };
+            // Checked on the model's own words, before the bracket below adds figures of ours.
+            let support = claims::check(&a.rationale, &a.key, &a.value, findings, ctx, self.max_step);
+            let others = if support.supported() { others } else { format!("{others}; unsupported: {}", support.failed.join("; ")) };
+            run.claims.push(support);
             plan.changes.push(Change {
                 key: a.key.clone(),
                 from: ctx.current.get(&a.key).map(|v| v.to_string()),

@@ -16,6 +16,7 @@ pub mod decide;
 pub mod driver;
 pub mod objective;
 pub mod optimiser;
+pub mod sim;
 pub mod space;
 pub mod state;
 

@@ -38,7 +38,7 @@ fn expected() -> Vec<(&'static str, Vec<&'static [&'static str]>)> {
         ("dry-run", vec![TEL, PLAN, STATE, &["sysctl-root"], KB, JSON]),
         ("simulate", vec![REPRO, &["out", "windows", "seconds", "policy", "intent"], KB, JSON]),
         ("bench", vec![PLAN, &["quick", "reps", "out-dir", "cmd", "netns", "column", "allow-host", "cmd-timeout", "seed"], KB, JSON]),
-        ("compare", vec![REPRO, RESULTS, LLM, &["reasoners", "policy", "intent"], KB, JSON]),
+        ("compare", vec![REPRO, RESULTS, LLM, &["reasoners", "budget", "grid-points", "policy", "intent"], KB, JSON]),
         (
             "rollout",
             vec![
