@@ -6,6 +6,8 @@
 //! sample is the time of one batch, `achieved` the mappings that
 //! succeeded (beyond the limit `mmap` fails with ENOMEM). The pages are
 //! never touched, so the mappings cost address space and VMAs, not memory.
+//! The child then holds them for `HOLD`, as a running service would, so
+//! that the bench's telemetry during the run sees the process at its limit.
 //!
 //! `vm.max_map_count` is global: no namespace or cgroup has its own. The
 //! bench never lowers it; instead the process needs `over` times the
@@ -22,6 +24,11 @@ use std::time::{Duration, Instant};
 
 /// Largest host limit the scenario exercises: past it the process would need more VMAs than a bench should create.
 pub const MAX_HOST_LIMIT: u64 = 262_144;
+
+/// How long the process keeps its mappings after making them: a service at its limit stays there
+/// while it runs, and the telemetry taken during the run must be able to see it (the bench's
+/// process scan runs every 100 ms).
+const HOLD: Duration = Duration::from_millis(500);
 
 /// Slots of the shared result page: done, achieved, errors, batch count, then one nanosecond time per batch.
 const HEADER: usize = 4;
@@ -70,7 +77,7 @@ fn now_ns() -> i64 {
     ts.tv_sec * 1_000_000_000 + ts.tv_nsec
 }
 
-/// The child: maps `wanted` regions in batches, records into `slots`, exits. Never returns.
+/// The child: maps `wanted` regions in batches, records into `slots`, then holds them until killed. Never returns.
 unsafe fn child(slots: *mut AtomicI64, wanted: u64, batch: usize) -> ! {
     let slot = |i: usize| unsafe { &*slots.add(i) };
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
@@ -95,7 +102,10 @@ unsafe fn child(slots: *mut AtomicI64, wanted: u64, batch: usize) -> ! {
     slot(2).store(failed, Ordering::Relaxed);
     slot(3).store(b as i64, Ordering::Relaxed);
     slot(0).store(1, Ordering::SeqCst);
-    unsafe { libc::_exit(0) }
+    // Hold the mappings, as the service this stands for keeps running, until the parent ends it.
+    loop {
+        unsafe { libc::pause() };
+    }
 }
 
 impl Workload for MapHeavy {
@@ -117,7 +127,7 @@ impl Workload for MapHeavy {
         }
         let slots: *mut AtomicI64 = page.cast();
         let result = (|| -> Result<RunOutput> {
-            // SAFETY: the child runs `child` only (raw system calls on the page mapped above) and exits.
+            // SAFETY: the child runs `child` only (raw system calls on the page mapped above) until it is killed.
             let pid = unsafe { libc::fork() };
             if pid < 0 {
                 bail!("fork for the mapping process: {}", std::io::Error::last_os_error());
@@ -127,25 +137,29 @@ impl Workload for MapHeavy {
             }
             let deadline = Instant::now() + self.timeout;
             let mut status = 0;
-            loop {
+            // SAFETY: slots within the page, written by the child with atomics.
+            let slot = |i: usize| unsafe { (*slots.add(i)).load(Ordering::SeqCst) };
+            let end = |status: &mut i32| unsafe {
                 // SAFETY: our own child.
-                let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
-                if r == pid {
+                libc::kill(pid, libc::SIGKILL);
+                libc::waitpid(pid, status, 0);
+            };
+            loop {
+                if slot(0) == 1 {
+                    // It holds its mappings for HOLD, as a running service would, then is ended.
+                    std::thread::sleep(HOLD);
+                    end(&mut status);
                     break;
                 }
+                // SAFETY: our own child.
+                if unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) } == pid {
+                    bail!("the mapping process ended without reporting (wait status {status:#x})");
+                }
                 if Instant::now() > deadline {
-                    unsafe {
-                        libc::kill(pid, libc::SIGKILL);
-                        libc::waitpid(pid, &mut status, 0);
-                    }
+                    end(&mut status);
                     bail!("the mapping process did not finish {wanted} mappings within {} s and was killed", self.timeout.as_secs());
                 }
                 std::thread::sleep(Duration::from_millis(5));
-            }
-            // SAFETY: slots within the page; the child has exited.
-            let slot = |i: usize| unsafe { (*slots.add(i)).load(Ordering::SeqCst) };
-            if slot(0) != 1 {
-                bail!("the mapping process ended without reporting (wait status {status:#x})");
             }
             let samples_ms = (0..slot(3) as usize).map(|b| slot(HEADER + b) as f64 / 1e6).collect();
             Ok(RunOutput { samples_ms, errors: slot(2) as u64, wanted, achieved: slot(1) as u64, ..Default::default() })

@@ -16,12 +16,32 @@
 //! counters (`netstat.*`, `snmp.*`, and sockstat's per-namespace `inuse` and
 //! `tw`) are summed, machine-wide files (meminfo, vmstat, PSI, softnet) are
 //! taken once, and one socket aggregator sees the sockets of both.
+//!
+//! Limits that bind per process or per user (inotify watches, memory
+//! mappings, open files) are held only while the workload runs: a scan
+//! before the run finds nothing yet, one after it nothing any more. So a
+//! probe that reads the real `/proc` (the stages that run on the host or in a
+//! user namespace, `NsProbe::host`) also runs the bounded process scan of
+//! `telemetry::proc_scan` while the workload runs (at most every
+//! `SCAN_EVERY`), and the snapshot after the run carries, for each such
+//! limit, the scan that found its holder nearest it (`ScanPeak`). A network
+//! namespace's view has no process directories and is not scanned.
+//!
+//! A workload in a throwaway user namespace runs under that namespace's own
+//! `/proc/sys/user/*` limits, which a reader in the initial namespace does
+//! not see. The stage sets them from its sandbox tree (the file the apply
+//! writes), so the probe reads them there (`with_namespace_limits`) and
+//! states the limit in force as the namespace itself would read it.
 
 use super::netns::{Netns, run_in};
+use crate::sysctl::{SysctlKey, SysctlStore, TreeStore};
 use crate::telemetry::Snapshot;
+use crate::telemetry::limits::inotify_limit;
+use crate::telemetry::proc_scan::{ScanCaps, scan};
 use crate::telemetry::procfs::ProcReader;
 use crate::telemetry::sockdiag::{SockAggregator, SockDiag, States, available_congestion_control};
 use anyhow::{Context, Result};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -30,6 +50,10 @@ use std::time::{Duration, Instant};
 /// Entries of the per-namespace `/proc` view that link to the real `/proc`.
 const MACHINE_WIDE: [&str; 5] = ["meminfo", "vmstat", "loadavg", "pressure", "sys"];
 
+/// Shortest time between two process scans while a workload runs: a scan lists every process's
+/// `fd/` and reads the `maps` of the largest, so it does not follow the socket cadence.
+const SCAN_EVERY: Duration = Duration::from_millis(100);
+
 /// The readers of one namespace.
 pub struct NsProbe {
     /// Namespace name (`host` for the bench's own).
@@ -37,6 +61,10 @@ pub struct NsProbe {
     reader: ProcReader,
     diag: Mutex<SockDiag>,
     view: PathBuf,
+    /// The proc root whose processes are scanned while the workload runs (`None`: a view without them).
+    scan_root: Option<PathBuf>,
+    /// The workload's user-namespace limits: the sandbox tree and (KB key, the namespace's `/proc/sys` file).
+    ns_limits: Option<(PathBuf, Vec<(String, String)>)>,
 }
 
 impl Drop for NsProbe {
@@ -69,7 +97,7 @@ impl NsProbe {
             let diag = SockDiag::open().with_context(|| format!("netns {name}: opening sock_diag"))?;
             Ok((reader, diag))
         })?;
-        Ok(NsProbe { name, reader, diag: Mutex::new(diag), view })
+        Ok(NsProbe { name, reader, diag: Mutex::new(diag), view, scan_root: None, ns_limits: None })
     }
 
     /// The readers a user's `semantos diagnose` on the host has: the real `/proc` (every process
@@ -77,8 +105,97 @@ impl NsProbe {
     pub fn host() -> Result<NsProbe> {
         let reader = ProcReader::new().keep_open().context("host: opening /proc")?;
         let diag = SockDiag::open().context("host: opening sock_diag")?;
-        Ok(NsProbe { name: "host".into(), reader, diag: Mutex::new(diag), view: PathBuf::new() })
+        Ok(NsProbe { name: "host".into(), reader, diag: Mutex::new(diag), view: PathBuf::new(), scan_root: Some("/proc".into()), ns_limits: None })
     }
+
+    /// Reads the limits of the workload's user namespace from the sandbox tree at `tree`, where the
+    /// stage keeps them: each `(KB key, file)` becomes `sysctl.<file with / as .>`, as a reader inside
+    /// the namespace sees `/proc/sys/<file>`, and the inotify limits in force are recomputed.
+    pub fn with_namespace_limits(mut self, tree: &Path, files: &[(&str, &str)]) -> NsProbe {
+        self.ns_limits = Some((tree.to_path_buf(), files.iter().map(|(k, f)| (k.to_string(), f.to_string())).collect()));
+        self
+    }
+
+    /// One snapshot now, with the namespace's limits when it has its own.
+    fn snapshot(&self) -> Result<Snapshot> {
+        let mut snap = self.reader.snapshot(unix_ms()).with_context(|| format!("netns {}: reading /proc", self.name))?;
+        let Some((tree, files)) = &self.ns_limits else { return Ok(snap) };
+        let store = TreeStore::sandbox(tree);
+        for (key, file) in files {
+            let v = store.read(&SysctlKey::parse(key)?).with_context(|| format!("reading {key} from the user namespace's limits at {}", tree.display()))?;
+            let n: f64 = v.as_str().trim().parse().with_context(|| format!("{key} in {} holds {:?}, not one number", tree.display(), v.as_str()))?;
+            snap.set(format!("sysctl.{}", file.replace('/', ".")), n);
+        }
+        for (limit, initial, own) in [
+            ("inotify.limit.watches", "sysctl.fs.inotify.max_user_watches", "sysctl.user.max_inotify_watches"),
+            ("inotify.limit.instances", "sysctl.fs.inotify.max_user_instances", "sysctl.user.max_inotify_instances"),
+        ] {
+            if let Some(l) = inotify_limit(snap.get(initial), snap.get(own)) {
+                snap.set(limit, l);
+            }
+        }
+        Ok(snap)
+    }
+}
+
+/// The process-scan gauges whose holder comes and goes with the workload, each group read together
+/// (count, pid, uid of one holder): (prefix, count, the limit it is a share of when per holder).
+const PEAK_GROUPS: [(&str, &str, Option<&str>); 4] = [
+    ("proc.fd.top.", "proc.fd.top.open", Some("proc.fd.top.soft_limit")),
+    ("proc.maps.top.", "proc.maps.top.count", None),
+    ("inotify.watches.top.", "inotify.watches.top.count", None),
+    ("inotify.instances.top.", "inotify.instances.top.count", None),
+];
+
+/// The worst moment of the in-run process scans: per `PEAK_GROUPS` entry the whole group from the
+/// scan whose holder was nearest its limit, and every other scan gauge at its largest.
+#[derive(Debug, Default)]
+struct ScanPeak {
+    groups: BTreeMap<&'static str, (f64, Vec<(String, f64)>)>,
+    rest: BTreeMap<String, f64>,
+    scans: usize,
+}
+
+impl ScanPeak {
+    fn observe(&mut self, metrics: &[(String, f64)]) {
+        self.scans += 1;
+        let get = |n: &str| metrics.iter().find(|(k, _)| k == n).map(|(_, v)| *v);
+        for (prefix, count, per) in PEAK_GROUPS {
+            let Some(n) = get(count) else { continue };
+            let level = match per.map(get) {
+                Some(Some(d)) if d > 0.0 => n / d,
+                Some(_) => 0.0,
+                None => n,
+            };
+            if self.groups.get(prefix).is_none_or(|(l, _)| level > *l) {
+                self.groups.insert(prefix, (level, metrics.iter().filter(|(k, _)| k.starts_with(prefix)).cloned().collect()));
+            }
+        }
+        for (k, v) in metrics.iter().filter(|(k, _)| !PEAK_GROUPS.iter().any(|(p, ..)| k.starts_with(p))) {
+            let e = self.rest.entry(k.clone()).or_insert(*v);
+            *e = e.max(*v);
+        }
+    }
+
+    /// Puts the peaks into `snap` in place of its own scan's (taken after the workload ended).
+    fn add_to(&self, snap: &mut Snapshot) {
+        if self.scans == 0 {
+            return;
+        }
+        for (k, v) in self.groups.values().flat_map(|(_, g)| g.iter().map(|(k, v)| (k, v))).chain(&self.rest) {
+            snap.set(k.clone(), *v);
+        }
+    }
+}
+
+/// One bounded process scan of every probe that has processes to scan.
+fn scan_probes(probes: &[NsProbe], max_map_count: Option<u64>, peak: &mut ScanPeak) -> Result<()> {
+    for (p, root) in probes.iter().filter_map(|p| Some((p, p.scan_root.as_ref()?))) {
+        let mut m = Vec::new();
+        scan(root, &ScanCaps::default(), max_map_count).with_context(|| format!("{}: scanning the processes under {}", p.name, root.display()))?.metrics(&mut m);
+        peak.observe(&m);
+    }
+    Ok(())
 }
 
 fn unix_ms() -> u64 {
@@ -118,7 +235,7 @@ pub struct Observed {
 
 /// Runs `f` while sampling `probes` every `every`; returns `f`'s result and the telemetry.
 pub fn observe<T: Send>(probes: &[NsProbe], every: Duration, f: impl FnOnce() -> Result<T> + Send) -> Result<(T, Observed)> {
-    let snap = |p: &NsProbe| p.reader.snapshot(unix_ms()).with_context(|| format!("netns {}: reading /proc", p.name));
+    let snap = |p: &NsProbe| p.snapshot();
     // Sockets already open belong to an earlier run (orphans still closing over a long path): not this run's.
     let mut earlier = std::collections::HashSet::new();
     for p in probes {
@@ -126,10 +243,13 @@ pub fn observe<T: Send>(probes: &[NsProbe], every: Duration, f: impl FnOnce() ->
         earlier.extend(d.dump(States::FULL).with_context(|| format!("netns {}: dumping TCP sockets", p.name))?.into_iter().filter(|r| !r.is_listener()).map(|r| r.cookie));
     }
     let before = merge(&probes.iter().map(snap).collect::<Result<Vec<_>>>()?);
+    let max_map_count = before.get("sysctl.vm.max_map_count").map(|v| v as u64);
     let stop = AtomicBool::new(false);
     let (value, agg) = std::thread::scope(|s| {
-        let sampler = s.spawn(|| -> Result<SockAggregator> {
+        let sampler = s.spawn(|| -> Result<(SockAggregator, ScanPeak)> {
             let mut agg = SockAggregator::new(available_congestion_control());
+            let mut peak = ScanPeak::default();
+            let mut next_scan = Instant::now();
             let t0 = Instant::now();
             loop {
                 // One last dump after the workload ended: connections still open show their final counters.
@@ -142,7 +262,11 @@ pub fn observe<T: Send>(probes: &[NsProbe], every: Duration, f: impl FnOnce() ->
                     agg.observe(t, &recs);
                 }
                 if last {
-                    return Ok(agg);
+                    return Ok((agg, peak));
+                }
+                if Instant::now() >= next_scan {
+                    scan_probes(probes, max_map_count, &mut peak)?;
+                    next_scan = Instant::now() + SCAN_EVERY.max(every);
                 }
                 std::thread::sleep(every);
             }
@@ -153,9 +277,10 @@ pub fn observe<T: Send>(probes: &[NsProbe], every: Duration, f: impl FnOnce() ->
         (value, agg)
     });
     let value = value?;
-    let agg = agg??;
+    let (agg, peak) = agg??;
     let mut after = merge(&probes.iter().map(snap).collect::<Result<Vec<_>>>()?);
     agg.add_to(&mut after);
+    peak.add_to(&mut after);
     Ok((value, Observed { before, after, dumps: agg.samples() }))
 }
 
@@ -179,5 +304,39 @@ mod tests {
         assert_eq!(m.get("sockstat.TCP.inuse"), Some(7.0));
         assert_eq!(m.get("sockstat.TCP.mem"), Some(7.0), "TCP memory is machine-wide");
         assert_eq!(m.get("vmstat.nr_dirty"), Some(100.0));
+    }
+
+    #[test]
+    fn the_after_snapshot_keeps_each_holder_from_the_scan_nearest_its_limit_not_the_empty_one_after_the_run() {
+        let scan = |watches: f64, pid: f64, maps: f64, open: f64, soft: f64| {
+            vec![
+                ("inotify.watches.top.count".to_string(), watches),
+                ("inotify.watches.top.pid".to_string(), pid),
+                ("proc.maps.top.count".to_string(), maps),
+                ("proc.maps.top.pid".to_string(), pid),
+                ("proc.fd.top.open".to_string(), open),
+                ("proc.fd.top.soft_limit".to_string(), soft),
+                ("proc.fd.top.pid".to_string(), pid),
+                ("scan.procs".to_string(), pid),
+            ]
+        };
+        let mut peak = ScanPeak::default();
+        let mut after = Snapshot::new(HostFacts::default(), 1);
+        peak.add_to(&mut after);
+        assert!(after.metrics.is_empty(), "no scan ran: the snapshot's own readings stay");
+        peak.observe(&scan(10.0, 7.0, 65000.0, 900.0, 1024.0));
+        peak.observe(&scan(8192.0, 9.0, 3.0, 10.0, 1024.0));
+        peak.observe(&scan(0.0, 11.0, 0.0, 60.0, 64.0));
+        // What the scan after the run finds: nobody holds anything any more.
+        for (k, v) in scan(0.0, 0.0, 0.0, 0.0, 0.0) {
+            after.set(k, v);
+        }
+        peak.add_to(&mut after);
+        let g = |k: &str| after.get(k).unwrap();
+        assert_eq!((g("inotify.watches.top.count"), g("inotify.watches.top.pid")), (8192.0, 9.0));
+        assert_eq!((g("proc.maps.top.count"), g("proc.maps.top.pid")), (65000.0, 7.0));
+        // Open files are judged against the holder's own limit: 60 of 64 is nearer than 900 of 1024.
+        assert_eq!((g("proc.fd.top.open"), g("proc.fd.top.soft_limit"), g("proc.fd.top.pid")), (60.0, 64.0, 11.0));
+        assert_eq!(g("scan.procs"), 11.0);
     }
 }

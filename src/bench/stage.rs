@@ -121,7 +121,9 @@ pub fn build(sc: &Scenario, work: &Path, allow_host: bool) -> Result<Staged> {
             let files: Vec<String> = keys.iter().map(|(k, f)| format!("{k} as /proc/sys/{f}")).collect();
             let description = format!("a fresh user namespace per run, its limits ({}) from the sandbox tree {}; the host's limits are not touched", files.join(", "), tree.display());
             let target = Target::Tree(tree.clone(), keys.iter().map(|(k, _)| k.to_string()).collect());
-            Ok(Staged { probes: vec![NsProbe::host()?], target, description, topo: None, tree: Some(tree), host: None })
+            // The workload runs under the namespace's limits, which the stage keeps in the tree: the probe reads them there.
+            let probe = NsProbe::host()?.with_namespace_limits(&tree, keys);
+            Ok(Staged { probes: vec![probe], target, description, topo: None, tree: Some(tree), host: None })
         }
         Stage::Host { keys } => {
             if !allow_host {

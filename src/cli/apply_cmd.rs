@@ -13,12 +13,59 @@ use super::writes;
 use crate::apply::{self, ApplyOptions, AuditLog, HostIdentity, Monitor, OnRegression, Outcome};
 use crate::safety::guard::guarded;
 use crate::rollout::live::LiveMonitor;
+use crate::rollout::objective_gate::{Objective, ObjectiveGate};
 use crate::safety::Policy;
 use crate::sysctl::store::FaultyStore;
-use crate::telemetry::procfs::ProcReader;
+use crate::tune::{Direction, ObjectiveSpec, Stat};
 use anyhow::Result;
 use clap::Args;
 use std::time::Duration;
+
+/// `apply`'s objective gate: the user's own metric, measured before the writes and after each batch.
+#[derive(Debug, Clone, Args)]
+pub struct ObjectiveGateArgs {
+    /// Gate the apply on your own metric: run CMD (it prints one number per line, or CSV with --column) --repeats times before the writes and again after each batch's monitor window; roll back (exit 4) when it is worse with its 95 % interval excluding zero, or fails only after the change.
+    #[arg(long, value_name = "CMD")]
+    pub objective_cmd: Option<String>,
+    /// The statistic of one run's numbers that is the objective.
+    #[arg(long, value_enum, default_value_t = Stat::P99, requires = "objective_cmd")]
+    pub stat: Stat,
+    /// Whether lower or higher is better (default: higher for throughput, lower otherwise).
+    #[arg(long, value_enum, requires = "objective_cmd")]
+    pub goal: Option<Direction>,
+    /// CSV column (header name or 1-based index) of --objective-cmd's output holding the number.
+    #[arg(long, value_name = "NAME|N", requires = "objective_cmd")]
+    pub column: Option<String>,
+    /// Runs of --objective-cmd before the writes, and again after each batch (2 to 100).
+    #[arg(long, default_value_t = 5, value_name = "N", requires = "objective_cmd")]
+    pub repeats: usize,
+    /// Seconds one run of --objective-cmd may take; then it is killed with its process group and counts as failed.
+    #[arg(long, default_value_t = 60.0, value_name = "SECONDS", requires = "objective_cmd")]
+    pub cmd_timeout: f64,
+}
+
+impl Default for ObjectiveGateArgs {
+    fn default() -> Self {
+        Self { objective_cmd: None, stat: Stat::P99, goal: None, column: None, repeats: 5, cmd_timeout: 60.0 }
+    }
+}
+
+/// The objective `o` asks for, checked; `None` without --objective-cmd. The command runs where `apply` runs (its network namespace).
+fn objective(o: &ObjectiveGateArgs) -> Result<Option<Objective>> {
+    let Some(cmd) = &o.objective_cmd else { return Ok(None) };
+    if cmd.trim().is_empty() {
+        return Err(invalid("--objective-cmd is empty; give the shell command that prints your metric"));
+    }
+    if !(2..=100).contains(&o.repeats) {
+        return Err(invalid(format!("--repeats {} is invalid; use 2 to 100 (an interval needs at least two paired runs)", o.repeats)));
+    }
+    if !(o.cmd_timeout.is_finite() && o.cmd_timeout > 0.0 && o.cmd_timeout <= 86400.0) {
+        return Err(invalid(format!("--cmd-timeout {} is invalid; use seconds in (0, 86400] (the default is 60)", o.cmd_timeout)));
+    }
+    let command = crate::eval::harness::UserCommand { cmd: cmd.clone(), netns: None, column: o.column.clone(), timeout: Duration::from_secs_f64(o.cmd_timeout) };
+    let spec = ObjectiveSpec { stat: o.stat, direction: o.goal.unwrap_or(o.stat.default_direction()), guards: Vec::new() };
+    Ok(Some(Objective { cmd: command, spec, repeats: o.repeats }))
+}
 
 /// Arguments of `apply`.
 #[derive(Debug, Clone, Args)]
@@ -39,6 +86,8 @@ pub struct ApplyArgs {
     #[command(flatten)]
     pub health_timeout: HealthTimeoutArg,
     #[command(flatten)]
+    pub objective: ObjectiveGateArgs,
+    #[command(flatten)]
     pub state: StateArgs,
     #[command(flatten)]
     pub force: ForceArg,
@@ -55,6 +104,7 @@ const APPLY_HELP: &str = "Examples:
   sudo semantos apply                                  recommend from live telemetry and apply
   sudo semantos apply --plan plan.json --policy policy.yaml
   sudo semantos apply --plan 90-tuning.conf --health-cmd 'curl -fsS localhost/health'
+  sudo semantos apply --plan plan.conf --objective-cmd './probe --print-latency-ms' --stat p99 --repeats 5
   sudo semantos apply --plan - --monitor-seconds 0 < plan.json
   semantos apply --sysctl-root /tmp/tree --state-dir /tmp/state --plan plan.conf";
 
@@ -107,6 +157,7 @@ pub fn apply(a: &ApplyArgs) -> Result<i32> {
     let pol = common::policy(&a.policy, &kb)?;
     let health_limit = health_timeout(&a.health_timeout, &pol)?;
     let window = common::monitor_seconds(a.watch.monitor_seconds.unwrap_or(pol.monitor_seconds))?;
+    let gate = objective(&a.objective)?;
     let tree = common::store(&a.tree.sysctl_root);
     writes::require_root(&tree, "apply")?;
     let st = writes::resolve(&a.state);
@@ -148,9 +199,16 @@ pub fn apply(a: &ApplyArgs) -> Result<i32> {
     let mut monitor: Box<dyn Monitor> = if window == 0.0 {
         Box::new(HealthOnly { cmd: a.watch.health_cmd.clone(), limit: health_limit })
     } else {
-        let reader = ProcReader::with_roots(&a.telemetry.proc_root, "/sys");
-        Box::new(LiveMonitor::new(reader, &kb, Duration::from_secs_f64(window), a.watch.health_cmd.clone(), p.findings.clone(), pol.monitor_new_symptoms, pol.monitor_worsening_factor).with_health_timeout(health_limit))
+        // The window `diagnose` takes, from the same sampler: listeners and the limits the KB's ratios divide by.
+        let mut live = super::sampling::LiveSampler::open(&a.telemetry, &a.tree.sysctl_root, &kb)?;
+        let window_of = Box::new(move |span: Duration| live.window(span, super::sampling::DEFAULT_SAMPLES));
+        Box::new(LiveMonitor::new(window_of, &kb, Duration::from_secs_f64(window), a.watch.health_cmd.clone(), p.findings.clone(), pol.monitor_new_symptoms, pol.monitor_worsening_factor).with_health_timeout(health_limit))
     };
+    if let Some(o) = gate {
+        // The baseline is measured now, before anything is written; a command that fails here stops the apply.
+        let baseline = crate::rollout::objective_gate::measure(&o).map_err(|e| invalid(format!("{e:#}")))?;
+        monitor = Box::new(ObjectiveGate::new(o, baseline, monitor));
+    }
     let now = common::now_ms();
     let opts = ApplyOptions {
         paths: writes::paths(&st),

@@ -69,6 +69,7 @@ fn seed_applier(cli: &Cli) -> Result<i32> {
             tree: cli.tree.clone(),
             watch: cli.watch.clone(),
             health_timeout: cli.health_timeout.clone(),
+            objective: Default::default(),
             state: cli.state.clone(),
             force: cli.force.clone(),
             rollout_id: None,

@@ -28,29 +28,7 @@ pub fn telemetry(t: &TelemetryArgs, sysctl_root: &Path, kb: &Kb, samples: usize)
         return crate::telemetry::csv::read_file(path).map_err(|e| invalid(format!("{e:#}")));
     }
     let mut live = LiveSampler::open(t, sysctl_root, kb)?;
-    let n = samples.max(2);
-    let step = Duration::from_secs_f64(t.interval / (n - 1) as f64);
-    // The live host's sockets over the window (sock_diag, every 50 ms): which limit each runs on.
-    // Not for a fixture /proc or a sandbox tree, whose sockets these are not.
-    let store = common::store(sysctl_root);
-    let on_host = t.proc_root == Path::new("/proc") && store.root().starts_with("/proc");
-    let caps = BufferCaps::read(store.root());
-    let mut snaps = vec![live.sample()?];
-    for _ in 1..n {
-        // Each sub-interval's sockets are sampled over that sub-interval (every 50 ms) and join the
-        // snapshot that closes it, so a per-socket signal is judged per sub-interval like the rest.
-        let socks = if on_host { crate::telemetry::sockdiag::sample_window(step, Duration::from_millis(50), caps).ok() } else { None };
-        if socks.is_none() {
-            std::thread::sleep(step);
-        }
-        let mut snap = live.sample()?;
-        for (k, v) in socks.map(|a| a.metrics()).unwrap_or_default() {
-            // The per-sample listener gauges stay as sampled.
-            snap.metrics.entry(k).or_insert(v);
-        }
-        snaps.push(snap);
-    }
-    Ok(snaps)
+    live.window(Duration::from_secs_f64(t.interval), samples)
 }
 
 /// Reads one live snapshot at a time: `/proc`, the listening sockets of this
@@ -63,6 +41,10 @@ pub struct LiveSampler {
     diag: Option<crate::telemetry::sockdiag::SockDiag>,
     store: TreeStore,
     limits: Vec<(String, SysctlKey)>,
+    /// The caps the live host's sockets run on, when they are this host's (not for a fixture
+    /// /proc or a sandbox tree, whose sockets these are not): each sub-interval's sockets are then
+    /// sampled over it.
+    sockets: Option<BufferCaps>,
 }
 
 impl LiveSampler {
@@ -82,7 +64,33 @@ impl LiveSampler {
         limits.dedup_by(|a, b| a.0 == b.0);
         // No sock_diag (a kernel without it, a seccomp profile): listener symptoms say "no data".
         let diag = crate::telemetry::sockdiag::SockDiag::open().ok();
-        Ok(LiveSampler { reader: ProcReader::with_roots(&t.proc_root, "/sys"), diag, store: common::store(sysctl_root), limits })
+        let store = common::store(sysctl_root);
+        let on_host = t.proc_root == Path::new("/proc") && store.root().starts_with("/proc");
+        let sockets = on_host.then(|| BufferCaps::read(store.root()));
+        Ok(LiveSampler { reader: ProcReader::with_roots(&t.proc_root, "/sys"), diag, store, limits, sockets })
+    }
+
+    /// `samples` snapshots (at least two) spread evenly over `span`: the window a diagnosis judges
+    /// (`diagnose`, `recommend`, `apply`'s baseline) and the one `apply`'s monitor judges after each batch.
+    pub fn window(&mut self, span: Duration, samples: usize) -> Result<Vec<Snapshot>> {
+        let n = samples.max(2);
+        let step = span / (n - 1) as u32;
+        let mut snaps = vec![self.sample()?];
+        for _ in 1..n {
+            // Each sub-interval's sockets are sampled over that sub-interval (every 50 ms) and join the
+            // snapshot that closes it, so a per-socket signal is judged per sub-interval like the rest.
+            let socks = self.sockets.and_then(|caps| crate::telemetry::sockdiag::sample_window(step, Duration::from_millis(50), caps).ok());
+            if socks.is_none() {
+                std::thread::sleep(step);
+            }
+            let mut snap = self.sample()?;
+            for (k, v) in socks.map(|a| a.metrics()).unwrap_or_default() {
+                // The per-sample listener gauges stay as sampled.
+                snap.metrics.entry(k).or_insert(v);
+            }
+            snaps.push(snap);
+        }
+        Ok(snaps)
     }
 
     /// One snapshot now.

@@ -564,7 +564,7 @@ when = [{ metric = "made.up", measure = "ratio", op = ">", value = 1.0 }]
             ("vm.dirty_expire_centisecs", "Int|Some(100)|Some(360000)|[\"dirty_writeback_stalls\"]|[\"dirty_throttling\"]|None|Lower/Raise/Lower/Lower|1500/1500/1500/1500|None|[]|false"),
             ("vm.swappiness", "Int|Some(0)|Some(200)|[\"swap_in_stalls\"]|[\"file_cache_thrashing\"]|None|Lower/Lower/Keep/Lower|10/30/20/20|None|[]|false"),
             ("vm.watermark_scale_factor", "Int|Some(1)|Some(1000)|[\"direct_reclaim_stalls\"]|[]|None|Raise/Raise/Keep/Raise|100/50/50/50|None|[]|false"),
-            ("net.core.somaxconn", "Int|Some(128)|Some(65535)|[\"accept_queue_overflow\", \"syn_queue_drops\", \"syn_queue_full_cookies\"]|[]|None|Raise/Raise/Raise/Raise|4096/8192/4096/4096|None|[(None, Some(\"listen.backlog.max\"), \">=\", \"$net.core.somaxconn\")]|false"),
+            ("net.core.somaxconn", "Int|Some(128)|Some(65535)|[\"accept_queue_overflow\", \"accept_queue_full\", \"syn_queue_drops\", \"syn_queue_full_cookies\"]|[]|None|Raise/Raise/Raise/Raise|4096/8192/4096/4096|None|[(None, Some(\"listen.backlog.max\"), \">=\", \"$net.core.somaxconn\")]|false"),
             ("net.core.netdev_max_backlog", "Int|Some(1000)|Some(262144)|[\"softnet_backlog_drops\"]|[]|None|Raise/Raise/Raise/Raise|8192/16384/8192/8192|None|[]|false"),
             ("net.core.netdev_budget", "Int|Some(300)|Some(4000)|[\"softnet_time_squeeze\"]|[]|None|Raise/Raise/Raise/Raise|600/1200/600/600|None|[]|false"),
             ("net.ipv4.tcp_rmem", "Ints|Some(4096)|Some(1073741824)|[\"receive_window_limited\"]|[]|Some(2)|Raise/Raise/Keep/Raise|///|Some((\"sock.bdp_bytes.max\", 4.0, true))|[]|true"),

@@ -1,5 +1,11 @@
 //! The monitor on a real host: after each batch it watches telemetry for a
-//! window and runs the user's health command. A failing health command is a
+//! window and runs the user's health command. The window is the one
+//! `diagnose` takes (the caller's `WindowSource`: in the CLI the same live
+//! sampler, with the listening sockets and the `sysctl.<key>` limits the
+//! KB's ratios divide by) and it is judged by the same window rules
+//! (`reasoning::window`, through `diagnose_series`), so a limit-relative
+//! symptom that appears or worsens after the apply is seen as `diagnose`
+//! would see it. A failing health command is a
 //! regression; so is a symptom that the KB links to a key changed so far and
 //! that either was not present before the apply, or was and got
 //! `monitor_worsening_factor` times worse (policy; `monitor_new_symptoms:
@@ -19,15 +25,18 @@
 use crate::apply::{Health, Monitor};
 use crate::kb::Kb;
 use crate::kb::entry::{Measure, Op};
-use crate::reasoning::{Finding, Findings, diagnose};
+use crate::reasoning::{Finding, Findings, diagnose_series};
 use crate::safety::NewSymptoms;
-use crate::telemetry::procfs::ProcReader;
+use crate::telemetry::Snapshot;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+/// Takes the telemetry window of the given length: snapshots in time order, as a diagnosis takes them.
+pub type WindowSource<'a> = Box<dyn FnMut(Duration) -> anyhow::Result<Vec<Snapshot>> + 'a>;
+
 /// Watches live telemetry and an optional health command.
 pub struct LiveMonitor<'a> {
-    reader: ProcReader,
+    window_of: WindowSource<'a>,
     kb: &'a Kb,
     window: Duration,
     health_cmd: Option<String>,
@@ -36,10 +45,6 @@ pub struct LiveMonitor<'a> {
     scope: NewSymptoms,
     worsening: f64,
     changed: BTreeSet<String>,
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
 /// Symptoms a change of `keys` can plausibly cause: each key's symptoms and counter-symptoms, and those of its KB edge partners.
@@ -89,10 +94,10 @@ fn fmt(v: f64) -> String {
 }
 
 impl<'a> LiveMonitor<'a> {
-    /// A monitor that judges each window against `baseline` (the findings before the apply), by `scope` and `worsening` (the policy's).
-    pub fn new(reader: ProcReader, kb: &'a Kb, window: Duration, health_cmd: Option<String>, baseline: Findings, scope: NewSymptoms, worsening: f64) -> Self {
+    /// A monitor that judges each `window` taken by `window_of` against `baseline` (the findings before the apply), by `scope` and `worsening` (the policy's).
+    pub fn new(window_of: WindowSource<'a>, kb: &'a Kb, window: Duration, health_cmd: Option<String>, baseline: Findings, scope: NewSymptoms, worsening: f64) -> Self {
         let health_timeout = Duration::from_secs_f64(crate::safety::policy::DEFAULT_HEALTH_TIMEOUT_S);
-        Self { reader, kb, window, health_cmd, health_timeout, baseline, scope, worsening, changed: BTreeSet::new() }
+        Self { window_of, kb, window, health_cmd, health_timeout, baseline, scope, worsening, changed: BTreeSet::new() }
     }
 
     /// The health command's limit (the default is the policy's default, 30 s).
@@ -126,10 +131,8 @@ impl Monitor for LiveMonitor<'_> {
     fn after_batch(&mut self, index: usize, keys: &[String]) -> anyhow::Result<Health> {
         // Batches accumulate: a symptom after batch 2 may come from batch 1's keys.
         self.changed.extend(keys.iter().cloned());
-        let before = self.reader.snapshot(now_ms())?;
-        std::thread::sleep(self.window);
-        let after = self.reader.snapshot(now_ms())?;
-        let f = diagnose(&before, &after, self.kb);
+        let snaps = (self.window_of)(self.window)?;
+        let f = diagnose_series(&snaps, self.kb);
         let related = attributable(self.kb, &self.changed);
         let (mut blamed, mut unrelated) = (Vec::new(), Vec::new());
         for x in &f.findings {

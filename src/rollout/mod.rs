@@ -6,6 +6,7 @@ pub mod ansible; // the Ansible engine: playbook (serial waves, rollback play), 
 pub mod fleet; // the fleet controller: waves, gates, fleet-wide rollback over any `Remote`
 pub mod inventory; // hosts: our YAML, Ansible YAML and INI inventories
 pub mod live;
+pub mod objective_gate; // apply --objective-cmd: the user's metric before and after the writes, as a monitor gate
 pub mod precheck; // a plan checked on the controller before any connection
 pub mod sandbox;
 pub mod settings; // how hosts are reached and what runs there: below the engines and the state file

@@ -61,6 +61,16 @@ fn sysctl_path(proc_root: &Path, key: &str) -> std::path::PathBuf {
     proc_root.join("sys").join(key.replace('.', "/"))
 }
 
+/// The per-user inotify limit in force from the initial user namespace's `fs.inotify.max_user_*`
+/// and a user namespace's `user.max_inotify_*`: the kernel charges each level of user namespace up
+/// to the initial one, so for the users of that namespace the smaller limit binds.
+pub fn inotify_limit(initial: Option<f64>, own: Option<f64>) -> Option<f64> {
+    match (initial, own) {
+        (Some(a), Some(b)) => Some(f64::min(a, b)),
+        (a, b) => a.or(b),
+    }
+}
+
 /// Every limit metric this module documents, appended to `out`; a file absent here contributes nothing.
 pub(crate) fn read_limits(proc_root: &Path, scratch: &mut Scratch, out: &mut Vec<(String, f64)>) -> Result<(), TelemetryError> {
     let value = |rel: &Path, scratch: &mut Scratch| -> Result<Option<f64>, TelemetryError> {
@@ -83,13 +93,7 @@ pub(crate) fn read_limits(proc_root: &Path, scratch: &mut Scratch, out: &mut Vec
         out.push((format!("sysctl.{key}"), v));
     }
     for ((a, b), name) in inotify.into_iter().zip(["inotify.limit.watches", "inotify.limit.instances"]) {
-        // The kernel charges each level of user namespace up to the initial
-        // one; for the users of the reader's namespace the smaller limit binds.
-        let limit = match (a, b) {
-            (Some(a), Some(b)) => Some(f64::min(a, b)),
-            (a, b) => a.or(b),
-        };
-        if let Some(l) = limit {
+        if let Some(l) = inotify_limit(a, b) {
             out.push((name.to_string(), l));
         }
     }

@@ -311,7 +311,6 @@ fn map_heavy_refuses_without_allow_host_and_the_quick_run_changes_vm_max_map_cou
 }
 
 #[test]
-#[ignore = "issue 11 open: the symptoms are merged, but the bench probes read a per-namespace /proc without process directories, so the per-user inotify count is never scanned (SemantOS proposes nothing)"]
 fn limit_scenarios_quick_semantos_raises_the_limit_that_binds() {
     if !support::privileged("bench::limit_scenarios_quick_semantos_raises_the_limit_that_binds") {
         return;

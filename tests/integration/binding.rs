@@ -238,3 +238,72 @@ fn somaxconn_is_proposed_when_it_clamped_the_listeners_backlog() {
     let c = plan["plan"]["changes"].as_array().unwrap().iter().find(|c| c["key"] == "net.core.somaxconn").unwrap();
     assert!(c["evidence"].to_string().contains("listen.full.at_somaxconn = 1"), "{c}");
 }
+
+/// A listener with listen(backlog) that never accepts, and exactly `conns` connections that complete their
+/// handshake and wait in its accept queue: the queue is at its backlog, and nothing overflows after that.
+fn accept_queue_filled(ns: &Netns, backlog: i32, conns: usize) -> Load {
+    let stop = Arc::new(AtomicBool::new(false));
+    let s = stop.clone();
+    let holder = in_netns(&ns.name, move || {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr: SocketAddr = l.local_addr().unwrap();
+        // SAFETY: listen() again on our own listening socket resets its backlog.
+        assert_eq!(unsafe { libc::listen(l.as_raw_fd(), backlog) }, 0);
+        let held: Vec<TcpStream> = (0..conns).map(|_| TcpStream::connect_timeout(&addr, Duration::from_secs(1)).unwrap()).collect();
+        std::thread::spawn(move || {
+            let _keep = (l, held);
+            while !s.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        })
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    Load { stop, threads: vec![holder] }
+}
+
+/// The plan's entries (changes and considerations) that answer `accept_queue_full`.
+fn for_queue_full(plan: &serde_json::Value) -> (Vec<serde_json::Value>, Vec<String>) {
+    let changes = plan["plan"]["changes"].as_array().unwrap().iter().filter(|c| c["finding_ids"].as_array().unwrap().iter().any(|f| f == "accept_queue_full")).cloned().collect();
+    let considered = plan["plan"]["considered"].as_array().unwrap().iter().filter(|c| c["finding_id"] == "accept_queue_full").map(|c| format!("{}: {}", c["key"].as_str().unwrap(), c["reason"].as_str().unwrap())).collect();
+    (changes, considered)
+}
+
+#[test]
+fn accept_queue_full_proposes_somaxconn_when_somaxconn_clamped_the_full_listener() {
+    if !privileged("accept_queue_full_proposes_somaxconn_when_somaxconn_clamped_the_full_listener") {
+        return;
+    }
+    let ns = Netns::create("qfullclamp");
+    sh_in(&ns, "ip link set lo up && echo 16 > /proc/sys/net/core/somaxconn");
+    let d = tempfile::tempdir().unwrap();
+    // The application asks for 1024; somaxconn clamps it to 16 at listen(); 17 connections fill it (the kernel queues backlog + 1).
+    let load = accept_queue_filled(&ns, 1024, 17);
+    let plan = recommend(&ns, d.path());
+    drop(load);
+    let all = findings(&plan);
+    let (changes, considered) = for_queue_full(&plan);
+    assert!(changes.iter().any(|c| c["key"] == "net.core.somaxconn"), "somaxconn is the backlog in force: changes for accept_queue_full {changes:?}; considered {considered:?}; all {all}");
+    let c = changes.iter().find(|c| c["key"] == "net.core.somaxconn").unwrap();
+    let ev = c["evidence"].to_string();
+    assert!(ev.contains("net.core.somaxconn binds: listen.full.at_somaxconn = 1") && ev.contains("listen.backlog.max = 16"), "the listener evidence is cited: {c}");
+    assert!(c["to"].as_str().unwrap().parse::<u64>().unwrap() > 16, "{c}");
+}
+
+#[test]
+fn accept_queue_full_considers_somaxconn_not_proposed_when_the_applications_listen_backlog_binds() {
+    if !privileged("accept_queue_full_considers_somaxconn_not_proposed_when_the_applications_listen_backlog_binds") {
+        return;
+    }
+    let ns = Netns::create("qfullapp");
+    sh_in(&ns, "ip link set lo up && echo 4096 > /proc/sys/net/core/somaxconn");
+    let d = tempfile::tempdir().unwrap();
+    // listen(8) under somaxconn 4096: the application's own number is the backlog in force.
+    let load = accept_queue_filled(&ns, 8, 9);
+    let plan = recommend(&ns, d.path());
+    drop(load);
+    let all = findings(&plan);
+    let (changes, considered) = for_queue_full(&plan);
+    assert!(changes.iter().all(|c| c["key"] != "net.core.somaxconn"), "somaxconn does not bind: {all}");
+    let why = considered.iter().filter(|c| c.starts_with("net.core.somaxconn:")).cloned().collect::<Vec<_>>().join(" | ");
+    assert!(why.contains("not proposed") && why.contains("listen()"), "considered, not proposed, with the reason: {why}; all {all}");
+}

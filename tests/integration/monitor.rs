@@ -164,3 +164,48 @@ fn semantos_fault_is_obeyed_only_by_a_fault_injection_build() {
         assert_eq!(value.trim(), "1024");
     }
 }
+
+/// A listener with listen(8) that never accepts; once `trigger` exists, nine connections complete
+/// and wait in its accept queue (the kernel queues backlog + 1): the queue is at its backlog, and
+/// no handshake overflows, so only the limit-relative symptom shows it.
+const FILL_ON_TRIGGER: &str = r#"
+import os, socket, sys, time
+trigger, port = sys.argv[1], int(sys.argv[2])
+srv = socket.socket()
+srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind(('127.0.0.1', port))
+srv.listen(8)
+print('ready', flush=True)
+while not os.path.exists(trigger):
+    time.sleep(0.02)
+held = [socket.create_connection(('127.0.0.1', port), timeout=1) for _ in range(9)]
+while True:
+    time.sleep(1)
+"#;
+
+#[test]
+fn live_monitor_sees_a_listener_filling_to_its_backlog_after_the_apply_as_diagnose_does() {
+    if !privileged("live_monitor_sees_a_listener_filling_to_its_backlog_after_the_apply_as_diagnose_does") {
+        return;
+    }
+    let ns = Netns::create("monfill");
+    let o = Command::new("ip").args(["-n", &ns.name, "link", "set", "lo", "up"]).output().unwrap();
+    assert!(o.status.success(), "{}", text(&o).1);
+    let before = ns.read("net.core.somaxconn");
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(d.path().join("plan.conf"), "net.core.somaxconn = 2048\n").unwrap();
+    std::fs::write(d.path().join("policy.yaml"), "whitelist: [net.core.somaxconn]\n").unwrap();
+    let backup = d.path().join("backup/sysctl_backup.json");
+    let mut c = Command::new("ip").args(["netns", "exec", &ns.name, "python3", "-c", FILL_ON_TRIGGER]).arg(&backup).arg("9102").stdout(Stdio::piped()).spawn().expect("python3");
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(c.stdout.take().unwrap()), &mut line).unwrap();
+    assert_eq!(line.trim(), "ready");
+    let _load = Load(c);
+    let o = ns.semantos(d.path(), &["--json", "apply", "--plan", "plan.conf", "--policy", "policy.yaml", "--interval", "1", "--monitor-seconds", "2", "--backup", "backup/sysctl_backup.json", "--audit-log", "audit.jsonl"], &[]);
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(semantos::cli::exit::ROLLED_BACK), "the monitor should have seen the full listener:\n{err}\n{out}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    let detail = v["batches"][0]["detail"].as_str().unwrap_or_default();
+    assert!(detail.contains("new symptom accept_queue_full") && detail.contains("listen."), "{detail}");
+    assert_eq!(ns.read("net.core.somaxconn"), before, "not restored");
+}
