@@ -21,6 +21,7 @@ impl Inventory {
     }
 }
 
+/// A group name (for `--limit` and `canary`): letters, digits, `_` and `-`.
 pub(super) fn valid_group(g: &str) -> bool {
     !g.is_empty() && g.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
@@ -39,10 +40,12 @@ fn valid_address(s: &str) -> bool {
     valid_name(inner)
 }
 
+/// A login user: letters, digits, `.`, `_`, `-`, starting with a letter, digit or `_`.
 fn valid_user(s: &str) -> bool {
     !s.is_empty() && s.len() <= 64 && s.chars().next().is_some_and(|c| c.is_ascii_alphanumeric() || c == '_') && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
 }
 
+/// One host's fields; the message names the host, the field, the value and what is valid.
 fn validate_host(h: &Host) -> Result<(), String> {
     if !valid_name(&h.name) {
         return Err(format!("host name {:?} is invalid; use letters, digits, `.`, `_` and `-`, not starting with `-` or `.` (it names the host in reports and remote paths)", h.name));

@@ -51,6 +51,7 @@ impl Inventory {
     }
 }
 
+/// The format of inventory text, by content: ours has a `hosts:` list, Ansible YAML is another mapping, anything else is read as INI.
 fn detect(text: &str) -> Format {
     match serde_saphyr::from_str::<Node>(text) {
         Ok(n @ Node::Map(_)) if matches!(n.get("hosts"), Some(Node::Seq(_))) => Format::Semantos,
