@@ -1,7 +1,8 @@
 //! The exit-code table (src/cli/exit.rs, printed by `--help` and the man pages) held row by row
 //! on more than one command: 2 for a usage error or invalid input, 3 for a refusal by the
 //! host's state before any write (needs root, lock held, an interrupted run, no backup), 4 for
-//! a change applied and rolled back, 5 for a fleet left partly restored, 1 for anything else.
+//! a change applied and rolled back (an apply as a whole, never partly), 5 for a fleet left
+//! partly restored, 1 for anything else.
 //! Each case also runs under `--json` where running it twice changes nothing: the code stays
 //! the same and the output is a versioned document (stdout) or error object (stderr).
 //!
@@ -254,6 +255,13 @@ fn a_change_rolled_back_exits_4_from_apply_the_seed_spelling_and_rollout() {
         check_json(&s, &format!("{what} whose health command fails"), &args, &[], ROLLED_BACK);
         assert_eq!(s.tree(), s.originals(), "{what} under --json: not restored");
     }
+    // Two batches of one key, the second failing its health check: the whole run is rolled
+    // back, the kept first batch too (apply never leaves a run partly applied: 4, never 5).
+    std::fs::write(s.path().join("one.yaml"), "batch_size: 1\nwhitelist: [\"net.core.*\", \"vm.*\"]\n").unwrap();
+    let second_fails = "test -e first-done || { touch first-done; exit 0; }; exit 1";
+    check(&s, "apply whose second batch fails", &[APPLY, &["--policy", "one.yaml", "--health-cmd", second_fails]].concat(), &[], ROLLED_BACK, "");
+    assert!(s.path().join("first-done").exists(), "the health command never passed a first batch");
+    assert_eq!(s.tree(), s.originals(), "the first batch was kept");
     if have_ssh() {
         // The first wave's host cannot be reached: the wave fails and the rollout is rolled back.
         check(&s, "rollout whose first wave fails", &[ROLLOUT, &["--state", "fleet.json"]].concat(), &[], ROLLED_BACK, "UNREACHABLE");
