@@ -24,8 +24,8 @@ pub const REFUSED: i32 = 3;
 /// command, read-back) and every value this run wrote was restored; for `rollout`, a
 /// wave failed and every touched host was restored.
 pub const ROLLED_BACK: i32 = 4;
-/// Partly applied: some batches (hosts) were kept and the failing one restored, or a
-/// fleet restore could not restore every host (`rollout` NEEDS ATTENTION).
+/// Left partly restored: a fleet restore could not restore every host (`rollout` NEEDS
+/// ATTENTION). `apply` never exits 5: a failing batch rolls back every batch of the run (4).
 pub const PARTIAL: i32 = 5;
 
 /// The table as `--help` prints it (after_help of the top command and of each command that can produce them).
@@ -39,8 +39,8 @@ pub const TABLE: &str = "Exit status:
      to roll back first, no backup to roll back, an apply of a fenced rollout)
   4  rolled back: applied, then a check failed (monitor, health command, read-back) and every
      value written was restored (rollout: the failed wave and earlier ones were restored)
-  5  partly applied: earlier batches kept, the failing one restored (rollout: some host
-     could not be restored, see NEEDS ATTENTION)";
+  5  partly restored: a rollout where some host could not be restored (see NEEDS ATTENTION);
+     apply never exits 5 (a failing batch rolls back the whole run: 4)";
 
 /// Rows of the table for the man page's EXIT STATUS: (code, meaning).
 pub const ROWS: &[(i32, &str)] = &[
@@ -49,7 +49,7 @@ pub const ROWS: &[(i32, &str)] = &[
     (INVALID, "Usage error or invalid input; nothing was written. A flag that is unknown or that the command does not take, an unreadable or invalid config, policy, plan, telemetry, KB or backup file, or a plan the guardrails reject."),
     (REFUSED, "Refused by the host's state before any write: needs root, another run holds the lock, an interrupted run must be rolled back first, there is no backup to roll back, or an apply of a fleet rollout this host has fenced."),
     (ROLLED_BACK, "Rolled back: the change was applied, then a check failed (monitor regression, health command, read-back) and every value this run wrote was restored. For rollout: a wave failed and it and every earlier wave were restored."),
-    (PARTIAL, "Partly applied: earlier batches were kept and the failing one restored; for rollout, some host could not be restored (NEEDS ATTENTION)."),
+    (PARTIAL, "Partly restored: a rollout where some host could not be restored (NEEDS ATTENTION). apply never exits 5: a failing batch rolls back the whole run (exit 4)."),
 ];
 
 #[cfg(test)]

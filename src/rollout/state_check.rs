@@ -7,7 +7,7 @@
 
 use super::inventory::Inventory;
 use super::precheck;
-use super::state::RolloutState;
+use super::state::model::RolloutState;
 use crate::kb::Kb;
 use crate::safety::Policy;
 

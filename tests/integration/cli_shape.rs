@@ -386,6 +386,28 @@ fn monitor_seconds_zero_means_the_same_from_the_flag_and_the_policy() {
     }
 }
 
+/// The checkout's commit, as `git rev-parse --short HEAD` gives it; `None` outside git.
+fn checkout_commit() -> Option<String> {
+    let o = Command::new("git").arg("-C").arg(env!("CARGO_MANIFEST_DIR")).args(["rev-parse", "--short", "HEAD"]).output().ok().filter(|o| o.status.success())?;
+    Some(String::from_utf8_lossy(&o.stdout).trim().to_string())
+}
+
+/// The digest of the checkout's kb/*.toml files, computed as build.rs does (FNV-1a over each
+/// file's name and bytes, in name order, top 48 bits): what `--version` must name.
+fn kb_digest() -> String {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("kb");
+    let mut files: Vec<PathBuf> = files_under(&dir).into_iter().filter(|p| p.parent() == Some(dir.as_path()) && p.extension().is_some_and(|x| x == "toml")).collect();
+    files.sort();
+    let mut digest: u64 = 0xcbf2_9ce4_8422_2325;
+    for f in files {
+        let name = f.file_name().unwrap().to_string_lossy().into_owned();
+        for b in name.bytes().chain([0]).chain(std::fs::read(&f).unwrap()).chain([0]) {
+            digest = (digest ^ b as u64).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    format!("{:012x}", digest >> 16)
+}
+
 #[test]
 fn version_names_the_commit_and_the_kb() {
     let d = tempfile::tempdir().unwrap();
@@ -393,9 +415,49 @@ fn version_names_the_commit_and_the_kb() {
     let v = out.trim();
     assert!(v.starts_with(&format!("semantos {} (commit ", env!("CARGO_PKG_VERSION"))) && v.contains(", kb "), "{v}");
     let commit = v.split("(commit ").nth(1).unwrap().split(',').next().unwrap();
-    assert!(commit == "unknown" || commit.trim_end_matches("-dirty").chars().all(|c| c.is_ascii_hexdigit()), "{v}");
+    // Built from this checkout: the commit it names is the checkout's (build.rs reruns when HEAD moves).
+    match checkout_commit() {
+        Some(head) => assert_eq!(commit.trim_end_matches("-dirty"), head, "{v}"),
+        None => assert_eq!(commit, "unknown", "{v}"),
+    }
     let kb = v.split(", kb ").nth(1).unwrap().trim_end_matches(')');
-    assert!(kb.len() == 12 && kb.chars().all(|c| c.is_ascii_hexdigit()), "{v}");
+    assert_eq!(kb, kb_digest(), "--version names another KB than the kb/*.toml files built in: {v}");
+}
+
+#[test]
+fn every_command_reports_a_usage_error_under_json_as_a_versioned_object() {
+    let root = semantos::cli::args::command();
+    let mut paths: Vec<Vec<String>> = vec![vec![]];
+    let mut i = 0;
+    while i < paths.len() {
+        let mut c = &root;
+        for n in &paths[i] {
+            c = c.find_subcommand(n).unwrap();
+        }
+        let parent = paths[i].clone();
+        paths.extend(c.get_subcommands().filter(|s| s.get_name() != "help").map(|s| parent.iter().cloned().chain([s.get_name().to_string()]).collect()));
+        i += 1;
+    }
+    let d = tempfile::tempdir().unwrap();
+    for path in &paths {
+        let words: Vec<&str> = path.iter().map(String::as_str).collect();
+        // `--json` first (global spelling) and, for a command that takes it, after the command.
+        let mut spellings = vec![[&["--json"][..], &words, &["--no-such-flag"]].concat()];
+        if !path.is_empty() && expected().iter().any(|(p, groups)| *p == path.join(" ") && groups.iter().any(|g| g.contains(&"json"))) {
+            spellings.push([&words[..], &["--json", "--no-such-flag"]].concat());
+        }
+        for args in spellings {
+            let o = run(d.path(), &args, &[]);
+            let (out, err) = text(&o);
+            assert_eq!(o.status.code(), Some(semantos::cli::exit::INVALID), "{args:?}: {err}");
+            assert_eq!(out, "", "{args:?}: stdout must stay empty");
+            let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+            assert_eq!(lines.len(), 1, "{args:?}: stderr must be one JSON object:\n{err}");
+            let v: serde_json::Value = serde_json::from_str(lines[0]).unwrap_or_else(|e| panic!("{args:?}: {e}:\n{err}"));
+            assert_eq!((v["schema_version"].as_u64(), v["kind"].as_str(), v["exit_code"].as_i64()), (Some(1), Some("error"), Some(2)), "{args:?}: {v}");
+        }
+    }
+    assert!(files_under(d.path()).is_empty(), "a usage error wrote {:?}", files_under(d.path()));
 }
 
 fn renders_without_warnings(page: &Path) -> Result<(), String> {

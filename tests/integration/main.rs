@@ -11,6 +11,7 @@ mod cli; // help, diagnose from CSV, plans as files
 mod cli_shape; // per-command flags, state in one place, the exit-code table, plans on stdin, man pages
 mod docs_commands; // every `semantos …` line of README.md and docs/*.md parses with the real definitions
 mod diagnose; // the diagnosis over a window: a limit-relative symptom found by every call under steady load in a namespace (root), --watch, sustained presence on CSV input
+mod exit_table; // the exit-code table row by row on apply, rollback, rollout, simulate and the seed spelling, plain and under --json
 mod export; // exports on real files: provenance headers, named TuneD profiles, flags of other formats; the Ansible playbook in check mode against real sshd
 mod fleet; // fleet rollout over real sshd in namespaces, ssh and Ansible engines; exporters
 mod hostile; // hostile input through every door (tests/hostile/manifest.toml): refused with a message naming the problem, or normalised; nothing written
@@ -24,5 +25,6 @@ mod plans; // snapshot tests of plans: edges, conditions, sizing, unavailable ke
 mod llm_contract; // the LLM backend against an in-process OpenAI-compatible server: every hostile reply's verdict
 mod llm_tls; // https to an OpenAI-compatible server: a private CA trusted by --llm-ca-file, an unknown one refused
 mod llm_live; // the LLM backend against a real local model (SmolLM2-135M under llama-cpp-python; venv from scripts/setup/50-llm.sh)
+mod repro_bytes; // the seed reproduction's artifacts byte-identical to the recorded ones
 mod repro; // the sandbox reproduction end to end
 mod scope; // the namespace the binary runs in: keys a child netns cannot write refused with the host command, host-wide keys flagged (root)

@@ -3,7 +3,8 @@
 //! hosts with the connection variables SemantOS honours.
 
 use super::node::Node;
-use super::{Host, Inventory, valid_group};
+use super::check::valid_group;
+use super::model::{Host, Inventory};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 

@@ -1,6 +1,6 @@
 //! SemantOS's own inventory format (YAML): `hosts:` with optional `defaults:`.
 
-use super::{Host, Inventory};
+use super::model::{Host, Inventory};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
