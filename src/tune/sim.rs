@@ -239,7 +239,7 @@ pub fn space(kb: &Kb, policy: &Policy, start: &Values) -> SearchSpace {
         };
         dims.push(Dim { key: key.to_string(), field, kind, why: format!("modelled by the simulator and allowed by the policy ({})", p.controls) });
     }
-    SearchSpace { dims }
+    SearchSpace { dims, ..SearchSpace::default() }
 }
 
 /// Refuses `values` unless every key that differs from `incumbent` is
@@ -480,7 +480,7 @@ mod tests {
 
     #[test]
     fn compass_never_proposes_a_point_twice_and_stops_when_its_steps_are_spent() {
-        let space = SearchSpace { dims: vec![Dim { key: "vm.swappiness".into(), field: None, kind: DimKind::Int { min: 0, max: 200, log: false }, why: String::new() }] };
+        let space = SearchSpace { dims: vec![Dim { key: "vm.swappiness".into(), field: None, kind: DimKind::Int { min: 0, max: 200, log: false }, why: String::new() }], ..SearchSpace::default() };
         let inc = Values::from([("vm.swappiness".to_string(), "60".to_string())]);
         let spec = ObjectiveSpec { stat: Stat::Value, direction: Direction::Lower, guards: vec![] };
         let mut c = Compass::new(8.0);
