@@ -17,4 +17,4 @@ pub mod validate;
 
 pub use base::{Kb, KbFileError};
 pub use entry::{Direction, Edge, EdgeKind, Effect, Intent, Param, Risk, Scope, Symptom};
-pub use load::override_files;
+pub use load::{KB_FILES, override_files};
