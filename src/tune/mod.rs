@@ -12,12 +12,15 @@
 //! [`CandidateSource`] proposes. Nothing here parses flags or prints.
 
 pub mod candidate;
+pub mod command;
 pub mod decide;
 pub mod driver;
+pub mod live;
 pub mod objective;
 pub mod optimiser;
 pub mod space;
 pub mod state;
+pub mod trace;
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
