@@ -85,6 +85,12 @@ pub struct TuneState {
     pub settings: Settings,
     /// The intent the guardrails judged with.
     pub intent: Intent,
+    /// The `--policy` file the tune was started with (a resumed tune reads it again).
+    #[serde(default)]
+    pub policy: Option<PathBuf>,
+    /// The `--kb` directory the tune was started with.
+    #[serde(default)]
+    pub kb: Option<PathBuf>,
     /// The candidate sources asked, in order.
     pub sources: Vec<String>,
     /// The optimiser's space.
@@ -224,6 +230,8 @@ mod tests {
             objective: ObjectiveSpec { stat: Stat::P99, direction: Direction::Lower, guards: vec![] },
             settings: Settings { budget: 3, max_time: None, repeats: 3, warmup_runs: 0, seed: 1 },
             intent: Intent::Latency,
+            policy: None,
+            kb: None,
             sources: vec!["rules".into()],
             space: SearchSpace::default(),
             once: vec![],

@@ -23,4 +23,5 @@ mod llm_contract; // the LLM backend against an in-process OpenAI-compatible ser
 mod llm_tls; // https to an OpenAI-compatible server: a private CA trusted by --llm-ca-file, an unknown one refused
 mod llm_live; // the LLM backend against a real local model (SmolLM2-135M under llama-cpp-python; venv from scripts/setup/50-llm.sh)
 mod repro; // the sandbox reproduction end to end
+mod tune; // semantos tune: a harmful backlog rolled back and a helpful one kept under a real connection burst in a namespace (root); kill mid-trial then --rollback / --resume; bad input refused by name
 mod scope; // the namespace the binary runs in: keys a child netns cannot write refused with the host command, host-wide keys flagged (root)
