@@ -127,13 +127,13 @@ with a paired 95 % interval that excludes zero and no guard worsens past its lim
 
 Examples:
   sudo semantos tune --objective-cmd './probe --print-latency-ms' --stat p99 --budget 12
-  sudo semantos tune --netns app --objective-cmd 'curl -s localhost:9090/score' --stat value --goal higher
-  sudo semantos tune --objective-cmd 'cat lat.csv' --column ms --keys net.core.somaxconn --guard throughput:5
+  sudo semantos tune --netns app --objective-cmd 'curl -s localhost:9090/score' --stat value
+  sudo semantos tune --objective-cmd 'cat lat.csv' --column ms --keys net.core.somaxconn
   sudo semantos tune --resume          continue a tune that was killed
   sudo semantos tune --rollback        put back the values in force before the tune
 
-Exit status: 0 success (whether or not a candidate was kept), 1 failure, 2 invalid input (nothing
-written), 3 refused by the state (an unfinished tune: --resume or --rollback it; needs root).";
+Exit status: 0 success (whether or not a candidate was kept), 1 failure, 2 invalid input
+(nothing written), 3 refused by the state (an unfinished tune to --resume or --rollback; root).";
 
 /// `semantos tune`.
 pub fn run(a: &TuneArgs) -> Result<i32> {
