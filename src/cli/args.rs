@@ -17,6 +17,7 @@ use super::kb_cmd::KbArgs;
 use super::reproduce::{ReproduceArgs, SimulateArgs};
 use super::rollback_cmd::RollbackArgs;
 use super::rollout_cmd::RolloutArgs;
+use super::tune_cmd::TuneArgs;
 use clap::parser::ValueSource;
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use std::ffi::OsString;
@@ -136,6 +137,8 @@ pub enum Command {
     Compare(CompareArgs),
     /// Roll a plan across a fleet in waves (canary, ramp, rest) over SSH or Ansible, with health gates and fleet-wide rollback.
     Rollout(RolloutArgs),
+    /// Tune in closed loop against your own objective command: each candidate is applied, measured against the incumbent, and kept only when measured better.
+    Tune(TuneArgs),
     /// Write a plan as an Ansible playbook, a TuneD profile, a sysctl.d drop-in or an OpenShift NTO Tuned resource.
     Export(ExportArgs),
     /// Write shell completions to stdout.
@@ -319,6 +322,7 @@ fn settle_json(cli: &mut Cli) -> Result<(), String> {
         Command::Rollout(a) => &mut a.json.json,
         Command::Simulate(a) => &mut a.json.json,
         Command::Export(a) => &mut a.json.json,
+        Command::Tune(a) => &mut a.json.json,
         Command::Completions { .. } | Command::Man(_) => return Err("--json: this command prints no JSON".into()),
     };
     *json = true;

@@ -31,6 +31,8 @@ pub mod rollout_cmd;
 pub mod sampling;
 pub mod state;
 pub mod style;
+pub mod tune_cmd;
+pub mod tune_report;
 pub mod watch;
 pub mod writes;
 
@@ -145,6 +147,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Some(Command::Bench(a)) => bench_cmd::run(a),
         Some(Command::Rollout(a)) => rollout_cmd::run(a),
         Some(Command::Export(a)) => export_cmd::run(a),
+        Some(Command::Tune(a)) => tune_cmd::run(a),
         Some(Command::Kb(a)) => {
             let kb = common::load_kb(a.kb_dir())?;
             kb_cmd::run(a, &kb, &common::store(a.sysctl_root()))

@@ -33,6 +33,12 @@ pub struct CommandRun {
 
 /// Runs `c` once; an error names the command and says why (exit status, timeout, output too large, no numbers).
 pub fn run(c: &UserCommand) -> Result<CommandRun> {
+    run_measured(c).map(|(r, _)| r)
+}
+
+/// `run`, and the run's peak RSS in MiB: of the shell and every process it waited for
+/// (`wait4`'s `ru_maxrss`); a process the command left in the background is not counted.
+pub fn run_measured(c: &UserCommand) -> Result<(CommandRun, Option<f64>)> {
     let command = match &c.netns {
         Some(ns) => {
             let mut x = std::process::Command::new("ip");
@@ -58,7 +64,7 @@ pub fn run(c: &UserCommand) -> Result<CommandRun> {
         bail!("{:?} printed more than {mib} MiB; only the first {mib} MiB are kept, so its samples would be incomplete: print one latency per line, nothing else", c.cmd);
     }
     let (samples, ignored) = parse_samples(&out.stdout, c.column.as_deref()).with_context(|| format!("reading the output of {:?}", c.cmd))?;
-    Ok(CommandRun { samples, ignored, seconds })
+    Ok((CommandRun { samples, ignored, seconds }, out.peak_rss_kib.map(|k| k as f64 / 1024.0)))
 }
 
 /// Latency samples in a command's output: one number per line, or one CSV column.

@@ -14,9 +14,11 @@
 
 mod ecdf;
 mod style;
+mod tune;
 
 pub use ecdf::render_distributions_svg;
 pub use style::latency_label;
+pub use tune::{TunePoint, render_tune_svg};
 
 use super::summary::{OVERALL, SummaryRow};
 use anyhow::Result;

@@ -27,6 +27,9 @@ pub struct Finished {
     pub elapsed: Duration,
     /// Output past `MAX_OUTPUT` on either stream was read and dropped.
     pub truncated: bool,
+    /// Peak resident set of the child and the descendants it waited for, KiB (`wait4`'s
+    /// `ru_maxrss`); only for a user's command (`run_group`) that exited by itself.
+    pub peak_rss_kib: Option<u64>,
 }
 
 /// Most bytes kept of each output stream: a command printing without end (`yes`, a runaway
@@ -96,17 +99,31 @@ fn kill_group(pgid: u32) {
     unsafe { libc::kill(-(pgid as libc::pid_t), libc::SIGKILL) };
 }
 
-fn wait_until(child: &mut Child, deadline: Instant, group: bool) -> std::io::Result<Option<ExitStatus>> {
+/// Reaps our exited child with `wait4`, for its resource usage: the peak RSS of the child and of
+/// every descendant it waited for (Linux folds those into the child's own `ru_maxrss`), in KiB.
+fn reap_with_usage(child: &mut Child) -> std::io::Result<(ExitStatus, Option<u64>)> {
+    use std::os::unix::process::ExitStatusExt;
+    let mut status: libc::c_int = 0;
+    // SAFETY: wait4 on our own child, which has exited (so this does not block); rusage is plain data.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let rc = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage) };
+    if rc <= 0 {
+        return child.wait().map(|s| (s, None));
+    }
+    Ok((ExitStatus::from_raw(status), u64::try_from(usage.ru_maxrss).ok()))
+}
+
+fn wait_until(child: &mut Child, deadline: Instant, group: bool) -> std::io::Result<(Option<ExitStatus>, Option<u64>)> {
     // Polling keeps this free of signal handling; 5 ms is far below any ssh round trip.
     loop {
         if group {
             if exited_unreaped(child.id())? {
                 // What the command left running in its group goes with it.
                 kill_group(child.id());
-                return child.wait().map(Some);
+                return reap_with_usage(child).map(|(s, rss)| (Some(s), rss));
             }
         } else if let Some(s) = child.try_wait()? {
-            return Ok(Some(s));
+            return Ok((Some(s), None));
         }
         if Instant::now() >= deadline {
             if group {
@@ -114,7 +131,7 @@ fn wait_until(child: &mut Child, deadline: Instant, group: bool) -> std::io::Res
             }
             let _ = child.kill();
             let _ = child.wait();
-            return Ok(None);
+            return Ok((None, None));
         }
         std::thread::sleep(Duration::from_millis(5));
     }
@@ -174,12 +191,12 @@ fn run_limited(cmd: &mut Command, stdin: Option<&[u8]>, timeout: Duration, group
             let _ = pipe.write_all(&bytes);
         });
     }
-    let status = wait_until(&mut child, start + timeout, group)?;
+    let (status, peak_rss_kib) = wait_until(&mut child, start + timeout, group)?;
     // A background ssh master (ControlPersist) could inherit the pipes if it
     // did not detach them; never wait on it for more than a moment.
     let (stdout, cut_out) = join_within(out, Duration::from_millis(500));
     let (stderr, cut_err) = join_within(err, Duration::from_millis(500));
-    Ok(Finished { status, stdout, stderr, elapsed: start.elapsed(), truncated: cut_out || cut_err })
+    Ok(Finished { status, stdout, stderr, elapsed: start.elapsed(), truncated: cut_out || cut_err, peak_rss_kib })
 }
 
 /// Waits up to `grace` for the pipe's end, then takes whatever arrived, and whether some was dropped.
@@ -256,5 +273,17 @@ mod tests {
         assert_eq!((f.code(), f.stdout.as_str()), (Some(0), "done\n"));
         std::thread::sleep(Duration::from_millis(100));
         assert_eq!(running(&["sleep", "987.5"]), Vec::<u32>::new());
+    }
+
+    #[test]
+    fn a_user_command_reports_the_peak_rss_of_what_it_ran() {
+        // 64 MiB held by sort (one line without a newline), a process the shell forked: its peak is the run's figure.
+        let mut c = Command::new("sh");
+        c.args(["-c", "head -c 67108864 /dev/zero | sort >/dev/null"]);
+        let big = run_group(c, None, Duration::from_secs(20)).unwrap().peak_rss_kib.unwrap();
+        let mut c = Command::new("sh");
+        c.args(["-c", "true"]);
+        let small = run_group(c, None, Duration::from_secs(20)).unwrap().peak_rss_kib.unwrap();
+        assert!(big > 60 * 1024 && small < 20 * 1024, "peak RSS {big} KiB vs {small} KiB");
     }
 }

@@ -2,6 +2,7 @@
 //! values, stores that read and write them, and the sysctl.d file format.
 
 pub mod key;
+pub mod netns;
 pub mod store;
 pub mod sysctld;
 pub mod value;

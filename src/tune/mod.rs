@@ -12,13 +12,16 @@
 //! [`CandidateSource`] proposes. Nothing here parses flags or prints.
 
 pub mod candidate;
+pub mod command;
 pub mod decide;
 pub mod driver;
+pub mod live;
 pub mod objective;
 pub mod optimiser;
 pub mod sim;
 pub mod space;
 pub mod state;
+pub mod trace;
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;

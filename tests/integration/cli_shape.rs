@@ -52,6 +52,17 @@ fn expected() -> Vec<(&'static str, Vec<&'static [&'static str]>)> {
             ],
         ),
         ("export", vec![PLAN, WATCH, &["out", "inventory", "canary", "steps", "remote-dir", "name", "include", "node-label", "priority", "namespace", "sysctl-root", "proc-root", "health-timeout"], KB, JSON]),
+        (
+            "tune",
+            vec![
+                TEL,
+                PLAN,
+                LLM,
+                &["objective-cmd", "column", "stat", "goal", "guard", "budget", "max-time", "repeats", "warmup", "cmd-timeout", "netns", "sources", "keys", "seed", "resume", "rollback", "sysctl-root", "state-dir", "audit-log"],
+                KB,
+                JSON,
+            ],
+        ),
         ("completions", vec![]),
         ("man", vec![&["dir"]]),
     ]

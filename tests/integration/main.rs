@@ -27,4 +27,5 @@ mod llm_tls; // https to an OpenAI-compatible server: a private CA trusted by --
 mod llm_live; // the LLM backend against a real local model (SmolLM2-135M under llama-cpp-python; venv from scripts/setup/50-llm.sh)
 mod repro_bytes; // the seed reproduction's artifacts byte-identical to the recorded ones
 mod repro; // the sandbox reproduction end to end
+mod tune; // semantos tune: a harmful backlog rolled back and a helpful one kept under a real connection burst in a namespace (root); kill mid-trial then --rollback / --resume; bad input refused by name
 mod scope; // the namespace the binary runs in: keys a child netns cannot write refused with the host command, host-wide keys flagged (root)
