@@ -9,7 +9,8 @@
 //! (their product, at most `FULL_GRID_MAX` points). The start values are
 //! always a point of the grid too, so the grid shows both sides of them.
 
-use crate::kb::Kb;
+use crate::kb::entry::Direction;
+use crate::kb::{Intent, Kb};
 use crate::sysctl::{Value, ValueKind};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -41,9 +42,12 @@ fn leaf(key: &str) -> &str {
 /// Points per key of a range grid over a wide numeric range: both ends and the powers of two between.
 pub const RANGE_POINTS: usize = 5;
 
-/// Every value of a switch or small range, or `RANGE_POINTS` log-spaced values from the KB's min to its max
-/// (the interior rounded to a power of two, so that labels stay readable).
-fn range_values(kb: &Kb, key: &str) -> Vec<i64> {
+/// Every value of a switch or small range, or `RANGE_POINTS` log-spaced values over the KB range
+/// (the interior rounded to a power of two, so that labels stay readable). With a start value
+/// `from` and a KB direction for the intent, only the side of the range that direction points to:
+/// a buffer the KB raises for its symptom is not gridded below its start value (a 4 KiB
+/// `tcp_rmem` maximum moves 32 MiB at 40 KB/s on the long path: one point would take an hour).
+fn range_values(kb: &Kb, key: &str, from: Option<i64>, direction: Option<Direction>) -> Vec<i64> {
     let Some(p) = kb.param(key) else { return vec![] };
     if p.kind == ValueKind::Bool {
         return vec![0, 1];
@@ -51,7 +55,12 @@ fn range_values(kb: &Kb, key: &str) -> Vec<i64> {
     if !p.values.is_empty() {
         return p.values.iter().filter_map(|v| v.trim().parse().ok()).collect();
     }
-    let (lo, hi) = (p.min.unwrap_or(0), p.max.unwrap_or(i64::from(i32::MAX)));
+    let (mut lo, mut hi) = (p.min.unwrap_or(0), p.max.unwrap_or(i64::from(i32::MAX)));
+    match (from.filter(|f| (lo..=hi).contains(f)), direction) {
+        (Some(f), Some(Direction::Raise)) => lo = f,
+        (Some(f), Some(Direction::Lower)) => hi = f,
+        _ => {}
+    }
     if hi - lo <= 8 {
         return (lo..=hi).collect();
     }
@@ -93,13 +102,14 @@ pub fn implicated_keys(kb: &Kb, scenario_keys: &[&str], findings: &[&str], writa
 
 /// One key's grid values as (label, value written): a scalar's range values, or a multi-value key's
 /// start value with the KB's adjusted element set to each (the others pulled along to stay ordered).
-fn key_values(kb: &Kb, key: &str, start: Option<&Value>) -> Vec<(String, String)> {
+fn key_values(kb: &Kb, intent: Intent, key: &str, start: Option<&Value>) -> Vec<(String, String)> {
     let Some(p) = kb.param(key) else { return vec![] };
+    let direction = p.direction.get(intent).copied();
     let whole = |v: i64| (format!("{}={}", leaf(key), short(v)), v.to_string());
     match (p.kind, start.and_then(Value::ints)) {
         (ValueKind::Ints, Some(ints)) if ints.len() > 1 => {
             let idx = p.adjust_index.unwrap_or(0).min(ints.len() - 1);
-            range_values(kb, key)
+            range_values(kb, key, Some(ints[idx]), direction)
                 .into_iter()
                 .map(|t| {
                     let mut v = ints.clone();
@@ -115,15 +125,15 @@ fn key_values(kb: &Kb, key: &str, start: Option<&Value>) -> Vec<(String, String)
         }
         // A multi-value key whose start value cannot be read has no element to move: not gridded.
         (ValueKind::Ints, _) => vec![],
-        _ => range_values(kb, key).into_iter().map(whole).collect(),
+        _ => range_values(kb, key, start.and_then(Value::ints).and_then(|v| v.first().copied()), direction).into_iter().map(whole).collect(),
     }
 }
 
 /// A grid over the KB range of each of `keys`, one key at a time, the others at the `start` values.
-pub fn range_points(kb: &Kb, keys: &[&str], start: &BTreeMap<String, Value>) -> Vec<GridPoint> {
+pub fn range_points(kb: &Kb, intent: Intent, keys: &[&str], start: &BTreeMap<String, Value>) -> Vec<GridPoint> {
     let mut out = Vec::new();
     for key in keys {
-        for (label, v) in key_values(kb, key, start.get(*key)) {
+        for (label, v) in key_values(kb, intent, key, start.get(*key)) {
             out.push(GridPoint { label, writes: vec![(key.to_string(), v)] });
         }
     }
@@ -131,23 +141,23 @@ pub fn range_points(kb: &Kb, keys: &[&str], start: &BTreeMap<String, Value>) -> 
 }
 
 /// The number of points `full_points` would give (the product of each key's grid values).
-pub fn full_count(kb: &Kb, keys: &[&str], start: &BTreeMap<String, Value>) -> usize {
-    keys.iter().map(|k| key_values(kb, k, start.get(*k)).len().max(1)).product()
+pub fn full_count(kb: &Kb, intent: Intent, keys: &[&str], start: &BTreeMap<String, Value>) -> usize {
+    keys.iter().map(|k| key_values(kb, intent, k, start.get(*k)).len().max(1)).product()
 }
 
 /// Every combination of the keys' grid values; an error naming the count when it is above `FULL_GRID_MAX`.
-pub fn full_points(kb: &Kb, keys: &[&str], start: &BTreeMap<String, Value>) -> Result<Vec<GridPoint>, String> {
-    let n = full_count(kb, keys, start);
+pub fn full_points(kb: &Kb, intent: Intent, keys: &[&str], start: &BTreeMap<String, Value>) -> Result<Vec<GridPoint>, String> {
+    let n = full_count(kb, intent, keys, start);
     if n > FULL_GRID_MAX {
         return Err(format!(
             "--grid full over {} would measure {n} points, more than the {FULL_GRID_MAX} a run may take; drop --grid full to measure each key's range on its own ({} points)",
             keys.join(", "),
-            range_points(kb, keys, start).len()
+            range_points(kb, intent, keys, start).len()
         ));
     }
     let mut out = vec![GridPoint { label: String::new(), writes: vec![] }];
     for key in keys {
-        let values = key_values(kb, key, start.get(*key));
+        let values = key_values(kb, intent, key, start.get(*key));
         if values.is_empty() {
             continue;
         }
@@ -180,11 +190,11 @@ mod tests {
     #[test]
     fn a_range_grid_spans_the_kb_range_log_spaced_and_every_value_of_a_switch() {
         let kb = Kb::embedded().unwrap();
-        let g = range_points(&kb, &["net.core.somaxconn", "net.ipv4.tcp_syncookies"], &BTreeMap::new());
+        let g = range_points(&kb, Intent::Latency, &["net.core.somaxconn", "net.ipv4.tcp_syncookies"], &BTreeMap::new());
         let labels: Vec<&str> = g.iter().map(|p| p.label.as_str()).collect();
         assert_eq!(labels, ["somaxconn=128", "somaxconn=512", "somaxconn=2048", "somaxconn=16K", "somaxconn=65535", "tcp_syncookies=0", "tcp_syncookies=1", "tcp_syncookies=2"]);
         assert_eq!(g[1].writes, w(&[("net.core.somaxconn", "512")]));
-        let m = range_points(&kb, &["vm.max_map_count"], &BTreeMap::new());
+        let m = range_points(&kb, Intent::Latency, &["vm.max_map_count"], &BTreeMap::new());
         assert_eq!(m.first().unwrap().writes, w(&[("vm.max_map_count", "65530")]));
         assert_eq!(m.last().unwrap().writes, w(&[("vm.max_map_count", "2147483647")]));
     }
@@ -194,11 +204,11 @@ mod tests {
         // The old range grid wrote `net.ipv4.tcp_rmem = 4096`: a triple replaced by a scalar.
         let kb = Kb::embedded().unwrap();
         let s = start(&[("net.ipv4.tcp_rmem", "4096 131072 6291456")]);
-        let g = range_points(&kb, &["net.ipv4.tcp_rmem"], &s);
-        assert_eq!(g.first().unwrap().writes, w(&[("net.ipv4.tcp_rmem", "4096 4096 4096")]));
+        let g = range_points(&kb, Intent::Latency, &["net.ipv4.tcp_rmem"], &s);
+        assert_eq!(g.first().unwrap().writes, w(&[("net.ipv4.tcp_rmem", "4096 131072 6291456")]));
         assert_eq!(g.last().unwrap().writes, w(&[("net.ipv4.tcp_rmem", "4096 131072 1073741824")]));
         assert!(g.iter().all(|p| Value::from_kernel(&p.writes[0].1).ints().unwrap().len() == 3), "{g:?}");
-        assert!(range_points(&kb, &["net.ipv4.tcp_rmem"], &BTreeMap::new()).is_empty());
+        assert!(range_points(&kb, Intent::Latency, &["net.ipv4.tcp_rmem"], &BTreeMap::new()).is_empty());
     }
 
     #[test]
@@ -212,17 +222,32 @@ mod tests {
     }
 
     #[test]
+    fn a_buffer_the_kb_raises_for_its_symptom_is_not_gridded_below_its_start_value() {
+        // The first full run's grid began at a 4 KiB tcp_rmem maximum: 32 MiB at 40 KB/s, an hour a point.
+        let kb = Kb::embedded().unwrap();
+        let s = start(&[("net.ipv4.tcp_wmem", "4096 16384 4194304"), ("net.core.somaxconn", "1024")]);
+        let g = range_points(&kb, Intent::Latency, &["net.ipv4.tcp_wmem", "net.core.somaxconn"], &s);
+        let maxima: Vec<i64> = g.iter().map(|p| *Value::from_kernel(&p.writes[0].1).ints().unwrap().last().unwrap()).collect();
+        assert!(maxima.iter().all(|m| *m >= 1024), "{g:?}");
+        assert_eq!(maxima[..5], [4194304, 16777216, 67108864, 268435456, 1073741824]);
+        assert_eq!(g[5].label, "somaxconn=1024", "{g:?}");
+        // With no KB direction for the intent (memory keeps buffers) the whole range is gridded.
+        let m = range_points(&kb, Intent::Memory, &["net.ipv4.tcp_wmem"], &s);
+        assert_eq!(m.first().unwrap().writes, w(&[("net.ipv4.tcp_wmem", "4096 4096 4096")]));
+    }
+
+    #[test]
     fn the_full_grid_is_the_product_of_the_keys_values_and_bounded() {
         let kb = Kb::embedded().unwrap();
         let s = start(&[("net.ipv4.tcp_rmem", "4096 131072 6291456"), ("net.ipv4.tcp_wmem", "4096 16384 4194304")]);
         let keys = ["net.ipv4.tcp_rmem", "net.ipv4.tcp_wmem"];
-        let g = full_points(&kb, &keys, &s).unwrap();
+        let g = full_points(&kb, Intent::Latency, &keys, &s).unwrap();
         assert_eq!(g.len(), RANGE_POINTS * RANGE_POINTS);
-        assert_eq!(full_count(&kb, &keys, &s), g.len());
+        assert_eq!(full_count(&kb, Intent::Latency, &keys, &s), g.len());
         assert!(g.iter().all(|p| p.writes.len() == 2));
-        assert_eq!(g[1].label, "tcp_rmem[2]=4096,tcp_wmem[2]=128K");
+        assert_eq!(g[1].label, "tcp_rmem[2]=6M,tcp_wmem[2]=16M");
         let big = ["net.core.somaxconn", "net.ipv4.tcp_max_syn_backlog", "net.ipv4.tcp_syncookies", "net.ipv4.tcp_rmem", "net.ipv4.tcp_wmem"];
-        let e = full_points(&kb, &big, &s).unwrap_err();
-        assert!(e.contains(&format!("{} points", full_count(&kb, &big, &s))) && e.contains("drop --grid full"), "{e}");
+        let e = full_points(&kb, Intent::Latency, &big, &s).unwrap_err();
+        assert!(e.contains(&format!("{} points", full_count(&kb, Intent::Latency, &big, &s))) && e.contains("drop --grid full"), "{e}");
     }
 }
