@@ -9,7 +9,7 @@
 //! (their product, at most `FULL_GRID_MAX` points). The start values are
 //! always a point of the grid too, so the grid shows both sides of them.
 
-use crate::kb::entry::Direction;
+use crate::kb::entry::{Direction, EdgeKind};
 use crate::kb::{Intent, Kb};
 use crate::sysctl::{Value, ValueKind};
 use serde::Serialize;
@@ -92,12 +92,16 @@ pub enum GridMode {
 }
 
 /// The keys the grid spans: the scenario's own list when it names one, otherwise every key the KB
-/// links to a symptom in `findings` (each once, in KB order), minus those `writable` refuses here.
+/// links to a symptom in `findings` and the keys the KB says work with those (`synergizes_with`:
+/// `tcp_rmem` with `tcp_wmem`, whichever end's symptom showed), each once in KB order, minus those
+/// `writable` refuses here.
 pub fn implicated_keys(kb: &Kb, scenario_keys: &[&str], findings: &[&str], writable: &dyn Fn(&str) -> bool) -> Vec<String> {
     if !scenario_keys.is_empty() {
         return scenario_keys.iter().map(|k| k.to_string()).filter(|k| writable(k)).collect();
     }
-    kb.params.values().filter(|p| p.symptoms.iter().any(|s| findings.contains(&s.as_str())) && writable(&p.key)).map(|p| p.key.clone()).collect()
+    let direct: Vec<&str> = kb.params.values().filter(|p| p.symptoms.iter().any(|s| findings.contains(&s.as_str()))).map(|p| p.key.as_str()).collect();
+    let partner = |k: &str| direct.iter().any(|d| kb.edges_of(d).any(|e| e.kind == EdgeKind::SynergizesWith && (e.from == k || e.to == k)));
+    kb.params.keys().filter(|k| (direct.contains(&k.as_str()) || partner(k)) && writable(k)).cloned().collect()
 }
 
 /// One key's grid values as (label, value written): a scalar's range values, or a multi-value key's
@@ -217,8 +221,12 @@ mod tests {
         let any = |_: &str| true;
         let keys = implicated_keys(&kb, &[], &["send_buffer_limited", "receive_window_limited"], &any);
         assert!(keys.contains(&"net.ipv4.tcp_rmem".to_string()) && keys.contains(&"net.ipv4.tcp_wmem".to_string()), "{keys:?}");
+        // The second full run saw only the sender's symptom and gridded tcp_wmem alone; the KB pairs it with tcp_rmem.
+        let sender = implicated_keys(&kb, &[], &["send_buffer_limited"], &any);
+        assert!(sender.contains(&"net.ipv4.tcp_rmem".to_string()) && sender.contains(&"net.ipv4.tcp_wmem".to_string()), "{sender:?}");
         assert_eq!(implicated_keys(&kb, &["net.core.somaxconn"], &["send_buffer_limited"], &any), ["net.core.somaxconn"]);
         assert!(implicated_keys(&kb, &[], &["send_buffer_limited"], &|k| k != "net.ipv4.tcp_wmem").iter().all(|k| k != "net.ipv4.tcp_wmem"));
+        assert!(implicated_keys(&kb, &[], &[], &any).is_empty());
     }
 
     #[test]

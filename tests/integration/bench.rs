@@ -169,7 +169,9 @@ fn quick_scenarios_find_the_symptom_fix_it_and_leave_the_host_alone() {
     assert_eq!(used.len(), 6, "each run names its two namespaces: {used:?}");
     let left: Vec<&String> = used.iter().filter(|n| Path::new("/var/run/netns").join(n).exists()).collect();
     assert!(left.is_empty(), "the bench left namespaces behind: {left:?}");
-    assert!(took < Duration::from_secs(120), "the three quick scenarios took {took:?}; they must stay under two minutes");
+    // The semantos:tune arm adds about 25 s a scenario (its rules trial in 2 paired repeats, then its arm's 2 reps):
+    // accept-burst took 22.5 s without it and 46.8 s with it on a loaded machine.
+    assert!(took < Duration::from_secs(200), "the three quick scenarios took {took:?}; they must stay under 200 s");
 }
 
 #[test]
