@@ -78,7 +78,7 @@ fn measure_command(kb: &Kb, spec: &CommandSpec, o: &Options, progress: Progress,
         Ok((out, telemetry_of(kb, &obs, false)))
     })?;
     let judge = Judging { objective: objective::Objective::P95Ms, avoid: vec![], grid_keys: vec![] };
-    let res = results(&arms, &runs, &[], o.seed, &judge, &tuned.rounds);
+    let res = results(&arms, &runs, &[], o.seed, &judge, &tuned.rounds, vec![]);
     Ok(BenchReport {
         schema_version: BENCH_SCHEMA_VERSION,
         scenario: "cmd".into(),
@@ -99,8 +99,11 @@ fn measure_command(kb: &Kb, spec: &CommandSpec, o: &Options, progress: Progress,
         apply_receipts: receipts,
         arms: res.arms,
         noise_check: res.noise,
+        grid_mode: o.grid,
+        grid_keys: vec![],
         grid: vec![],
         goals: res.goals,
+        tune: vec![],
         runs,
         relay: None,
         notes: vec![format!("every arm is applied and rolled back in {where_} through the apply transaction; audit log {}", audit_path.display())],

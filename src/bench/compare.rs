@@ -16,6 +16,14 @@ use serde::Serialize;
 pub const RESAMPLES: usize = 4000;
 /// Largest distance from the grid optimum that still meets the goal, percent.
 pub const GRID_TOLERANCE_PCT: f64 = 5.0;
+/// Largest distance from the grid optimum the closed loop (`semantos:tune`) may end at, percent (issue 12's goal).
+pub const TUNE_TOLERANCE_PCT: f64 = 2.0;
+
+/// How far `value` is from `optimum`, percent of the optimum, in the worse direction (0 when at least as good).
+pub fn distance_pct(value: f64, optimum: f64, lower_is_better: bool) -> f64 {
+    let worse = if lower_is_better { value - optimum } else { optimum - value };
+    (worse / optimum.abs() * 100.0).max(0.0)
+}
 
 /// Latency statistics of one arm.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -150,9 +158,38 @@ pub struct Goals {
     pub objective_vs_grid: Option<ObjectiveVsGrid>,
     /// The engine proposed none of the scenario's avoided changes (evaluated in quick mode too; `None` without an avoid list).
     pub no_avoided_change: Option<bool>,
+    /// The closed loop's best configuration within `TUNE_TOLERANCE_PCT` of the grid optimum (full mode with a tune arm).
+    pub tune_vs_grid: Option<TuneVsGrid>,
+    /// `all_met()` when the goals were evaluated, so that the JSON report says it too.
+    pub all_met: bool,
+}
+
+/// The closed loop against the grid optimum, by the scenario's objective.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TuneVsGrid {
+    /// The best grid point.
+    pub optimum: String,
+    /// Its objective.
+    pub optimum_value: f64,
+    /// The tune arm's objective (measured with the grid, interleaved).
+    pub final_value: f64,
+    /// Its distance from the optimum, percent (0 when at least as good).
+    pub final_distance_pct: f64,
+    /// The first trial after which the incumbent (as its trial measured it) was within `TUNE_TOLERANCE_PCT` (0: the start already was; `None`: never).
+    pub trials_to_within: Option<usize>,
+    /// Trials run.
+    pub trials: usize,
+    /// `final_distance_pct` is within `TUNE_TOLERANCE_PCT`.
+    pub met: bool,
 }
 
 impl Goals {
+    /// These goals with `all_met` filled in from them.
+    pub fn evaluated(mut self) -> Self {
+        self.all_met = self.all_met();
+        self
+    }
+
     /// Every goal that was evaluated is met, and the four of p95 were evaluated (the grid one by the objective when the scenario has its own).
     pub fn all_met(&self) -> bool {
         let grid = match &self.objective_vs_grid {
@@ -161,6 +198,7 @@ impl Goals {
         };
         self.objective_improved != Some(false)
             && self.no_avoided_change != Some(false)
+            && self.tune_vs_grid.as_ref().is_none_or(|t| t.met)
             && self.improvement_ci_excludes_zero == Some(true)
             && self.noise_check_passed == Some(true)
             && self.vs_tuned.as_ref().is_some_and(|v| v.met)
@@ -194,6 +232,8 @@ pub struct ObjectiveVsGrid {
     pub optimum_value: f64,
     /// SemantOS's objective.
     pub semantos_value: f64,
+    /// SemantOS's distance from the optimum, percent of the optimum's objective (0 when at least as good).
+    pub distance_pct: f64,
     /// SemantOS is at least as good, or within `GRID_TOLERANCE_PCT` of it.
     pub met: bool,
 }
@@ -204,7 +244,7 @@ pub fn objective_vs_grid(semantos: f64, points: &[(String, f64)], lower: bool) -
     let (label, best) = if lower { finite.min_by(|a, b| a.1.total_cmp(&b.1))? } else { finite.fold(None, |m: Option<&(String, f64)>, p| if m.is_none_or(|m| p.1 > m.1) { Some(p) } else { m })? };
     let tol = best.abs() * GRID_TOLERANCE_PCT / 100.0;
     let met = if lower { semantos <= best + tol } else { semantos >= best - tol };
-    Some(ObjectiveVsGrid { optimum: label.clone(), optimum_value: *best, semantos_value: semantos, met })
+    Some(ObjectiveVsGrid { optimum: label.clone(), optimum_value: *best, semantos_value: semantos, distance_pct: distance_pct(semantos, *best, lower), met })
 }
 
 #[cfg(test)]

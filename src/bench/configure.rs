@@ -27,6 +27,20 @@ use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+/// Where progress lines go (stderr in the CLI).
+pub type Progress<'a> = &'a (dyn Fn(&str) + Sync);
+
+/// Writes sorted and normalised as the kernel prints them, minus those equal to `current`: two arms with equal results are the same configuration.
+pub fn effective(writes: &[(String, String)], current: &std::collections::BTreeMap<String, Value>) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = writes
+        .iter()
+        .map(|(k, v)| (k.clone(), Value::from_kernel(v).to_string()))
+        .filter(|(k, v)| current.get(k).map(|c| c.to_string()) != Some(v.clone()))
+        .collect();
+    out.sort();
+    out
+}
+
 /// Applies and restores configurations in a set of namespaces.
 pub struct Switcher<'a> {
     kb: &'a Kb,

@@ -5,7 +5,8 @@
 //! `diagnose → recommend → guardrails` path a user runs, applies the plan
 //! through the apply transaction inside the namespaces, measures again,
 //! rolls back, and compares — against the start values, an A/A repeat of
-//! them, TuneD's network profiles and a grid around SemantOS's choice.
+//! them, TuneD's network profiles, the closed loop (`semantos:tune`) and a
+//! grid over the KB range of the keys the symptoms implicate.
 //!
 //! Code map:
 //!
@@ -25,7 +26,9 @@
 //! | `probe` | live telemetry from inside the namespaces while a workload runs |
 //! | `pipeline` | the bench policy and the user's decision path |
 //! | `configure` | every write, through the apply transaction, per namespace |
-//! | `anchors`, `grid` | the TuneD profiles and the grid around SemantOS's choice |
+//! | `anchors`, `grid` | the TuneD profiles and the grid over the implicated keys' KB ranges, independent of SemantOS's choice |
+//! | `tune` | the closed-loop arms (`semantos:tune`): `tune::driver::run` over the switcher and the scenario's workload |
+//! | `reasoners` | a scenario as a tune's objective, and the reasoners compared on it at matched budget |
 //! | `compare` | statistics and goals |
 //! | `report` | the report and its exporters (CSV, JSON, SVG, table) |
 //! | `runner` | one scenario run from start to report, and the loop and statistics `--cmd` shares |
@@ -52,6 +55,7 @@ pub mod netns;
 pub mod objective;
 pub mod pipeline;
 pub mod probe;
+pub mod reasoners;
 pub mod relay;
 pub mod report;
 pub mod runner;
@@ -61,6 +65,7 @@ pub mod stage;
 pub mod syn_burst;
 pub mod target;
 pub mod topology;
+pub mod tune;
 pub mod transfer;
 pub mod userns;
 pub mod workdir;
@@ -68,5 +73,8 @@ pub mod workload;
 
 pub use report::{BenchReport, write_artifacts};
 pub use command::{CommandSpec, run_command};
+pub use grid::GridMode;
+pub use reasoners::{ReasonerComparison, compare_reasoners, tune_scenario};
 pub use runner::{Options, run_scenario};
+pub use tune::Reasoner;
 pub use scenario::ScenarioId;

@@ -5,9 +5,10 @@
 //! that writes them is `write_artifacts`.
 
 use super::compare::{ArmStats, Comparison, Goals, NoiseCheck};
-use super::grid::GridPoint;
+use super::grid::{GridMode, GridPoint};
 use super::objective::{Avoid, AvoidHit};
 use super::relay::RelayStats;
+use super::tune::TuneSummary;
 use super::workload::RunOutput;
 use crate::apply::Receipt;
 use crate::reasoning::Findings;
@@ -35,6 +36,8 @@ pub enum ArmKind {
     Tuned,
     /// A grid point not measured as another arm.
     Grid,
+    /// The closed loop's best configuration (`semantos:tune`, or one reasoner's in `compare`).
+    Tune,
 }
 
 /// One configuration the bench measured.
@@ -173,10 +176,16 @@ pub struct BenchReport {
     pub arms: Vec<ArmResult>,
     /// The A/A check.
     pub noise_check: Option<NoiseCheck>,
-    /// The grid around SemantOS's choice.
+    /// How the grid was laid out.
+    pub grid_mode: GridMode,
+    /// The keys the grid spans (the scenario's symptoms implicate them), independent of SemantOS's choice.
+    pub grid_keys: Vec<String>,
+    /// The grid over those keys' KB ranges.
     pub grid: Vec<GridRow>,
-    /// The goals.
+    /// The goals, each evaluated (`null`: its arms were not run), and whether all are met.
     pub goals: Goals,
+    /// The closed-loop arms: their trials, best configuration and distance to the grid optimum.
+    pub tune: Vec<TuneSummary>,
     /// Every run, in the order it ran.
     pub runs: Vec<RunRecord>,
     /// The relay's counters, when the path was emulated by it.
@@ -349,49 +358,81 @@ fn arms_section(o: &mut String, r: &BenchReport) {
 
 /// The goals, each met, not met or not evaluated.
 fn goals_section(o: &mut String, r: &BenchReport) {
-    let g = &r.goals;
+    o.push_str(&goals_text(&r.goals, &r.avoid, &r.avoided_changes_proposed));
+    for t in &r.tune {
+        tune_lines(o, t);
+    }
+}
+
+/// One closed-loop arm: its trials, harmful trials, wall time and distance to the grid optimum.
+fn tune_lines(o: &mut String, t: &TuneSummary) {
+    let _ = writeln!(*o, "\nClosed loop {} ({}; {} of {} trials, {} harmful and rolled back, {:.0} s):", t.arm, t.sources.join(" → "), t.trials.len(), t.budget, t.harmful_trials, t.wall_s);
+    for tr in &t.trials {
+        let _ = writeln!(*o, "  trial {} ({}): {:?}: {}", tr.index, tr.source, tr.judgement.decision, tr.judgement.reason);
+    }
+    let _ = writeln!(*o, "  best: {}", if t.best.is_empty() { "no change kept".to_string() } else { config(&t.best) });
+    if let Some(v) = &t.vs_grid {
+        let reached = v.trials_to_within.map_or_else(|| "never within 2 %".to_string(), |n| format!("within 2 % after {n} trial(s)"));
+        let _ = writeln!(*o, "  vs the grid optimum ({}, {:.3}): {:.3}, {:.1} % away; {reached}", v.optimum, v.optimum_value, v.final_value, v.final_distance_pct);
+    }
+}
+
+/// Every goal with its figures, met, NOT met or not evaluated, and the verdict over all of them.
+pub fn goals_text(g: &Goals, avoid: &[Avoid], hits: &[AvoidHit]) -> String {
+    let mut o = String::new();
     let yn = |b: Option<bool>| match b {
         Some(true) => "met",
         Some(false) => "NOT met",
         None => "not evaluated",
     };
-    let _ = writeln!(*o, "\nGoals:");
-    let _ = writeln!(*o, "  objective better than at the start: {}", yn(g.objective_improved));
-    match (&g.no_avoided_change, r.avoided_changes_proposed.is_empty()) {
+    let _ = writeln!(o, "\nGoals:");
+    let _ = writeln!(o, "  objective better than at the start: {}", yn(g.objective_improved));
+    match (&g.no_avoided_change, hits.is_empty()) {
         (None, _) => {
-            let _ = writeln!(*o, "  no avoided change proposed: not evaluated (no avoid list)");
+            let _ = writeln!(o, "  no avoided change proposed: not evaluated (no avoid list)");
         }
         (Some(_), true) => {
-            let _ = writeln!(*o, "  no avoided change proposed ({}): met", r.avoid.iter().map(|a| a.key).collect::<Vec<_>>().join(", "));
+            let _ = writeln!(o, "  no avoided change proposed ({}): met", avoid.iter().map(|a| a.key).collect::<Vec<_>>().join(", "));
         }
         (Some(_), false) => {
-            let _ = writeln!(*o, "  no avoided change proposed: NOT met");
-            for h in &r.avoided_changes_proposed {
-                let _ = writeln!(*o, "    round {}: [{}] {} {} → {}: {}", h.round, h.verdict, h.key, h.from.as_deref().unwrap_or("?"), h.to, h.why);
+            let _ = writeln!(o, "  no avoided change proposed: NOT met");
+            for h in hits {
+                let _ = writeln!(o, "    round {}: [{}] {} {} → {}: {}", h.round, h.verdict, h.key, h.from.as_deref().unwrap_or("?"), h.to, h.why);
             }
         }
     }
-    let _ = writeln!(*o, "  p95 improvement CI excludes zero: {}", yn(g.improvement_ci_excludes_zero));
-    let _ = writeln!(*o, "  A/A noise check: {}", yn(g.noise_check_passed));
+    let _ = writeln!(o, "  p95 improvement CI excludes zero: {}", yn(g.improvement_ci_excludes_zero));
+    let _ = writeln!(o, "  A/A noise check: {}", yn(g.noise_check_passed));
     match &g.vs_tuned {
         Some(v) => {
-            let _ = writeln!(*o, "  at least as good as the best TuneD profile ({}, p95 {:.1} ms vs SemantOS {:.1} ms, {}): {}", v.best, v.tuned_p95_ms, v.semantos_p95_ms, ci(&v.comparison), yn(Some(v.met)));
+            let _ = writeln!(o, "  at least as good as the best TuneD profile ({}, p95 {:.1} ms vs SemantOS {:.1} ms, {}): {}", v.best, v.tuned_p95_ms, v.semantos_p95_ms, ci(&v.comparison), yn(Some(v.met)));
         }
         None => {
-            let _ = writeln!(*o, "  at least as good as the best TuneD profile: not evaluated");
+            let _ = writeln!(o, "  at least as good as the best TuneD profile: not evaluated");
         }
     }
     if let Some(v) = &g.objective_vs_grid {
-        let _ = writeln!(*o, "  objective within 5 % of the grid's best ({}, {:.3}; SemantOS {:.3}): {}", v.optimum, v.optimum_value, v.semantos_value, yn(Some(v.met)));
+        let _ = writeln!(o, "  objective within 5 % of the grid's best ({}, {:.3}; SemantOS {:.3}, {:.1} % away): {}", v.optimum, v.optimum_value, v.semantos_value, v.distance_pct, yn(Some(v.met)));
     }
     match &g.vs_grid {
         Some(v) => {
-            let _ = writeln!(*o, "  within 5 % of the grid optimum ({}, p95 {:.1} ms; SemantOS {:.1} ms, {:.1} % away): {}", v.optimum, v.optimum_p95_ms, v.semantos_p95_ms, v.distance_pct, yn(Some(v.met)));
+            let _ = writeln!(o, "  within 5 % of the grid optimum ({}, p95 {:.1} ms; SemantOS {:.1} ms, {:.1} % away): {}", v.optimum, v.optimum_p95_ms, v.semantos_p95_ms, v.distance_pct, yn(Some(v.met)));
         }
         None => {
-            let _ = writeln!(*o, "  within 5 % of the grid optimum: not evaluated");
+            let _ = writeln!(o, "  within 5 % of the grid optimum: not evaluated");
         }
     }
+    match &g.tune_vs_grid {
+        Some(v) => {
+            let reached = v.trials_to_within.map_or_else(|| "never".to_string(), |n| format!("after {n} of {} trial(s)", v.trials));
+            let _ = writeln!(o, "  closed loop within 2 % of the grid optimum ({}, {:.3}; semantos:tune {:.3}, {:.1} % away; reached {reached}): {}", v.optimum, v.optimum_value, v.final_value, v.final_distance_pct, yn(Some(v.met)));
+        }
+        None => {
+            let _ = writeln!(o, "  closed loop within 2 % of the grid optimum: not evaluated");
+        }
+    }
+    let _ = writeln!(o, "all goals met: {}", if g.all_met() { "yes" } else { "NO (a goal above is NOT met, or one a full run judges was not evaluated)" });
+    o
 }
 
 /// Writes the CSVs, the JSON report and the SVG into `dir` as `bench_<scenario>*`; records the paths in the report.
@@ -411,4 +452,45 @@ pub fn write_artifacts(r: &mut BenchReport, dir: &Path) -> Result<()> {
     }
     crate::apply::files::write_atomic(&json_path, serde_json::to_string_pretty(r)?.as_bytes(), 0o644).with_context(|| format!("writing {}", json_path.display()))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::compare::{TuneVsGrid, VsGrid};
+    use super::*;
+
+    fn goals() -> Goals {
+        Goals {
+            improvement_ci_excludes_zero: Some(true),
+            noise_check_passed: Some(true),
+            vs_tuned: None,
+            vs_grid: Some(VsGrid { optimum: "grid:somaxconn=2048".into(), optimum_p95_ms: 100.0, semantos_p95_ms: 110.0, distance_pct: 10.0, met: false }),
+            objective_improved: Some(true),
+            objective_vs_grid: None,
+            no_avoided_change: None,
+            tune_vs_grid: Some(TuneVsGrid { optimum: "grid:somaxconn=2048".into(), optimum_value: 100.0, final_value: 101.0, final_distance_pct: 1.0, trials_to_within: Some(3), trials: 5, met: true }),
+            all_met: true,
+        }
+    }
+
+    #[test]
+    fn goals_are_evaluated_and_every_one_is_printed_with_its_figures_a_missed_one_as_not_met() {
+        // Before, `Goals::all_met` was never called: no report said whether the goals were met.
+        let g = goals().evaluated();
+        assert!(!g.all_met, "a goal is missed, so not all are met");
+        assert_eq!(serde_json::to_value(&g).unwrap()["all_met"], false);
+        let t = goals_text(&g, &[], &[]);
+        assert!(t.contains("within 5 % of the grid optimum (grid:somaxconn=2048, p95 100.0 ms; SemantOS 110.0 ms, 10.0 % away): NOT met"), "{t}");
+        assert!(t.contains("closed loop within 2 % of the grid optimum (grid:somaxconn=2048, 100.000; semantos:tune 101.000, 1.0 % away; reached after 3 of 5 trial(s)): met"), "{t}");
+        assert!(t.contains("at least as good as the best TuneD profile: not evaluated"), "{t}");
+        assert!(t.contains("all goals met: NO"), "{t}");
+        let mut ok = goals();
+        ok.vs_grid.as_mut().unwrap().met = true;
+        ok.vs_tuned = None;
+        assert!(!ok.clone().evaluated().all_met, "an unevaluated TuneD goal is not a met one");
+        let mut missed = goals();
+        missed.tune_vs_grid.as_mut().unwrap().met = false;
+        missed.vs_grid.as_mut().unwrap().met = true;
+        assert!(goals_text(&missed.evaluated(), &[], &[]).contains("1.0 % away; reached after 3 of 5 trial(s)): NOT met"));
+    }
 }

@@ -7,7 +7,7 @@
 use super::anchors::{self, TUNED};
 use super::compare::{self, Goals, NoiseCheck};
 use super::configure::Switcher;
-use super::grid;
+use super::grid::{self, GridMode};
 use super::netns;
 use super::objective::{self, AvoidHit, Objective};
 use super::pipeline::{self, Decision};
@@ -18,6 +18,7 @@ use super::stage::{self, Staged};
 use super::target::Target;
 use super::sockets;
 use super::topology;
+use super::tune::{self as closed_loop, LlmCandidate, TuneArmSpec, TuneSummary};
 use super::workdir::WorkDir;
 use super::workload::RunOutput;
 use crate::apply::{AuditLog, Receipt};
@@ -55,10 +56,13 @@ pub struct Options {
     pub command_line: String,
     /// The operator allows a scenario to change the host's global keys it names (`map-heavy`).
     pub allow_host: bool,
+    /// The grid: each implicated key's range on its own, or their product (`--grid full`).
+    pub grid: GridMode,
+    /// Trials of the `semantos:tune` arm (0: no closed-loop arm).
+    pub tune_budget: usize,
 }
 
-/// Where progress lines go (stderr in the CLI).
-pub type Progress<'a> = &'a (dyn Fn(&str) + Sync);
+pub use super::configure::Progress;
 
 /// Metrics worth keeping of every run besides what the KB's symptoms read.
 const SOCKET_STATE: [&str; 11] = [
@@ -115,16 +119,7 @@ fn median_telemetry(runs: &[&RunRecord]) -> BTreeMap<String, f64> {
     all.into_iter().map(|(k, v)| (k, crate::eval::median(&v))).collect()
 }
 
-/// Writes sorted and normalised as the kernel prints them, minus those equal to `current`: two arms with equal results are the same configuration.
-pub(super) fn effective(writes: &[(String, String)], current: &BTreeMap<String, Value>) -> Vec<(String, String)> {
-    let mut out: Vec<(String, String)> = writes
-        .iter()
-        .map(|(k, v)| (k.clone(), Value::from_kernel(v).to_string()))
-        .filter(|(k, v)| current.get(k).map(|c| c.to_string()) != Some(v.clone()))
-        .collect();
-    out.sort();
-    out
-}
+pub(super) use super::configure::effective;
 
 /// The pipeline's decision, from the engine or from `--plan`.
 fn decide(kb: &Kb, o: &Options, policy: &Policy, target: &Target, obs: &Observed, current: &BTreeMap<String, Value>) -> Result<Decision> {
@@ -253,6 +248,7 @@ pub(super) fn measure_arms(
 
 /// Statistics, comparisons and goals of measured arms.
 pub(super) struct Results {
+    pub(super) tune: Vec<TuneSummary>,
     pub(super) arms: Vec<ArmResult>,
     pub(super) noise: Option<NoiseCheck>,
     pub(super) grid: Vec<GridRow>,
@@ -260,7 +256,7 @@ pub(super) struct Results {
     pub(super) hits: Vec<AvoidHit>,
 }
 
-pub(super) fn results(arms: &[Arm], runs: &[RunRecord], grid_points: &[(grid::GridPoint, String)], seed: u64, judge: &Judging, rounds: &[Round]) -> Results {
+pub(super) fn results(arms: &[Arm], runs: &[RunRecord], grid_points: &[(grid::GridPoint, String)], seed: u64, judge: &Judging, rounds: &[Round], mut tune: Vec<TuneSummary>) -> Results {
     let of = |name: &str| -> Vec<&RunOutput> {
         let mut rs: Vec<&RunRecord> = runs.iter().filter(|r| r.arm == name).collect();
         rs.sort_by_key(|r| r.rep);
@@ -305,16 +301,40 @@ pub(super) fn results(arms: &[Arm], runs: &[RunRecord], grid_points: &[(grid::Gr
             compare::objective_vs_grid(sem_obj, &grid.iter().map(|g| (g.point.label.clone(), g.objective)).collect::<Vec<_>>(), judge.objective.better(0.0, 1.0))
         },
         no_avoided_change: (!judge.avoid.is_empty()).then_some(hits.is_empty()),
+        tune_vs_grid: None,
+        all_met: false,
     };
-    Results { arms: out, noise, grid, goals, hits }
+    let optimum = best_point(&grid, judge.objective);
+    for t in &mut tune {
+        t.vs_grid = optimum.as_ref().map(|(label, v)| closed_loop::vs_grid(&t.trials, start_obj, objective_of(&t.arm), (label, *v), judge.objective));
+    }
+    let goals = Goals { tune_vs_grid: tune.iter().find(|t| t.arm == TuneArmSpec::semantos(0).name).and_then(|t| t.vs_grid.clone()), ..goals }.evaluated();
+    Results { tune, arms: out, noise, grid, goals, hits }
+}
+
+/// The grid's best point by the scenario's objective (the first of equals), with its objective.
+fn best_point(grid: &[GridRow], objective: Objective) -> Option<(String, f64)> {
+    let mut best: Option<(String, f64)> = None;
+    for g in grid.iter().filter(|g| g.objective.is_finite()) {
+        if best.as_ref().is_none_or(|(_, b)| objective.better(g.objective, *b)) {
+            best = Some((g.point.label.clone(), g.objective));
+        }
+    }
+    best
 }
 
 pub(super) fn kernel_release() -> String {
     std::fs::read_to_string("/proc/sys/kernel/osrelease").map(|s| s.trim().to_string()).unwrap_or_default()
 }
 
-/// Runs built-in scenario `id` and returns its report (artifacts are written by the caller).
+/// Runs built-in scenario `id` and returns its report (artifacts are written by the caller); with
+/// `o.tune_budget` above 0 the `semantos:tune` arm runs beside `semantos`.
 pub fn run_scenario(kb: &Kb, id: ScenarioId, o: &Options, progress: Progress) -> Result<BenchReport> {
+    run_scenario_with(kb, id, o, &[TuneArmSpec::semantos(o.tune_budget)], None, progress)
+}
+
+/// Runs built-in scenario `id` with the closed-loop arms `specs` (`llm` gives the LLM reasoner's candidate).
+pub fn run_scenario_with(kb: &Kb, id: ScenarioId, o: &Options, specs: &[TuneArmSpec], llm: Option<LlmCandidate>, progress: Progress) -> Result<BenchReport> {
     topology::preflight()?;
     let sc = scenario(id, o.quick);
     if let Stage::Host { keys } = &sc.stage
@@ -338,7 +358,7 @@ pub fn run_scenario(kb: &Kb, id: ScenarioId, o: &Options, progress: Progress) ->
     let _ = std::fs::remove_file(&audit_path);
     progress(&format!("{}: building the stage", id.name()));
     let staged = stage::build(&sc, work.path(), o.allow_host)?;
-    let result = run_on(kb, &sc, reps, &staged, work.path(), &audit_path, o, progress);
+    let result = run_on(kb, &sc, reps, &staged, work.path(), &audit_path, o, specs, llm, progress);
     let relay = staged.teardown();
     let mut report = result?;
     report.relay = relay;
@@ -347,9 +367,16 @@ pub fn run_scenario(kb: &Kb, id: ScenarioId, o: &Options, progress: Progress) ->
     Ok(report)
 }
 
-/// The arms of a full run besides start, A/A and SemantOS: the TuneD anchors and the grid (as grid rows naming the arm that measures each point).
-fn anchor_and_grid_arms(kb: &Kb, sc: &Scenario, policy: &Policy, current: &BTreeMap<String, Value>, arms: &mut Vec<Arm>) -> Vec<(grid::GridPoint, String)> {
-    let sem_writes = arms.iter().find(|a| a.kind == ArmKind::Semantos).map(|a| a.writes.clone()).unwrap_or_default();
+/// The keys the grid spans: the scenario's list, or every key the KB links to a symptom any round found,
+/// that may be written on this stage (never a `never` key, never one the stage's target refuses).
+fn grid_keys(kb: &Kb, sc: &Scenario, target: &Target, rounds: &[Round]) -> Vec<String> {
+    let found: Vec<&str> = rounds.iter().flat_map(|r| r.findings.findings.iter().map(|f| f.id.as_str())).collect();
+    let writable = |k: &str| kb.param(k).is_some_and(|p| p.risk != crate::kb::Risk::Never && target.refuses(k, p.scope).is_none());
+    grid::implicated_keys(kb, &sc.judge.grid_keys, &found, &writable)
+}
+
+/// The TuneD anchors' arms, each inside the policy.
+fn anchor_arms(kb: &Kb, policy: &Policy, current: &BTreeMap<String, Value>, arms: &mut Vec<Arm>) {
     for p in &TUNED {
         let r = anchors::resolve(p, kb, current);
         let (ok, refused): (Vec<_>, Vec<_>) = r.writes.into_iter().partition(|(k, _)| policy.allows(k) && !policy.forbids(k));
@@ -358,13 +385,20 @@ fn anchor_and_grid_arms(kb: &Kb, sc: &Scenario, policy: &Policy, current: &BTree
         arm_notes.insert(0, p.source.to_string());
         arms.push(Arm { name: p.name.into(), kind: ArmKind::Tuned, writes: effective(&ok, current), notes: arm_notes });
     }
-    let mut grid_rows: Vec<(grid::GridPoint, String)> = Vec::new();
-    let (points, start_keys): (Vec<grid::GridPoint>, Vec<String>) = if sc.judge.grid_keys.is_empty() {
-        (grid::points(kb, &sem_writes), sem_writes.iter().map(|(k, _)| k.clone()).collect())
-    } else {
-        (grid::range_points(kb, &sc.judge.grid_keys), sc.judge.grid_keys.iter().map(|k| k.to_string()).collect())
+}
+
+/// The grid's arms over `keys` (as grid rows naming the arm that measures each point; a point equal
+/// to another arm's configuration is measured once, as that arm). Independent of SemantOS's choice.
+#[allow(clippy::too_many_arguments)]
+fn grid_arms(kb: &Kb, intent: Intent, keys: &[String], mode: GridMode, current: &BTreeMap<String, Value>, arms: &mut Vec<Arm>, progress: Progress) -> Result<Vec<(grid::GridPoint, String)>> {
+    let key_refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+    let points = match mode {
+        GridMode::Axes => grid::range_points(kb, intent, &key_refs, current),
+        GridMode::Full => grid::full_points(kb, intent, &key_refs, current).map_err(anyhow::Error::msg)?,
     };
-    let start_point = grid::GridPoint { label: format!("start ({})", start_keys.iter().filter_map(|k| Some(format!("{}={}", k.rsplit('.').next()?, current.get(k)?))).collect::<Vec<_>>().join(", ")), writes: vec![] };
+    progress(&format!("grid ({}) over [{}]: {} points besides the start values", if mode == GridMode::Full { "full: every combination" } else { "each key's KB range on its own" }, keys.join(", "), points.len()));
+    let mut grid_rows: Vec<(grid::GridPoint, String)> = Vec::new();
+    let start_point = grid::GridPoint { label: format!("start ({})", keys.iter().filter_map(|k| Some(format!("{}={}", k.rsplit('.').next()?, current.get(k)?))).collect::<Vec<_>>().join(", ")), writes: vec![] };
     if !points.is_empty() {
         grid_rows.push((start_point, "start".into()));
     }
@@ -385,11 +419,50 @@ fn anchor_and_grid_arms(kb: &Kb, sc: &Scenario, policy: &Policy, current: &BTree
         };
         grid_rows.push((p, name));
     }
-    grid_rows
+    Ok(grid_rows)
+}
+
+/// The closed-loop arms of `specs`, each run to its budget; their best configurations become arms.
+#[allow(clippy::too_many_arguments)]
+fn closed_loop_arms(
+    kb: &Kb,
+    sc: &Scenario,
+    o: &Options,
+    policy: &Policy,
+    sw: &Switcher,
+    env: super::workload::Env,
+    tuned: &Tuned,
+    specs: &[TuneArmSpec],
+    llm: Option<LlmCandidate>,
+    arms: &mut Vec<Arm>,
+    progress: Progress,
+) -> Result<Vec<TuneSummary>> {
+    let Some(first) = tuned.rounds.first() else { bail!("{}: the closed loop needs the first round's findings, and no round was observed", sc.id.name()) };
+    let st = closed_loop::Stage {
+        kb,
+        policy,
+        sw,
+        workload: &*sc.workload,
+        env,
+        objective: sc.judge.objective,
+        start: &tuned.start,
+        findings: &first.findings,
+        rules: &tuned.writes,
+        llm,
+        quick: o.quick,
+        seed: o.seed,
+    };
+    let mut out = Vec::new();
+    for spec in specs.iter().filter(|s| s.budget > 0) {
+        let t = closed_loop::run_arm(&st, spec, progress)?;
+        arms.push(Arm { name: spec.name.clone(), kind: ArmKind::Tune, writes: t.best.clone(), notes: vec![format!("the closed loop's best after {} trial(s) ({})", t.trials.len(), t.sources.join(" → "))] });
+        out.push(t);
+    }
+    Ok(out)
 }
 
 #[allow(clippy::too_many_arguments)]
-fn run_on(kb: &Kb, sc: &Scenario, reps: usize, staged: &Staged, work: &Path, audit_path: &Path, o: &Options, progress: Progress) -> Result<BenchReport> {
+fn run_on(kb: &Kb, sc: &Scenario, reps: usize, staged: &Staged, work: &Path, audit_path: &Path, o: &Options, specs: &[TuneArmSpec], llm: Option<LlmCandidate>, progress: Progress) -> Result<BenchReport> {
     let id = sc.id;
     let (policy, policy_text) = policy_of(kb, o, &staged.target);
     let nss = staged.namespaces();
@@ -415,23 +488,31 @@ fn run_on(kb: &Kb, sc: &Scenario, reps: usize, staged: &Staged, work: &Path, aud
             arms.push(Arm { name: "start (A/A)".into(), kind: ArmKind::NoiseCheck, writes: vec![], notes: vec![] });
         }
         arms.push(Arm { name: "semantos".into(), kind: ArmKind::Semantos, writes: sem_writes.clone(), notes: vec![] });
+        let keys = grid_keys(kb, sc, &staged.target, &tuned.rounds);
+        // Before the closed loop: a full grid too large to measure is refused before anything long runs.
+        if !o.quick && o.grid == GridMode::Full {
+            let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+            grid::full_points(kb, o.intent, &refs, &current).map_err(anyhow::Error::msg)?;
+        }
+        let tune = closed_loop_arms(kb, sc, o, &policy, &sw, env, &tuned, specs, llm, &mut arms, progress)?;
         let grid_rows = if o.quick {
             notes.push("quick mode: no A/A check, no TuneD anchors and no grid; the goals are judged in full mode only, except the avoid-list check".into());
             vec![]
         } else {
-            anchor_and_grid_arms(kb, sc, &policy, &current, &mut arms)
+            anchor_arms(kb, &policy, &current, &mut arms);
+            grid_arms(kb, o.intent, &keys, o.grid, &current, &mut arms, progress)?
         };
         progress(&format!("{}: measuring {} arms × {reps} reps, interleaved", id.name(), arms.len()));
         // The grid is a measurement, not a recommendation: its keys may be written on this stage even where the
         // engine's policy would not propose them (tcp_syncookies is high risk). The store's target rule still holds.
         let mut measuring = policy.clone();
-        measuring.whitelist.extend(sc.judge.grid_keys.iter().map(|k| k.to_string()));
+        measuring.whitelist.extend(keys.iter().cloned());
         let sw = Switcher::new(kb, &measuring, nss.clone(), work, AuditLog::to(audit_path)).with_target(staged.target.clone());
         let (runs, receipts) = measure_arms(&arms, reps, &sw, progress, || {
             let (out, obs) = run()?;
             Ok((out, telemetry_of(kb, &obs, all_metrics)))
         })?;
-        let res = results(&arms, &runs, &grid_rows, o.seed, &sc.judge, &tuned.rounds);
+        let res = results(&arms, &runs, &grid_rows, o.seed, &sc.judge, &tuned.rounds, tune);
         Ok(BenchReport {
             schema_version: BENCH_SCHEMA_VERSION,
             scenario: id.name().into(),
@@ -452,8 +533,11 @@ fn run_on(kb: &Kb, sc: &Scenario, reps: usize, staged: &Staged, work: &Path, aud
             apply_receipts: receipts,
             arms: res.arms,
             noise_check: res.noise,
+            grid_mode: o.grid,
+            grid_keys: if o.quick { vec![] } else { keys },
             grid: res.grid,
             goals: res.goals,
+            tune: res.tune,
             runs,
             relay: None,
             notes,
@@ -476,5 +560,44 @@ mod tests {
         let w = |v: &str| vec![("net.core.somaxconn".to_string(), v.to_string())];
         assert!(effective(&w("128"), &cur).is_empty());
         assert_eq!(effective(&w(" 1024 "), &cur), w("1024"));
+    }
+
+    fn record(arm: &str, rep: usize, ms: f64) -> RunRecord {
+        let output = RunOutput { samples_ms: vec![ms + rep as f64; 20], ..Default::default() };
+        RunRecord { arm: arm.into(), rep, position: 0, samples: 20, errors: 0, p95_ms: ms, output, telemetry: BTreeMap::new() }
+    }
+
+    #[test]
+    fn the_goals_are_evaluated_against_the_grid_optimum_for_semantos_and_the_closed_loop() {
+        let arm = |name: &str, kind| Arm { name: name.into(), kind, writes: vec![], notes: vec![] };
+        let arms = [arm("start", ArmKind::Start), arm("semantos", ArmKind::Semantos), arm("grid:a", ArmKind::Grid), arm("semantos:tune", ArmKind::Tune)];
+        let runs: Vec<RunRecord> = (0..3).flat_map(|rep| [record("start", rep, 200.0), record("semantos", rep, 150.0), record("grid:a", rep, 100.0), record("semantos:tune", rep, 101.0)]).collect();
+        let point = |label: &str| grid::GridPoint { label: label.into(), writes: vec![] };
+        let rows = [(point("start"), "start".to_string()), (point("a"), "grid:a".to_string())];
+        let judge = Judging { objective: Objective::P95Ms, avoid: vec![], grid_keys: vec![] };
+        let mut judgement = crate::tune::Judgement::unmeasured(crate::tune::Decision::Kept, "test");
+        judgement.candidate = vec![101.5, 101.5];
+        let trial = crate::tune::Trial { index: 1, source: "rules".into(), values: Default::default(), rationale: None, supported: None, judgement, elapsed_s: 1.0 };
+        let summary = TuneSummary {
+            arm: "semantos:tune".into(),
+            sources: vec!["rules".into()],
+            budget: 5,
+            repeats: 2,
+            space: Default::default(),
+            trials: vec![trial],
+            stop: crate::tune::driver::Stop::Exhausted,
+            best: vec![],
+            harmful_trials: 0,
+            wall_s: 1.0,
+            vs_grid: None,
+        };
+        let res = results(&arms, &runs, &rows, 7, &judge, &[], vec![summary]);
+        let g = &res.goals;
+        let v = g.vs_grid.as_ref().expect("SemantOS is judged against the grid optimum");
+        assert!(v.optimum == "a" && !v.met && (v.distance_pct - 50.0).abs() < 1.0, "{v:?}");
+        let t = g.tune_vs_grid.as_ref().expect("the closed loop is judged against the grid optimum");
+        assert!(t.met && t.trials_to_within == Some(1) && (t.final_distance_pct - 1.0).abs() < 0.5, "{t:?}");
+        assert_eq!(res.tune[0].vs_grid.as_ref(), Some(t));
+        assert!(!g.all_met && g.all_met == g.all_met(), "evaluated: SemantOS is 50 % from the optimum");
     }
 }

@@ -38,6 +38,12 @@ pub struct BenchArgs {
     /// With --cmd: seconds one run of the command may take before it is killed with its process group (the run fails, values are restored).
     #[arg(long, value_name = "SECONDS", requires = "cmd", default_value_t = DEFAULT_CMD_TIMEOUT_S)]
     pub cmd_timeout: f64,
+    /// The grid: `axes` measures each implicated key's KB range on its own; `full` every combination (at most 64 points, counted before running).
+    #[arg(long, value_enum, default_value_t = bench::GridMode::Axes, conflicts_with = "cmd")]
+    pub grid: bench::GridMode,
+    /// Trials of the `semantos:tune` arm, the closed loop beside `semantos` (default 10; 2 with --quick; 0: no such arm).
+    #[arg(long, value_name = "N", conflicts_with = "cmd")]
+    pub tune_budget: Option<usize>,
     /// Seed of the bootstrap that gives the confidence intervals.
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
@@ -59,8 +65,9 @@ pub const DEFAULT_CMD_TIMEOUT_S: f64 = 600.0;
 const BENCH_HELP: &str = "Each run builds its own network namespaces, sets the scenario's start values there,
 lets the normal pipeline (diagnose → recommend → guardrails) decide from live telemetry,
 applies the plan inside the namespaces through the apply transaction, measures, rolls back,
-and compares against an A/A repeat, TuneD's network-throughput and network-latency profiles
-and a grid around the chosen value. A built-in scenario writes only inside the namespaces it
+and compares against an A/A repeat, TuneD's network-throughput and network-latency profiles,
+the closed loop (`semantos:tune`: the rules plan, then the optimiser, each trial kept only when
+measured better) and a grid over the KB range of the keys the symptoms implicate. A built-in scenario writes only inside the namespaces it
 creates (inotify-watchers: in a sandbox tree realised in a throwaway user namespace per run;
 map-heavy: the host's global vm.max_map_count, only with --allow-host, restored after every arm
 and at the end). --cmd writes inside the namespace --netns names; without --netns it refuses,
@@ -70,6 +77,7 @@ every arm; if a restore fails the backup is kept and the error says how to resto
 Examples:
   sudo semantos bench accept-burst
   sudo semantos bench bdp-transfer --quick --json
+  sudo semantos bench bdp-transfer --grid full --tune-budget 10
   sudo semantos bench syn-burst
   sudo semantos bench inotify-watchers --quick
   sudo semantos bench map-heavy --allow-host
@@ -108,6 +116,8 @@ fn options(a: &BenchArgs, plan: &PlanFile, kb: &crate::kb::Kb) -> Result<Options
         seed: a.seed,
         command_line: std::env::args().collect::<Vec<_>>().join(" "),
         allow_host: a.allow_host,
+        grid: a.grid,
+        tune_budget: a.tune_budget.unwrap_or(if a.quick { bench::tune::QUICK_TUNE_BUDGET } else { bench::tune::DEFAULT_TUNE_BUDGET }),
     })
 }
 

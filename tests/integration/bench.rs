@@ -113,6 +113,27 @@ fn check(e: &Expect, r: &serde_json::Value, dir: &Path) {
     for f in ["csv", "json", "svg"] {
         assert!(dir.join(format!("bench_{s}.{f}")).exists(), "{s}: bench_{s}.{f} not written");
     }
+    check_tune_arm(r);
+}
+
+/// The closed loop ran beside SemantOS: its first trial is the rules plan, measured in paired repeats and
+/// decided with its evidence; its best is an arm of its own; the goals are evaluated (quick: never all met).
+fn check_tune_arm(r: &serde_json::Value) {
+    let s = r["scenario"].as_str().unwrap();
+    let tune = &r["tune"][0];
+    assert_eq!(tune["arm"], "semantos:tune", "{s}: {}", r["tune"]);
+    let trials = tune["trials"].as_array().unwrap();
+    assert!(!trials.is_empty() && trials.len() <= tune["budget"].as_u64().unwrap() as usize, "{s}: {trials:?}");
+    assert_eq!(trials[0]["source"], "rules", "{s}: the rules plan is tried first");
+    let j = &trials[0]["judgement"];
+    assert!(["kept", "reverted", "refused", "failed"].contains(&j["decision"].as_str().unwrap()) && !j["reason"].as_str().unwrap().is_empty(), "{s}: {j}");
+    if j["decision"] == "kept" || j["decision"] == "reverted" {
+        assert_eq!(j["candidate"].as_array().unwrap().len(), 2, "{s}: quick mode measures 2 paired repeats: {j}");
+    }
+    let arm = r["arms"].as_array().unwrap().iter().find(|a| a["name"] == "semantos:tune").unwrap_or_else(|| panic!("{s}: no semantos:tune arm"));
+    assert_eq!(arm["writes"], tune["best"], "{s}");
+    assert_eq!(r["goals"]["all_met"], false, "{s}: quick mode judges no grid, A/A or TuneD goal: {}", r["goals"]);
+    assert!(r["goals"]["tune_vs_grid"].is_null(), "{s}: no grid in quick mode");
 }
 
 #[test]
@@ -148,7 +169,9 @@ fn quick_scenarios_find_the_symptom_fix_it_and_leave_the_host_alone() {
     assert_eq!(used.len(), 6, "each run names its two namespaces: {used:?}");
     let left: Vec<&String> = used.iter().filter(|n| Path::new("/var/run/netns").join(n).exists()).collect();
     assert!(left.is_empty(), "the bench left namespaces behind: {left:?}");
-    assert!(took < Duration::from_secs(120), "the three quick scenarios took {took:?}; they must stay under two minutes");
+    // The semantos:tune arm adds about 25 s a scenario (its rules trial in 2 paired repeats, then its arm's 2 reps):
+    // accept-burst took 22.5 s without it and 46.8 s with it on a loaded machine.
+    assert!(took < Duration::from_secs(200), "the three quick scenarios took {took:?}; they must stay under 200 s");
 }
 
 #[test]

@@ -37,7 +37,7 @@ fn expected() -> Vec<(&'static str, Vec<&'static [&'static str]>)> {
         ("rollback", vec![STATE, &["last", "run", "policy", "audit-log", "sysctl-root", "force", "fence-rollout"], KB, JSON]),
         ("dry-run", vec![TEL, PLAN, STATE, &["sysctl-root"], KB, JSON]),
         ("simulate", vec![REPRO, &["out", "windows", "seconds", "policy", "intent"], KB, JSON]),
-        ("bench", vec![PLAN, &["quick", "reps", "out-dir", "cmd", "netns", "column", "allow-host", "cmd-timeout", "seed"], KB, JSON]),
+        ("bench", vec![PLAN, &["quick", "reps", "out-dir", "cmd", "netns", "column", "allow-host", "cmd-timeout", "grid", "tune-budget", "seed"], KB, JSON]),
         ("compare", vec![REPRO, RESULTS, LLM, &["reasoners", "budget", "grid-points", "policy", "intent"], KB, JSON]),
         (
             "rollout",
