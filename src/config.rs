@@ -72,9 +72,17 @@ pub struct TuneSection {
     /// Simulated seconds per measured run (default: `trial_seconds`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run_seconds: Option<f64>,
-    /// Largest worsening of any one workload's p95 a kept trial may bring, percent against the incumbent.
-    #[serde(default)]
-    pub max_workload_worsening_pct: f64,
+    /// Largest worsening of any one workload's p95 a kept trial may bring, percent against the
+    /// incumbent (default: the policy's `max_p95_regression`, the monitor's own limit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_workload_worsening_pct: Option<f64>,
+}
+
+impl TuneSection {
+    /// The per-workload guard limit, percent: the section's, else the policy's `max_p95_regression`.
+    pub fn worsening_limit_pct(&self, policy: &Policy) -> f64 {
+        self.max_workload_worsening_pct.unwrap_or(policy.max_p95_regression * 100.0)
+    }
 }
 
 fn default_tune_budget() -> usize {
@@ -112,8 +120,9 @@ impl TuneSection {
         {
             return Err(format!("tune.run_seconds: {v} is out of range; use 15 to 3600 simulated seconds"));
         }
-        let w = self.max_workload_worsening_pct;
-        if !(w.is_finite() && (0.0..=100.0).contains(&w)) {
+        if let Some(w) = self.max_workload_worsening_pct
+            && !(w.is_finite() && (0.0..=100.0).contains(&w))
+        {
             return Err(format!("tune.max_workload_worsening_pct: {w} is out of range; use 0 to 100"));
         }
         Ok(())

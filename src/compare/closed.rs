@@ -94,6 +94,8 @@ pub struct RaceRow {
     pub best: Values,
     /// Why the row has no race, when it has none.
     pub note: Option<String>,
+    /// Every trial (values, repeats, interval, decision).
+    pub trace: Vec<Trial>,
 }
 
 /// The comparison at matched budget.
@@ -263,8 +265,8 @@ pub fn race<'a>(
                 reached = Some(t.index);
             }
         }
-        let harmful = out.trials.iter().filter(|t| t.judgement.ci95_pct.1 < 0.0).count();
-        rows.push(RaceRow { reasoner: name, trials: out.trials.len(), trials_to_within_2pct: reached, final_distance_pct: distance(&out.best), harmful_tried: harmful, unsupported, wall_s: began.elapsed().as_secs_f64(), best: out.best, note: None });
+        let harmful: usize = out.trials.iter().filter(|t| t.judgement.ci95_pct.1 < 0.0).count();
+        rows.push(RaceRow { reasoner: name, trials: out.trials.len(), trials_to_within_2pct: reached, final_distance_pct: distance(&out.best), harmful_tried: harmful, unsupported, wall_s: began.elapsed().as_secs_f64(), best: out.best, note: None, trace: out.trials });
     }
     Ok(rows)
 }
@@ -276,14 +278,14 @@ pub fn closed_loop(cfg: &ExperimentConfig, kb: &Kb, tuners: &[Tuner], budget: us
     crate::config::check_start_values(cfg, kb)?;
     let start = tsim::start_values(&cfg.host);
     let space = tsim::space(kb, &cfg.policy, &start);
-    let t = cfg.tune.clone().unwrap_or(crate::config::TuneSection { budget, repeats: 3, sources: vec![], seed: None, run_seconds: None, max_workload_worsening_pct: 0.0 });
+    let t = cfg.tune.clone().unwrap_or(crate::config::TuneSection { budget, repeats: 3, sources: vec![], seed: None, run_seconds: None, max_workload_worsening_pct: None });
     let seed = t.seed.unwrap_or(cfg.seed);
     let seconds = t.run_seconds.unwrap_or(cfg.trial_seconds);
     let scorer = SimHost::new(&cfg.host).objective(&cfg.workloads, seconds, seed);
     let score_seed = trial_seed(seed, SCORE_SALT);
     let score = |v: &Values| tsim::geometric_mean(&scorer.p95s(v, score_seed).values().copied().collect::<Vec<_>>());
     let grid = grid_optimum(&space, &start, grid_points, &score)?;
-    let spec = tsim::spec(&cfg.workloads, t.max_workload_worsening_pct);
+    let spec = tsim::spec(&cfg.workloads, t.worsening_limit_pct(&cfg.policy));
     let settings = Settings { budget, max_time: None, repeats: t.repeats, warmup_runs: 0, seed };
     let mut reasoners: Vec<(String, Vec<Box<dyn CandidateSource + '_>>, usize)> = Vec::new();
     let mut notes = BTreeMap::new();
@@ -319,7 +321,7 @@ pub fn closed_loop(cfg: &ExperimentConfig, kb: &Kb, tuners: &[Tuner], budget: us
             let name = tu.name();
             let note = notes.get(&name).cloned();
             match tu {
-                Tuner::Llm(None) => RaceRow { reasoner: name, trials: 0, trials_to_within_2pct: None, final_distance_pct: f64::NAN, harmful_tried: 0, unsupported: 0, wall_s: 0.0, best: start.clone(), note },
+                Tuner::Llm(None) => RaceRow { reasoner: name, trials: 0, trials_to_within_2pct: None, final_distance_pct: f64::NAN, harmful_tried: 0, unsupported: 0, wall_s: 0.0, best: start.clone(), note, trace: vec![] },
                 _ => {
                     let mut r = raced.next().expect("one row per raced reasoner");
                     r.note = note;

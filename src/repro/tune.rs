@@ -106,7 +106,7 @@ pub fn run(cfg: &ExperimentConfig, kb: &Kb, t: &TuneSection, rules_changes: &[(S
     let mut system = host.system();
     let mut objective = host.objective(&cfg.workloads, t.run_seconds.unwrap_or(cfg.trial_seconds), seed);
     let described = crate::tune::ObjectiveSource::describe(&objective);
-    let spec = tsim::spec(&cfg.workloads, t.max_workload_worsening_pct);
+    let spec = tsim::spec(&cfg.workloads, t.worsening_limit_pct(&cfg.policy));
     let incumbent = RefCell::new(start.clone());
     let check = |v: &Values| tsim::step_check(kb, &cfg.policy, &incumbent.borrow(), v);
     let l = Loop {
