@@ -104,7 +104,7 @@ const APPLY_HELP: &str = "Examples:
   sudo semantos apply                                  recommend from live telemetry and apply
   sudo semantos apply --plan plan.json --policy policy.yaml
   sudo semantos apply --plan 90-tuning.conf --health-cmd 'curl -fsS localhost/health'
-  sudo semantos apply --plan plan.conf --objective-cmd './probe --print-latency-ms' --stat p99 --repeats 5
+  sudo semantos apply --plan plan.conf --objective-cmd './probe --latency-ms' --stat p99
   sudo semantos apply --plan - --monitor-seconds 0 < plan.json
   semantos apply --sysctl-root /tmp/tree --state-dir /tmp/state --plan plan.conf";
 

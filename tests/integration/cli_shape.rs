@@ -33,7 +33,7 @@ fn expected() -> Vec<(&'static str, Vec<&'static [&'static str]>)> {
         ("kb graph", vec![&["format"], KB, JSON]),
         ("diagnose", vec![TEL, &["samples", "watch"], KB, JSON]),
         ("recommend", vec![TEL, PLAN, &["out", "reasoner", "sysctl-root"], LLM, KB, JSON]),
-        ("apply", vec![TEL, PLAN, WATCH, STATE, &["health-timeout", "audit-log", "sysctl-root", "force", "rollout-id"], KB, JSON]),
+        ("apply", vec![TEL, PLAN, WATCH, STATE, &["health-timeout", "audit-log", "sysctl-root", "force", "rollout-id", "objective-cmd", "stat", "goal", "column", "repeats", "cmd-timeout"], KB, JSON]),
         ("rollback", vec![STATE, &["last", "run", "policy", "audit-log", "sysctl-root", "force", "fence-rollout"], KB, JSON]),
         ("dry-run", vec![TEL, PLAN, STATE, &["sysctl-root"], KB, JSON]),
         ("simulate", vec![REPRO, &["out", "windows", "seconds", "policy", "intent"], KB, JSON]),
