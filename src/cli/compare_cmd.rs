@@ -25,6 +25,8 @@ pub struct CompareArgs {
     #[arg(long, value_name = "N", default_value_t = 3, requires = "budget")]
     pub grid_points: usize,
     #[command(flatten)]
+    pub scenario: super::scenario_run::ScenarioArgs,
+    #[command(flatten)]
     pub llm: LlmArgs,
     #[command(flatten)]
     pub repro: ReproArgs,
@@ -54,6 +56,7 @@ pub enum CompareReasoner {
 const COMPARE_HELP: &str = "Examples:
   semantos compare --reasoners rules --trials 5
   semantos compare --reasoners rules,llm,optimiser --budget 20
+  sudo semantos compare --reasoners rules,optimiser --budget 5 --scenario accept-burst
   semantos compare --reasoners rules,llm --llm-url http://127.0.0.1:8080/v1 --llm-model smollm2
   semantos compare --reasoners rules,llm --llm-config llm.yaml --llm-replay rec/ --json";
 
@@ -66,6 +69,19 @@ pub fn run(a: &CompareArgs) -> Result<i32> {
         if a.reasoners[..i].contains(r) {
             return Err(invalid(format!("--reasoners: {r:?} is named twice")));
         }
+    }
+    if let Some(id) = a.scenario.scenario {
+        let Some(budget) = a.budget else { return Err(invalid("--scenario races the reasoners in closed loop: add --budget N (trials each)")) };
+        let reasoners: Vec<crate::bench::tune::Reasoner> = a
+            .reasoners
+            .iter()
+            .map(|r| match r {
+                CompareReasoner::Rules => crate::bench::tune::Reasoner::Rules,
+                CompareReasoner::Optimiser => crate::bench::tune::Reasoner::Optimiser,
+                CompareReasoner::Llm => crate::bench::tune::Reasoner::Llm,
+            })
+            .collect();
+        return super::scenario_run::compare(&a.scenario, id, &reasoners, budget, a.repro.seed.unwrap_or(1), &a.intent, &a.policy, &a.kb, a.json.json);
     }
     let kb = load_kb(&a.kb)?;
     let cfg = common::experiment(&a.repro, &a.policy, &a.intent, &kb)?;

@@ -28,6 +28,7 @@ pub mod render;
 pub mod reproduce;
 pub mod rollback_cmd;
 pub mod rollout_cmd;
+pub mod scenario_run;
 pub mod sampling;
 pub mod state;
 pub mod style;

@@ -50,8 +50,10 @@ pub enum SourceKind {
 #[command(after_help = TUNE_HELP)]
 pub struct TuneArgs {
     /// The measuring command (sh -c): prints one latency per line, a CSV (with --column), or one score (--stat value).
-    #[arg(long, value_name = "CMD", required_unless_present_any = ["resume", "rollback"])]
+    #[arg(long, value_name = "CMD", required_unless_present_any = ["resume", "rollback", "scenario"])]
     pub objective_cmd: Option<String>,
+    #[command(flatten)]
+    pub scenario: super::scenario_run::ScenarioArgs,
     /// CSV column (header name or 1-based index) holding the samples.
     #[arg(long, value_name = "NAME")]
     pub column: Option<String>,
@@ -129,6 +131,7 @@ Examples:
   sudo semantos tune --objective-cmd './probe --print-latency-ms' --stat p99 --budget 12
   sudo semantos tune --netns app --objective-cmd 'curl -s localhost:9090/score' --stat value
   sudo semantos tune --objective-cmd 'cat lat.csv' --column ms --keys net.core.somaxconn
+  sudo semantos tune --scenario bdp-transfer --budget 10   a bench scenario as the objective
   sudo semantos tune --resume          continue a tune that was killed
   sudo semantos tune --rollback        put back the values in force before the tune
 
@@ -137,6 +140,13 @@ Exit status: 0 success (whether or not a candidate was kept), 1 failure, 2 inval
 
 /// `semantos tune`.
 pub fn run(a: &TuneArgs) -> Result<i32> {
+    if let Some(id) = a.scenario.scenario {
+        // Conflicts are checked here rather than by clap so that the message says what --scenario replaces.
+        if a.objective_cmd.is_some() || a.netns.is_some() || a.resume || a.rollback || !a.keys.is_empty() || a.plan.plan.is_some() {
+            return Err(invalid("--scenario is its own objective and target (the scenario's namespaces, workload and objective): drop --objective-cmd, --netns, --keys, --plan, --resume and --rollback"));
+        }
+        return super::scenario_run::tune(&a.scenario, id, a.budget, a.seed, &a.intent, &a.policy, &a.kb, a.json.json);
+    }
     let st = places::resolve(a.state_dir.as_deref(), None, a.audit_log.as_deref(), None, &places::Env::read());
     let path = state::path(&st.dir);
     let found = TuneState::load(&path).map_err(|e| invalid(format!("{e:#}")))?;

@@ -17,6 +17,7 @@ const STATE: &[&str] = &["state-dir", "backup"];
 const WATCH: &[&str] = &["monitor-seconds", "health-cmd", "persist"];
 const REPRO: &[&str] = &["seed", "trials", "config"];
 const RESULTS: &[&str] = &["sandbox-dir", "results-dir"];
+const SCENARIO: &[&str] = &["scenario", "quick", "grid", "allow-host", "out-dir"];
 const LLM: &[&str] = &[
     "llm-url", "llm-model", "llm-config", "llm-timeout", "llm-connect-timeout", "llm-samples", "llm-tau", "llm-temperature", "llm-max-tokens", "llm-fallback", "llm-response-format", "llm-record", "llm-replay", "llm-calibration", "llm-ca-file",
 ];
@@ -38,7 +39,7 @@ fn expected() -> Vec<(&'static str, Vec<&'static [&'static str]>)> {
         ("dry-run", vec![TEL, PLAN, STATE, &["sysctl-root"], KB, JSON]),
         ("simulate", vec![REPRO, &["out", "windows", "seconds", "policy", "intent"], KB, JSON]),
         ("bench", vec![PLAN, &["quick", "reps", "out-dir", "cmd", "netns", "column", "allow-host", "cmd-timeout", "grid", "tune-budget", "seed"], KB, JSON]),
-        ("compare", vec![REPRO, RESULTS, LLM, &["reasoners", "budget", "grid-points", "policy", "intent"], KB, JSON]),
+        ("compare", vec![REPRO, RESULTS, LLM, SCENARIO, &["reasoners", "budget", "grid-points", "policy", "intent"], KB, JSON]),
         (
             "rollout",
             vec![
@@ -58,6 +59,7 @@ fn expected() -> Vec<(&'static str, Vec<&'static [&'static str]>)> {
                 TEL,
                 PLAN,
                 LLM,
+                SCENARIO,
                 &["objective-cmd", "column", "stat", "goal", "guard", "budget", "max-time", "repeats", "warmup", "cmd-timeout", "netns", "sources", "keys", "seed", "resume", "rollback", "sysctl-root", "state-dir", "audit-log"],
                 KB,
                 JSON,
