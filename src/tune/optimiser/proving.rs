@@ -124,13 +124,30 @@ pub fn tune(land: &dyn Landscape, source: Box<dyn CandidateSource + '_>, budget:
     let mut system = MapSystem::new(land.start());
     let mut probe = Probe::new(land, system.handle(), seed);
     let space = land.space();
-    let check = |v: &Values| space.admits(v);
+    let held = system.handle();
+    // The guardrails as a real tune has them: the KB orders, and the step limit judged against
+    // the values in force (the incumbent: the loop puts it back after every trial).
+    let check = |v: &Values| guardrails(space, &held.borrow(), v);
     let spec = spec();
     let settings = Settings { budget, max_time: None, repeats: 3, warmup_runs: 0, seed };
     let l = Loop { system: &mut system, objective: &mut probe, sources: vec![source], space, spec: &spec, check: &check, settings };
     let out = driver::run(l, land.start(), land.start(), Vec::new(), &mut Silent)?;
     let kept = out.trials.iter().filter(|t| t.judgement.decision == super::super::Decision::Kept).count();
     Ok(Result { regret_pct: regret_pct(land.truth(&out.best), optimum), best: out.best, kept })
+}
+
+/// The proving ground's guardrails: the space's orders, and no integer moved past the step limit
+/// from `in_force` (values compared as max(v, 1), as `safety::step` does).
+pub fn guardrails(space: &SearchSpace, in_force: &Values, v: &Values) -> std::result::Result<(), String> {
+    space.admits(v)?;
+    let Some(r) = space.max_step_ratio else { return Ok(()) };
+    for d in space.dims.iter().filter(|d| matches!(d.kind, DimKind::Int { .. })) {
+        let (a, b) = (num(in_force, &d.key).max(1.0), num(v, &d.key).max(1.0));
+        if a / b > r || b / a > r {
+            return Err(format!("{}: {a} → {b} exceeds the step limit ×{r}", d.key));
+        }
+    }
+    Ok(())
 }
 
 /// How far `value` is above `optimum`, percent (0 at or below it).

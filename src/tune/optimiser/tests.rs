@@ -11,10 +11,12 @@ fn median_regret(dims: usize, seeds: std::ops::Range<u64>, budget: usize, make: 
             proving::tune(&land, make(s), budget, s, opt).unwrap().regret_pct
         })
         .collect();
+    if std::env::var("SHOW").is_ok() {
+        eprintln!("{:?}", regrets.iter().map(|r| r.round()).collect::<Vec<_>>());
+    }
     proving::summary(&regrets).0
 }
 
-#[allow(dead_code)]
 fn compare(dims: usize, seeds: std::ops::Range<u64>) {
     for budget in [5, 10, 20] {
         let tpe = median_regret(dims, seeds.clone(), budget, &|s| Box::new(Tpe::new(s)));
@@ -113,3 +115,23 @@ fn an_empty_space_offers_nothing() {
     assert!(RandomSearch::new(1).propose(&p).unwrap().is_none());
 }
 
+
+/// The claim the issue makes of the optimiser. It holds on seeds 0..24 (median regret 25.4 % vs
+/// 37.0 %) but not on seeds 1000..1024 (49.2 % vs 23.4 %: TPE's final incumbent is trapped below
+/// the backlog cliff in about 10 of 24 landscapes), so it is not yet true in general and is
+/// ignored rather than kept green on a lucky ensemble: run it with `--ignored` after changing the optimiser.
+#[test]
+#[ignore]
+fn tpe_median_regret_is_at_most_random_searchs_at_budget_ten_on_a_synthetic_landscape() {
+    let tpe = median_regret(3, 0..24, 10, &|s| Box::new(Tpe::new(s)));
+    let random = median_regret(3, 0..24, 10, &|s| Box::new(RandomSearch::new(s)));
+    assert!(tpe <= random, "median regret at budget 10: tpe {tpe:.1} %, random {random:.1} %");
+}
+
+#[test]
+#[ignore]
+fn explore() {
+    let from: u64 = std::env::var("FROM").ok().and_then(|s| s.parse().ok()).unwrap_or(1000);
+    let dims: usize = std::env::var("DIMS").ok().and_then(|s| s.parse().ok()).unwrap_or(3);
+    compare(dims, from..from + 24);
+}
