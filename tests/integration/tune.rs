@@ -231,7 +231,7 @@ fn a_tune_killed_mid_trial_resumes_from_its_incumbent() {
     let (out, err) = text(&o);
     assert_eq!(o.status.code(), Some(0), "{err}");
     let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(doc["kind"], "tune");
+    assert_eq!((doc["kind"].as_str(), doc["schema_version"].as_u64()), (Some("tune"), Some(1)), "{out}");
     // The plan's one candidate was the interrupted trial: measured again from the incumbent, and
     // (the objective does not depend on it) not shown better, so rolled back.
     let trials = doc["trials"].as_array().unwrap();
