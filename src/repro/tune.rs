@@ -228,7 +228,8 @@ mod tests {
         let (r, dir) = tuned(&cfg);
         assert_eq!(r.outcome.trials[0].source, "rules", "the rules plan is the first candidate");
         for row in &r.summary {
-            assert!(row.tuned_p95_ms <= row.rules_p95_ms, "{}: tuned p95 {} is worse than the rules plan's {}\n{}", row.workload, row.tuned_p95_ms, row.rules_p95_ms, to_table(&r));
+            // Equal within float rounding counts as reached (bulk differs in the 8th digit when nothing moved its keys).
+            assert!(row.tuned_p95_ms <= row.rules_p95_ms * (1.0 + 1e-6), "{}: tuned p95 {} is worse than the rules plan's {}\n{}", row.workload, row.tuned_p95_ms, row.rules_p95_ms, to_table(&r));
         }
         let beaten: Vec<&TuneRow> = r.summary.iter().filter(|x| x.workload != summary::OVERALL && x.ci95_low_pct > 0.0).collect();
         assert!(!beaten.is_empty(), "the closed loop found nothing the rules plan left on the table:\n{}", to_table(&r));
