@@ -62,16 +62,17 @@ pub struct BenchArgs {
 /// `--cmd-timeout`'s default: a generous bound for one repetition of a user's workload.
 pub const DEFAULT_CMD_TIMEOUT_S: f64 = 600.0;
 
-const BENCH_HELP: &str = "Each run builds its own network namespaces, sets the scenario's start values there,
-lets the normal pipeline (diagnose → recommend → guardrails) decide from live telemetry,
-applies the plan inside the namespaces through the apply transaction, measures, rolls back,
-and compares against an A/A repeat, TuneD's network-throughput and network-latency profiles,
-the closed loop (`semantos:tune`: the rules plan, then the optimiser, each trial kept only when
-measured better) and a grid over the KB range of the keys the symptoms implicate. A built-in
-scenario writes only inside the namespaces it creates (inotify-watchers: in a sandbox tree realised in a throwaway user namespace per run;
-map-heavy: the host's global vm.max_map_count, only with --allow-host, restored after every arm
-and at the end). --cmd writes inside the namespace --netns names; without --netns it refuses,
-unless --allow-host says to tune the bench's own namespace (the host's settings, restored after
+const BENCH_HELP: &str = "Each run builds its own network namespaces, sets the scenario's start values there, lets the
+normal pipeline (diagnose → recommend → guardrails) decide from live telemetry, applies the
+plan inside the namespaces through the apply transaction, measures, rolls back, and compares
+against an A/A repeat, TuneD's network-throughput and network-latency profiles, the closed loop
+(`semantos:tune`: the rules plan, then the optimiser, each trial kept only when measured
+better) and a grid over the KB range of the keys the symptoms implicate. A built-in scenario
+writes only inside the namespaces it creates (inotify-watchers: in a sandbox tree realised in a
+throwaway user namespace per run; map-heavy: the host's global vm.max_map_count, only with
+--allow-host, restored after every arm and at the end). --cmd writes inside the namespace
+--netns names; without --netns it refuses, unless --allow-host says to tune the bench's own
+namespace (the host's settings, restored after
 every arm; if a restore fails the backup is kept and the error says how to restore it).
 
 Examples:

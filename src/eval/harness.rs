@@ -57,7 +57,7 @@ pub fn run_measured(c: &UserCommand) -> Result<(CommandRun, Option<f64>)> {
     match out.status {
         Some(s) if s.success() => {}
         Some(s) => bail!("{:?} exited with {s}: {}", c.cmd, out.stderr_tail()),
-        None => bail!("{:?} did not finish within {} s and was killed with its process group; raise the command timeout if one run needs longer", c.cmd, c.timeout.as_secs_f64()),
+        None => bail!("{:?} did not finish within {} s and was killed with its process group; raise --cmd-timeout if one run needs longer", c.cmd, c.timeout.as_secs_f64()),
     }
     if out.truncated {
         let mib = MAX_OUTPUT >> 20;
