@@ -9,8 +9,6 @@
 //! keeps its namespace when another thread uses it.
 
 use anyhow::{Context, Result, bail};
-use std::fs::File;
-use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -59,7 +57,7 @@ impl Netns {
 
     /// Its bind mount, `/var/run/netns/<name>`.
     pub fn path(&self) -> PathBuf {
-        PathBuf::from("/var/run/netns").join(&self.name)
+        crate::sysctl::netns::path(&self.name)
     }
 
     /// Runs `ip -n <name> args...`.
@@ -71,24 +69,12 @@ impl Netns {
 
     /// Moves the calling thread into this namespace.
     pub fn enter(&self) -> Result<()> {
-        let f = File::open(self.path()).with_context(|| format!("netns {}: opening {}", self.name, self.path().display()))?;
-        // SAFETY: setns on a descriptor we own; affects the calling thread only (CLONE_NEWNET).
-        if unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
-            bail!("netns {}: setns failed: {} (entering a network namespace needs CAP_SYS_ADMIN: run as root)", self.name, std::io::Error::last_os_error());
-        }
-        Ok(())
+        crate::sysctl::netns::enter(&self.name)
     }
 
     /// Runs `f` on a thread inside this namespace and returns its result.
     pub fn run<T: Send>(&self, f: impl FnOnce() -> Result<T> + Send) -> Result<T> {
-        std::thread::scope(|s| {
-            s.spawn(|| {
-                self.enter()?;
-                f()
-            })
-            .join()
-            .map_err(|_| anyhow::anyhow!("netns {}: a thread running inside the namespace panicked", self.name))?
-        })
+        crate::sysctl::netns::run_in(Some(&self.name), f)
     }
 
     /// Starts `f` on a named thread inside this namespace.

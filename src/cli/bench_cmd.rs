@@ -92,16 +92,7 @@ fn options(a: &BenchArgs, plan: &PlanFile, kb: &crate::kb::Kb) -> Result<Options
         return Err(invalid("--reps 0 measures nothing; use --reps 5 (the default) or more"));
     }
     if let Some(id) = a.scenario {
-        let host = matches!(bench::scenario::scenario(id, true).stage, bench::scenario::Stage::Host { .. });
-        if host && !a.allow_host {
-            return Err(invalid(format!(
-                "{} changes the host's global vm.max_map_count (no namespace has its own) and runs only with --allow-host; nothing was run or written. With --allow-host every arm raises it through the apply transaction and rolls it back, and the value read at the start is written back at the end whatever happens",
-                id.name()
-            )));
-        }
-        if !host && a.allow_host {
-            return Err(invalid(format!("--allow-host applies to --cmd and to map-heavy; {} writes only inside its own namespaces (drop --allow-host)", id.name())));
-        }
+        super::scenario_run::check_allow_host(id, a.allow_host, "--cmd and to map-heavy")?;
     }
     let policy = match &a.policy.policy {
         Some(_) => Some(common::policy(&a.policy, kb)?),

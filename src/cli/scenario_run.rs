@@ -32,18 +32,28 @@ pub struct ScenarioArgs {
     pub out_dir: PathBuf,
 }
 
+/// Refuses a host-global scenario without `--allow-host` and `--allow-host` on a namespaced one,
+/// before anything runs; `applies_to` says where the flag does apply for the command asking.
+pub fn check_allow_host(id: ScenarioId, allow_host: bool, applies_to: &str) -> Result<()> {
+    let host = matches!(bench::scenario::scenario(id, true).stage, bench::scenario::Stage::Host { .. });
+    if host && !allow_host {
+        return Err(invalid(format!(
+            "{} changes the host's global vm.max_map_count (no namespace has its own) and runs only with --allow-host; nothing was run or written. With --allow-host every arm raises it through the apply transaction and rolls it back, and the value read at the start is written back at the end whatever happens",
+            id.name()
+        )));
+    }
+    if !host && allow_host {
+        return Err(invalid(format!("--allow-host applies to {applies_to}; {} writes only inside its own namespaces (drop --allow-host)", id.name())));
+    }
+    Ok(())
+}
+
 /// The bench options for `id`, checked: a host-global scenario needs --allow-host, a namespaced one refuses it.
 pub fn options(a: &ScenarioArgs, id: ScenarioId, budget: usize, seed: u64, intent: &IntentArg, policy: &PolicyArg, kb: &Kb) -> Result<Options> {
     if budget == 0 {
         return Err(invalid("--budget 0 measures nothing; give 1 or more trials"));
     }
-    let host = matches!(bench::scenario::scenario(id, true).stage, bench::scenario::Stage::Host { .. });
-    if host && !a.allow_host {
-        return Err(invalid(format!("{} changes the host's global vm.max_map_count (no namespace has its own) and runs only with --allow-host; nothing was run or written", id.name())));
-    }
-    if !host && a.allow_host {
-        return Err(invalid(format!("--allow-host applies to map-heavy only; {} writes only inside its own namespaces (drop --allow-host)", id.name())));
-    }
+    check_allow_host(id, a.allow_host, "map-heavy only")?;
     let policy = match &policy.policy {
         Some(_) => Some(common::policy(policy, kb)?),
         None => None,

@@ -4,8 +4,8 @@
 //! file, so the code runs on a thread of its own that `setns(2)`s into the
 //! namespace; the rest of the process stays where it was.
 //!
-//! `bench::netns::Netns` does the same for the namespaces the bench creates;
-//! this is the small piece the layers below the bench (`tune`) may use.
+//! `bench::netns::Netns` (the namespaces the bench creates and deletes)
+//! enters and runs through these functions.
 
 use anyhow::{Context, Result, bail};
 use std::fs::File;
@@ -26,7 +26,7 @@ pub fn check(name: &str) -> Result<()> {
 }
 
 /// Moves the calling thread into namespace `name`.
-fn enter(name: &str) -> Result<()> {
+pub fn enter(name: &str) -> Result<()> {
     let f = File::open(path(name)).with_context(|| format!("netns {name}: opening {}", path(name).display()))?;
     // SAFETY: setns on a descriptor we own; affects the calling thread only (CLONE_NEWNET).
     if unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
