@@ -8,15 +8,18 @@
 
 pub mod bench;
 pub mod eval;
+pub mod metrics;
 pub mod kb;
 pub mod sysctl;
 pub mod telemetry;
 pub mod sim;
+pub mod ownership;
 pub mod reasoning;
 pub mod safety;
 pub mod apply;
 pub mod config;
 pub mod rollout;
+pub mod agent;
 pub mod export;
 pub mod repro;
 pub mod llm;
