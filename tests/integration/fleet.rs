@@ -397,7 +397,7 @@ fn fleet_ansible_engine_applies_gates_and_rolls_back_for_real() {
     // Each host's backup is restored by `semantos rollback` there, like a local apply's
     // (the rollback play itself runs in the failing scenario below).
     for i in 0..6 {
-        let o = Command::new("ip").args(["netns", "exec", &f.hosts[i].ns]).arg(bin()).args(["rollback", "--sysctl-root", "/proc/sys", "--backup"]).arg(f.backup(i)).current_dir(f.dir.path()).output().unwrap();
+        let o = Command::new("ip").args(["netns", "exec", &f.hosts[i].ns]).arg(bin()).args(["rollback", "--sysctl-root", "/proc/sys", "--backup"]).arg(f.backup(i)).arg("--audit-log").arg(f.dir.path().join("audit.jsonl")).current_dir(f.dir.path()).output().unwrap();
         assert!(o.status.success(), "h{}: {}", i + 1, text(&o).1);
         assert_eq!(values(&f, i), originals(i), "h{} after semantos rollback", i + 1);
     }
