@@ -26,12 +26,21 @@ impl Lock {
         if rc != 0 {
             let mut holder = String::new();
             let _ = f.read_to_string(&mut holder);
-            bail!("another semantos run holds the lock {} (pid {}); wait for it to finish", path.display(), holder.trim());
+            bail!("another semantos run holds the lock {} ({}); wait for it to finish", path.display(), holder_text(&holder));
         }
         f.set_len(0)?;
         f.rewind()?;
         write!(f, "{}", std::process::id())?;
         Ok(Lock { _file: f })
+    }
+}
+
+/// Names the holder from the lock file's text: the holder writes its pid just after it takes the
+/// lock, so a run that lost the race by microseconds can find the file still empty.
+fn holder_text(text: &str) -> String {
+    match text.trim() {
+        "" => "its pid not written yet: it started a moment ago".into(),
+        pid => format!("pid {pid}"),
     }
 }
 
@@ -46,5 +55,12 @@ mod tests {
         let _a = Lock::acquire(&p).unwrap();
         let e = Lock::acquire(&p).unwrap_err().to_string();
         assert!(e.contains("another semantos run holds the lock"), "{e}");
+        assert!(e.contains(&format!("(pid {})", std::process::id())), "{e}");
+    }
+
+    #[test]
+    fn a_holder_that_has_not_written_its_pid_yet_is_not_named_pid_empty() {
+        assert_eq!(holder_text(""), "its pid not written yet: it started a moment ago");
+        assert_eq!(holder_text(" 42\n"), "pid 42");
     }
 }
