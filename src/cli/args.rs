@@ -139,6 +139,10 @@ pub enum Command {
     Rollout(RolloutArgs),
     /// Tune in closed loop against your own objective command: each candidate is applied, measured against the incumbent, and kept only when measured better.
     Tune(TuneArgs),
+    /// Show what SemantOS changed on this host, when, by which run (apply, rollout, tune, agent), and what is live now.
+    Status(super::status_cmd::StatusArgs),
+    /// Check every key SemantOS manages: intended vs live value and who else owns it; exit 1 when any differ.
+    Verify(super::verify_cmd::VerifyArgs),
     /// Write a plan as an Ansible playbook, a TuneD profile, a sysctl.d drop-in or an OpenShift NTO Tuned resource.
     Export(ExportArgs),
     /// Write shell completions to stdout.
@@ -323,6 +327,8 @@ fn settle_json(cli: &mut Cli) -> Result<(), String> {
         Command::Simulate(a) => &mut a.json.json,
         Command::Export(a) => &mut a.json.json,
         Command::Tune(a) => &mut a.json.json,
+        Command::Status(a) => &mut a.json.json,
+        Command::Verify(a) => &mut a.json.json,
         Command::Completions { .. } | Command::Man(_) => return Err("--json: this command prints no JSON".into()),
     };
     *json = true;
