@@ -6,6 +6,10 @@
 
 use std::{env, fs, path::Path, path::PathBuf, process::Command};
 
+// The eBPF programs (bpf/*.bpf.c) and the cfg that says they were built.
+#[path = "bpf/build.rs"]
+mod bpf_build;
+
 fn main() {
     let root = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap());
     let dir = root.join("kb");
@@ -29,6 +33,7 @@ fn main() {
     fs::write(PathBuf::from(env::var("OUT_DIR").unwrap()).join("kb_files.rs"), src).unwrap();
     println!("cargo:rustc-env=SEMANTOS_KB_DIGEST={:012x}", digest >> 16);
     println!("cargo:rustc-env=SEMANTOS_GIT_COMMIT={}", git_commit(&root));
+    bpf_build::compile();
 }
 
 /// `git rev-parse --short HEAD`, with `-dirty` when tracked files differ; "unknown" without git.

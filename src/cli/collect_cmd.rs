@@ -7,6 +7,7 @@
 
 use super::common::invalid;
 use crate::telemetry::cgroup::CgroupReader;
+use crate::telemetry::ebpf::{Probes, netns_inode};
 use crate::telemetry::procfs::ProcReader;
 use crate::telemetry::{MetricKind, Snapshot, Window, metric_kind};
 use anyhow::{Context, Result};
@@ -26,7 +27,8 @@ pub const COLLECT_JSON_VERSION: u32 = 1;
   semantos collect                                    two snapshots 1 s apart: gauges and rates
   semantos collect --interval 5 --count 3 --json
   semantos collect --interval 10 --out snap.csv && semantos diagnose --telemetry snap.csv
-  semantos collect --proc-root tests/fixtures/proc/6.18-live --interval 0")]
+  semantos collect --proc-root tests/fixtures/proc/6.18-live --interval 0
+  semantos collect --ebpf --interval 5                drop reasons, retransmits, latencies (root)")]
 pub struct CollectArgs {
     /// Seconds between two snapshots.
     #[arg(long, value_name = "S", default_value_t = 1.0)]
@@ -46,6 +48,10 @@ pub struct CollectArgs {
     /// Also write the snapshots to FILE as telemetry CSV (read back by `diagnose --telemetry FILE`).
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
+    /// Also attach the eBPF tracepoint probes (root or CAP_BPF): ebpf.* drop reasons, retransmits,
+    /// socket state changes, run-queue and block I/O latency. Missing probes are named, never fatal.
+    #[arg(long)]
+    pub ebpf: bool,
 }
 
 /// Checked arguments: what `run` does, decided before anything is read.
@@ -90,7 +96,13 @@ fn execute(args: &CollectArgs) -> Result<String> {
     if total >= Duration::from_secs(2) {
         eprintln!("collecting {} snapshots {:.3} s apart ({:.1} s)...", cfg.count, cfg.interval.as_secs_f64(), total.as_secs_f64());
     }
-    let snaps = collect(&reader, &cgroups, &cfg)?;
+    // Attached before the first snapshot; the network namespace collect reads /proc/net in is the one counted.
+    let mut probes = args.ebpf.then(|| Probes::start(&args.sys_root));
+    for note in probes.iter().flat_map(|p| p.notes()) {
+        eprintln!("{note}");
+    }
+    let netns = netns_inode(&args.proc_root);
+    let snaps = collect(&reader, &cgroups, probes.as_mut().map(|p| (p, netns)), &cfg)?;
     if let Some(path) = &args.out {
         let csv = crate::telemetry::csv::to_csv(&snaps)?;
         crate::apply::files::write_atomic(path, csv.as_bytes(), 0o644).with_context(|| format!("writing telemetry CSV {}", path.display()))?;
@@ -99,7 +111,7 @@ fn execute(args: &CollectArgs) -> Result<String> {
 }
 
 /// `count` snapshots `interval` apart, on a fixed schedule (no drift from the reading time).
-fn collect(reader: &ProcReader, cgroups: &CgroupReader, cfg: &Config) -> Result<Vec<Snapshot>> {
+fn collect(reader: &ProcReader, cgroups: &CgroupReader, mut probes: Option<(&mut Probes, Option<u32>)>, cfg: &Config) -> Result<Vec<Snapshot>> {
     let start = Instant::now();
     let mut snaps = Vec::with_capacity(cfg.count);
     for i in 0..cfg.count {
@@ -110,6 +122,9 @@ fn collect(reader: &ProcReader, cgroups: &CgroupReader, cfg: &Config) -> Result<
         let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
         let mut s = reader.snapshot(now_ms)?;
         cgroups.collect_into(&mut s)?;
+        if let Some((p, netns)) = probes.as_mut() {
+            p.read_into(&mut s, *netns);
+        }
         snaps.push(s);
     }
     Ok(snaps)
@@ -288,6 +303,7 @@ fn render_table(snaps: &[Snapshot]) -> String {
                     let _ = writeln!(s, "  {:<44} {:>8.2} % of time", k, v * 1e-4);
                 }
             }
+            render_ebpf(&mut s, last, &r);
             let _ = writeln!(s, "\n{} counters have rates; --json prints them all.", r.per_second.len());
         }
         None => {
@@ -295,6 +311,22 @@ fn render_table(snaps: &[Snapshot]) -> String {
         }
     }
     s
+}
+
+/// The eBPF section: drop reasons, retransmits and state changes per second, then the latency percentiles.
+fn render_ebpf(s: &mut String, last: &Snapshot, r: &Rates) {
+    let events: Vec<_> = r.per_second.iter().filter(|(k, v)| k.starts_with("ebpf.") && **v > 0.0).collect();
+    let levels: Vec<_> = last.metrics.iter().filter(|(k, _)| k.starts_with("ebpf.") && metric_kind(k) == MetricKind::Gauge).collect();
+    if events.is_empty() && levels.is_empty() {
+        return;
+    }
+    let _ = writeln!(s, "\neBPF (drops by reason, retransmits by state, state changes; latencies since the previous snapshot)");
+    for (k, v) in events {
+        let _ = writeln!(s, "  {k:<52} {v:>12.2} /s");
+    }
+    for (k, v) in levels {
+        let _ = writeln!(s, "  {k:<52} {v:>12.1} µs");
+    }
 }
 
 #[cfg(test)]
@@ -320,7 +352,7 @@ mod tests {
     #[test]
     fn defaults_and_checks() {
         let a = args(&[]);
-        assert_eq!((a.interval, a.count, a.json, a.out.is_none()), (1.0, 2, false, true));
+        assert_eq!((a.interval, a.count, a.json, a.out.is_none(), a.ebpf), (1.0, 2, false, true, false));
         assert_eq!(a.proc_root, PathBuf::from("/proc"));
         assert_eq!(a.sys_root, PathBuf::from("/sys"));
         assert_eq!(validate(&args(&["--count", "0"])).unwrap_err().downcast_ref::<crate::cli::CliError>().map(|e| e.code), Some(crate::cli::EXIT_INVALID));
@@ -375,7 +407,7 @@ mod tests {
         a.out = Some(out.clone());
         let cfg = validate(&a).unwrap();
         let reader = ProcReader::with_roots(&a.proc_root, &a.sys_root).keep_open().unwrap();
-        let snaps = collect(&reader, &CgroupReader::with_roots(&a.proc_root, &a.sys_root), &cfg).unwrap();
+        let snaps = collect(&reader, &CgroupReader::with_roots(&a.proc_root, &a.sys_root), None, &cfg).unwrap();
         assert_eq!(snaps.len(), 3);
         assert!(snaps[0].get("cgroup.:cpu.stat.usage_usec").is_some());
         assert!(snaps.windows(2).all(|w| w[0].timestamp_ms <= w[1].timestamp_ms));
@@ -396,17 +428,30 @@ mod tests {
     fn older_kernel_fixture_renders_without_psi() {
         let a = fixture_args("4.19-nopsi", &["--interval", "0", "--count", "2"]);
         let reader = ProcReader::with_roots(&a.proc_root, &a.sys_root);
-        let snaps = collect(&reader, &CgroupReader::with_roots(&a.proc_root, &a.sys_root), &validate(&a).unwrap()).unwrap();
+        let snaps = collect(&reader, &CgroupReader::with_roots(&a.proc_root, &a.sys_root), None, &validate(&a).unwrap()).unwrap();
         let t = render_table(&snaps);
         assert!(t.contains("4 CPUs  2 NUMA nodes"), "{t}");
         assert!(!t.contains("pressure"), "{t}");
     }
 
     #[test]
+    fn ebpf_section_lists_drop_rates_and_latencies() {
+        let snaps = snaps_with(&[
+            (1_000, &[("ebpf.drop.socket_rcvbuff", 10.0), ("ebpf.drop.netfilter_drop", 3.0)]),
+            (3_000, &[("ebpf.drop.socket_rcvbuff", 30.0), ("ebpf.drop.netfilter_drop", 3.0), ("ebpf.runq.p99_us", 812.5)]),
+        ]);
+        let t = render_table(&snaps);
+        assert!(t.contains("ebpf.drop.socket_rcvbuff") && t.contains("10.00 /s"), "{t}");
+        assert!(!t.contains("netfilter_drop"), "reasons with no drop in the window are left out: {t}");
+        assert!(t.contains("812.5 µs"), "{t}");
+        assert!(!render_table(&snaps_with(&[(1_000, &[]), (2_000, &[])])).contains("eBPF"));
+    }
+
+    #[test]
     fn live_host_two_snapshots() {
         let a = args(&["--interval", "0.05", "--count", "2"]);
         let reader = ProcReader::new().keep_open().unwrap();
-        let snaps = collect(&reader, &CgroupReader::new(), &validate(&a).unwrap()).unwrap();
+        let snaps = collect(&reader, &CgroupReader::new(), None, &validate(&a).unwrap()).unwrap();
         let r = rates(&snaps).unwrap();
         assert!(r.seconds > 0.0);
         assert!(r.per_second.contains_key("vmstat.pgfault"));

@@ -4,6 +4,7 @@
 
 pub mod cgroup;
 pub mod csv;
+pub mod ebpf;
 pub mod limits;
 pub mod proc_scan;
 pub mod netns;

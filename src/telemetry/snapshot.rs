@@ -86,6 +86,10 @@ pub fn metric_kind(name: &str) -> MetricKind {
         "neigh" => {
             if rest.ends_with(".entries") { MetricKind::Gauge } else { MetricKind::Counter }
         }
+        // eBPF (telemetry::ebpf): drops, retransmits and state changes count events; latency percentiles are levels.
+        "ebpf" => {
+            if rest.starts_with("drop.") || rest.starts_with("tcp.") { MetricKind::Counter } else { MetricKind::Gauge }
+        }
         // sim workload counters: completed requests.
         "app" if rest.ends_with(".requests") => MetricKind::Counter,
         _ => MetricKind::Gauge,

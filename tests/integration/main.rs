@@ -10,6 +10,7 @@ mod binding; // the limit that binds, with real sockets in throwaway namespaces:
 mod cli; // help, diagnose from CSV, plans as files
 mod cli_shape; // per-command flags, state in one place, the exit-code table, plans on stdin, man pages
 mod docs_commands; // every `semantos …` line of README.md and docs/*.md parses with the real definitions
+mod ebpf; // eBPF tracepoint telemetry on the real kernel: drop reasons at the snmp rate, listen overflows, retransmits on a lossy relay, run-queue latency under a hog (root)
 mod diagnose; // the diagnosis over a window: a limit-relative symptom found by every call under steady load in a namespace (root), --watch, sustained presence on CSV input
 mod exit_table; // the exit-code table row by row on apply, rollback, rollout, simulate and the seed spelling, plain and under --json
 mod export; // exports on real files: provenance headers, named TuneD profiles, flags of other formats; the Ansible playbook in check mode against real sshd
