@@ -390,13 +390,17 @@ fn anchor_arms(kb: &Kb, policy: &Policy, current: &BTreeMap<String, Value>, arms
 /// The grid's arms over `keys` (as grid rows naming the arm that measures each point; a point equal
 /// to another arm's configuration is measured once, as that arm). Independent of SemantOS's choice.
 #[allow(clippy::too_many_arguments)]
-fn grid_arms(kb: &Kb, intent: Intent, keys: &[String], mode: GridMode, current: &BTreeMap<String, Value>, arms: &mut Vec<Arm>, progress: Progress) -> Result<Vec<(grid::GridPoint, String)>> {
+fn grid_arms(kb: &Kb, keys: &[String], mode: GridMode, current: &BTreeMap<String, Value>, arms: &mut Vec<Arm>, progress: Progress) -> Result<Vec<(grid::GridPoint, String)>> {
     let key_refs: Vec<&str> = keys.iter().map(String::as_str).collect();
     let points = match mode {
-        GridMode::Axes => grid::range_points(kb, intent, &key_refs, current),
-        GridMode::Full => grid::full_points(kb, intent, &key_refs, current).map_err(anyhow::Error::msg)?,
+        GridMode::Axes => grid::range_points(kb, &key_refs, current),
+        GridMode::Full => grid::full_points(kb, &key_refs, current).map_err(anyhow::Error::msg)?,
     };
-    progress(&format!("grid ({}) over [{}]: {} points besides the start values", if mode == GridMode::Full { "full: every combination" } else { "each key's KB range on its own" }, keys.join(", "), points.len()));
+    let how = match mode {
+        GridMode::Full => format!("full: every combination, {} values per wide range", grid::points_per_range(kb, &key_refs, current).unwrap_or(grid::RANGE_POINTS)),
+        GridMode::Axes => "each key's whole KB range on its own".to_string(),
+    };
+    progress(&format!("grid ({how}) over [{}]: {} points besides the start values", keys.join(", "), points.len()));
     let mut grid_rows: Vec<(grid::GridPoint, String)> = Vec::new();
     let start_point = grid::GridPoint { label: format!("start ({})", keys.iter().filter_map(|k| Some(format!("{}={}", k.rsplit('.').next()?, current.get(k)?))).collect::<Vec<_>>().join(", ")), writes: vec![] };
     if !points.is_empty() {
@@ -492,7 +496,7 @@ fn run_on(kb: &Kb, sc: &Scenario, reps: usize, staged: &Staged, work: &Path, aud
         // Before the closed loop: a full grid too large to measure is refused before anything long runs.
         if !o.quick && o.grid == GridMode::Full {
             let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
-            grid::full_points(kb, o.intent, &refs, &current).map_err(anyhow::Error::msg)?;
+            grid::full_points(kb, &refs, &current).map_err(anyhow::Error::msg)?;
         }
         let tune = closed_loop_arms(kb, sc, o, &policy, &sw, env, &tuned, specs, llm, &mut arms, progress)?;
         let grid_rows = if o.quick {
@@ -500,7 +504,7 @@ fn run_on(kb: &Kb, sc: &Scenario, reps: usize, staged: &Staged, work: &Path, aud
             vec![]
         } else {
             anchor_arms(kb, &policy, &current, &mut arms);
-            grid_arms(kb, o.intent, &keys, o.grid, &current, &mut arms, progress)?
+            grid_arms(kb, &keys, o.grid, &current, &mut arms, progress)?
         };
         progress(&format!("{}: measuring {} arms × {reps} reps, interleaved", id.name(), arms.len()));
         // The grid is a measurement, not a recommendation: its keys may be written on this stage even where the

@@ -19,6 +19,14 @@ use std::net::{SocketAddrV4, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
+/// Longest one response may take; then the run is cut and the response and every one after it
+/// count as failed requests with this time as their sample. Why: the grid spans each key's whole
+/// KB range, down to buffers of a few KiB that move a 32 MiB object over the 100 ms path at
+/// 40 KB/s (an hour a run); such a point is many times worse than the start values (about 1.6 s
+/// an object), so its figure only needs to be known as "at least this bad", which a cut run
+/// records, in bounded time. Ten seconds is the connect timeout of the burst workloads too.
+pub const RESPONSE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Large objects fetched back to back over one connection.
 #[derive(Debug, Clone)]
 pub struct BdpTransfer {
@@ -88,12 +96,15 @@ fn exchange(topo: &Topology, port: u16, cc: &str, nodelay: bool, plan: &[(usize,
     let listener = topo.server.run(|| sockets::listen(addr, 16, Some(cc)))?;
     std::thread::scope(|s| {
         let server = s.spawn(|| serve_one(&listener, nodelay));
-        let client = topo.client.run(|| fetch(addr, cc, plan, warmup));
+        let client = topo.client.run(|| fetch(addr, cc, plan, warmup, RESPONSE_TIMEOUT));
         // A client that failed before connecting leaves the server in accept: release it.
         sockets::shutdown_listener(&listener);
         let served = server.join().map_err(|_| anyhow::anyhow!("the server thread panicked"))?;
         let out = client?;
-        served.context("server")?;
+        // A cut run closed the connection under the server's writes: its error is that cut.
+        if out.errors == 0 {
+            served.context("server")?;
+        }
         Ok(out)
     })
 }
@@ -123,8 +134,17 @@ fn serve_one(l: &TcpListener, nodelay: bool) -> Result<()> {
     }
 }
 
+/// Requests `from..total` of a run cut at `timeout`: each a failed request whose sample is the timeout.
+fn cut(out: &mut RunOutput, from: usize, total: usize, warmup: usize, timeout: Duration) {
+    let ms = timeout.as_secs_f64() * 1000.0;
+    for j in from..total {
+        if j < warmup { out.warmup_ms.push(ms) } else { out.samples_ms.push(ms) }
+        out.errors += 1;
+    }
+}
+
 /// The client side of a run, inside the client namespace.
-fn fetch(addr: SocketAddrV4, cc: &str, plan: &[(usize, Duration)], warmup: usize) -> Result<RunOutput> {
+fn fetch(addr: SocketAddrV4, cc: &str, plan: &[(usize, Duration)], warmup: usize, timeout: Duration) -> Result<RunOutput> {
     let mut s: TcpStream = sockets::connect(addr, Some(cc))?;
     if let Some(got) = sockets::congestion_of(s.as_raw_fd())
         && got != cc
@@ -138,11 +158,18 @@ fn fetch(addr: SocketAddrV4, cc: &str, plan: &[(usize, Duration)], warmup: usize
         s.write_all(format!("GET {n}\n").as_bytes())?;
         let mut got = 0;
         while got < *n {
-            let k = s.read(&mut buf).with_context(|| format!("reading response {i} ({got} of {n} bytes)"))?;
-            if k == 0 {
-                bail!("the server closed the connection after {got} of {n} bytes of response {i}");
+            let left = timeout.saturating_sub(t0.elapsed());
+            if left.is_zero() {
+                cut(&mut out, i, plan.len(), warmup, timeout);
+                return Ok(out);
             }
-            got += k;
+            s.set_read_timeout(Some(left))?;
+            match s.read(&mut buf) {
+                Ok(0) => bail!("the server closed the connection after {got} of {n} bytes of response {i}"),
+                Ok(k) => got += k,
+                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+                Err(e) => return Err(e).with_context(|| format!("reading response {i} ({got} of {n} bytes)")),
+            }
         }
         let ms = t0.elapsed().as_secs_f64() * 1000.0;
         if i < warmup { out.warmup_ms.push(ms) } else { out.samples_ms.push(ms) }
@@ -151,4 +178,33 @@ fn fetch(addr: SocketAddrV4, cc: &str, plan: &[(usize, Duration)], warmup: usize
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_response_slower_than_the_timeout_cuts_the_run_into_failed_requests_instead_of_waiting_for_it() {
+        // A grid point with a 4 KiB buffer moved 32 MiB at 40 KB/s: the run would have taken an hour.
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let std::net::SocketAddr::V4(addr) = l.local_addr().unwrap() else { unreachable!() };
+        let server = std::thread::spawn(move || {
+            let (mut s, _) = l.accept().unwrap();
+            let mut line = String::new();
+            BufReader::new(s.try_clone().unwrap()).read_line(&mut line).unwrap();
+            // A trickle of the response, then silence until the client goes.
+            let _ = s.write_all(&[0u8; 1000]);
+            let mut rest = Vec::new();
+            let _ = s.read_to_end(&mut rest);
+        });
+        let t0 = Instant::now();
+        let plan = vec![(1 << 20, Duration::ZERO); 3];
+        let out = fetch(addr, "cubic", &plan, 1, Duration::from_millis(300)).unwrap();
+        assert!(t0.elapsed() < Duration::from_secs(5), "waited {:?}", t0.elapsed());
+        assert_eq!(out.errors, 3, "{out:?}");
+        assert_eq!(out.samples_ms, vec![300.0, 300.0], "the measured requests record the timeout as a lower bound");
+        assert_eq!(out.warmup_ms, vec![300.0]);
+        server.join().unwrap();
+    }
 }

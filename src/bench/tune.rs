@@ -175,7 +175,7 @@ pub fn spec_of(objective: Objective) -> ObjectiveSpec {
         Objective::P99Ms => (Stat::P99, Direction::Lower),
         Objective::AchievedShare => (Stat::Value, Direction::Higher),
     };
-    ObjectiveSpec { stat, direction, guards: vec![GuardLimit { name: "errors".into(), direction: Direction::Lower, max_worsening_pct: 0.0 }] }
+    ObjectiveSpec::new(stat, direction, vec![GuardLimit { name: "errors".into(), direction: Direction::Lower, max_worsening_pct: 0.0 }])
 }
 
 /// Prints each trial as it ends.

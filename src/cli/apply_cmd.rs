@@ -63,7 +63,7 @@ fn objective(o: &ObjectiveGateArgs) -> Result<Option<Objective>> {
         return Err(invalid(format!("--cmd-timeout {} is invalid; use seconds in (0, 86400] (the default is 60)", o.cmd_timeout)));
     }
     let command = crate::eval::harness::UserCommand { cmd: cmd.clone(), netns: None, column: o.column.clone(), timeout: Duration::from_secs_f64(o.cmd_timeout) };
-    let spec = ObjectiveSpec { stat: o.stat, direction: o.goal.unwrap_or(o.stat.default_direction()), guards: Vec::new() };
+    let spec = ObjectiveSpec::new(o.stat, o.goal.unwrap_or(o.stat.default_direction()), Vec::new());
     Ok(Some(Objective { cmd: command, spec, repeats: o.repeats }))
 }
 

@@ -22,6 +22,8 @@ pub struct Proposal {
     pub findings: Findings,
     /// The plan and the guardrails' verdict on each change.
     pub checked: CheckedPlan,
+    /// For the LLM's plan: whether every claim its rationales cite matched the evidence (`None`: not an LLM's plan).
+    pub supported: Option<bool>,
 }
 
 /// Where the plan comes from: the telemetry, `--plan`, `--intent`.
@@ -56,8 +58,8 @@ pub fn propose(i: &Inputs, kb: &Kb, store: &dyn SysctlStore, pol: &Policy, reaso
             let ctx = Context { kb, intent, current: &current, window: Window::new(a, b) };
             if let Some(r) = reasoner.filter(|r| r.uses_llm()) {
                 // The LLM path runs the guardrails itself: a rejected LLM plan may fall back to the rules.
-                let checked = reasoner::llm_checked(r, &findings, &ctx, pol)?;
-                return Ok(Proposal { findings, checked });
+                let (checked, supported) = reasoner::llm_checked_supported(r, &findings, &ctx, pol)?;
+                return Ok(Proposal { findings, checked, supported });
             }
             RulesEngine.recommend(&findings, &ctx)?
         }
@@ -65,7 +67,7 @@ pub fn propose(i: &Inputs, kb: &Kb, store: &dyn SysctlStore, pol: &Policy, reaso
     let host_plan = host_plan_path(i.state);
     let checked = safety::check_with(&plan, kb, pol, &current, &facts(i, &host_plan, b));
     write_host_plan(&host_plan, &checked);
-    Ok(Proposal { findings, checked })
+    Ok(Proposal { findings, checked, supported: None })
 }
 
 /// Where the changes refused for their scope are written, as a plan to run on the host: beside the backup.

@@ -145,22 +145,32 @@ fn report_run(run: &llm::LlmRun) {
 /// The LLM path of `recommend`: the checked plan to show, after the guardrails
 /// and the configured fall back; calibration records are appended.
 pub fn llm_checked(r: &ReasonerArgs, findings: &Findings, ctx: &Context, policy: &Policy) -> Result<CheckedPlan> {
+    llm_checked_supported(r, findings, ctx, policy).map(|(c, _)| c)
+}
+
+/// `llm_checked`, with whether every claim of the LLM's rationales matched the evidence
+/// (`None` when the plan is the rule engine's, after a fall back).
+pub fn llm_checked_supported(r: &ReasonerArgs, findings: &Findings, ctx: &Context, policy: &Policy) -> Result<(CheckedPlan, Option<bool>)> {
     let s = settings(&r.llm)?;
     let calibration = s.calibration.clone();
     let reasoner = LlmReasoner::new(s, policy).map_err(|e| invalid(format!("{e:#}")))?;
     match llm::propose(&reasoner, findings, ctx, policy) {
         Ok(p) => {
             report_run(&p.run);
-            if let Source::FellBack { because } = &p.source {
-                eprintln!("semantos: the LLM gave no usable plan: {}", because.verdict().replace('\n', "\n  "));
-                eprintln!("semantos: falling back to the rule engine (--llm-fallback rules); the plan below is the rule engine's");
-            }
+            let supported = match &p.source {
+                Source::FellBack { because } => {
+                    eprintln!("semantos: the LLM gave no usable plan: {}", because.verdict().replace('\n', "\n  "));
+                    eprintln!("semantos: falling back to the rule engine (--llm-fallback rules); the plan below is the rule engine's");
+                    None
+                }
+                Source::Llm => p.run.supported(),
+            };
             if let Some(path) = &calibration
                 && let Err(e) = llm::calibration::append(path, &llm::calibration::records(&p))
             {
                 eprintln!("semantos: warning: {e:#}");
             }
-            Ok(p.checked)
+            Ok((p.checked, supported))
         }
         Err(b) => {
             let (failure, run) = *b;

@@ -66,6 +66,9 @@ pub struct TuneArgs {
     /// A guard objective and the worsening it tolerates, percent (errors, throughput, rss_mb); `errors:0` is always on unless given.
     #[arg(long = "guard", value_name = "NAME:MAX_WORSENING_PCT")]
     pub guards: Vec<String>,
+    /// Smallest improvement kept, percent of the statistic (docs/tune.md says why 1 %).
+    #[arg(long, value_name = "PCT", default_value_t = crate::tune::objective::DEFAULT_MIN_EFFECT_PCT)]
+    pub min_effect: f64,
     /// Trials at most (a candidate the guardrails refuse counts).
     #[arg(long, default_value_t = 12, value_name = "N")]
     pub budget: usize,
@@ -127,7 +130,8 @@ pub struct TuneArgs {
 
 const TUNE_HELP: &str = "Each trial sets a candidate through the apply transaction, runs the command under it and
 under the incumbent in interleaved repeats, and keeps it only when the statistic improves
-with a paired 95 % interval that excludes zero and no guard worsens past its limit.
+by at least --min-effect with a paired 95 % interval that excludes zero, and no guard
+worsens past its limit.
 
 Examples:
   sudo semantos tune --objective-cmd './probe --print-latency-ms' --stat p99 --budget 12
@@ -196,7 +200,16 @@ fn objective_spec(a: &TuneArgs) -> Result<ObjectiveSpec> {
     if !guards.iter().any(|g| g.name == "errors") {
         guards.insert(0, GuardLimit { name: "errors".into(), direction: Direction::Lower, max_worsening_pct: 0.0 });
     }
-    Ok(ObjectiveSpec { stat: a.stat, direction: a.goal.unwrap_or(a.stat.default_direction()), guards })
+    Ok(ObjectiveSpec { stat: a.stat, direction: a.goal.unwrap_or(a.stat.default_direction()), guards, min_effect_pct: min_effect(a.min_effect)? })
+}
+
+/// `--min-effect PCT`: a percentage in [0, 100).
+fn min_effect(pct: f64) -> Result<f64> {
+    if pct.is_finite() && (0.0..100.0).contains(&pct) {
+        Ok(pct)
+    } else {
+        Err(invalid(format!("--min-effect {pct}: give a percentage from 0 to below 100 (default {}); nothing was written", crate::tune::objective::DEFAULT_MIN_EFFECT_PCT)))
+    }
 }
 
 /// `NAME:MAX_WORSENING_PCT`.
@@ -327,7 +340,8 @@ fn candidates(a: &TuneArgs, kb: &Kb, pol: &Policy, named: Vec<(String, String)>,
         let no_plan = PlanArg { plan: None };
         let r = ReasonerArgs { reasoner: ReasonerKind::Llm, llm: a.llm.clone() };
         let p = propose(&Inputs { plan: &no_plan, ..inputs }, kb, reader, pol, Some(&r))?;
-        once.extend(once_from("llm", &p.checked)?);
+        // An unsupported rationale is shown with its trial; the measurement alone decides.
+        once.extend(once_from("llm", &p.checked)?.map(|c| Candidate { supported: p.supported, ..c }));
         findings.get_or_insert(p.findings);
     }
     for c in &mut once {

@@ -86,7 +86,7 @@ impl Observer for Shown<'_> {
             let hi = kept_side.iter().copied().fold(f64::NEG_INFINITY, f64::max);
             self.last = Some((median(kept_side), lo, hi));
         }
-        let line = format!("trial {} ({}): {} — {}", trial.index, trial.source, decision_word(j.decision), j.reason);
+        let line = format!("trial {} ({}{}): {} — {}", trial.index, trial.source, support_tag(trial), decision_word(j.decision), j.reason);
         match (&self.bar, self.mode) {
             (Some(b), _) => b.println(line),
             (None, ProgressMode::Lines) => eprintln!("semantos: {line}"),
@@ -99,6 +99,15 @@ impl Observer for Shown<'_> {
 /// The statistic as the flag names it (`p99`).
 fn stat_name(spec: &ObjectiveSpec) -> String {
     format!("{:?}", spec.stat).to_lowercase()
+}
+
+/// `, rationale unsupported` (or `supported`) for an LLM candidate whose rationale was checked.
+fn support_tag(t: &Trial) -> &'static str {
+    match t.supported {
+        Some(false) => ", rationale unsupported",
+        Some(true) => ", rationale supported",
+        None => "",
+    }
 }
 
 fn decision_word(d: Decision) -> &'static str {
@@ -203,6 +212,9 @@ pub fn table(s: &TuneState) -> String {
             _ => Tone::Bad,
         };
         out.push_str(&format!("{:>5}  {:<10} {:<40} {:>23}  {:>26}  {}\n", t.index, t.source, ch.join(" "), stat, imp, style::paint(decision_word(j.decision), tone)));
+        if t.supported == Some(false) {
+            out.push_str("       the LLM's rationale cites figures that do not match the evidence it was given (unsupported); only the measurement decides\n");
+        }
         if j.decision != Decision::Kept {
             out.push_str(&format!("       {}\n", j.reason));
         }

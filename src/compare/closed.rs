@@ -277,7 +277,7 @@ pub fn race<'a>(
 pub fn closed_loop(cfg: &ExperimentConfig, kb: &Kb, tuners: &[Tuner], budget: usize, grid_points: usize) -> Result<Race> {
     crate::config::check_start_values(cfg, kb)?;
     let start = tsim::start_values(&cfg.host);
-    let space = tsim::space(kb, &cfg.policy, &start);
+    let space = tsim::space(kb, &cfg.policy, &start)?;
     let t = cfg.tune.clone().unwrap_or(crate::config::TuneSection { budget, repeats: 3, sources: vec![], seed: None, run_seconds: None, max_workload_worsening_pct: None });
     let seed = t.seed.unwrap_or(cfg.seed);
     let seconds = t.run_seconds.unwrap_or(cfg.trial_seconds);
@@ -377,7 +377,7 @@ mod tests {
         let cfg = small();
         let kb = Kb::embedded().unwrap();
         let start = tsim::start_values(&cfg.host);
-        let space = tsim::space(&kb, &cfg.policy, &start);
+        let space = tsim::space(&kb, &cfg.policy, &start).unwrap();
         let axes = grid_axes(&space, 4);
         assert_eq!(space.dims.len(), 3, "{:?}", space.dims);
         let calls = RefCell::new(0);
@@ -389,8 +389,9 @@ mod tests {
         assert_eq!(g.points, axes.iter().map(Vec::len).product::<usize>());
         assert_eq!(*calls.borrow(), g.points + 1, "every point scored once, and the start");
         let somaxconn = &g.axes.iter().find(|(k, _)| k == "net.core.somaxconn").unwrap().1;
-        assert_eq!(somaxconn.first().map(String::as_str), Some("128"), "the KB range's ends: {somaxconn:?}");
-        assert_eq!(somaxconn.last().map(String::as_str), Some("65535"));
+        // The space's ends: the KB range (from 128) within the policy's step window from the start (128 × 8).
+        assert_eq!(somaxconn.first().map(String::as_str), Some("128"), "the space's ends: {somaxconn:?}");
+        assert_eq!(somaxconn.last().map(String::as_str), Some("1024"));
     }
 
     #[test]

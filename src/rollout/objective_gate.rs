@@ -167,7 +167,7 @@ mod tests {
     fn objective(cmd: &str) -> Objective {
         Objective {
             cmd: UserCommand { cmd: cmd.into(), netns: None, column: None, timeout: Duration::from_secs(10) },
-            spec: ObjectiveSpec { stat: Stat::P50, direction: Direction::Lower, guards: vec![] },
+            spec: ObjectiveSpec::new(Stat::P50, Direction::Lower, vec![]),
             repeats: 3,
         }
     }

@@ -1,7 +1,8 @@
 //! Keep or revert: a candidate measured against the incumbent in
-//! interleaved repeats is kept only when the objective improves with a
-//! paired bootstrap interval that excludes zero and no guard objective
-//! worsens past its limit. Pure: the measurements and the seed are given.
+//! interleaved repeats is kept only when the objective improves by at least
+//! the objective's minimum effect, with a paired bootstrap interval that
+//! excludes zero, and no guard objective worsens past its limit. Pure: the
+//! measurements and the seed are given.
 
 use super::objective::{Direction, Measurement, ObjectiveSpec};
 use crate::eval::{bootstrap_ci, median};
@@ -15,7 +16,7 @@ pub const RESAMPLES: usize = 4000;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Decision {
-    /// Measured better with an interval excluding zero; guards held: the new incumbent.
+    /// Measured better by at least the minimum effect, with an interval excluding zero; guards held: the new incumbent.
     Kept,
     /// Measured, not shown better (or a guard worsened): rolled back.
     Reverted,
@@ -78,14 +79,22 @@ pub fn judge(spec: &ObjectiveSpec, incumbent: &[Measurement], candidate: &[Measu
         (Decision::Failed, format!("only {n} paired repeat(s) measured; at least 2 are needed for an interval"))
     } else if !broken.is_empty() {
         (Decision::Reverted, format!("{figures}; guard worsened past its limit: {}", broken.join(", ")))
+    } else if ci.0 > 0.0 && improvement >= floor(spec) {
+        (Decision::Kept, format!("{figures}: better by at least the minimum effect ({:.1} %), the interval excludes zero", floor(spec)))
     } else if ci.0 > 0.0 {
-        (Decision::Kept, format!("{figures}: better, the interval excludes zero"))
+        (Decision::Reverted, format!("{figures}: better, but by less than the minimum effect of {:.1} % (--min-effect): not worth a change", floor(spec)))
     } else if ci.1 < 0.0 {
         (Decision::Reverted, format!("{figures}: worse, the interval excludes zero"))
     } else {
         (Decision::Reverted, format!("{figures}: not shown better (the interval includes zero)"))
     };
     Judgement { decision, reason, incumbent: inc, candidate: cand, improvement_pct: improvement, ci95_pct: ci, guards }
+}
+
+/// The smallest improvement kept: the objective's minimum effect, and never less than what the
+/// reports print as +0.1 % (a change shown as "+0.0 %" is never kept, whatever `--min-effect 0`).
+fn floor(spec: &ObjectiveSpec) -> f64 {
+    if spec.min_effect_pct.is_finite() { spec.min_effect_pct.max(0.05) } else { super::objective::DEFAULT_MIN_EFFECT_PCT }
 }
 
 /// The paired interval of the improvement in the objective's direction.
@@ -133,7 +142,7 @@ mod tests {
     }
 
     fn spec() -> ObjectiveSpec {
-        ObjectiveSpec { stat: Stat::P95, direction: Direction::Lower, guards: vec![GuardLimit { name: "errors".into(), direction: Direction::Lower, max_worsening_pct: 0.0 }] }
+        ObjectiveSpec::new(Stat::P95, Direction::Lower, vec![GuardLimit { name: "errors".into(), direction: Direction::Lower, max_worsening_pct: 0.0 }])
     }
 
     #[test]
@@ -164,8 +173,29 @@ mod tests {
     }
 
     #[test]
+    fn a_consistent_gain_below_the_minimum_effect_is_not_kept() {
+        // Every pair 0.5 % faster: the interval excludes zero, the gain is not worth a change.
+        let j = judge(&spec(), &runs(&[10.0, 10.2, 9.9, 10.1], 0.0), &runs(&[9.95, 10.149, 9.8505, 10.0495], 0.0), 1);
+        assert!(j.ci95_pct.0 > 0.0, "{}", j.reason);
+        assert_eq!(j.decision, Decision::Reverted, "{}", j.reason);
+        assert!(j.reason.contains("less than the minimum effect of 1.0 %"), "{}", j.reason);
+        let mut lax = spec();
+        lax.min_effect_pct = 0.25;
+        assert_eq!(judge(&lax, &runs(&[10.0, 10.2, 9.9, 10.1], 0.0), &runs(&[9.95, 10.149, 9.8505, 10.0495], 0.0), 1).decision, Decision::Kept);
+    }
+
+    #[test]
+    fn a_change_shown_as_zero_point_zero_percent_is_never_kept_even_with_no_minimum_effect() {
+        let mut none = spec();
+        none.min_effect_pct = 0.0;
+        let j = judge(&none, &runs(&[10.0, 10.2, 9.9, 10.1], 0.0), &runs(&[9.998, 10.198, 9.898, 10.098], 0.0), 1);
+        assert!(j.ci95_pct.0 > 0.0 && j.improvement_pct < 0.05, "{}", j.reason);
+        assert_eq!(j.decision, Decision::Reverted, "{}", j.reason);
+    }
+
+    #[test]
     fn higher_is_better_objectives_keep_the_larger_score() {
-        let s = ObjectiveSpec { stat: Stat::Value, direction: Direction::Higher, guards: vec![] };
+        let s = ObjectiveSpec::new(Stat::Value, Direction::Higher, vec![]);
         let j = judge(&s, &runs(&[100.0, 101.0, 99.0, 100.0], 0.0), &runs(&[120.0, 121.0, 119.0, 120.0], 0.0), 1);
         assert_eq!(j.decision, Decision::Kept, "{}", j.reason);
         assert!(j.improvement_pct > 15.0);

@@ -20,9 +20,8 @@
 //!   both runs of a pair get the same seed (the same arrivals: common random
 //!   numbers, the simulator's counterpart of "back to back on one host"), so
 //!   a pair's difference is the configuration's, not the arrivals'.
-//! * [`space`] is the simulator's search space (the modelled keys the
-//!   policy allows, inside the KB range) for when the findings implicate
-//!   nothing the simulator models; [`Compass`] is a deterministic pattern
+//! * [`space`] is the simulator's search space (`space::build` over the
+//!   modelled keys the policy allows); [`Compass`] is a deterministic pattern
 //!   search over any space, the optimiser the reproduction can always run;
 //!   [`step_check`] refuses a candidate the guardrails would not write at
 //!   once (a step past the policy's limit from the incumbent).
@@ -30,10 +29,9 @@
 use super::candidate::{Candidate, CandidateSource, Proposal};
 use super::decide::Decision;
 use super::objective::{Direction, GuardLimit, Measurement, ObjectiveSpec, Stat};
-use super::space::{Dim, DimKind, SearchSpace, field_of, with_field};
+use super::space::{self, DimKind, SearchSpace, field_of, with_field};
 use super::{ObjectiveSource, System, Values};
-use crate::kb::entry::Sentinel;
-use crate::kb::{Kb, Risk};
+use crate::kb::Kb;
 use crate::reasoning::{Change, Plan};
 use crate::safety::{self, Policy};
 use crate::sim::{self, HostSpec, WorkloadSpec, params::HostParams, rng::trial_seed};
@@ -171,7 +169,7 @@ pub fn guard_name(workload: &str) -> String {
 pub fn spec(workloads: &[WorkloadSpec], max_worsening_pct: f64) -> ObjectiveSpec {
     let names: BTreeSet<&str> = workloads.iter().map(|w| w.class.name()).collect();
     let guards = names.into_iter().map(|w| GuardLimit { name: guard_name(w), direction: Direction::Lower, max_worsening_pct }).collect();
-    ObjectiveSpec { stat: Stat::Value, direction: Direction::Lower, guards }
+    ObjectiveSpec::new(Stat::Value, Direction::Lower, guards)
 }
 
 /// The geometric mean of `p95s` (every value positive; `NaN` otherwise).
@@ -208,38 +206,15 @@ impl ObjectiveSource for SimObjective {
     }
 }
 
-/// The simulator's search space: every modelled key the policy allows at its
-/// risk, with a KB range, one dimension per tuned field. Of a mutually
-/// exclusive pair (`vm.dirty_bytes` / `vm.dirty_ratio`: the partner
-/// sentinel 0 hands control to the other key) only the member in force is
-/// tuned, and never to its sentinel, so the pair cannot end with both set
-/// or both off. A range of at most four values is a choice (a mode switch);
-/// log scale when the range spans two decades or more.
-pub fn space(kb: &Kb, policy: &Policy, start: &Values) -> SearchSpace {
-    let mut dims = Vec::new();
-    for (key, field) in MODELLED {
-        let Some(p) = kb.param(key) else { continue };
-        let Some(now) = start.get(key) else { continue };
-        if !policy.allows(key) || policy.forbids(key) || p.risk > policy.max_risk || p.risk == Risk::Never {
-            continue;
-        }
-        let (Some(mut min), Some(max)) = (p.min, p.max) else { continue };
-        if let Some(s @ Sentinel::Partner { .. }) = &p.sentinel {
-            if field_of(now, field).and_then(|v| v.parse::<i64>().ok()) == Some(s.value()) {
-                continue;
-            }
-            if s.value() >= min {
-                min = s.value() + 1;
-            }
-        }
-        let kind = if max - min <= 3 {
-            DimKind::Choice { values: (min..=max).map(|v| v.to_string()).collect() }
-        } else {
-            DimKind::Int { min, max, log: min > 0 && max / min >= 100 }
-        };
-        dims.push(Dim { key: key.to_string(), field, kind, why: format!("modelled by the simulator and allowed by the policy ({})", p.controls) });
-    }
-    SearchSpace { dims, ..SearchSpace::default() }
+/// The simulator's search space: `space::build` (the one builder `tune` uses
+/// everywhere) over the modelled keys, from the start values: the KB range
+/// within the policy's step window, the policy's whitelist and risk, the
+/// field the KB adjusts of a multi-value key, log scale for byte and count
+/// keys, one member of an exclusive pair (the one in force: a partner's
+/// sentinel hands control to the other), the KB's invariants as orders.
+pub fn space(kb: &Kb, policy: &Policy, start: &Values) -> Result<SearchSpace> {
+    let modelled: Vec<(String, String)> = MODELLED.iter().map(|(k, _)| (k.to_string(), "modelled by the simulator".to_string())).collect();
+    space::build(kb, &modelled, policy, start)
 }
 
 /// Refuses `values` unless every key that differs from `incumbent` is
@@ -401,6 +376,7 @@ impl CandidateSource for Compass {
 mod tests {
     use super::*;
     use crate::tune::decide::Judgement;
+    use crate::tune::space::Dim;
     use crate::tune::{Trial, objective::ObjectiveSpec};
 
     fn host() -> HostSpec {
@@ -449,7 +425,7 @@ mod tests {
         let kb = Kb::embedded().unwrap();
         let policy = Policy::default();
         let start = start_values(&host());
-        let sp = space(&kb, &policy, &start);
+        let sp = space(&kb, &policy, &start).unwrap();
         let keys: Vec<&str> = sp.dims.iter().map(|d| d.key.as_str()).collect();
         assert!(keys.contains(&"vm.dirty_ratio"), "{keys:?}");
         assert!(!keys.contains(&"vm.dirty_bytes"), "dirty_bytes is 0 (dirty_ratio in force): {keys:?}");
@@ -482,7 +458,7 @@ mod tests {
     fn compass_never_proposes_a_point_twice_and_stops_when_its_steps_are_spent() {
         let space = SearchSpace { dims: vec![Dim { key: "vm.swappiness".into(), field: None, kind: DimKind::Int { min: 0, max: 200, log: false }, why: String::new() }], ..SearchSpace::default() };
         let inc = Values::from([("vm.swappiness".to_string(), "60".to_string())]);
-        let spec = ObjectiveSpec { stat: Stat::Value, direction: Direction::Lower, guards: vec![] };
+        let spec = ObjectiveSpec::new(Stat::Value, Direction::Lower, vec![]);
         let mut c = Compass::new(8.0);
         let mut history = Vec::new();
         let mut seen = BTreeSet::new();

@@ -60,7 +60,7 @@ fn expected() -> Vec<(&'static str, Vec<&'static [&'static str]>)> {
                 PLAN,
                 LLM,
                 SCENARIO,
-                &["objective-cmd", "column", "stat", "goal", "guard", "budget", "max-time", "repeats", "warmup", "cmd-timeout", "netns", "sources", "keys", "seed", "resume", "rollback", "sysctl-root", "state-dir", "audit-log", "take-ownership", "owners-root"],
+                &["objective-cmd", "column", "stat", "goal", "guard", "min-effect", "budget", "max-time", "repeats", "warmup", "cmd-timeout", "netns", "sources", "keys", "seed", "resume", "rollback", "sysctl-root", "state-dir", "audit-log", "take-ownership", "owners-root"],
                 KB,
                 JSON,
             ],

@@ -116,7 +116,7 @@ fn tune_in(ns: &Netns, dir: &Path, candidates: Vec<&'static str>) -> (driver::Ou
     let target = Target { sysctl_root: "/proc/sys".into(), netns: Some(ns.name.clone()) };
     let mut system = LiveSystem::new(target.clone(), &kb, &pol, &dir.join("state/backup.json"), AuditLog::to(dir.join("audit.jsonl")));
     let mut objective = CommandObjective::new(UserCommand { cmd: burst_cmd(dir), netns: Some(ns.name.clone()), column: None, timeout: Duration::from_secs(60) }, Stat::P99);
-    let spec = ObjectiveSpec { stat: Stat::P99, direction: Direction::Lower, guards: vec![GuardLimit { name: "errors".into(), direction: Direction::Lower, max_worsening_pct: 0.0 }] };
+    let spec = ObjectiveSpec::new(Stat::P99, Direction::Lower, vec![GuardLimit { name: "errors".into(), direction: Direction::Lower, max_worsening_pct: 0.0 }]);
     let start = system.read(&["net.core.somaxconn".to_string()]).unwrap();
     let space = SearchSpace::default();
     let check = |v: &Values| live::check(&kb, &pol, &target, &BTreeMap::new(), &start, v, Intent::Latency);
@@ -282,6 +282,7 @@ fn bad_tune_input_is_refused_by_name_and_writes_nothing() {
     refused(&["--objective-cmd", "echo 1", "--keys", "net.core.no_such_key"], "net.core.no_such_key is not in the knowledge base");
     refused(&["--objective-cmd", "echo 1", "--keys", "net.core.somaxconn", "--guard", "latency:5"], "reports no guard \"latency\"");
     refused(&["--objective-cmd", "echo 1; echo 2", "--stat", "value", "--keys", "net.core.somaxconn"], "exactly one");
+    refused(&["--objective-cmd", "echo 1", "--keys", "net.core.somaxconn", "--min-effect=150"], "--min-effect 150");
 }
 
 #[test]
@@ -312,4 +313,49 @@ fn a_host_wide_key_in_a_namespace_tune_is_a_refused_trial_never_attempted() {
     assert_eq!(support::host_value("net.core.rmem_max"), host_before, "never attempted, so the host's value never moved");
     let audit = std::fs::read_to_string(dir.path().join("state/audit.jsonl")).unwrap_or_default();
     assert!(!audit.contains("rmem_max"), "nothing about the key reached the transaction: {audit}");
+}
+
+/// An LLM reply proposing vm.swappiness 10 whose rationale cites a swap-in rate the evidence it was given does not show.
+fn unsupported_reply() -> String {
+    let change = serde_json::json!({"key": "vm.swappiness", "kb_key": "vm.swappiness", "finding_id": "swap_in_stalls", "value": "10", "rationale": "swap-ins run at 987654 pages per second, so keep anonymous pages in memory"});
+    serde_json::json!({"schema_version": 1, "changes": [change]}).to_string()
+}
+
+#[test]
+fn an_llm_candidate_with_an_unsupported_rationale_is_marked_so_and_kept_only_by_measurement() {
+    use crate::llm_contract::{Canned, FakeServer};
+    let server = FakeServer::always(Canned::content(&unsupported_reply(), "stop"));
+    let url = server.url();
+    // The same candidate under two objectives: one that the lower swappiness really helps (its
+    // p99 is the swappiness in force), one it cannot move. The rationale is the same wrong one.
+    for (helps, want) in [(true, "kept"), (false, "reverted")] {
+        let dir = tempfile::tempdir().unwrap();
+        let tree = dir.path().join("tree");
+        semantos::sim::seed_sandbox(&semantos::sim::HostSpec::default(), &tree).unwrap();
+        let state = dir.path().join("state");
+        let cmd = if helps { format!("v=$(cat {}/vm/swappiness); for i in 1 2 3 4 5 6 7 8; do echo $v; done", tree.display()) } else { "for i in 1 2 3 4 5 6 7 8; do echo 5; done".to_string() };
+        let t = telemetry();
+        let args = ["tune", "--sources", "llm", "--llm-url", &url, "--llm-model", "fake-model", "--llm-timeout", "5", "--telemetry", &t, "--sysctl-root", tree.to_str().unwrap(), "--state-dir", state.to_str().unwrap(), "--objective-cmd", &cmd, "--budget", "1", "--repeats", "2"];
+        let o = run_in(dir.path(), &[&args[..], &["--json"]].concat());
+        let (out, err) = text(&o);
+        assert_eq!(o.status.code(), Some(0), "{err}");
+        let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+        let trial = &doc["trials"][0];
+        assert_eq!(trial["source"], "llm", "{out}");
+        assert_eq!(trial["supported"], false, "the rationale's 987654 pages/s is in no evidence: {out}");
+        assert_eq!(trial["judgement"]["decision"], want, "helps = {helps}: {out}");
+        let trace = std::fs::read_to_string(doc["trace"].as_str().unwrap()).unwrap();
+        assert!(trace.replace([' ', '\n'], "").contains("\"supported\":false"), "the trace does not carry it: {trace}");
+        let swappiness = std::fs::read_to_string(tree.join("vm/swappiness")).unwrap();
+        assert_eq!(swappiness.trim() != "60", helps, "helps = {helps}: swappiness {swappiness}");
+    }
+    // The table says so too.
+    let dir = tempfile::tempdir().unwrap();
+    let tree = dir.path().join("tree");
+    semantos::sim::seed_sandbox(&semantos::sim::HostSpec::default(), &tree).unwrap();
+    let (t, state) = (telemetry(), dir.path().join("state"));
+    let o = run_in(dir.path(), &["tune", "--sources", "llm", "--llm-url", &url, "--llm-model", "fake-model", "--telemetry", &t, "--sysctl-root", tree.to_str().unwrap(), "--state-dir", state.to_str().unwrap(), "--objective-cmd", "echo 5; echo 5", "--budget", "1", "--repeats", "2"]);
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(out.contains("do not match the evidence it was given (unsupported)"), "{out}");
 }

@@ -116,7 +116,7 @@ pub struct Result {
 
 /// The objective every proving-ground tune optimises: the median of a run's samples, lower is better.
 pub fn spec() -> ObjectiveSpec {
-    ObjectiveSpec { stat: Stat::P50, direction: Direction::Lower, guards: vec![] }
+    ObjectiveSpec::new(Stat::P50, Direction::Lower, vec![])
 }
 
 /// Runs the closed loop on `land` with `source` for `budget` trials (3 paired repeats each) and scores the result.
