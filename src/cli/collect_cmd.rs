@@ -28,7 +28,7 @@ pub const COLLECT_JSON_VERSION: u32 = 1;
   semantos collect --interval 5 --count 3 --json
   semantos collect --interval 10 --out snap.csv && semantos diagnose --telemetry snap.csv
   semantos collect --proc-root tests/fixtures/proc/6.18-live --interval 0
-  semantos collect --ebpf --interval 5                drop reasons, retransmits, latencies (root)")]
+  semantos collect --ebpf --interval 5                + drop reasons, retransmits, latencies")]
 pub struct CollectArgs {
     /// Seconds between two snapshots.
     #[arg(long, value_name = "S", default_value_t = 1.0)]

@@ -9,7 +9,7 @@
 /// the sysctl tree beside each snapshot.
 pub const METRIC_PREFIXES: &[&str] = &[
     "netstat.TcpExt.", "netstat.IpExt.", "snmp.", "vmstat.", "meminfo.", "sockstat.", "softnet.", "psi.", "loadavg.", "host.", "cgroup.", "sock.", "listen.",
-    "sysctl.", "filenr.", "conntrack.", "neigh.", "inotify.", "proc.", "scan.",
+    "sysctl.", "filenr.", "conntrack.", "neigh.", "inotify.", "proc.", "scan.", "ebpf.",
 ];
 
 /// Whether a metric name follows one of the snapshot's naming conventions.

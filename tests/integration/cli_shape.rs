@@ -26,7 +26,7 @@ const LLM: &[&str] = &[
 fn expected() -> Vec<(&'static str, Vec<&'static [&'static str]>)> {
     vec![
         ("reproduce", vec![REPRO, PLAN, RESULTS, &["sysctl-conf", "audit-log"], KB, JSON]),
-        ("collect", vec![&["interval", "count", "json", "proc-root", "sys-root", "out"]]),
+        ("collect", vec![&["interval", "count", "json", "proc-root", "sys-root", "out", "ebpf"]]),
         ("kb", vec![]),
         ("kb list", vec![&["subsystem", "risk", "intent"], KB, JSON]),
         ("kb show", vec![&["sysctl-root"], KB, JSON]),

@@ -225,7 +225,8 @@ fn run_queue_latency_rises_under_a_cpu_hog_pinned_beside_the_probe() {
     let (q50, b50) = (quantile(&quiet, 0.5).unwrap(), quantile(&busy, 0.5).unwrap());
     let (q99, b99) = (quantile(&quiet, 0.99).unwrap(), quantile(&busy, 0.99).unwrap());
     eprintln!("run-queue delay of the probe thread: alone p50 {q50:.1} µs p99 {q99:.1} µs; beside 3 hogs p50 {b50:.1} µs p99 {b99:.1} µs");
-    assert!(b50 > q50 && b99 > q99, "quiet {quiet:?} vs busy {busy:?}");
+    // The tail, not the median: a sleeper often preempts a hog at once (EEVDF lag), but not always.
+    assert!(b99 > q99, "p99 {b99:.1} µs beside hogs vs {q99:.1} µs alone: quiet {quiet:?} vs busy {busy:?}");
     let mut s = Snapshot::new(Default::default(), 0);
     p.read_into(&mut s, None);
     assert!(s.get("ebpf.runq.p99_us").is_some(), "{:?}", s.metrics);

@@ -16,13 +16,13 @@ pub mod readings;
 
 pub use readings::{Histogram, Names, Readings};
 
-use crate::telemetry::Snapshot;
+use crate::telemetry::snapshot::Snapshot;
 use std::path::{Path, PathBuf};
 
 /// Said when build.rs did not compile the programs.
 pub const NOT_BUILT: &str = "eBPF probes not built: clang not found at build time (install it with scripts/setup/ebpf.sh and rebuild)";
 /// Said when the crate was built without the `ebpf` feature.
-pub const FEATURE_OFF: &str = "eBPF probes not built: the `ebpf` cargo feature was off at build time";
+pub const FEATURE_OFF: &str = "eBPF probes not built: the ebpf cargo feature was off at build time";
 
 /// Running probes (or none) and what is missing, with the reason.
 #[derive(Debug)]
