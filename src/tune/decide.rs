@@ -80,7 +80,7 @@ pub fn judge(spec: &ObjectiveSpec, incumbent: &[Measurement], candidate: &[Measu
     } else if !broken.is_empty() {
         (Decision::Reverted, format!("{figures}; guard worsened past its limit: {}", broken.join(", ")))
     } else if ci.0 > 0.0 && improvement >= floor(spec) {
-        (Decision::Kept, format!("{figures}: better by at least the minimum effect ({:.1} %), the interval excludes zero", floor(spec)))
+        (Decision::Kept, format!("{figures}: better, the interval excludes zero, and by at least the minimum effect ({:.1} %)", floor(spec)))
     } else if ci.0 > 0.0 {
         (Decision::Reverted, format!("{figures}: better, but by less than the minimum effect of {:.1} % (--min-effect): not worth a change", floor(spec)))
     } else if ci.1 < 0.0 {
