@@ -19,7 +19,7 @@ use crate::tune::candidate::{Candidate, CandidateSource, Once};
 use crate::tune::decide::Decision;
 use crate::tune::driver::{self, Loop, Observer, Outcome, Settings, Stop};
 use crate::tune::objective::{Direction, GuardLimit, Measurement, ObjectiveSpec, Stat};
-use crate::tune::optimiser::Tpe;
+use crate::tune::optimiser::GpSearch;
 use crate::tune::space::{self, SearchSpace};
 use crate::tune::{ObjectiveSource, System, Trial, Values};
 use anyhow::{Result, bail};
@@ -42,7 +42,7 @@ const SLOT: &str = "tune";
 pub enum Reasoner {
     /// The rules plan: SemantOS's configuration, one candidate.
     Rules,
-    /// The optimiser (TPE) over the KB-safe space of the implicated keys.
+    /// The optimiser (a Gaussian process) over the KB-safe space of the implicated keys.
     Optimiser,
     /// The LLM backend's plan, one candidate (only when the caller configured one).
     Llm,
@@ -222,7 +222,7 @@ pub(super) fn run_arm(st: &Stage, spec: &TuneArmSpec, progress: Progress) -> Res
     for r in &spec.reasoners {
         let (name, values, rationale) = match r {
             Reasoner::Optimiser => {
-                sources.push(Box::new(Tpe::new(st.seed)));
+                sources.push(Box::new(GpSearch::new(st.seed)));
                 continue;
             }
             Reasoner::Rules => ("rules", st.rules.iter().cloned().collect::<Values>(), "SemantOS's plan after the guardrails (the bench's rounds)".to_string()),

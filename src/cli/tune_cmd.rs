@@ -26,7 +26,7 @@ use crate::tune::driver::{self, Loop, Settings};
 use crate::tune::live::{self, LiveSystem, Target};
 use crate::tune::state::{self, CommandConfig, STATE_SCHEMA_VERSION, Status, TuneState};
 use crate::tune::trace::{self, Keeper, Recorded, Watched};
-use crate::tune::{Candidate, CandidateSource, Direction, GuardLimit, ObjectiveSource, ObjectiveSpec, SearchSpace, Stat, System, Values, candidate::Once, optimiser::Tpe, space};
+use crate::tune::{Candidate, CandidateSource, Direction, GuardLimit, ObjectiveSource, ObjectiveSpec, SearchSpace, Stat, System, Values, candidate::Once, optimiser::GpSearch, space};
 use anyhow::{Context as _, Result};
 use clap::{Args, ValueEnum};
 use std::cell::RefCell;
@@ -41,7 +41,7 @@ pub enum SourceKind {
     Rules,
     /// The LLM backend's plan, one candidate (needs --llm-url and --llm-model).
     Llm,
-    /// The optimiser (TPE) over the keys the findings implicate, or `--keys`, inside KB, policy and step limits.
+    /// The optimiser (a Gaussian process) over the keys the findings implicate, or `--keys`, inside KB, policy and step limits.
     Optimiser,
 }
 
@@ -480,7 +480,7 @@ fn drive(a: &TuneArgs, s: TuneState, path: &Path, kb: &Kb, pol: &Policy, mut sys
     let check = |v: &Values| live::check(kb, pol, &target, &others, &incumbent_now.borrow(), v, intent);
     let mut sources: Vec<Box<dyn CandidateSource>> = s.unused_once().into_iter().map(|c| Box::new(Once::new(&c.source.clone(), Some(c))) as Box<dyn CandidateSource>).collect();
     if s.sources.iter().any(|x| x == "optimiser") {
-        sources.push(Box::new(Tpe::new(s.settings.seed)));
+        sources.push(Box::new(GpSearch::new(s.settings.seed)));
     }
     let seen = trace::recorder(s.settings.warmup_runs);
     let trace_path = s.run_dir.join("trace.jsonl");

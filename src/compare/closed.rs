@@ -21,7 +21,7 @@ use crate::sim::{self, rng::trial_seed};
 use crate::sysctl::Value;
 use crate::tune::candidate::{Candidate, CandidateSource, Once, Proposal};
 use crate::tune::driver::{self, Loop, Observer, Settings};
-use crate::tune::optimiser::Tpe;
+use crate::tune::optimiser::GpSearch;
 use crate::tune::sim::{self as tsim, Compass, SimHost};
 use crate::tune::{Decision, DimKind, ObjectiveSource, ObjectiveSpec, SearchSpace, System, Trial, Values};
 use anyhow::{Result, bail};
@@ -44,7 +44,7 @@ pub enum Tuner {
     Rules,
     /// An LLM's one plan; `None` when no LLM is configured (the row says so).
     Llm(Option<Box<LlmReasoner>>),
-    /// The optimisers over the space (TPE, then compass search when TPE has nothing to offer).
+    /// The optimisers over the space (the GP optimiser, then compass search when it has nothing to offer).
     Optimiser,
 }
 
@@ -293,7 +293,7 @@ pub fn closed_loop(cfg: &ExperimentConfig, kb: &Kb, tuners: &[Tuner], budget: us
         let name = tuner.name();
         match tuner {
             Tuner::Rules => reasoners.push((name, vec![Box::new(RulesSource { cfg, kb, round: 0 })], 0)),
-            Tuner::Optimiser => reasoners.push((name, vec![Box::new(Tpe::new(seed)), Box::new(Compass::new(cfg.policy.max_step_ratio))], 0)),
+            Tuner::Optimiser => reasoners.push((name, vec![Box::new(GpSearch::new(seed)), Box::new(Compass::new(cfg.policy.max_step_ratio))], 0)),
             Tuner::Llm(None) => {
                 notes.insert(name, "not run: no LLM is configured (--llm-url and --llm-model, or --llm-config / --llm-replay)".to_string());
             }

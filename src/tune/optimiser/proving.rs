@@ -1,14 +1,15 @@
 //! The proving ground: objectives whose optimum is known, so that an
 //! optimiser's result can be scored as regret (how far its final incumbent is
 //! from the best point of an exhaustive grid). The benchmark
-//! (`benches/optimiser.rs`) and the tests that hold TPE to beating random
-//! search use it; both run the real loop (`tune::driver::run`) over a
+//! (`benches/optimiser.rs`) and the tests that hold the GP optimiser to
+//! beating random search use it; both run the real loop (`tune::driver::run`) over a
 //! [`MapSystem`] whose values an [`ObjectiveSource`] reads back.
 //!
 //! Landscapes: [`Synthetic`] (2–4 dimensions shaped like sysctl responses: a
 //! cliff below a limit with a plateau above it, a log-scale optimum, a
 //! percentage with an interior optimum, a switch), drawn afresh from each
-//! seed, and [`Simulated`] (the simulator's web and bulk workloads, p95).
+//! seed. (The simulator's workloads are tuned in closed loop by `repro::tune`
+//! and `compare`, not here: its optimum is not known in closed form.)
 
 use super::super::candidate::CandidateSource;
 use super::super::driver::{self, Loop, Settings, Silent};

@@ -31,6 +31,8 @@ pub struct Observation {
     pub point: Vec<f64>,
     /// Lower is better: minus the chained log-gain over the start values; infinite for a trial never measured.
     pub loss: f64,
+    /// The variance of `loss` as the trial's 95 % interval shows it (log-ratio units); NaN when never measured.
+    pub noise: f64,
 }
 
 /// The log-ratio gain (positive: better) of an improvement in percent, in the objective's direction.
@@ -65,9 +67,34 @@ pub fn observations(p: &Proposal) -> Vec<Observation> {
         {
             incumbent_gain += g;
         }
-        out.push(Observation { point: p.space.locate(&t.values), loss });
+        let (lo, hi) = t.judgement.ci95_pct;
+        // A 95 % interval spans about four standard deviations.
+        let noise = if loss.is_finite() { ((hi - lo) / 100.0 / 3.92).powi(2) } else { f64::NAN };
+        out.push(Observation { point: p.space.locate(&t.values), loss, noise });
     }
     out
+}
+
+/// The incumbent's loss on the observations' scale: minus the chained gain of the trials kept.
+pub fn incumbent_loss(obs: &[Observation], history: &[Trial]) -> f64 {
+    history.iter().zip(obs).filter(|(t, o)| t.judgement.decision == Decision::Kept && o.loss.is_finite()).last().map_or(0.0, |(_, o)| o.loss)
+}
+
+/// The trust region's half-width after `history` when it shrinks only after `patience` trials in a
+/// row were not kept (one failure says little when each trial moves one key: the next key may help).
+pub fn patient_radius(history: &[Trial], patience: usize) -> f64 {
+    let (mut r, mut misses) = (START, 0);
+    for t in history {
+        if t.judgement.decision == Decision::Kept {
+            (r, misses) = ((r * 2.0).min(CEILING), 0);
+        } else {
+            misses += 1;
+            if misses >= patience.max(1) {
+                (r, misses) = ((r * 0.5).max(FLOOR), 0);
+            }
+        }
+    }
+    r
 }
 
 /// The trust region's half-width after `history`.

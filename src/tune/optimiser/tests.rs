@@ -1,28 +1,20 @@
 use super::proving::{self, Landscape, Synthetic};
-use super::{RandomSearch, Tpe};
+use super::{GpSearch, RandomSearch, Tpe};
 use crate::tune::candidate::CandidateSource;
 
-/// Median regret of `make`'s source over `seeds` landscapes at `budget`.
-fn median_regret(dims: usize, seeds: std::ops::Range<u64>, budget: usize, make: &dyn Fn(u64) -> Box<dyn CandidateSource>) -> f64 {
-    let regrets: Vec<f64> = seeds
+/// Regrets of `make`'s source over the `seeds` landscapes of `dims` dimensions at `budget`.
+fn regrets(dims: usize, seeds: std::ops::Range<u64>, budget: usize, make: &dyn Fn(u64) -> Box<dyn CandidateSource>) -> Vec<f64> {
+    seeds
         .map(|s| {
             let land = Synthetic::new(dims, s);
             let opt = proving::grid_optimum(&land);
             proving::tune(&land, make(s), budget, s, opt).unwrap().regret_pct
         })
-        .collect();
-    if std::env::var("SHOW").is_ok() {
-        eprintln!("{:?}", regrets.iter().map(|r| r.round()).collect::<Vec<_>>());
-    }
-    proving::summary(&regrets).0
+        .collect()
 }
 
-fn compare(dims: usize, seeds: std::ops::Range<u64>) {
-    for budget in [5, 10, 20] {
-        let tpe = median_regret(dims, seeds.clone(), budget, &|s| Box::new(Tpe::new(s)));
-        let random = median_regret(dims, seeds.clone(), budget, &|s| Box::new(RandomSearch::new(s)));
-        eprintln!("budget {budget}: tpe {tpe:.2} % random {random:.2} %");
-    }
+fn mean(v: &[f64]) -> f64 {
+    v.iter().sum::<f64>() / v.len() as f64
 }
 
 /// A tune over a synthetic landscape with `source`, returning every trial.
@@ -38,10 +30,13 @@ fn trials(land: &Synthetic, source: Box<dyn CandidateSource>, budget: usize, see
     driver::run(l, land.start(), land.start(), Vec::new(), &mut Silent).unwrap().trials
 }
 
+/// Every optimiser, by seed.
+const SOURCES: [fn(u64) -> Box<dyn CandidateSource>; 3] = [|s| Box::new(GpSearch::new(s)), |s| Box::new(Tpe::new(s)), |s| Box::new(RandomSearch::new(s))];
+
 #[test]
 fn the_same_seed_proposes_the_same_trials_and_another_seed_others() {
     let land = Synthetic::new(4, 3);
-    for make in [|s| Box::new(Tpe::new(s)) as Box<dyn CandidateSource>, |s| Box::new(RandomSearch::new(s)) as Box<dyn CandidateSource>] {
+    for make in SOURCES {
         let a: Vec<_> = trials(&land, make(1), 8, 1).into_iter().map(|t| t.values).collect();
         let b: Vec<_> = trials(&land, make(1), 8, 1).into_iter().map(|t| t.values).collect();
         let c: Vec<_> = trials(&land, make(2), 8, 1).into_iter().map(|t| t.values).collect();
@@ -52,32 +47,36 @@ fn the_same_seed_proposes_the_same_trials_and_another_seed_others() {
 }
 
 #[test]
-fn a_resumed_tpe_proposes_what_the_uninterrupted_one_would() {
+fn a_resumed_optimiser_proposes_what_the_uninterrupted_one_would() {
     use crate::tune::candidate::Proposal;
     let land = Synthetic::new(3, 5);
-    let all = trials(&land, Box::new(Tpe::new(9)), 8, 4);
-    // A fresh optimiser (the process was killed) given the first five trials and the incumbent they left.
-    let history = &all[..5];
-    let incumbent = history.iter().rev().find(|t| t.judgement.decision == crate::tune::Decision::Kept).map(|t| t.values.clone()).unwrap_or_else(|| land.start());
-    let spec = proving::spec();
-    let p = Proposal { space: land.space(), incumbent: &incumbent, history, objective: &spec };
-    let next = Tpe::new(9).propose(&p).unwrap().unwrap();
-    assert_eq!(next.values, all[5].values);
+    for make in SOURCES {
+        let all = trials(&land, make(9), 8, 4);
+        // A fresh optimiser (the process was killed) given the first five trials and the incumbent they left.
+        let history = &all[..5];
+        let incumbent = history.iter().rev().find(|t| t.judgement.decision == crate::tune::Decision::Kept).map(|t| t.values.clone()).unwrap_or_else(|| land.start());
+        let spec = proving::spec();
+        let p = Proposal { space: land.space(), incumbent: &incumbent, history, objective: &spec };
+        let next = make(9).propose(&p).unwrap().unwrap();
+        assert_eq!(next.values, all[5].values);
+    }
 }
 
 #[test]
-fn tpe_never_moves_a_key_past_the_step_limit_from_the_incumbent() {
+fn tpe_and_gp_never_move_a_key_past_the_step_limit_from_the_incumbent() {
     for seed in 0..6 {
-        let land = Synthetic::new(2, seed);
-        let ts = trials(&land, Box::new(Tpe::new(seed)), 12, seed);
-        let mut incumbent = land.start();
-        for t in ts {
-            for key in ["backlog", "buffer"] {
-                let (a, b) = (incumbent[key].parse::<f64>().unwrap().max(1.0), t.values[key].parse::<f64>().unwrap().max(1.0));
-                assert!(a / b <= 8.0 && b / a <= 8.0, "{key}: {a} → {b} exceeds ×8 (trial {})", t.index);
-            }
-            if t.judgement.decision == crate::tune::Decision::Kept {
-                incumbent = t.values.clone();
+        for make in [SOURCES[0], SOURCES[1]] {
+            let land = Synthetic::new(2, seed);
+            let ts = trials(&land, make(seed), 12, seed);
+            let mut incumbent = land.start();
+            for t in ts {
+                for key in ["backlog", "buffer"] {
+                    let (a, b) = (incumbent[key].parse::<f64>().unwrap().max(1.0), t.values[key].parse::<f64>().unwrap().max(1.0));
+                    assert!(a / b <= 8.0 && b / a <= 8.0, "{key}: {a} → {b} exceeds ×8 (trial {})", t.index);
+                }
+                if t.judgement.decision == crate::tune::Decision::Kept {
+                    incumbent = t.values.clone();
+                }
             }
         }
     }
@@ -92,7 +91,7 @@ fn no_optimiser_proposes_an_assignment_the_kb_orders_forbid_or_one_already_tried
     let space = SearchSpace { dims: vec![dim("bg"), dim("fg")], max_step_ratio: Some(8.0), orders: vec![order], ..SearchSpace::default() };
     let start: crate::tune::Values = [("bg", "10"), ("fg", "20")].iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
     let spec = proving::spec();
-    for make in [|s| Box::new(Tpe::new(s)) as Box<dyn CandidateSource>, |s| Box::new(RandomSearch::new(s)) as Box<dyn CandidateSource>] {
+    for make in SOURCES {
         for seed in 0..20 {
             let mut source = make(seed);
             let p = crate::tune::candidate::Proposal { space: &space, incumbent: &start, history: &[], objective: &spec };
@@ -112,26 +111,80 @@ fn an_empty_space_offers_nothing() {
     let inc = crate::tune::Values::new();
     let p = crate::tune::candidate::Proposal { space: &space, incumbent: &inc, history: &[], objective: &spec };
     assert!(Tpe::new(1).propose(&p).unwrap().is_none());
+    assert!(GpSearch::new(1).propose(&p).unwrap().is_none());
     assert!(RandomSearch::new(1).propose(&p).unwrap().is_none());
 }
 
 
-/// The claim the issue makes of the optimiser. It holds on seeds 0..24 (median regret 25.4 % vs
-/// 37.0 %) but not on seeds 1000..1024 (49.2 % vs 23.4 %: TPE's final incumbent is trapped below
-/// the backlog cliff in about 10 of 24 landscapes), so it is not yet true in general and is
-/// ignored rather than kept green on a lucky ensemble: run it with `--ignored` after changing the optimiser.
+/// The claim the issue makes of the optimiser, on landscapes it was not developed on (seeds
+/// 0..24 were; 1000..1100 and 5000..5100 checked it in `benches/optimiser.rs`): at equal budget
+/// the GP optimiser's median regret is at most three quarters of random search's, and its mean
+/// no worse. On these seeds the GP's is 8.9 % / 42.3 % (median / mean) at 3 keys and budget 10
+/// against random's 29.2 % / 84.6 %; TPE, the optimiser before it, fails (23.1 % / 87.0 %).
 #[test]
-#[ignore]
-fn tpe_median_regret_is_at_most_random_searchs_at_budget_ten_on_a_synthetic_landscape() {
-    let tpe = median_regret(3, 0..24, 10, &|s| Box::new(Tpe::new(s)));
-    let random = median_regret(3, 0..24, 10, &|s| Box::new(RandomSearch::new(s)));
-    assert!(tpe <= random, "median regret at budget 10: tpe {tpe:.1} %, random {random:.1} %");
+fn gp_regret_beats_random_searchs_at_equal_budget_on_landscapes_it_was_not_developed_on() {
+    for (dims, budget) in [(3, 10), (4, 5)] {
+        let gp = regrets(dims, 7000..7032, budget, &|s| Box::new(GpSearch::new(s)));
+        let random = regrets(dims, 7000..7032, budget, &|s| Box::new(RandomSearch::new(s)));
+        let (gm, rm) = (proving::summary(&gp).0, proving::summary(&random).0);
+        assert!(gm <= 0.75 * rm, "{dims} dimensions, budget {budget}: median regret gp {gm:.1} %, random {rm:.1} %");
+        assert!(mean(&gp) <= mean(&random), "{dims} dimensions, budget {budget}: mean regret gp {:.1} %, random {:.1} %", mean(&gp), mean(&random));
+    }
+}
+
+/// A landscape whose optimum lies far outside the step box, so an optimiser wants moves the step
+/// limit forbids: every proposal must still stay within ×2 of the incumbent of its day.
+struct FarAway {
+    space: crate::tune::SearchSpace,
+}
+
+impl Landscape for FarAway {
+    fn name(&self) -> String {
+        "far away".into()
+    }
+    fn space(&self) -> &crate::tune::SearchSpace {
+        &self.space
+    }
+    fn start(&self) -> crate::tune::Values {
+        [("a", "100"), ("b", "1000")].iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+    fn truth(&self, v: &crate::tune::Values) -> f64 {
+        let x = |k: &str| v[k].parse::<f64>().unwrap().ln();
+        1.0 + (x("a") - 1.0e5f64.ln()).powi(2) + (x("b") - 10f64.ln()).powi(2)
+    }
+    fn run(&self, v: &crate::tune::Values, _rng: &mut rand_pcg::Pcg64Mcg) -> Vec<f64> {
+        vec![self.truth(v); 5]
+    }
 }
 
 #[test]
-#[ignore]
-fn explore() {
-    let from: u64 = std::env::var("FROM").ok().and_then(|s| s.parse().ok()).unwrap_or(1000);
-    let dims: usize = std::env::var("DIMS").ok().and_then(|s| s.parse().ok()).unwrap_or(3);
-    compare(dims, from..from + 24);
+fn no_optimiser_proposes_a_move_outside_the_step_box_of_the_incumbent() {
+    use crate::tune::driver::{self, Loop, Settings, Silent};
+    use crate::tune::space::{Dim, DimKind, SearchSpace};
+    let dim = |k: &str| Dim { key: k.into(), field: None, kind: DimKind::Int { min: 1, max: 10_000_000, log: true }, why: String::new() };
+    let land = FarAway { space: SearchSpace { dims: vec![dim("a"), dim("b")], max_step_ratio: Some(2.0), ..SearchSpace::default() } };
+    for make in SOURCES[..2].iter() {
+        let mut system = proving::MapSystem::new(land.start());
+        let mut probe = proving::Probe::new(&land, system.handle(), 1);
+        // No guardrail here: the optimiser alone must keep inside the step box.
+        let check = |_: &crate::tune::Values| Ok(());
+        let spec = proving::spec();
+        let settings = Settings { budget: 12, max_time: None, repeats: 2, warmup_runs: 0, seed: 1 };
+        let l = Loop { system: &mut system, objective: &mut probe, sources: vec![make(3)], space: &land.space, spec: &spec, check: &check, settings };
+        let out = driver::run(l, land.start(), land.start(), Vec::new(), &mut Silent).unwrap();
+        let mut incumbent = land.start();
+        let mut kept = 0;
+        for t in &out.trials {
+            for key in ["a", "b"] {
+                let (from, to) = (incumbent[key].parse::<f64>().unwrap(), t.values[key].parse::<f64>().unwrap());
+                assert!(to / from <= 2.0 && from / to <= 2.0, "{}: {key} {from} → {to} leaves the ×2 step box", t.source);
+            }
+            if t.judgement.decision == crate::tune::Decision::Kept {
+                incumbent = t.values.clone();
+                kept += 1;
+            }
+        }
+        // The optimum is reached, if at all, through kept points each within a step of the last.
+        assert!(kept >= 2, "{}: only {kept} trial(s) kept on a landscape that improves all the way", out.trials[0].source);
+    }
 }
