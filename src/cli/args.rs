@@ -18,6 +18,7 @@ use super::reproduce::{ReproduceArgs, SimulateArgs};
 use super::rollback_cmd::RollbackArgs;
 use super::rollout_cmd::RolloutArgs;
 use super::tune_cmd::TuneArgs;
+use super::agent_cmd::AgentArgs;
 use clap::parser::ValueSource;
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use std::ffi::OsString;
@@ -139,6 +140,8 @@ pub enum Command {
     Rollout(RolloutArgs),
     /// Tune in closed loop against your own objective command: each candidate is applied, measured against the incumbent, and kept only when measured better.
     Tune(TuneArgs),
+    /// Run the continuous service in the foreground: observe (advice with stable IDs) or apply (one calm change set at a time).
+    Agent(AgentArgs),
     /// Write a plan as an Ansible playbook, a TuneD profile, a sysctl.d drop-in or an OpenShift NTO Tuned resource.
     Export(ExportArgs),
     /// Write shell completions to stdout.
@@ -323,6 +326,7 @@ fn settle_json(cli: &mut Cli) -> Result<(), String> {
         Command::Simulate(a) => &mut a.json.json,
         Command::Export(a) => &mut a.json.json,
         Command::Tune(a) => &mut a.json.json,
+        Command::Agent(a) => &mut a.json.json,
         Command::Completions { .. } | Command::Man(_) => return Err("--json: this command prints no JSON".into()),
     };
     *json = true;

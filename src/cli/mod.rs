@@ -8,6 +8,7 @@
 //! module imports plumbing only; `args` names every command's arguments, and
 //! this module dispatches.
 
+pub mod agent_cmd;
 pub mod apply_cmd;
 pub mod args;
 pub mod bench_cmd;
@@ -149,6 +150,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Some(Command::Rollout(a)) => rollout_cmd::run(a),
         Some(Command::Export(a)) => export_cmd::run(a),
         Some(Command::Tune(a)) => tune_cmd::run(a),
+        Some(Command::Agent(a)) => agent_cmd::run(a),
         Some(Command::Kb(a)) => {
             let kb = common::load_kb(a.kb_dir())?;
             kb_cmd::run(a, &kb, &common::store(a.sysctl_root()))

@@ -65,6 +65,7 @@ fn expected() -> Vec<(&'static str, Vec<&'static [&'static str]>)> {
                 JSON,
             ],
         ),
+        ("agent", vec![&["config", "state-dir"], KB, JSON]),
         ("completions", vec![]),
         ("man", vec![&["dir"]]),
     ]
