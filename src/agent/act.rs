@@ -11,7 +11,7 @@ use super::advice;
 use super::calm::Transition;
 use super::config::AgentConfig;
 use super::decide::Verdicts;
-use super::state::{Files, Managed, Persisted};
+use super::state::{Files, Managed, Persisted, now_ms};
 use crate::apply::{AuditLog, Paths};
 use crate::kb::Kb;
 use crate::metrics::ManagedKey;
@@ -37,7 +37,7 @@ pub struct Actor {
 }
 
 fn now_s() -> u64 {
-    super::service::now_ms() / 1000
+    now_ms() / 1000
 }
 
 impl Actor {
@@ -47,7 +47,7 @@ impl Actor {
         let target = Target { sysctl_root: cfg.sysctl_root.clone(), netns: cfg.netns.clone() };
         let audit = AuditLog::to(&files.audit);
         let system = LiveSystem::new(target.clone(), kb, &cfg.policy, &files.backup, audit);
-        let mut a = Actor { cfg: cfg.clone(), kb: kb.clone(), files: files.clone(), store: super::service::store(cfg), target, system, state: Persisted::load(&files.state)?, live: BTreeMap::new(), waiting: BTreeMap::new() };
+        let mut a = Actor { cfg: cfg.clone(), kb: kb.clone(), files: files.clone(), store: cfg.store(), target, system, state: Persisted::load(&files.state)?, live: BTreeMap::new(), waiting: BTreeMap::new() };
         let paths = Paths::beside(&files.backup);
         if let Some(msg) = crate::apply::pending_run(&paths)? {
             tracing::warn!("a previous agent was stopped in the middle of a change ({msg}); rolling back every value it applied");
@@ -102,7 +102,7 @@ impl Actor {
             self.state.drift_total += 1;
             let id = advice::id("drift", "", &key, &live);
             let rec = advice::Record { kind: "drift".into(), symptom: String::new(), key: key.clone(), proposal: intended.clone(), verdict: format!("live {live}, applied {intended}: changed behind the agent's back; not re-applied"), first_seen_ms: 0, last_seen_ms: 0, count: 0 };
-            store.seen(&id, rec, super::service::now_ms());
+            store.seen(&id, rec, now_ms());
             tracing::warn!(advice_id = %id, key = %key, intended = %intended, live = %live, "drift: a key the agent applied was changed behind its back; the agent leaves it (find the writer with `semantos verify`)");
         }
         self.live.retain(|k, _| self.state.managed.contains_key(k));
@@ -140,7 +140,7 @@ impl Actor {
             let id = advice::id("evidence-gone", symptom, &key, &m.intended);
             let action = if self.cfg.revert_when_evidence_gone { "reverted (revert_when_evidence_gone)" } else { "kept (revert_when_evidence_gone: false)" };
             let rec = advice::Record { kind: "evidence-gone".into(), symptom: symptom.into(), key: key.clone(), proposal: m.from.clone(), verdict: action.into(), first_seen_ms: 0, last_seen_ms: 0, count: 0 };
-            store.seen(&id, rec, super::service::now_ms());
+            store.seen(&id, rec, now_ms());
             tracing::info!(advice_id = %id, key = %key, symptom = %symptom, intended = %m.intended, "the evidence for a kept change has gone: {action}");
             if self.cfg.revert_when_evidence_gone {
                 self.revert(&key, &format!("evidence gone: {symptom} closed"));

@@ -290,6 +290,11 @@ fn validate(r: Raw, file: &str, kb: &Kb, base: &Path) -> Result<AgentConfig> {
 }
 
 impl AgentConfig {
+    /// The tree's store: kernel semantics under /proc, sandbox semantics elsewhere.
+    pub fn store(&self) -> crate::sysctl::TreeStore {
+        if self.sysctl_root.starts_with("/proc") { crate::sysctl::TreeStore::kernel_at(&self.sysctl_root) } else { crate::sysctl::TreeStore::sandbox(&self.sysctl_root) }
+    }
+
     /// Whether the agent may advise on or change `key`.
     pub fn key_enabled(&self, key: &str) -> bool {
         !self.disable_keys.iter().any(|p| crate::safety::policy::glob(p, key))

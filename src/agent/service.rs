@@ -10,11 +10,10 @@ use super::calm::Transition;
 use super::config::{AgentConfig, Mode, OnExit};
 use super::decide::{Diagnosis, Verdicts};
 use super::sampler::{self, Sampler};
-use super::state::Files;
+use super::state::{Files, now_ms};
 use crate::apply::lock::Lock;
 use crate::kb::Kb;
 use crate::metrics::AgentMetrics;
-use crate::sysctl::TreeStore;
 use crate::telemetry::Snapshot;
 use anyhow::{Context, Result};
 use std::collections::BTreeSet;
@@ -30,16 +29,6 @@ pub struct Ended {
     pub restored: Vec<String>,
 }
 
-/// Milliseconds since the epoch.
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
-}
-
-/// The tree's store: kernel semantics under /proc, sandbox semantics elsewhere.
-pub fn store(cfg: &AgentConfig) -> TreeStore {
-    if cfg.sysctl_root.starts_with("/proc") { TreeStore::kernel_at(&cfg.sysctl_root) } else { TreeStore::sandbox(&cfg.sysctl_root) }
-}
-
 /// Runs the agent until a signal; `metrics` is refreshed every sample for whoever publishes it.
 pub fn run(cfg: &AgentConfig, files: &Files, kb: &Kb, metrics: Arc<Mutex<AgentMetrics>>) -> Result<Ended> {
     if let Some(ns) = &cfg.netns {
@@ -53,7 +42,7 @@ pub fn run(cfg: &AgentConfig, files: &Files, kb: &Kb, metrics: Arc<Mutex<AgentMe
     super::signals::install();
     let mut actor = Actor::open(cfg, files, kb)?;
     let enabled: Vec<String> = kb.symptoms.keys().filter(|s| cfg.symptom_enabled(s)).cloned().collect();
-    let mut sampler = Sampler::open(&cfg.proc_root, store(cfg), &sampler::needs(kb, &enabled))?;
+    let mut sampler = Sampler::open(&cfg.proc_root, cfg.store(), &sampler::needs(kb, &enabled))?;
     let mut advice = advice::Store::open(&files.advice)?;
     let mut diagnosis = Diagnosis::new(cfg);
     tracing::info!(mode = cfg.mode.name(), config = %cfg.source, state_dir = %files.dir.display(), interval_s = cfg.interval.as_secs_f64(), netns = cfg.netns.as_deref().unwrap_or("-"), "agent started");
@@ -74,7 +63,7 @@ pub fn run(cfg: &AgentConfig, files: &Files, kb: &Kb, metrics: Arc<Mutex<AgentMe
         samples += 1;
         actor.check_drift(&mut advice);
         if window.len() >= cfg.window {
-            let v = diagnosis.window(cfg, kb, &window, &store(cfg), &enabled);
+            let v = diagnosis.window(cfg, kb, &window, &cfg.store(), &enabled);
             report(&v, &mut advice, &mut episode, &mut actor);
             if cfg.mode == Mode::Apply {
                 actor.act(&v, &diagnosis.open(), &mut advice);

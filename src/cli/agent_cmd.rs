@@ -38,9 +38,9 @@ after a minimum dwell and within a daily budget. SIGTERM/SIGINT: on_exit keep or
 Decision lines are logged at info: run with -v or RUST_LOG=semantos=info.
 
 Examples:
-  sudo semantos -v agent                                 /etc/semantos/agent.yaml, /var/lib/semantos
+  sudo semantos -v agent                          /etc/semantos/agent.yaml, /var/lib/semantos
   sudo semantos -v agent --config ./agent.yaml --state-dir /tmp/agent-state
-  systemctl enable --now semantos-agent                   the unit in packaging/
+  systemctl enable --now semantos-agent           the unit in packaging/
 
 Exit status: 0 stopped by SIGTERM/SIGINT, 1 failure, 2 invalid configuration (nothing
 written), 3 another agent holds the lock or the namespace cannot be entered
