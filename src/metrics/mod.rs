@@ -1,6 +1,21 @@
 //! The agent's metrics as plain data, and their Prometheus exposition (an HTTP endpoint and a
 //! node_exporter textfile). The agent fills [`AgentMetrics`] once per sample; this module only
 //! renders and serves it, so it decides nothing and reads nothing of the host.
+//!
+//! * `render.rs`: [`AgentMetrics`] → the Prometheus text format 0.0.4 ([`render`], [`CONTENT_TYPE`]).
+//! * `serve.rs`: `GET /metrics` on a small HTTP server thread ([`serve`], [`Server`]).
+//! * `textfile.rs`: the same text for node_exporter's textfile collector, written atomically
+//!   ([`write_textfile`]).
+
+mod error;
+mod render;
+mod serve;
+mod textfile;
+
+pub use error::MetricsError;
+pub use render::{render, CONTENT_TYPE};
+pub use serve::{serve, Server};
+pub use textfile::write_textfile;
 
 /// One managed key: what SemantOS intends and what is live now.
 #[derive(Debug, Clone, Default, PartialEq)]

@@ -21,6 +21,7 @@ mod limits; // limit-saturation symptoms driven to the limit by throwaway proces
 mod output; // every --json document versioned, errors as JSON on stderr, colour, --quiet, RUST_LOG, progress lines, did-you-mean (netns part: root)
 mod monitor; // the live monitor on the real kernel: a targeted symptom that gets worse rolls the change back (root)
 mod objective_gate; // apply --objective-cmd on the real kernel: a change that hurts the measured objective is rolled back, a helpful one kept (root)
+mod metrics; // the agent's metrics: /metrics over real HTTP parsed by a real text-format parser, 404/405, label escaping, bind errors, the atomic node_exporter textfile
 mod live; // real host mode: dry run on /proc/sys, apply/rollback/faults/SIGKILL in namespaces (root)
 mod plans; // snapshot tests of plans: edges, conditions, sizing, unavailable keys
 mod llm_contract; // the LLM backend against an in-process OpenAI-compatible server: every hostile reply's verdict

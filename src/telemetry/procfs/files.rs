@@ -40,6 +40,14 @@ pub enum TelemetryError {
         /// The line (cut to 120 characters).
         text: String,
     },
+    /// A file name given to `ProcReader::with_files` that a snapshot does not read.
+    #[error("{name:?} is not a snapshot file; the files a snapshot reads are: {valid}")]
+    UnknownFile {
+        /// The name given.
+        name: String,
+        /// The valid names, comma-separated.
+        valid: String,
+    },
 }
 
 impl TelemetryError {
@@ -47,6 +55,7 @@ impl TelemetryError {
     pub fn path(&self) -> &Path {
         match self {
             TelemetryError::Io { path, .. } | TelemetryError::Missing { path } | TelemetryError::Malformed { path, .. } => path,
+            TelemetryError::UnknownFile { name, .. } => Path::new(name),
         }
     }
 }

@@ -161,6 +161,10 @@ pub struct ProcReader {
     scan: Option<ScanCaps>,
     /// Where the scan lists processes, when not the proc root (`with_process_scan_root`).
     scan_root: Option<PathBuf>,
+    /// One per `SOURCES` entry: whether a snapshot reads it (`with_files`; all by default).
+    selected: [bool; SOURCES.len()],
+    /// Whether a snapshot reads the limits in force (`without_limits` turns it off).
+    limits: bool,
 }
 
 impl std::fmt::Debug for ProcReader {
@@ -189,7 +193,37 @@ impl ProcReader {
     /// Reads directories laid out like `/proc` and `/sys` (fixtures, a container's view).
     pub fn with_roots(proc_root: impl Into<PathBuf>, sys_root: impl Into<PathBuf>) -> Self {
         let layouts = Mutex::new(SOURCES.iter().map(|_| LayoutCache::default()).collect());
-        Self { proc_root: proc_root.into(), sys_root: sys_root.into(), open: None, facts: OnceLock::new(), layouts, scan: Some(ScanCaps::default()), scan_root: None }
+        Self { proc_root: proc_root.into(), sys_root: sys_root.into(), open: None, facts: OnceLock::new(), layouts, scan: Some(ScanCaps::default()), scan_root: None, selected: [true; SOURCES.len()], limits: true }
+    }
+
+    /// Reads only `files` of `SNAPSHOT_FILES` (and `meminfo`, which every snapshot needs for
+    /// `host.mem_total_kb`): for a caller that needs only some metrics, such as an agent whose
+    /// enabled symptoms read two files. Call before `keep_open`, which then opens only these.
+    /// A name outside `SNAPSHOT_FILES` is refused, naming it and the valid ones.
+    pub fn with_files(mut self, files: &[&str]) -> Result<Self, TelemetryError> {
+        let mut selected = [false; SOURCES.len()];
+        selected[MEMINFO] = true;
+        for f in files {
+            let i = SOURCES.iter().position(|s| s.rel == *f).ok_or_else(|| TelemetryError::UnknownFile { name: f.to_string(), valid: SNAPSHOT_FILES.join(", ") })?;
+            selected[i] = true;
+        }
+        self.selected = selected;
+        if let Some(open) = &mut self.open {
+            for (slot, keep) in open.iter_mut().zip(selected) {
+                if !keep {
+                    *slot = None;
+                }
+            }
+        }
+        Ok(self)
+    }
+
+    /// Leaves out the limits in force (`sysctl.*`, `filenr.*`, `inotify.limit.*`, `conntrack.*`,
+    /// `neigh.*`: about 25 small files opened per snapshot): for callers whose symptoms divide
+    /// by none of them. The process scan then has no `vm.max_map_count` to compare maps with.
+    pub fn without_limits(mut self) -> Self {
+        self.limits = false;
+        self
     }
 
     /// Leaves out the per-process scan (`proc.*`, `inotify.*` counts, `scan.*`): for
@@ -232,6 +266,10 @@ impl ProcReader {
     pub fn keep_open(mut self) -> Result<Self, TelemetryError> {
         let mut files = Vec::with_capacity(SOURCES.len());
         for (i, src) in SOURCES.iter().enumerate() {
+            if !self.selected[i] {
+                files.push(None);
+                continue;
+            }
             let path = self.proc_root.join(src.rel);
             match File::open(&path) {
                 Ok(f) => files.push(Some(f)),
@@ -281,6 +319,9 @@ impl ProcReader {
         // Poisoning cannot leave a cache wrong (each is rebuilt whole), so a poisoned lock is used as is.
         let mut layouts = self.layouts.lock().unwrap_or_else(|e| e.into_inner());
         for (i, src) in SOURCES.iter().enumerate() {
+            if !self.selected[i] {
+                continue;
+            }
             if !self.read_source(i, scratch)? {
                 if i == MEMINFO {
                     return Err(TelemetryError::Missing { path: self.proc_root.join(src.rel) });
@@ -343,7 +384,9 @@ impl ProcReader {
     /// (`telemetry::limits`, `telemetry::proc_scan`), appended to `out`.
     fn read_limit_metrics(&self, scratch: &mut Scratch, out: &mut Vec<(String, f64)>) -> Result<(), TelemetryError> {
         let first = out.len();
-        read_limits(&self.proc_root, scratch, out)?;
+        if self.limits {
+            read_limits(&self.proc_root, scratch, out)?;
+        }
         let Some(caps) = &self.scan else { return Ok(()) };
         let root = self.scan_root.as_deref().unwrap_or(&self.proc_root);
         // A directory laid out like /proc without process directories (a

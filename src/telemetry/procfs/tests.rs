@@ -336,3 +336,41 @@ fn snapshot_file_list_matches_perf_facts() {
     assert_eq!(SNAPSHOT_FILES[MEMINFO], "meminfo");
     assert!(SNAPSHOT_FILES.contains(&"net/softnet_stat") && SNAPSHOT_FILES.contains(&"pressure/io"));
 }
+
+#[test]
+fn with_files_reads_only_the_named_files_and_meminfo_with_the_same_values() {
+    let root = fixture("6.18-live");
+    let reader = || ProcReader::with_roots(root.join("proc"), root.join("sys"));
+    let all = reader().snapshot(7).unwrap();
+    for kept in [false, true] {
+        let r = reader().without_limits().with_files(&["net/netstat", "pressure/io"]).unwrap();
+        let r = if kept { r.keep_open().unwrap() } else { r };
+        let some = r.snapshot(7).unwrap();
+        let prefixes = ["host.", "meminfo.", "netstat.", "psi.io."];
+        assert!(some.metrics.keys().all(|k| prefixes.iter().any(|p| k.starts_with(p))), "kept={kept}: {:?}", some.metrics.keys().find(|k| !prefixes.iter().any(|p| k.starts_with(p))));
+        for p in prefixes {
+            let of = |s: &Snapshot| s.metrics.iter().filter(|(k, _)| k.starts_with(p)).map(|(k, v)| (k.clone(), *v)).collect::<Vec<_>>();
+            assert!(!of(&some).is_empty() && of(&some) == of(&all), "kept={kept}: {p} differs from the full snapshot");
+        }
+        assert_eq!(some.host, all.host, "kept={kept}: host facts come from meminfo and sysfs, read either way");
+    }
+}
+
+#[test]
+fn with_files_refuses_a_file_a_snapshot_does_not_read() {
+    let e = ProcReader::new().with_files(&["net/netstat", "net/dev"]).unwrap_err().to_string();
+    assert!(e.contains("\"net/dev\" is not a snapshot file") && e.contains("net/softnet_stat"), "{e}");
+}
+
+#[test]
+fn without_limits_leaves_out_the_limits_and_nothing_else() {
+    let t = TestProcfs::from_fixture("6.18-live");
+    t.write("sys/vm/max_map_count", "65530\n");
+    let with = t.reader().snapshot(0).unwrap();
+    assert_eq!(with.get("sysctl.vm.max_map_count"), Some(65530.0));
+    let without = t.reader().without_limits().snapshot(0).unwrap();
+    let limit = |k: &String| ["sysctl.", "filenr.", "inotify.limit.", "conntrack.", "neigh."].iter().any(|p| k.starts_with(p));
+    assert!(without.metrics.keys().all(|k| !limit(k)));
+    let rest: std::collections::BTreeMap<_, _> = with.metrics.into_iter().filter(|(k, _)| !limit(k)).collect();
+    assert_eq!(without.metrics, rest);
+}
