@@ -28,6 +28,8 @@ fn wants_json(c: &cli::Cli) -> bool {
             Some(Command::Tune(a)) => a.json.json,
             Some(Command::Agent(a)) => a.json.json,
             Some(Command::Simulate(a)) => a.json.json,
+            Some(Command::Status(a)) => a.json.json,
+            Some(Command::Verify(a)) => a.json.json,
             Some(Command::Completions { .. }) | Some(Command::Man(_)) => false,
         }
 }

@@ -15,6 +15,7 @@ use super::state::{Files, Managed, Persisted, now_ms};
 use crate::apply::{AuditLog, Paths};
 use crate::kb::Kb;
 use crate::metrics::ManagedKey;
+use crate::ownership::{Ours, Roots, SemantosRecords};
 use crate::sysctl::{SysctlKey, SysctlStore, TreeStore, Value, value::read_back_matches};
 use crate::tune::System;
 use crate::tune::live::{LiveSystem, Target};
@@ -34,6 +35,8 @@ pub struct Actor {
     live: BTreeMap<String, Option<String>>,
     /// The wait last logged per advice ID (a gate that still holds is not logged again).
     waiting: BTreeMap<String, String>,
+    /// Keys another owner manages, found at the last change set.
+    conflicts: Vec<crate::metrics::Conflict>,
 }
 
 fn now_s() -> u64 {
@@ -47,7 +50,7 @@ impl Actor {
         let target = Target { sysctl_root: cfg.sysctl_root.clone(), netns: cfg.netns.clone() };
         let audit = AuditLog::to(&files.audit);
         let system = LiveSystem::new(target.clone(), kb, &cfg.policy, &files.backup, audit);
-        let mut a = Actor { cfg: cfg.clone(), kb: kb.clone(), files: files.clone(), store: cfg.store(), target, system, state: Persisted::load(&files.state)?, live: BTreeMap::new(), waiting: BTreeMap::new() };
+        let mut a = Actor { cfg: cfg.clone(), kb: kb.clone(), files: files.clone(), store: cfg.store(), target, system, state: Persisted::load(&files.state)?, live: BTreeMap::new(), waiting: BTreeMap::new(), conflicts: Vec::new() };
         let paths = Paths::beside(&files.backup);
         if let Some(msg) = crate::apply::pending_run(&paths)? {
             tracing::warn!("a previous agent was stopped in the middle of a change ({msg}); rolling back every value it applied");
@@ -64,6 +67,11 @@ impl Actor {
     /// Writes the state file.
     pub fn save(&self) -> Result<()> {
         self.state.save(&self.files.state)
+    }
+
+    /// Keys another owner manages (for the metrics).
+    pub fn conflicts(&self) -> &[crate::metrics::Conflict] {
+        &self.conflicts
     }
 
     /// The managed keys with the live values of the last check.
@@ -183,8 +191,10 @@ impl Actor {
             }
             return;
         }
-        // integration: ownership. Refuse here each key another owner manages (unless the user took
-        // ownership), record it in AgentMetrics::conflicts, and log it with its advice ID.
+        let wanted = self.owned(wanted);
+        if wanted.is_empty() {
+            return;
+        }
         let values: BTreeMap<String, String> = wanted.iter().map(|a| (a.record.key.clone(), a.write.clone().unwrap_or_default())).collect();
         let before = self.system.read(&values.keys().cloned().collect::<Vec<_>>()).unwrap_or_default();
         match self.system.set(&values) {
@@ -204,6 +214,41 @@ impl Actor {
                 tracing::warn!(advice_ids = %wanted.iter().map(|a| a.id.as_str()).collect::<Vec<_>>().join(","), "change set not applied, the transaction put everything back: {e:#}");
             }
         }
+    }
+
+    /// The advice whose keys no other owner manages, or whose owner the configuration overrides
+    /// (`take_ownership`, logged); each refusal logged once with its advice ID. When the owners
+    /// cannot be read, nothing is changed (fail closed).
+    fn owned<'a>(&mut self, wanted: Vec<&'a super::decide::Advice>) -> Vec<&'a super::decide::Advice> {
+        let keys: Vec<String> = wanted.iter().map(|a| a.record.key.clone()).collect();
+        let ours = SemantosRecords {
+            values: self.state.managed.iter().map(|(k, m)| Ours { key: k.clone(), value: m.intended.clone(), run_id: m.advice_id.clone(), run_kind: "agent".into(), source: self.files.backup.display().to_string() }).collect(),
+            dropins: Vec::new(),
+        };
+        let report = match crate::ownership::owners(&Roots::at(&self.cfg.owners_root), &ours, &keys) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!("not changing anything: the owners of {} could not be read: {e:#}", keys.join(", "));
+                return Vec::new();
+            }
+        };
+        self.conflicts = report.conflicts();
+        let mut out = Vec::new();
+        for a in wanted {
+            let foreign = report.foreign(&a.record.key);
+            if foreign.is_empty() {
+                out.push(a);
+                continue;
+            }
+            let owners = foreign.iter().map(|o| o.describe()).collect::<Vec<_>>().join("; ");
+            if self.cfg.take_ownership.iter().any(|k| k == &a.record.key) {
+                tracing::warn!(advice_id = %a.id, key = %a.record.key, owner = %owners, "taking ownership (take_ownership in the configuration): the other owner may put its value back");
+                out.push(a);
+            } else if self.waiting.insert(a.id.clone(), format!("owner {owners}")).as_deref() != Some(&format!("owner {owners}")) {
+                tracing::warn!(advice_id = %a.id, key = %a.record.key, owner = %owners, "refused: another owner manages this key; change it there, or list it under take_ownership");
+            }
+        }
+        out
     }
 
     /// Puts back every value in force before the agent's first write (the backup's originals).

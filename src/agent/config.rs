@@ -82,6 +82,14 @@ pub struct AgentConfig {
     pub proc_root: PathBuf,
     /// The sysctl tree read and written (`/proc/sys`, or a sandbox tree).
     pub sysctl_root: PathBuf,
+    /// Where the Prometheus endpoint listens (`--metrics-addr` wins).
+    pub metrics_addr: Option<std::net::SocketAddr>,
+    /// A node_exporter textfile (`*.prom`) rewritten after every window.
+    pub textfile: Option<PathBuf>,
+    /// Keys the agent may change although another owner (sysctl.d, TuneD, bpftune) manages them.
+    pub take_ownership: Vec<String>,
+    /// The directory that stands for `/` when looking for other owners (a test tree; `/` on a host).
+    pub owners_root: PathBuf,
 }
 
 /// The file as written: every field untyped, unknown fields refused.
@@ -105,12 +113,16 @@ struct Raw {
     revert_when_evidence_gone: Option<J>,
     proc_root: Option<J>,
     sysctl_root: Option<J>,
+    metrics_addr: Option<J>,
+    textfile: Option<J>,
+    take_ownership: Option<J>,
+    owners_root: Option<J>,
 }
 
 /// The fields a file may hold, for the unknown-field message.
-pub const FIELDS: [&str; 17] = [
+pub const FIELDS: [&str; 21] = [
     "mode", "interval", "window", "open_after", "close_after", "netns", "on_exit", "state_dir", "intent", "policy", "disable_keys", "disable_symptoms", "min_dwell",
-    "daily_change_budget", "revert_when_evidence_gone", "proc_root", "sysctl_root",
+    "daily_change_budget", "revert_when_evidence_gone", "proc_root", "sysctl_root", "metrics_addr", "textfile", "take_ownership", "owners_root",
 ];
 
 impl AgentConfig {
@@ -191,6 +203,11 @@ fn duration(file: &str, field: &str, v: &J, min_s: f64, max_s: f64) -> Result<Du
     }
 }
 
+/// `HOST:PORT` with a numeric address (`127.0.0.1:9464`, `[::1]:9464`).
+pub fn metrics_addr(file: &str, field: &str, v: &J) -> Result<std::net::SocketAddr> {
+    v.as_str().and_then(|s| s.parse().ok()).ok_or_else(|| bad(file, field, v, "is not valid; use a numeric address and port such as \"127.0.0.1:9464\" or \"[::1]:9464\""))
+}
+
 fn list(file: &str, field: &str, v: &J) -> Result<Vec<String>> {
     let items = v.as_array().ok_or_else(|| bad(file, field, v, "is not a list; write it as [a, b] or one `- item` per line"))?;
     items.iter().map(|x| x.as_str().map(str::to_string).ok_or_else(|| bad(file, field, x, "is not a string"))).collect()
@@ -263,6 +280,14 @@ fn validate(r: Raw, file: &str, kb: &Kb, base: &Path) -> Result<AgentConfig> {
             bail!("{file}: disable_keys: {k:?} matches no key of the knowledge base; {hint}");
         }
     }
+    let take_ownership = r.take_ownership.as_ref().map(|v| list(file, "take_ownership", v)).transpose()?.unwrap_or_default();
+    for k in &take_ownership {
+        if kb.param(k).is_none() {
+            let hint = crate::reasoning::plan::unknown_key_hint(k, kb.params.keys().map(String::as_str));
+            bail!("{file}: take_ownership: {k:?} is no key of the knowledge base; {hint}");
+        }
+    }
+    let metrics_addr = r.metrics_addr.as_ref().map(|v| metrics_addr(file, "metrics_addr", v)).transpose()?;
     let revert_when_evidence_gone = match &r.revert_when_evidence_gone {
         None => false,
         Some(v) => v.as_bool().ok_or_else(|| bad(file, "revert_when_evidence_gone", v, "is not valid; use true or false"))?,
@@ -286,6 +311,10 @@ fn validate(r: Raw, file: &str, kb: &Kb, base: &Path) -> Result<AgentConfig> {
         revert_when_evidence_gone,
         proc_root: r.proc_root.as_ref().map(|v| path(file, "proc_root", v)).transpose()?.unwrap_or_else(|| PathBuf::from("/proc")),
         sysctl_root: r.sysctl_root.as_ref().map(|v| path(file, "sysctl_root", v)).transpose()?.unwrap_or_else(|| PathBuf::from("/proc/sys")),
+        metrics_addr,
+        textfile: r.textfile.as_ref().map(|v| path(file, "textfile", v)).transpose()?,
+        take_ownership,
+        owners_root: r.owners_root.as_ref().map(|v| path(file, "owners_root", v)).transpose()?.unwrap_or_else(|| PathBuf::from("/")),
     })
 }
 

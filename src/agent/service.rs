@@ -31,6 +31,15 @@ pub struct Ended {
 
 /// Runs the agent until a signal; `metrics` is refreshed every sample for whoever publishes it.
 pub fn run(cfg: &AgentConfig, files: &Files, kb: &Kb, metrics: Arc<Mutex<AgentMetrics>>) -> Result<Ended> {
+    // Bound before entering the namespace: the endpoint is the host's, where Prometheus scrapes.
+    let _server = match cfg.metrics_addr {
+        Some(addr) => {
+            let s = crate::metrics::serve(addr, metrics.clone()).map_err(|e| anyhow::anyhow!("{e}; set metrics_addr: or --metrics-addr to a free address"))?;
+            tracing::info!(addr = %s.local_addr(), "metrics at http://{}/metrics", s.local_addr());
+            Some(s)
+        }
+        None => None,
+    };
     if let Some(ns) = &cfg.netns {
         // The whole agent moves (this thread, before any other exists): /proc/net, sock_diag and
         // /proc/sys/net then all show the namespace, and files kept open stay its.
@@ -70,6 +79,7 @@ pub fn run(cfg: &AgentConfig, files: &Files, kb: &Kb, metrics: Arc<Mutex<AgentMe
             }
             advice.save()?;
             actor.save()?;
+            textfile(cfg, &metrics);
             // Consecutive windows share their end snapshot: no gap, no overlap.
             window.drain(..window.len() - 1);
         }
@@ -108,6 +118,14 @@ fn report(v: &Verdicts, store: &mut advice::Store, episode: &mut BTreeSet<String
     }
 }
 
+/// Rewrites the node_exporter textfile, when configured; a failure is logged, not fatal.
+fn textfile(cfg: &AgentConfig, m: &Mutex<AgentMetrics>) {
+    let (Some(path), Ok(m)) = (&cfg.textfile, m.lock()) else { return };
+    if let Err(e) = crate::metrics::write_textfile(path, &m) {
+        tracing::warn!("textfile {}: {e}", path.display());
+    }
+}
+
 /// Refreshes the published metrics.
 #[allow(clippy::too_many_arguments)]
 fn publish(cfg: &AgentConfig, m: &Mutex<AgentMetrics>, d: &Diagnosis, store: &advice::Store, episode: &BTreeSet<String>, actor: &Actor, samples: u64, t0: Instant) {
@@ -124,7 +142,7 @@ fn publish(cfg: &AgentConfig, m: &Mutex<AgentMetrics>, d: &Diagnosis, store: &ad
         managed: actor.managed_live(),
         drift_total: s.drift_total,
         workload_changes_total: s.workload_changes_total,
-        conflicts: Vec::new(),
+        conflicts: actor.conflicts().to_vec(),
         samples_total: samples,
         cpu_seconds_total: cpu,
         rss_bytes: rss,

@@ -12,6 +12,7 @@ pub mod journal;
 pub mod lock;
 pub mod paths;
 pub mod put_back;
+pub mod records;
 pub mod rollback;
 pub mod rollout_undo;
 pub mod token;

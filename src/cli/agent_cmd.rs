@@ -25,6 +25,9 @@ pub struct AgentArgs {
     /// /var/lib/semantos as root, else ~/.local/state/semantos].
     #[arg(long, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
+    /// Serve Prometheus metrics on this address (GET /metrics), e.g. 127.0.0.1:9464 [default: the config's metrics_addr].
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_addr: Option<String>,
     #[command(flatten)]
     pub kb: KbDirArg,
     #[command(flatten)]
@@ -53,7 +56,11 @@ pub fn run(a: &AgentArgs) -> Result<i32> {
         Some(p) => (p.clone(), false),
         None => (PathBuf::from(agent::config::DEFAULT_CONFIG), true),
     };
-    let cfg = AgentConfig::load(&path, optional, &kb).map_err(|e| invalid(format!("{e:#}")))?;
+    let mut cfg = AgentConfig::load(&path, optional, &kb).map_err(|e| invalid(format!("{e:#}")))?;
+    if let Some(addr) = &a.metrics_addr {
+        let v = serde_json::Value::String(addr.clone());
+        cfg.metrics_addr = Some(agent::config::metrics_addr("semantos agent", "--metrics-addr", &v).map_err(|e| invalid(format!("{e:#}")))?);
+    }
     let env = places::Env::read();
     let flag = a.state_dir.as_deref().or(cfg.state_dir.as_deref());
     let (dir, origin) = places::default_dir(flag, &env);

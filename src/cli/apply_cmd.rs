@@ -91,6 +91,8 @@ pub struct ApplyArgs {
     pub state: StateArgs,
     #[command(flatten)]
     pub force: ForceArg,
+    #[command(flatten)]
+    pub owners: super::owners::OwnershipArgs,
     /// This apply belongs to fleet rollout ID and is refused once ID is fenced here (set by `semantos rollout`).
     #[arg(long, value_name = "ID")]
     pub rollout_id: Option<String>,
@@ -106,6 +108,7 @@ const APPLY_HELP: &str = "Examples:
   sudo semantos apply --plan 90-tuning.conf --health-cmd 'curl -fsS localhost/health'
   sudo semantos apply --plan plan.conf --objective-cmd './probe --latency-ms' --stat p99
   sudo semantos apply --plan - --monitor-seconds 0 < plan.json
+  sudo semantos apply --plan plan.conf --take-ownership   write keys a sysctl.d file or TuneD sets
   semantos apply --sysctl-root /tmp/tree --state-dir /tmp/state --plan plan.conf";
 
 /// The health command's limit: `--health-timeout`, else the policy's `health_timeout_seconds`.
@@ -195,6 +198,11 @@ pub fn apply(a: &ApplyArgs) -> Result<i32> {
         }
         return Ok(exit::OK);
     }
+    // Another owner (a sysctl.d file, TuneD, bpftune) would put its value back: refused before any write.
+    let now = common::now_ms();
+    let run_id = format!("apply-{}-{}", now / 1000, std::process::id());
+    let keys: Vec<(String, String)> = writes_.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    super::owners::check_before_write(&a.owners, &a.tree.sysctl_root, &keys, &st, &AuditLog::to(&st.audit_log), &run_id)?;
     let store = FaultyStore::new(guarded(tree.clone(), &kb, &pol), writes::faults()?);
     let mut monitor: Box<dyn Monitor> = if window == 0.0 {
         Box::new(HealthOnly { cmd: a.watch.health_cmd.clone(), limit: health_limit })
@@ -209,13 +217,12 @@ pub fn apply(a: &ApplyArgs) -> Result<i32> {
         let baseline = crate::rollout::objective_gate::measure(&o).map_err(|e| invalid(format!("{e:#}")))?;
         monitor = Box::new(ObjectiveGate::new(o, baseline, monitor));
     }
-    let now = common::now_ms();
     let opts = ApplyOptions {
         paths: writes::paths(&st),
         batch_size: pol.batch_size,
         on_regression: OnRegression::RollbackAll,
         persist: a.watch.persist.clone(),
-        run_id: format!("apply-{}-{}", now / 1000, std::process::id()),
+        run_id,
         now_s: now / 1000,
         force: a.force.force,
         rollout_id: a.rollout_id.clone(),

@@ -142,6 +142,10 @@ pub enum Command {
     Tune(TuneArgs),
     /// Run the continuous service in the foreground: observe (advice with stable IDs) or apply (one calm change set at a time).
     Agent(AgentArgs),
+    /// Show what SemantOS changed on this host, when, by which run (apply, rollout, tune, agent), and what is live now.
+    Status(super::status_cmd::StatusArgs),
+    /// Check every key SemantOS manages: intended vs live value and who else owns it; exit 1 when any differ.
+    Verify(super::verify_cmd::VerifyArgs),
     /// Write a plan as an Ansible playbook, a TuneD profile, a sysctl.d drop-in or an OpenShift NTO Tuned resource.
     Export(ExportArgs),
     /// Write shell completions to stdout.
@@ -327,6 +331,8 @@ fn settle_json(cli: &mut Cli) -> Result<(), String> {
         Command::Export(a) => &mut a.json.json,
         Command::Tune(a) => &mut a.json.json,
         Command::Agent(a) => &mut a.json.json,
+        Command::Status(a) => &mut a.json.json,
+        Command::Verify(a) => &mut a.json.json,
         Command::Completions { .. } | Command::Man(_) => return Err("--json: this command prints no JSON".into()),
     };
     *json = true;

@@ -22,6 +22,7 @@ pub mod host;
 pub mod kb_cmd;
 pub mod man;
 pub mod output;
+pub mod owners;
 pub mod progress;
 pub mod propose;
 pub mod reasoner;
@@ -32,9 +33,11 @@ pub mod rollout_cmd;
 pub mod scenario_run;
 pub mod sampling;
 pub mod state;
+pub mod status_cmd;
 pub mod style;
 pub mod tune_cmd;
 pub mod tune_report;
+pub mod verify_cmd;
 pub mod watch;
 pub mod writes;
 
@@ -77,6 +80,7 @@ fn seed_applier(cli: &Cli) -> Result<i32> {
             state: cli.state.clone(),
             force: cli.force.clone(),
             rollout_id: None,
+            owners: Default::default(),
             kb: cli.kb.clone(),
             json: cli.json.clone(),
         });
@@ -151,6 +155,8 @@ pub fn run(cli: Cli) -> Result<i32> {
         Some(Command::Export(a)) => export_cmd::run(a),
         Some(Command::Tune(a)) => tune_cmd::run(a),
         Some(Command::Agent(a)) => agent_cmd::run(a),
+        Some(Command::Status(a)) => status_cmd::run(a),
+        Some(Command::Verify(a)) => verify_cmd::run(a, cli.style.verbose > 0),
         Some(Command::Kb(a)) => {
             let kb = common::load_kb(a.kb_dir())?;
             kb_cmd::run(a, &kb, &common::store(a.sysctl_root()))

@@ -116,6 +116,8 @@ pub struct TuneArgs {
     #[arg(long, value_name = "FILE")]
     pub audit_log: Option<PathBuf>,
     #[command(flatten)]
+    pub owners: super::owners::OwnershipArgs,
+    #[command(flatten)]
     pub llm: LlmArgs,
     #[command(flatten)]
     pub kb: KbDirArg,
@@ -136,7 +138,8 @@ Examples:
   sudo semantos tune --rollback        put back the values in force before the tune
 
 Exit status: 0 success (whether or not a candidate was kept), 1 failure, 2 invalid input
-(nothing written), 3 refused by the state (an unfinished tune to --resume or --rollback; root).";
+(nothing written), 3 refused by the state (an unfinished tune to --resume or --rollback; root;
+a key another owner manages: a sysctl.d file, TuneD's profile, bpftune; see --take-ownership).";
 
 /// `semantos tune`.
 pub fn run(a: &TuneArgs) -> Result<i32> {
@@ -370,6 +373,9 @@ fn start(a: &TuneArgs, st: &places::State, path: &Path) -> Result<i32> {
     let audit = AuditLog::to(a.audit_log.clone().unwrap_or(st.audit_log.clone()));
     let run_dir = st.dir.join("tune").join(format!("run-{}-{}", common::now_ms() / 1000, std::process::id()));
     let system = LiveSystem::new(t.clone(), &kb, &pol, &run_dir.join("backup.json"), audit.clone());
+    // Every key a trial may write, checked once before the first trial: another owner refuses the tune.
+    let owned: Vec<(String, String)> = keys.iter().map(|k| (k.clone(), String::new())).collect();
+    super::owners::check_before_write(&a.owners, &t.sysctl_root, &owned, st, &audit, system.run_id())?;
     let start_values = system.read(&keys).map_err(|e| invalid(format!("{e:#}; nothing was written")))?;
     let s = TuneState {
         schema_version: STATE_SCHEMA_VERSION,

@@ -144,6 +144,11 @@ impl LiveSystem {
         &self.paths
     }
 
+    /// The run id its transactions are recorded under (each set adds `-setN`).
+    pub fn run_id(&self) -> &str {
+        &self.run
+    }
+
     /// The target.
     pub fn target(&self) -> &Target {
         &self.target

@@ -246,3 +246,58 @@ fn the_unit_file_passes_systemd_analyze_verify_with_its_hardening() {
     // verify exits 0 on unknown keys too, with a warning: any output is a finding.
     assert!(o.status.success() && out.trim().is_empty() && err.trim().is_empty(), "systemd-analyze verify:\n{out}{err}");
 }
+
+#[test]
+fn a_key_a_sysctl_d_file_owns_is_refused_by_apply_mode_unless_taken_over() {
+    let d = tempfile::tempdir().unwrap();
+    let owners = d.path().join("root");
+    std::fs::create_dir_all(owners.join("etc/sysctl.d")).unwrap();
+    std::fs::write(owners.join("etc/sysctl.d/90-memory.conf"), "vm.overcommit_ratio = 50\n").unwrap();
+    let extra = format!("mode: apply\nmin_dwell: 0\nowners_root: {}\n", owners.display());
+    let cfg = fixture(d.path(), &extra);
+    let a = Agent::start(d.path(), &cfg);
+    wait_for(20, "the accepted advice", || !ids(d.path(), "advice", "vm.overcommit_ratio").is_empty());
+    std::thread::sleep(Duration::from_millis(1500));
+    let (code, log) = a.stop();
+    assert_eq!(code, Some(0), "{log}");
+    assert_eq!(ratio(d.path()), "50", "a key /etc/sysctl.d/90-memory.conf sets was changed:\n{log}");
+    assert!(log.contains("refused: another owner manages this key") && log.contains("90-memory.conf"), "{log}");
+    assert_eq!(log.matches("refused: another owner").count(), 1, "the refusal is logged once:\n{log}");
+    std::fs::write(&cfg, std::fs::read_to_string(&cfg).unwrap() + "take_ownership: [vm.overcommit_ratio]\n").unwrap();
+    let a = Agent::start(d.path(), &cfg);
+    wait_for(20, "the change once ownership is taken", || ratio(d.path()) == "100");
+    let (_, log) = a.stop();
+    assert!(log.contains("taking ownership"), "{log}");
+}
+
+#[test]
+fn metrics_scraped_over_http_parse_and_carry_the_agents_advice_and_cost() {
+    let d = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let prom = d.path().join("semantos.prom");
+    let cfg = fixture(d.path(), &format!("mode: observe\ntextfile: {}\n", prom.display()));
+    let mut c = Command::new(bin());
+    c.args(["agent", "--config"]).arg(&cfg).arg("--state-dir").arg(d.path().join("state")).args(["--metrics-addr", &format!("127.0.0.1:{port}")]);
+    let a = Agent { child: Some(c.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap()) };
+    wait_for(20, "advice", || !ids(d.path(), "advice", "vm.overcommit_ratio").is_empty());
+    std::thread::sleep(Duration::from_millis(600));
+    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+    let mut r = agent.get(&format!("http://127.0.0.1:{port}/metrics")).call().unwrap();
+    assert_eq!(r.status(), 200);
+    let ctype = r.headers().get("content-type").unwrap().to_str().unwrap().to_string();
+    assert_eq!(ctype, semantos::metrics::CONTENT_TYPE);
+    let body = r.body_mut().read_to_string().unwrap();
+    let exp = openmetrics_parser::prometheus::parse_prometheus(&body).unwrap_or_else(|e| panic!("{e:?}\n{body}"));
+    let id = &ids(d.path(), "advice", "vm.overcommit_ratio")[0];
+    assert!(body.contains(&format!("advice_id=\"{id}\"")) || body.contains(id.as_str()), "the advice ID is not published:\n{body}");
+    assert!(body.contains("semantos_finding_present{symptom=\"commit_limit_near\"} 1"), "{body}");
+    for family in ["semantos_samples_total", "semantos_agent_cpu_seconds_total", "semantos_agent_resident_memory_bytes", "semantos_last_sample_duration_seconds"] {
+        assert!(exp.families.contains_key(family), "{family} missing:\n{body}");
+    }
+    let rss: f64 = body.lines().find_map(|l| l.strip_prefix("semantos_agent_resident_memory_bytes ")).unwrap().parse().unwrap();
+    assert!(rss > 1e6, "{body}");
+    let text = std::fs::read_to_string(&prom).unwrap();
+    openmetrics_parser::prometheus::parse_prometheus(&text).unwrap_or_else(|e| panic!("textfile: {e:?}\n{text}"));
+    let (code, log) = a.stop();
+    assert_eq!(code, Some(0), "{log}");
+}

@@ -18,6 +18,7 @@ mod fleet; // fleet rollout over real sshd in namespaces, ssh and Ansible engine
 mod hostile; // hostile input through every door (tests/hostile/manifest.toml): refused with a message naming the problem, or normalised; nothing written
 mod kb_netns; // KB net.* scopes checked in throwaway network namespaces (root)
 mod limits; // limit-saturation symptoms driven to the limit by throwaway processes, users and namespaces; the key that binds is proposed (root)
+mod ownership; // who else owns a key: sysctl.d and TuneD files under a temp root reported by status/verify, blocking apply and tune until --take-ownership (audited); a net.* key in a namespace (root)
 mod output; // every --json document versioned, errors as JSON on stderr, colour, --quiet, RUST_LOG, progress lines, did-you-mean (netns part: root)
 mod monitor; // the live monitor on the real kernel: a targeted symptom that gets worse rolls the change back (root)
 mod objective_gate; // apply --objective-cmd on the real kernel: a change that hurts the measured objective is rolled back, a helpful one kept (root)

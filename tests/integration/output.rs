@@ -84,6 +84,8 @@ fn json_output_of_dry_run_recommend_apply_rollback_kb_and_others_had_no_schema_v
         ("recommend", with(&["--json", "recommend", "--telemetry", CSV], &on_tree("recommend")), "recommendation"),
         ("dry-run", with(&["--json", "dry-run", "--telemetry", CSV, "--plan", "plan.conf", "--policy", "pol.yaml"], &on_tree("dry-run")), "dry_run"),
         ("apply", with(&["--json", "apply", "--telemetry", CSV, "--plan", "plan.conf", "--policy", "pol.yaml"], &on_tree("apply")), "apply"),
+        ("status", with(&["--json", "status"], &on_tree("status")), "status"),
+        ("verify", with(&["--json", "verify"], &on_tree("verify")), "verify"),
         ("rollback", with(&["--json", "rollback"], &on_tree("rollback")), "rollback"),
         ("simulate", vec!["--json", "simulate", "--out", "sim.csv", "--windows", "1"], "simulation"),
         ("compare", vec!["--json", "compare", "--reasoners", "rules", "--trials", "2", "--sandbox-dir", "sb", "--results-dir", "res"], "comparison"),
