@@ -26,6 +26,7 @@ fn wants_json(c: &cli::Cli) -> bool {
             Some(Command::Rollout(a)) => a.json.json,
             Some(Command::Export(a)) => a.json.json,
             Some(Command::Tune(a)) => a.json.json,
+            Some(Command::Agent(a)) => a.json.json,
             Some(Command::Simulate(a)) => a.json.json,
             Some(Command::Status(a)) => a.json.json,
             Some(Command::Verify(a)) => a.json.json,

@@ -18,6 +18,7 @@ use super::reproduce::{ReproduceArgs, SimulateArgs};
 use super::rollback_cmd::RollbackArgs;
 use super::rollout_cmd::RolloutArgs;
 use super::tune_cmd::TuneArgs;
+use super::agent_cmd::AgentArgs;
 use clap::parser::ValueSource;
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use std::ffi::OsString;
@@ -139,6 +140,8 @@ pub enum Command {
     Rollout(RolloutArgs),
     /// Tune in closed loop against your own objective command: each candidate is applied, measured against the incumbent, and kept only when measured better.
     Tune(TuneArgs),
+    /// Run the continuous service in the foreground: observe (advice with stable IDs) or apply (one calm change set at a time).
+    Agent(AgentArgs),
     /// Show what SemantOS changed on this host, when, by which run (apply, rollout, tune, agent), and what is live now.
     Status(super::status_cmd::StatusArgs),
     /// Check every key SemantOS manages: intended vs live value and who else owns it; exit 1 when any differ.
@@ -327,6 +330,7 @@ fn settle_json(cli: &mut Cli) -> Result<(), String> {
         Command::Simulate(a) => &mut a.json.json,
         Command::Export(a) => &mut a.json.json,
         Command::Tune(a) => &mut a.json.json,
+        Command::Agent(a) => &mut a.json.json,
         Command::Status(a) => &mut a.json.json,
         Command::Verify(a) => &mut a.json.json,
         Command::Completions { .. } | Command::Man(_) => return Err("--json: this command prints no JSON".into()),

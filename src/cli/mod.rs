@@ -8,6 +8,7 @@
 //! module imports plumbing only; `args` names every command's arguments, and
 //! this module dispatches.
 
+pub mod agent_cmd;
 pub mod apply_cmd;
 pub mod args;
 pub mod bench_cmd;
@@ -153,6 +154,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Some(Command::Rollout(a)) => rollout_cmd::run(a),
         Some(Command::Export(a)) => export_cmd::run(a),
         Some(Command::Tune(a)) => tune_cmd::run(a),
+        Some(Command::Agent(a)) => agent_cmd::run(a),
         Some(Command::Status(a)) => status_cmd::run(a),
         Some(Command::Verify(a)) => verify_cmd::run(a, cli.style.verbose > 0),
         Some(Command::Kb(a)) => {

@@ -65,6 +65,7 @@ fn expected() -> Vec<(&'static str, Vec<&'static [&'static str]>)> {
                 JSON,
             ],
         ),
+        ("agent", vec![&["config", "state-dir", "metrics-addr"], KB, JSON]),
         ("status", vec![STATE, &["sysctl-root", "audit-log", "owners-root"], JSON]),
         ("verify", vec![STATE, &["sysctl-root", "audit-log", "owners-root"], JSON]),
         ("completions", vec![]),

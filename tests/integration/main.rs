@@ -4,6 +4,7 @@
 
 mod support;
 
+mod agent; // semantos agent as a process: one advice ID across restarts, drift once per change, on_exit rollback, one agent per state dir; in a namespace (root)
 mod architecture; // invariants of ARCHITECTURE.md checked on the source
 mod bench; // live workloads in throwaway namespaces, quick mode: symptom, family of change, p95, host untouched (root)
 mod binding; // the limit that binds, with real sockets in throwaway namespaces: a cap the sockets do not run on is considered, not proposed (root)

@@ -1,0 +1,267 @@
+//! Apply mode's hands, and what every mode keeps watching: the keys the agent manages. Values are
+//! set through `tune`'s live `System` (`tune::live::LiveSystem`: the apply transaction with its
+//! backup, journal, read-back and audit log, in `<state dir>/agent/`), one change set at a time and
+//! only when the calm gate (dwell, daily budget) lets it through. A managed key found changed
+//! behind the agent's back is drift: reported once per change, never fought over. A kept change is
+//! rolled back when a symptom the KB lists as its key's counter-symptom opens (the monitor: there
+//! is no objective to measure it against), and reported (or, by `revert_when_evidence_gone`,
+//! reverted) when the symptom behind it has closed.
+
+use super::advice;
+use super::calm::Transition;
+use super::config::AgentConfig;
+use super::decide::Verdicts;
+use super::state::{Files, Managed, Persisted, now_ms};
+use crate::apply::{AuditLog, Paths};
+use crate::kb::Kb;
+use crate::metrics::ManagedKey;
+use crate::ownership::{Ours, Roots, SemantosRecords};
+use crate::sysctl::{SysctlKey, SysctlStore, TreeStore, Value, value::read_back_matches};
+use crate::tune::System;
+use crate::tune::live::{LiveSystem, Target};
+use anyhow::Result;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// The managed keys and the means to change them.
+pub struct Actor {
+    cfg: AgentConfig,
+    kb: Kb,
+    files: Files,
+    target: Target,
+    store: TreeStore,
+    system: LiveSystem,
+    state: Persisted,
+    /// Live values read at the last drift check.
+    live: BTreeMap<String, Option<String>>,
+    /// The wait last logged per advice ID (a gate that still holds is not logged again).
+    waiting: BTreeMap<String, String>,
+    /// Keys another owner manages, found at the last change set.
+    conflicts: Vec<crate::metrics::Conflict>,
+}
+
+fn now_s() -> u64 {
+    now_ms() / 1000
+}
+
+impl Actor {
+    /// Loads the state; a journal left by a killed agent is rolled back first (its in-flight
+    /// change and every value it had applied: the backup's originals).
+    pub fn open(cfg: &AgentConfig, files: &Files, kb: &Kb) -> Result<Actor> {
+        let target = Target { sysctl_root: cfg.sysctl_root.clone(), netns: cfg.netns.clone() };
+        let audit = AuditLog::to(&files.audit);
+        let system = LiveSystem::new(target.clone(), kb, &cfg.policy, &files.backup, audit);
+        let mut a = Actor { cfg: cfg.clone(), kb: kb.clone(), files: files.clone(), store: cfg.store(), target, system, state: Persisted::load(&files.state)?, live: BTreeMap::new(), waiting: BTreeMap::new(), conflicts: Vec::new() };
+        let paths = Paths::beside(&files.backup);
+        if let Some(msg) = crate::apply::pending_run(&paths)? {
+            tracing::warn!("a previous agent was stopped in the middle of a change ({msg}); rolling back every value it applied");
+            a.restore_all("crash recovery at start")?;
+        }
+        Ok(a)
+    }
+
+    /// The persisted state.
+    pub fn state(&self) -> &Persisted {
+        &self.state
+    }
+
+    /// Writes the state file.
+    pub fn save(&self) -> Result<()> {
+        self.state.save(&self.files.state)
+    }
+
+    /// Keys another owner manages (for the metrics).
+    pub fn conflicts(&self) -> &[crate::metrics::Conflict] {
+        &self.conflicts
+    }
+
+    /// The managed keys with the live values of the last check.
+    pub fn managed_live(&self) -> Vec<ManagedKey> {
+        self.state
+            .managed
+            .iter()
+            .map(|(k, m)| {
+                let live = self.live.get(k).cloned().flatten();
+                ManagedKey { key: k.clone(), intended: m.intended.clone(), in_agreement: live.as_deref().is_some_and(|l| self.agrees(k, &m.intended, l)), live }
+            })
+            .collect()
+    }
+
+    fn agrees(&self, key: &str, intended: &str, live: &str) -> bool {
+        let rounding = self.kb.param(key).map(|p| p.rounding).unwrap_or_default();
+        read_back_matches(&Value::from_kernel(intended), &Value::from_kernel(live), rounding)
+    }
+
+    /// Reads every managed key; a value that differs from what the agent applied, and from what
+    /// was last reported, is drift: counted, logged once with its advice ID.
+    pub fn check_drift(&mut self, store: &mut advice::Store) {
+        let managed: Vec<(String, String)> = self.state.managed.iter().map(|(k, m)| (k.clone(), m.intended.clone())).collect();
+        for (key, intended) in managed {
+            let live = SysctlKey::parse(&key).ok().and_then(|k| self.store.read(&k).ok()).map(|v| v.to_string());
+            self.live.insert(key.clone(), live.clone());
+            let Some(live) = live else { continue };
+            if self.agrees(&key, &intended, &live) {
+                self.state.drift_seen.remove(&key);
+                continue;
+            }
+            if self.state.drift_seen.get(&key) == Some(&live) {
+                continue;
+            }
+            self.state.drift_seen.insert(key.clone(), live.clone());
+            self.state.drift_total += 1;
+            let id = advice::id("drift", "", &key, &live);
+            let rec = advice::Record { kind: "drift".into(), symptom: String::new(), key: key.clone(), proposal: intended.clone(), verdict: format!("live {live}, applied {intended}: changed behind the agent's back; not re-applied"), first_seen_ms: 0, last_seen_ms: 0, count: 0 };
+            store.seen(&id, rec, now_ms());
+            tracing::warn!(advice_id = %id, key = %key, intended = %intended, live = %live, "drift: a key the agent applied was changed behind its back; the agent leaves it (find the writer with `semantos verify`)");
+        }
+        self.live.retain(|k, _| self.state.managed.contains_key(k));
+    }
+
+    /// Counts a workload change on `symptom`'s signal.
+    pub fn workload_changed(&mut self, symptom: &str) {
+        self.state.workload_changes_total += 1;
+        tracing::info!(symptom = %symptom, "workload change detected (CUSUM on the symptom's signal): its diagnosis re-opens");
+    }
+
+    /// Apply mode: the monitor and the evidence check on the managed keys, then at most one new change set.
+    pub fn act(&mut self, v: &Verdicts, open: &BTreeSet<String>, store: &mut advice::Store) {
+        for t in &v.transitions {
+            match t {
+                Transition::Opened(s) => self.monitor(s),
+                Transition::Closed(s) => self.evidence_gone(s, store),
+            }
+        }
+        self.change(v, open);
+    }
+
+    /// Rolls back every managed key whose KB entry lists `symptom` as a counter-symptom.
+    fn monitor(&mut self, symptom: &str) {
+        let hit: Vec<String> = self.state.managed.keys().filter(|k| self.kb.param(k).is_some_and(|p| p.counter_symptoms.iter().any(|c| c == symptom))).cloned().collect();
+        for key in hit {
+            self.revert(&key, &format!("monitor: {symptom} opened, a counter-symptom of {key}"));
+        }
+    }
+
+    /// Reports (and by policy reverts) the kept changes that rested on `symptom`, now closed.
+    fn evidence_gone(&mut self, symptom: &str, store: &mut advice::Store) {
+        let gone: Vec<(String, Managed)> = self.state.managed.iter().filter(|(_, m)| m.symptom.split(',').any(|s| s == symptom)).map(|(k, m)| (k.clone(), m.clone())).collect();
+        for (key, m) in gone {
+            let id = advice::id("evidence-gone", symptom, &key, &m.intended);
+            let action = if self.cfg.revert_when_evidence_gone { "reverted (revert_when_evidence_gone)" } else { "kept (revert_when_evidence_gone: false)" };
+            let rec = advice::Record { kind: "evidence-gone".into(), symptom: symptom.into(), key: key.clone(), proposal: m.from.clone(), verdict: action.into(), first_seen_ms: 0, last_seen_ms: 0, count: 0 };
+            store.seen(&id, rec, now_ms());
+            tracing::info!(advice_id = %id, key = %key, symptom = %symptom, intended = %m.intended, "the evidence for a kept change has gone: {action}");
+            if self.cfg.revert_when_evidence_gone {
+                self.revert(&key, &format!("evidence gone: {symptom} closed"));
+            }
+        }
+    }
+
+    /// Puts `key` back to the value before the agent changed it.
+    fn revert(&mut self, key: &str, why: &str) {
+        let Some(m) = self.state.managed.get(key).cloned() else { return };
+        match self.system.set(&BTreeMap::from([(key.to_string(), m.from.clone())])) {
+            Ok(()) => {
+                self.state.managed.remove(key);
+                self.state.drift_seen.remove(key);
+                self.state.changes_rolled_back_total += 1;
+                tracing::warn!(advice_id = %m.advice_id, key = %key, from = %m.intended, to = %m.from, "rolled back: {why}");
+            }
+            Err(e) => tracing::error!(advice_id = %m.advice_id, key = %key, "rolling back failed ({why}): {e:#}; the value stays {}", m.intended),
+        }
+    }
+
+    /// The accepted advice of the open symptoms as one change set, when the gate lets it through.
+    fn change(&mut self, v: &Verdicts, open: &BTreeSet<String>) {
+        let wanted: Vec<&super::decide::Advice> = v
+            .advice
+            .iter()
+            .filter(|a| a.record.symptom.split(',').any(|s| open.contains(s)))
+            .filter(|a| a.write.is_some() && !self.state.managed.contains_key(&a.record.key) && !self.state.drift_seen.contains_key(&a.record.key))
+            .collect();
+        if wanted.is_empty() {
+            return;
+        }
+        let now = now_s();
+        if let Err(w) = self.state.ledger.may_change(now, self.cfg.min_dwell.as_secs(), self.cfg.daily_change_budget) {
+            let kind = format!("{:?}", std::mem::discriminant(&w));
+            for a in &wanted {
+                if self.waiting.insert(a.id.clone(), kind.clone()).as_ref() != Some(&kind) {
+                    tracing::info!(advice_id = %a.id, key = %a.record.key, "not applied yet: {}", w.describe());
+                }
+            }
+            return;
+        }
+        let wanted = self.owned(wanted);
+        if wanted.is_empty() {
+            return;
+        }
+        let values: BTreeMap<String, String> = wanted.iter().map(|a| (a.record.key.clone(), a.write.clone().unwrap_or_default())).collect();
+        let before = self.system.read(&values.keys().cloned().collect::<Vec<_>>()).unwrap_or_default();
+        match self.system.set(&values) {
+            Ok(()) => {
+                self.state.ledger.record(now);
+                self.state.changes_applied_total += 1;
+                for a in &wanted {
+                    let (key, to) = (&a.record.key, a.write.clone().unwrap_or_default());
+                    let from = before.get(key).cloned().unwrap_or_default();
+                    tracing::info!(advice_id = %a.id, key = %key, from = %from, to = %to, "applied");
+                    self.state.managed.insert(key.clone(), Managed { intended: to, from, symptom: a.record.symptom.clone(), advice_id: a.id.clone(), applied_s: now });
+                    self.waiting.remove(&a.id);
+                }
+            }
+            Err(e) => {
+                self.state.changes_rolled_back_total += 1;
+                tracing::warn!(advice_ids = %wanted.iter().map(|a| a.id.as_str()).collect::<Vec<_>>().join(","), "change set not applied, the transaction put everything back: {e:#}");
+            }
+        }
+    }
+
+    /// The advice whose keys no other owner manages, or whose owner the configuration overrides
+    /// (`take_ownership`, logged); each refusal logged once with its advice ID. When the owners
+    /// cannot be read, nothing is changed (fail closed).
+    fn owned<'a>(&mut self, wanted: Vec<&'a super::decide::Advice>) -> Vec<&'a super::decide::Advice> {
+        let keys: Vec<String> = wanted.iter().map(|a| a.record.key.clone()).collect();
+        let ours = SemantosRecords {
+            values: self.state.managed.iter().map(|(k, m)| Ours { key: k.clone(), value: m.intended.clone(), run_id: m.advice_id.clone(), run_kind: "agent".into(), source: self.files.backup.display().to_string() }).collect(),
+            dropins: Vec::new(),
+        };
+        let report = match crate::ownership::owners(&Roots::at(&self.cfg.owners_root), &ours, &keys) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!("not changing anything: the owners of {} could not be read: {e:#}", keys.join(", "));
+                return Vec::new();
+            }
+        };
+        self.conflicts = report.conflicts();
+        let mut out = Vec::new();
+        for a in wanted {
+            let foreign = report.foreign(&a.record.key);
+            if foreign.is_empty() {
+                out.push(a);
+                continue;
+            }
+            let owners = foreign.iter().map(|o| o.describe()).collect::<Vec<_>>().join("; ");
+            if self.cfg.take_ownership.iter().any(|k| k == &a.record.key) {
+                tracing::warn!(advice_id = %a.id, key = %a.record.key, owner = %owners, "taking ownership (take_ownership in the configuration): the other owner may put its value back");
+                out.push(a);
+            } else if self.waiting.insert(a.id.clone(), format!("owner {owners}")).as_deref() != Some(&format!("owner {owners}")) {
+                tracing::warn!(advice_id = %a.id, key = %a.record.key, owner = %owners, "refused: another owner manages this key; change it there, or list it under take_ownership");
+            }
+        }
+        out
+    }
+
+    /// Puts back every value in force before the agent's first write (the backup's originals).
+    pub fn restore_all(&mut self, why: &str) -> Result<Vec<String>> {
+        let paths = Paths::beside(&self.files.backup);
+        let keys = crate::tune::live::restore(&self.target, &self.kb, &paths, &AuditLog::to(&self.files.audit))?;
+        if !keys.is_empty() || !self.state.managed.is_empty() {
+            self.state.changes_rolled_back_total += 1;
+            tracing::info!(keys = keys.len(), "restored every value the agent applied: {why}");
+        }
+        self.state.managed.clear();
+        self.state.drift_seen.clear();
+        self.live.clear();
+        Ok(keys)
+    }
+}

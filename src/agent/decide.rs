@@ -1,0 +1,137 @@
+//! What one diagnosis window decides: which symptoms open and close (hysteresis), whether the
+//! workload changed (CUSUM on each enabled symptom's first signal), the advice for the open
+//! symptoms (recommend → guardrails, each piece under its stable ID), and in apply mode the one
+//! change set the calm gate lets through. Returns decisions; the service carries them out and logs
+//! them, so this file touches nothing but the stores it is handed for reading.
+
+use super::advice;
+use super::calm::{Hysteresis, Transition};
+use super::change_point::Detector;
+use super::config::AgentConfig;
+use crate::kb::Kb;
+use crate::reasoning::{self, Context, Finding, Findings};
+use crate::safety::{self, CheckedPlan, Verdict};
+use crate::sysctl::{SysctlKey, SysctlStore, Value};
+use crate::telemetry::{Snapshot, Window};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// One piece of advice from a window.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Advice {
+    /// Its stable ID.
+    pub id: String,
+    /// The record the store keeps.
+    pub record: advice::Record,
+    /// The value to write when the guardrails accept it (`None`: advice only).
+    pub write: Option<String>,
+}
+
+/// What one window found.
+#[derive(Debug, Clone, Default)]
+pub struct Verdicts {
+    /// Symptoms that opened or closed.
+    pub transitions: Vec<Transition>,
+    /// Signals whose level changed (`symptom` names).
+    pub workload_changes: Vec<String>,
+    /// Advice for the open symptoms.
+    pub advice: Vec<Advice>,
+}
+
+/// The diagnosis's memory between windows.
+pub struct Diagnosis {
+    hysteresis: Hysteresis,
+    detector: Detector,
+    /// The latest finding of each symptom, kept while it is open (a window in which an open
+    /// symptom is briefly clear still advises on it).
+    last: BTreeMap<String, Finding>,
+}
+
+impl Diagnosis {
+    /// Fresh, with the configuration's hysteresis.
+    pub fn new(cfg: &AgentConfig) -> Self {
+        Diagnosis { hysteresis: Hysteresis::new(cfg.open_after, cfg.close_after), detector: Detector::default(), last: BTreeMap::new() }
+    }
+
+    /// The open symptoms.
+    pub fn open(&self) -> BTreeSet<String> {
+        self.hysteresis.open()
+    }
+
+    /// Judges one window of snapshots (oldest first) read with `store`'s values in force.
+    pub fn window(&mut self, cfg: &AgentConfig, kb: &Kb, snaps: &[Snapshot], store: &dyn SysctlStore, enabled: &[String]) -> Verdicts {
+        let mut found = reasoning::diagnose_series(snaps, kb);
+        found.findings.retain(|f| cfg.symptom_enabled(&f.id));
+        let present: BTreeSet<String> = found.findings.iter().map(|f| f.id.clone()).collect();
+        let (a, b) = (&snaps[0], &snaps[snaps.len() - 1]);
+        let changed = self.workload(kb, Window::new(a, b), enabled);
+        for s in &changed {
+            self.hysteresis.restart(s);
+        }
+        let transitions = self.hysteresis.update(&present);
+        for f in &found.findings {
+            self.last.insert(f.id.clone(), f.clone());
+        }
+        let open = self.hysteresis.open();
+        self.last.retain(|id, _| open.contains(id));
+        let advice = if open.is_empty() { Vec::new() } else { self.advise(cfg, kb, &found, a, b, store) };
+        Verdicts { transitions, workload_changes: changed, advice }
+    }
+
+    /// Feeds each enabled symptom's first signal to the change-point detector.
+    fn workload(&mut self, kb: &Kb, w: Window, enabled: &[String]) -> Vec<String> {
+        let values: BTreeMap<String, f64> = enabled
+            .iter()
+            .filter_map(|s| kb.symptoms.get(s))
+            .filter_map(|s| Some((s.id.clone(), reasoning::findings::read_signal(&w, s.when.first()?)?)))
+            .collect();
+        self.detector.push(&values)
+    }
+
+    /// Recommends for the open symptoms and checks the plan; one [`Advice`] per change, and one per
+    /// open symptom that leads to no change (with the engine's reason).
+    fn advise(&self, cfg: &AgentConfig, kb: &Kb, found: &Findings, a: &Snapshot, b: &Snapshot, store: &dyn SysctlStore) -> Vec<Advice> {
+        let open = Findings { findings: self.last.values().cloned().collect(), ..found.clone() };
+        let current = current_values(store, kb);
+        let ctx = Context { kb, intent: cfg.intent, current: &current, window: Window::new(a, b) };
+        let plan = reasoning::recommend(&open, &ctx);
+        let facts = match &cfg.netns {
+            Some(_) => safety::facts::from_snapshot(b).in_netns(crate::telemetry::netns::NetnsPlace::Child),
+            None => safety::facts::from_snapshot(b),
+        };
+        let checked = safety::check_with(&plan, kb, &cfg.policy, &current, &facts);
+        let mut out = changes(cfg, &checked);
+        let advised: BTreeSet<String> = out.iter().flat_map(|x| x.record.symptom.split(',').map(str::to_string)).collect();
+        for f in open.findings.iter().filter(|f| !advised.contains(&f.id)) {
+            let why = checked.plan.considered.iter().find(|c| c.finding_id == f.id).map(|c| format!("{}: {}", c.key, c.reason)).unwrap_or_else(|| "no key of the knowledge base is proposed for it".into());
+            let rec = advice::Record { kind: "advice".into(), symptom: f.id.clone(), key: String::new(), proposal: "no change".into(), verdict: why, first_seen_ms: 0, last_seen_ms: 0, count: 0 };
+            out.push(Advice { id: advice::id("advice", &f.id, "", "no change"), record: rec, write: None });
+        }
+        out
+    }
+}
+
+/// The checked plan's changes as advice, the disabled keys left out.
+fn changes(cfg: &AgentConfig, checked: &CheckedPlan) -> Vec<Advice> {
+    let mut out = Vec::new();
+    for c in checked.changes.iter().filter(|c| cfg.key_enabled(&c.change.key)) {
+        let symptom = c.change.finding_ids.join(",");
+        let verdict = match &c.verdict {
+            Verdict::Accept => "accept".to_string(),
+            v => format!("{}: {}", v.label(), v.reason()),
+        };
+        let write = matches!(c.verdict, Verdict::Accept).then(|| c.write.clone().unwrap_or_else(|| c.change.to.clone()));
+        let rec = advice::Record { kind: "advice".into(), symptom: symptom.clone(), key: c.change.key.clone(), proposal: c.change.to.clone(), verdict, first_seen_ms: 0, last_seen_ms: 0, count: 0 };
+        out.push(Advice { id: advice::id("advice", &symptom, &c.change.key, &c.change.to), record: rec, write });
+    }
+    out
+}
+
+/// Current values of every KB key present in `store` (what the engine and the guardrails judge from).
+pub fn current_values(store: &dyn SysctlStore, kb: &Kb) -> BTreeMap<String, Value> {
+    kb.params
+        .iter()
+        .filter(|(_, p)| p.risk != crate::kb::Risk::Never && p.no_read.is_none())
+        .filter_map(|(k, _)| SysctlKey::parse(k).ok())
+        .filter_map(|k| store.read(&k).ok().map(|v| (k.to_string(), v)))
+        .collect()
+}

@@ -1,0 +1,151 @@
+//! The service's lifecycle: enter the namespace, take the one-agent lock, roll back a killed
+//! agent's in-flight change, then sample on the interval until SIGTERM/SIGINT, and on the way out
+//! keep or roll back what it applied (`on_exit`). Each tick reads one snapshot, checks the managed
+//! keys for drift and refreshes the metrics; each full window goes to `decide` and, in apply mode,
+//! to `act`. One `tracing` line per decision, with its advice ID.
+
+use super::act::Actor;
+use super::advice;
+use super::calm::Transition;
+use super::config::{AgentConfig, Mode, OnExit};
+use super::decide::{Diagnosis, Verdicts};
+use super::sampler::{self, Sampler};
+use super::state::{Files, now_ms};
+use crate::apply::lock::Lock;
+use crate::kb::Kb;
+use crate::metrics::AgentMetrics;
+use crate::telemetry::Snapshot;
+use anyhow::{Context, Result};
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+/// How the service ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ended {
+    /// The signal that stopped it.
+    pub signal: String,
+    /// Keys put back on exit (`on_exit: rollback`).
+    pub restored: Vec<String>,
+}
+
+/// Runs the agent until a signal; `metrics` is refreshed every sample for whoever publishes it.
+pub fn run(cfg: &AgentConfig, files: &Files, kb: &Kb, metrics: Arc<Mutex<AgentMetrics>>) -> Result<Ended> {
+    // Bound before entering the namespace: the endpoint is the host's, where Prometheus scrapes.
+    let _server = match cfg.metrics_addr {
+        Some(addr) => {
+            let s = crate::metrics::serve(addr, metrics.clone()).map_err(|e| anyhow::anyhow!("{e}; set metrics_addr: or --metrics-addr to a free address"))?;
+            tracing::info!(addr = %s.local_addr(), "metrics at http://{}/metrics", s.local_addr());
+            Some(s)
+        }
+        None => None,
+    };
+    if let Some(ns) = &cfg.netns {
+        // The whole agent moves (this thread, before any other exists): /proc/net, sock_diag and
+        // /proc/sys/net then all show the namespace, and files kept open stay its.
+        crate::sysctl::netns::check(ns)?;
+        crate::sysctl::netns::enter(ns)?;
+    }
+    std::fs::create_dir_all(&files.dir).with_context(|| format!("creating the agent's state directory {}; set state_dir: or --state-dir to a writable directory", files.dir.display()))?;
+    let _lock = Lock::acquire(&files.lock).map_err(|e| anyhow::anyhow!("{e:#}: one agent per host (state directory {}); stop the other one (systemctl stop semantos-agent) or give this one another --state-dir", files.dir.display()))?;
+    super::signals::install();
+    let mut actor = Actor::open(cfg, files, kb)?;
+    let enabled: Vec<String> = kb.symptoms.keys().filter(|s| cfg.symptom_enabled(s)).cloned().collect();
+    let mut sampler = Sampler::open(&cfg.proc_root, cfg.store(), &sampler::needs(kb, &enabled))?;
+    let mut advice = advice::Store::open(&files.advice)?;
+    let mut diagnosis = Diagnosis::new(cfg);
+    tracing::info!(mode = cfg.mode.name(), config = %cfg.source, state_dir = %files.dir.display(), interval_s = cfg.interval.as_secs_f64(), netns = cfg.netns.as_deref().unwrap_or("-"), "agent started");
+    if cfg.mode == Mode::Apply {
+        // integration: ownership. Once `ownership` publishes its owner detection, `Actor::apply` refuses
+        // keys another owner manages (and fills AgentMetrics::conflicts) before any write.
+        tracing::info!("apply mode without an objective: each change set is gated by the monitor (a symptom the KB lists as the key's counter-symptom opening rolls it back), hysteresis, a {} s dwell and a budget of {} change sets a day", cfg.min_dwell.as_secs(), cfg.daily_change_budget);
+    }
+    let mut window: Vec<Snapshot> = Vec::new();
+    let mut episode: BTreeSet<String> = BTreeSet::new();
+    let mut samples = 0u64;
+    let signal = loop {
+        if let Some(s) = super::signals::received() {
+            break s.to_string();
+        }
+        let t0 = Instant::now();
+        window.push(sampler.sample(now_ms())?);
+        samples += 1;
+        actor.check_drift(&mut advice);
+        if window.len() >= cfg.window {
+            let v = diagnosis.window(cfg, kb, &window, &cfg.store(), &enabled);
+            report(&v, &mut advice, &mut episode, &mut actor);
+            if cfg.mode == Mode::Apply {
+                actor.act(&v, &diagnosis.open(), &mut advice);
+            }
+            advice.save()?;
+            actor.save()?;
+            textfile(cfg, &metrics);
+            // Consecutive windows share their end snapshot: no gap, no overlap.
+            window.drain(..window.len() - 1);
+        }
+        publish(cfg, &metrics, &diagnosis, &advice, &episode, &actor, samples, t0);
+        super::signals::sleep(cfg.interval.saturating_sub(t0.elapsed()));
+    };
+    let restored = if cfg.on_exit == OnExit::Rollback { actor.restore_all(&format!("on_exit: rollback ({signal})"))? } else { Vec::new() };
+    advice.save()?;
+    actor.save()?;
+    tracing::info!(signal = %signal, on_exit = ?cfg.on_exit, restored = restored.len(), managed = actor.state().managed.len(), "agent stopped");
+    Ok(Ended { signal, restored })
+}
+
+/// Logs the window's transitions and advice: a piece of advice is logged when it is new to the
+/// store or first seen again in this episode (its symptom closed in between), never on repeats.
+fn report(v: &Verdicts, store: &mut advice::Store, episode: &mut BTreeSet<String>, actor: &mut Actor) {
+    for t in &v.transitions {
+        match t {
+            Transition::Opened(s) => tracing::info!(symptom = %s, "symptom opened (held for open_after windows)"),
+            Transition::Closed(s) => {
+                tracing::info!(symptom = %s, "symptom closed (clear for close_after windows)");
+                episode.retain(|id| store.advice.get(id).is_none_or(|r| !r.symptom.split(',').any(|x| x == s)));
+            }
+        }
+    }
+    for s in &v.workload_changes {
+        actor.workload_changed(s);
+    }
+    let now = now_ms();
+    for a in &v.advice {
+        let new = store.seen(&a.id, a.record.clone(), now);
+        if episode.insert(a.id.clone()) || new {
+            let r = &a.record;
+            tracing::info!(advice_id = %a.id, symptom = %r.symptom, key = %r.key, proposal = %r.proposal, verdict = %r.verdict, first = new, "advice");
+        }
+    }
+}
+
+/// Rewrites the node_exporter textfile, when configured; a failure is logged, not fatal.
+fn textfile(cfg: &AgentConfig, m: &Mutex<AgentMetrics>) {
+    let (Some(path), Ok(m)) = (&cfg.textfile, m.lock()) else { return };
+    if let Err(e) = crate::metrics::write_textfile(path, &m) {
+        tracing::warn!("textfile {}: {e}", path.display());
+    }
+}
+
+/// Refreshes the published metrics.
+#[allow(clippy::too_many_arguments)]
+fn publish(cfg: &AgentConfig, m: &Mutex<AgentMetrics>, d: &Diagnosis, store: &advice::Store, episode: &BTreeSet<String>, actor: &Actor, samples: u64, t0: Instant) {
+    let (cpu, rss) = super::selfstat::read(std::path::Path::new("/proc/self")).unwrap_or((0.0, 0));
+    let advice = episode.iter().filter_map(|id| store.advice.get(id).map(|r| crate::metrics::Advice { id: id.clone(), symptom: r.symptom.clone(), key: r.key.clone(), count: r.count })).collect();
+    let s = actor.state();
+    let Ok(mut m) = m.lock() else { return };
+    *m = AgentMetrics {
+        mode: cfg.mode.name().into(),
+        findings: d.open().into_iter().collect(),
+        advice,
+        changes_applied_total: s.changes_applied_total,
+        changes_rolled_back_total: s.changes_rolled_back_total,
+        managed: actor.managed_live(),
+        drift_total: s.drift_total,
+        workload_changes_total: s.workload_changes_total,
+        conflicts: actor.conflicts().to_vec(),
+        samples_total: samples,
+        cpu_seconds_total: cpu,
+        rss_bytes: rss,
+        last_sample_seconds: t0.elapsed().as_secs_f64(),
+    };
+}

@@ -1,0 +1,124 @@
+//! What the agent remembers across restarts, in its state directory: the keys it manages (the
+//! value it applied, the value before, the symptom behind it), the change ledger (dwell time and
+//! daily budget), its counters and the drift it already reported. Rewritten atomically.
+
+use super::calm::Ledger;
+use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Milliseconds since the epoch.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+/// Version of `agent-state.json`.
+pub const STATE_SCHEMA_VERSION: u32 = 1;
+
+/// The agent's files in its state directory.
+#[derive(Debug, Clone)]
+pub struct Files {
+    /// The state directory.
+    pub dir: PathBuf,
+    /// One agent per host (per state directory): an flock, its pid inside.
+    pub lock: PathBuf,
+    /// The advice store.
+    pub advice: PathBuf,
+    /// [`Persisted`].
+    pub state: PathBuf,
+    /// The apply transaction's backup (journal and the transaction's lock beside it, in `agent/`,
+    /// apart from `semantos apply`'s, whose lock the agent must not hold while it runs).
+    pub backup: PathBuf,
+    /// The audit log (JSON lines) the agent's transactions append to.
+    pub audit: PathBuf,
+}
+
+impl Files {
+    /// The layout under `dir`.
+    pub fn under(dir: &Path) -> Files {
+        Files {
+            dir: dir.to_path_buf(),
+            lock: dir.join("agent.lock"),
+            advice: dir.join("advice.json"),
+            state: dir.join("agent-state.json"),
+            backup: dir.join("agent/backup.json"),
+            audit: dir.join("audit.jsonl"),
+        }
+    }
+}
+
+/// One key the agent applied and means to keep.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Managed {
+    /// The value applied.
+    pub intended: String,
+    /// The value before.
+    pub from: String,
+    /// The symptom that called for it.
+    pub symptom: String,
+    /// The advice it came from.
+    pub advice_id: String,
+    /// When it was applied, seconds since the epoch.
+    pub applied_s: u64,
+}
+
+/// The state file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Persisted {
+    /// Format version.
+    pub schema_version: u32,
+    /// Keys the agent manages.
+    pub managed: BTreeMap<String, Managed>,
+    /// Change sets made.
+    pub ledger: Ledger,
+    /// Change sets applied and kept.
+    pub changes_applied_total: u64,
+    /// Change sets rolled back.
+    pub changes_rolled_back_total: u64,
+    /// Drift reports.
+    pub drift_total: u64,
+    /// Workload changes detected.
+    pub workload_changes_total: u64,
+    /// The live value last reported as drift, per key (reported once per change).
+    pub drift_seen: BTreeMap<String, String>,
+}
+
+impl Default for Persisted {
+    fn default() -> Self {
+        Persisted {
+            schema_version: STATE_SCHEMA_VERSION,
+            managed: BTreeMap::new(),
+            ledger: Ledger::default(),
+            changes_applied_total: 0,
+            changes_rolled_back_total: 0,
+            drift_total: 0,
+            workload_changes_total: 0,
+            drift_seen: BTreeMap::new(),
+        }
+    }
+}
+
+impl Persisted {
+    /// Loads `path`, or the empty state when it does not exist; a damaged file is an error naming it.
+    pub fn load(path: &Path) -> Result<Persisted> {
+        match std::fs::read(path) {
+            Ok(b) => {
+                let p: Persisted = serde_json::from_slice(&b).with_context(|| format!("{}: the agent's state is damaged; stop the agent, run `semantos rollback --backup {}` if it applied anything, and move the file aside", path.display(), path.with_file_name("agent/backup.json").display()))?;
+                if p.schema_version != STATE_SCHEMA_VERSION {
+                    bail!("{}: agent state schema_version {} is not {STATE_SCHEMA_VERSION}; move the file aside to start afresh", path.display(), p.schema_version);
+                }
+                Ok(p)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Persisted::default()),
+            Err(e) => Err(e).with_context(|| format!("reading the agent's state {}", path.display())),
+        }
+    }
+
+    /// Writes it atomically.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        crate::apply::files::write_atomic(path, serde_json::to_string_pretty(self)?.as_bytes(), 0o644).with_context(|| format!("writing the agent's state {}", path.display()))
+    }
+}

@@ -1,0 +1,303 @@
+//! `semantos agent` as a real process: advice with one stable ID across a restart, drift reported
+//! once per change, SIGTERM with `on_exit: rollback` restoring every value, one agent per state
+//! directory, and (root) a symptom made in a network namespace found by an agent sampling inside it.
+//!
+//! The unprivileged tests feed the agent a fixture `/proc` (this machine's meminfo with
+//! Committed_AS at 97 % of CommitLimit: `commit_limit_near` holds in every window) and a sandbox
+//! sysctl tree in strict overcommit mode, so the rules propose `vm.overcommit_ratio` ×2 there.
+
+use crate::support::{Netns, bin, privileged, text};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running agent, stopped (SIGKILL) and reaped on drop if the test did not stop it.
+struct Agent {
+    child: Option<Child>,
+}
+
+impl Agent {
+    /// Started in the test's own namespace: an agent with `netns:` in its config enters it itself.
+    fn start(dir: &Path, config: &Path) -> Agent {
+        let mut c = Command::new(bin());
+        c.args(["-v", "agent", "--config"]).arg(config).arg("--state-dir").arg(dir.join("state")).current_dir(dir).env_remove("RUST_LOG").stdout(Stdio::piped()).stderr(Stdio::piped());
+        Agent { child: Some(c.spawn().expect("starting semantos agent")) }
+    }
+
+    /// SIGTERM, then its exit status and log.
+    fn stop(mut self) -> (Option<i32>, String) {
+        let child = self.child.take().unwrap();
+        // SAFETY: kill on our own child's pid.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let o = child.wait_with_output().unwrap();
+        (o.status.code(), text(&o).1)
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Waits up to `secs` for `cond`; panics with `what` when it never holds.
+fn wait_for(secs: u64, what: &str, mut cond: impl FnMut() -> bool) {
+    let end = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < end {
+        if cond() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("waited {secs} s for {what}");
+}
+
+/// The advice store as JSON (empty object when not written yet).
+fn advice(dir: &Path) -> serde_json::Value {
+    std::fs::read_to_string(dir.join("state/advice.json")).ok().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or(serde_json::json!({ "advice": {} }))
+}
+
+/// IDs of the advice of `kind` on `key`.
+fn ids(dir: &Path, kind: &str, key: &str) -> Vec<String> {
+    advice(dir)["advice"].as_object().unwrap().iter().filter(|(_, r)| r["kind"] == kind && r["key"] == key).map(|(id, _)| id.clone()).collect()
+}
+
+/// A fixture /proc whose commit charge sits at 97 % of the commit limit, and a sandbox tree in
+/// strict overcommit mode; returns the config path.
+fn fixture(dir: &Path, extra: &str) -> PathBuf {
+    let proc = dir.join("proc");
+    std::fs::create_dir_all(&proc).unwrap();
+    let mem = std::fs::read_to_string("/proc/meminfo").unwrap();
+    let limit: u64 = mem.lines().find_map(|l| l.strip_prefix("CommitLimit:")).unwrap().trim().trim_end_matches("kB").trim().parse().unwrap();
+    let mem: Vec<String> = mem.lines().map(|l| if l.starts_with("Committed_AS:") { format!("Committed_AS:   {} kB", limit * 97 / 100) } else { l.to_string() }).collect();
+    std::fs::write(proc.join("meminfo"), mem.join("\n") + "\n").unwrap();
+    let vm = dir.join("tree/vm");
+    std::fs::create_dir_all(&vm).unwrap();
+    std::fs::write(vm.join("overcommit_memory"), "2\n").unwrap();
+    std::fs::write(vm.join("overcommit_ratio"), "50\n").unwrap();
+    std::fs::write(dir.join("policy.yaml"), "whitelist: [\"vm.overcommit_ratio\"]\n").unwrap();
+    let cfg = dir.join("agent.yaml");
+    let base = format!("interval: 100ms\nwindow: 3\nopen_after: 2\nclose_after: 2\npolicy: policy.yaml\nproc_root: {}\nsysctl_root: {}\n", proc.display(), dir.join("tree").display());
+    std::fs::write(&cfg, base + extra).unwrap();
+    cfg
+}
+
+fn ratio(dir: &Path) -> String {
+    std::fs::read_to_string(dir.join("tree/vm/overcommit_ratio")).unwrap().trim().to_string()
+}
+
+#[test]
+fn observe_mode_keeps_one_advice_id_across_a_restart_and_logs_it_once_per_run() {
+    let d = tempfile::tempdir().unwrap();
+    let cfg = fixture(d.path(), "mode: observe\n");
+    let a = Agent::start(d.path(), &cfg);
+    wait_for(20, "advice on vm.overcommit_ratio", || !ids(d.path(), "advice", "vm.overcommit_ratio").is_empty());
+    std::thread::sleep(Duration::from_millis(1500));
+    let (code, log) = a.stop();
+    assert_eq!(code, Some(0), "{log}");
+    let first = ids(d.path(), "advice", "vm.overcommit_ratio");
+    assert_eq!(first.len(), 1, "{first:?}");
+    let id = &first[0];
+    let rec = advice(d.path())["advice"][id].clone();
+    assert!(rec["count"].as_u64().unwrap() >= 3, "seen in several windows: {rec}");
+    assert_eq!(log.matches(id.as_str()).count(), 1, "repeated advice is logged again:\n{log}");
+    assert_eq!(ratio(d.path()), "50", "observe mode wrote a value");
+    let a = Agent::start(d.path(), &cfg);
+    wait_for(20, "the advice seen again after the restart", || advice(d.path())["advice"][id]["count"].as_u64() > rec["count"].as_u64());
+    let (code, log) = a.stop();
+    assert_eq!(code, Some(0), "{log}");
+    assert_eq!(ids(d.path(), "advice", "vm.overcommit_ratio"), first, "the restart gave the same advice another ID");
+    assert_eq!(advice(d.path())["advice"][id]["first_seen_ms"], rec["first_seen_ms"]);
+    assert_eq!(log.matches(id.as_str()).count(), 1, "{log}");
+}
+
+#[test]
+fn a_key_changed_behind_the_agents_back_is_reported_as_drift_once_and_rollback_on_exit_restores_it() {
+    let d = tempfile::tempdir().unwrap();
+    let cfg = fixture(d.path(), "mode: apply\nmin_dwell: 0\ndaily_change_budget: 1\non_exit: rollback\n");
+    let a = Agent::start(d.path(), &cfg);
+    wait_for(20, "the agent's change", || ratio(d.path()) == "100");
+    std::fs::write(d.path().join("tree/vm/overcommit_ratio"), "77\n").unwrap();
+    wait_for(20, "drift reported", || !ids(d.path(), "drift", "vm.overcommit_ratio").is_empty());
+    std::thread::sleep(Duration::from_millis(1000));
+    assert_eq!(ratio(d.path()), "77", "the agent fought the other writer");
+    let (code, log) = a.stop();
+    assert_eq!(code, Some(0), "{log}");
+    assert_eq!(log.matches("drift:").count(), 1, "drift is logged once per change:\n{log}");
+    let state: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(d.path().join("state/agent-state.json")).unwrap()).unwrap();
+    assert_eq!(state["drift_total"], 1, "{state}");
+    assert_eq!(state["changes_applied_total"], 1, "the daily budget of 1 held: {state}");
+    assert_eq!(ratio(d.path()), "50", "on_exit: rollback put the value before the agent's first write back:\n{log}");
+}
+
+#[test]
+fn a_second_agent_on_the_same_state_is_refused_with_exit_3_and_a_bad_config_with_exit_2() {
+    let d = tempfile::tempdir().unwrap();
+    let cfg = fixture(d.path(), "mode: observe\n");
+    let a = Agent::start(d.path(), &cfg);
+    wait_for(20, "the first agent's lock", || d.path().join("state/agent.lock").exists());
+    let o = Command::new(bin()).args(["agent", "--config"]).arg(&cfg).arg("--state-dir").arg(d.path().join("state")).output().unwrap();
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(3), "{err}");
+    assert!(err.contains("one agent per host"), "{err}");
+    a.stop();
+    std::fs::write(d.path().join("bad.yaml"), "mode: observe\nintervall: 2\n").unwrap();
+    let o = Command::new(bin()).args(["agent", "--config", "bad.yaml", "--state-dir", "s2"]).current_dir(d.path()).output().unwrap();
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("bad.yaml") && err.contains("intervall"), "{err}");
+    assert!(!d.path().join("s2").exists(), "a refused configuration created the state directory");
+}
+
+/// A listener (backlog 2) that never accepts, its queue full (as in `diagnose.rs`).
+const STALLED_LISTENER: &str = r#"
+import socket, time
+srv = socket.socket()
+srv.bind(('127.0.0.1', 18090))
+srv.listen(2)
+held = []
+for _ in range(3):
+    c = socket.socket()
+    c.connect(('127.0.0.1', 18090))
+    held.append(c)
+print('ready', flush=True)
+time.sleep(600)
+"#;
+
+#[test]
+fn observe_mode_in_a_namespace_finds_its_full_accept_queue_under_one_advice_id_across_a_restart() {
+    if !privileged("observe_mode_in_a_namespace_finds_its_full_accept_queue_under_one_advice_id_across_a_restart") {
+        return;
+    }
+    let ns = Netns::create("agent-obs");
+    assert!(Command::new("ip").args(["-n", &ns.name, "link", "set", "lo", "up"]).status().unwrap().success());
+    let mut load = Command::new("ip").args(["netns", "exec", &ns.name, "python3", "-c", STALLED_LISTENER]).stdout(Stdio::piped()).spawn().unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(load.stdout.take().unwrap()), &mut line).unwrap();
+    assert_eq!(line.trim(), "ready");
+    let d = tempfile::tempdir().unwrap();
+    let cfg = d.path().join("agent.yaml");
+    std::fs::write(&cfg, format!("netns: {}\ninterval: 200ms\nwindow: 3\nopen_after: 2\n", ns.name)).unwrap();
+    let symptom = |dir: &Path| -> Vec<String> { advice(dir)["advice"].as_object().unwrap().iter().filter(|(_, r)| r["symptom"].as_str().unwrap_or("").contains("accept_queue_full")).map(|(id, _)| id.clone()).collect() };
+    let a = Agent::start(d.path(), &cfg);
+    wait_for(30, "advice for accept_queue_full", || !symptom(d.path()).is_empty());
+    let (code, log) = a.stop();
+    let first = symptom(d.path());
+    assert_eq!(code, Some(0), "{log}");
+    let count = advice(d.path())["advice"][&first[0]]["count"].as_u64().unwrap();
+    let a = Agent::start(d.path(), &cfg);
+    wait_for(30, "the advice seen again", || advice(d.path())["advice"][&first[0]]["count"].as_u64().unwrap() > count);
+    let (code, log) = a.stop();
+    assert_eq!(code, Some(0), "{log}");
+    assert_eq!(symptom(d.path()), first, "the same finding got another ID after the restart:\n{log}");
+    // The host's own listeners were not what the agent saw.
+    assert!(log.contains(&format!("netns=\"{}\"", ns.name)) || log.contains(&format!("netns={}", ns.name)), "{log}");
+    let _ = load.kill();
+    let _ = load.wait();
+}
+
+#[test]
+fn sigterm_with_on_exit_rollback_restores_every_namespace_value() {
+    if !privileged("sigterm_with_on_exit_rollback_restores_every_namespace_value") {
+        return;
+    }
+    let ns = Netns::create("agent-exit");
+    let keys = ["net.ipv4.ip_local_port_range", "net.ipv4.tcp_tw_reuse"];
+    let before: Vec<String> = keys.iter().map(|k| ns.read(k)).collect();
+    let now = || keys.iter().map(|k| ns.read(k)).collect::<Vec<String>>();
+    let d = tempfile::tempdir().unwrap();
+    // A fixture /proc whose TIME-WAIT count equals the namespace's live tcp_max_tw_buckets: the
+    // rules propose the namespace's TIME-WAIT keys (ip_local_port_range, tcp_tw_reuse).
+    let proc = d.path().join("proc");
+    std::fs::create_dir_all(proc.join("net")).unwrap();
+    std::fs::copy("/proc/meminfo", proc.join("meminfo")).unwrap();
+    let tw = ns.read("net.ipv4.tcp_max_tw_buckets");
+    std::fs::write(proc.join("net/sockstat"), format!("sockets: used 10\nTCP: inuse 1 orphan 0 tw {tw} alloc 1 mem 1\n")).unwrap();
+    std::fs::write(d.path().join("policy.yaml"), format!("whitelist: [{}]\n", keys.map(|k| format!("\"{k}\"")).join(", "))).unwrap();
+    let cfg = d.path().join("agent.yaml");
+    std::fs::write(&cfg, format!("netns: {}\nmode: apply\nmin_dwell: 0\non_exit: rollback\ninterval: 100ms\nwindow: 3\nopen_after: 2\npolicy: policy.yaml\nproc_root: {}\n", ns.name, proc.display())).unwrap();
+    let a = Agent::start(d.path(), &cfg);
+    wait_for(30, "the agent's change in the namespace", || now() != before);
+    let changed = now();
+    let (code, log) = a.stop();
+    assert_eq!(code, Some(0), "{log}");
+    assert_eq!(now(), before, "not restored on SIGTERM (changed to {changed:?}):\n{log}");
+}
+
+#[test]
+fn the_unit_file_passes_systemd_analyze_verify_with_its_hardening() {
+    let unit = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/semantos-agent.service")).unwrap();
+    for line in ["ProtectSystem=strict", "NoNewPrivileges=yes", "ReadWritePaths=/var/lib/semantos", "CapabilityBoundingSet=CAP_SYS_ADMIN CAP_NET_ADMIN CAP_SYS_PTRACE"] {
+        assert!(unit.lines().any(|l| l == line), "the unit lacks {line}");
+    }
+    if Command::new("systemd-analyze").arg("--version").output().map(|o| !o.status.success()).unwrap_or(true) {
+        eprintln!("skipping systemd-analyze verify: no systemd-analyze (scripts/setup/60-agent.sh installs it)");
+        return;
+    }
+    // verify checks that ExecStart's program exists: point it at the binary under test.
+    let d = tempfile::tempdir().unwrap();
+    let path = d.path().join("semantos-agent.service");
+    std::fs::write(&path, unit.replace("/usr/bin/semantos", bin().to_str().unwrap())).unwrap();
+    let o = Command::new("systemd-analyze").arg("verify").arg(&path).output().unwrap();
+    let (out, err) = text(&o);
+    // verify exits 0 on unknown keys too, with a warning: any output is a finding.
+    assert!(o.status.success() && out.trim().is_empty() && err.trim().is_empty(), "systemd-analyze verify:\n{out}{err}");
+}
+
+#[test]
+fn a_key_a_sysctl_d_file_owns_is_refused_by_apply_mode_unless_taken_over() {
+    let d = tempfile::tempdir().unwrap();
+    let owners = d.path().join("root");
+    std::fs::create_dir_all(owners.join("etc/sysctl.d")).unwrap();
+    std::fs::write(owners.join("etc/sysctl.d/90-memory.conf"), "vm.overcommit_ratio = 50\n").unwrap();
+    let extra = format!("mode: apply\nmin_dwell: 0\nowners_root: {}\n", owners.display());
+    let cfg = fixture(d.path(), &extra);
+    let a = Agent::start(d.path(), &cfg);
+    wait_for(20, "the accepted advice", || !ids(d.path(), "advice", "vm.overcommit_ratio").is_empty());
+    std::thread::sleep(Duration::from_millis(1500));
+    let (code, log) = a.stop();
+    assert_eq!(code, Some(0), "{log}");
+    assert_eq!(ratio(d.path()), "50", "a key /etc/sysctl.d/90-memory.conf sets was changed:\n{log}");
+    assert!(log.contains("refused: another owner manages this key") && log.contains("90-memory.conf"), "{log}");
+    assert_eq!(log.matches("refused: another owner").count(), 1, "the refusal is logged once:\n{log}");
+    std::fs::write(&cfg, std::fs::read_to_string(&cfg).unwrap() + "take_ownership: [vm.overcommit_ratio]\n").unwrap();
+    let a = Agent::start(d.path(), &cfg);
+    wait_for(20, "the change once ownership is taken", || ratio(d.path()) == "100");
+    let (_, log) = a.stop();
+    assert!(log.contains("taking ownership"), "{log}");
+}
+
+#[test]
+fn metrics_scraped_over_http_parse_and_carry_the_agents_advice_and_cost() {
+    let d = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let prom = d.path().join("semantos.prom");
+    let cfg = fixture(d.path(), &format!("mode: observe\ntextfile: {}\n", prom.display()));
+    let mut c = Command::new(bin());
+    c.args(["agent", "--config"]).arg(&cfg).arg("--state-dir").arg(d.path().join("state")).args(["--metrics-addr", &format!("127.0.0.1:{port}")]);
+    let a = Agent { child: Some(c.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap()) };
+    wait_for(20, "advice", || !ids(d.path(), "advice", "vm.overcommit_ratio").is_empty());
+    std::thread::sleep(Duration::from_millis(600));
+    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+    let mut r = agent.get(&format!("http://127.0.0.1:{port}/metrics")).call().unwrap();
+    assert_eq!(r.status(), 200);
+    let ctype = r.headers().get("content-type").unwrap().to_str().unwrap().to_string();
+    assert_eq!(ctype, semantos::metrics::CONTENT_TYPE);
+    let body = r.body_mut().read_to_string().unwrap();
+    let exp = openmetrics_parser::prometheus::parse_prometheus(&body).unwrap_or_else(|e| panic!("{e:?}\n{body}"));
+    let id = &ids(d.path(), "advice", "vm.overcommit_ratio")[0];
+    assert!(body.contains(&format!("advice_id=\"{id}\"")) || body.contains(id.as_str()), "the advice ID is not published:\n{body}");
+    assert!(body.contains("semantos_finding_present{symptom=\"commit_limit_near\"} 1"), "{body}");
+    for family in ["semantos_samples_total", "semantos_agent_cpu_seconds_total", "semantos_agent_resident_memory_bytes", "semantos_last_sample_duration_seconds"] {
+        assert!(exp.families.contains_key(family), "{family} missing:\n{body}");
+    }
+    let rss: f64 = body.lines().find_map(|l| l.strip_prefix("semantos_agent_resident_memory_bytes ")).unwrap().parse().unwrap();
+    assert!(rss > 1e6, "{body}");
+    let text = std::fs::read_to_string(&prom).unwrap();
+    openmetrics_parser::prometheus::parse_prometheus(&text).unwrap_or_else(|e| panic!("textfile: {e:?}\n{text}"));
+    let (code, log) = a.stop();
+    assert_eq!(code, Some(0), "{log}");
+}
