@@ -12,7 +12,8 @@ use tiny_http::{Header, Method, Request, Response};
 
 /// A running metrics endpoint; dropping it stops serving and releases the port.
 pub struct Server {
-    http: Arc<tiny_http::Server>,
+    /// `None` once dropped (see `Drop`).
+    http: Option<Arc<tiny_http::Server>>,
     stop: Arc<AtomicBool>,
     addr: SocketAddr,
     thread: Option<JoinHandle<()>>,
@@ -34,11 +35,20 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
-        self.http.unblock();
+        if let Some(h) = &self.http {
+            h.unblock();
+        }
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
-        // The listener closes when the last Arc (this one, the thread's is gone) drops.
+        // The last reference: tiny_http closes its listener on its own accept thread, after
+        // its drop returns. Wait (a second at most) until the port refuses connections, so a
+        // restarted agent can bind it again at once.
+        self.http = None;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+        while std::time::Instant::now() < deadline && std::net::TcpStream::connect_timeout(&self.addr, std::time::Duration::from_millis(50)).is_ok() {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
     }
 }
 
@@ -53,7 +63,7 @@ pub fn serve(addr: SocketAddr, shared: Arc<Mutex<AgentMetrics>>) -> Result<Serve
         .name("semantos-metrics".into())
         .spawn(move || serve_loop(&h, &s, &shared))
         .map_err(|e| MetricsError::Bind { addr, reason: format!("cannot start the server thread: {e}") })?;
-    Ok(Server { http, stop, addr: bound, thread: Some(thread) })
+    Ok(Server { http: Some(http), stop, addr: bound, thread: Some(thread) })
 }
 
 fn serve_loop(http: &tiny_http::Server, stop: &AtomicBool, shared: &Mutex<AgentMetrics>) {

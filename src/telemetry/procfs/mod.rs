@@ -37,63 +37,22 @@ use super::proc_scan::{ScanCaps, scan};
 use super::snapshot::{HostFacts, Snapshot};
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use layout::{LayoutCache, Template};
+use sources::{Kind, SOURCES};
+pub use sources::SNAPSHOT_FILES;
 use std::sync::{Mutex, OnceLock};
 
 mod files;
+mod layout;
 mod parse;
 mod pid;
+mod sources;
 #[cfg(test)]
 mod tests;
 
 pub use files::*;
 pub use parse::*;
 pub use pid::*;
-
-/// What to do with the text of each file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Meminfo,
-    Vmstat,
-    HeaderPairs,
-    Sockstat,
-    Softnet,
-    Psi,
-    Loadavg,
-}
-
-/// One file of the snapshot: path under the proc root, metric prefix, format.
-struct Source {
-    rel: &'static str,
-    prefix: &'static str,
-    kind: Kind,
-}
-
-/// In the order of their metric prefixes, so that the metrics of a snapshot
-/// come out already sorted (after the `host.*` ones) and the metric map is
-/// built without a real sort.
-const SOURCES: [Source; 10] = [
-    Source { rel: "loadavg", prefix: "loadavg", kind: Kind::Loadavg },
-    Source { rel: "meminfo", prefix: "meminfo", kind: Kind::Meminfo },
-    Source { rel: "net/netstat", prefix: "netstat", kind: Kind::HeaderPairs },
-    Source { rel: "pressure/cpu", prefix: "psi.cpu", kind: Kind::Psi },
-    Source { rel: "pressure/io", prefix: "psi.io", kind: Kind::Psi },
-    Source { rel: "pressure/memory", prefix: "psi.memory", kind: Kind::Psi },
-    Source { rel: "net/snmp", prefix: "snmp", kind: Kind::HeaderPairs },
-    Source { rel: "net/sockstat", prefix: "sockstat", kind: Kind::Sockstat },
-    Source { rel: "net/softnet_stat", prefix: "softnet", kind: Kind::Softnet },
-    Source { rel: "vmstat", prefix: "vmstat", kind: Kind::Vmstat },
-];
-
-/// The files one snapshot reads, relative to the proc root (host facts aside); benchmarks read the same list.
-pub const SNAPSHOT_FILES: [&str; 10] = {
-    let mut out = [""; 10];
-    let mut i = 0;
-    while i < SOURCES.len() {
-        out[i] = SOURCES[i].rel;
-        i += 1;
-    }
-    out
-};
 
 /// Index of `meminfo` in `SOURCES`: the one file a snapshot requires.
 const MEMINFO: usize = 1;
@@ -113,39 +72,10 @@ struct StaticFacts {
     numa_nodes: u32,
 }
 
-/// The keys one source had last time, with their metric names in sorted order.
-///
-/// A kernel prints the same keys in the same order snapshot after snapshot,
-/// so the names are formatted and sorted once and then only cloned: the
-/// check that the layout is unchanged costs one comparison per key, where
-/// formatting and sorting ~600 names cost about 30 % of a snapshot.
-#[derive(Debug, Default)]
-struct LayoutCache {
-    keys: Vec<(Box<str>, Box<str>)>,
-    /// (index into the `RawMap`, metric name), sorted by name.
-    sorted: Vec<(usize, String)>,
-}
-
-/// String equality without a `memcmp` call: for keys of a few bytes the call
-/// costs more than the comparison (it was a sixth of a snapshot in a profile).
-#[inline]
-fn eq_short(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.bytes().zip(b.bytes()).all(|(x, y)| x == y)
-}
-
-impl LayoutCache {
-    /// Appends the metrics of `raw` in name order, rebuilding the cache if the layout changed.
-    fn emit(&mut self, raw: &RawMap<'_>, prefix: &str, out: &mut Vec<(String, f64)>) {
-        let same = self.keys.len() == raw.len() && self.keys.iter().zip(&raw.entries).all(|(k, e)| eq_short(&k.0, e.section) && eq_short(&k.1, e.field));
-        if !same {
-            self.keys = raw.entries.iter().map(|e| (e.section.into(), e.field.into())).collect();
-            let mut named = Vec::with_capacity(raw.len());
-            raw.emit(prefix, &mut named);
-            self.sorted = named.into_iter().enumerate().map(|(i, (name, _))| (i, name)).collect();
-            self.sorted.sort_by(|a, b| a.1.cmp(&b.1));
-        }
-        out.extend(self.sorted.iter().map(|(i, name)| (name.clone(), raw.entries[*i].value)));
-    }
+/// The number of softnet rows (a CPU count), when softnet_stat was read.
+fn softnet_cpus(layouts: &[LayoutCache], present: &[bool; SOURCES.len()]) -> Option<u32> {
+    let i = SOURCES.iter().position(|s| s.kind == Kind::Softnet)?;
+    if present[i] { layouts[i].value("", "cpus").map(|v| v as u32) } else { None }
 }
 
 /// Reader of `/proc` (and `/sys`) that produces `Snapshot`s.
@@ -165,6 +95,14 @@ pub struct ProcReader {
     selected: [bool; SOURCES.len()],
     /// Whether a snapshot reads the limits in force (`without_limits` turns it off).
     limits: bool,
+    /// One per `SOURCES` entry: its path under the proc root, joined once (errors name it).
+    paths: Vec<PathBuf>,
+    /// The last snapshot's map of the `SOURCES` metrics, cloned for the next one while no
+    /// layout changes (see `layout::Template`).
+    template: Mutex<Option<Template>>,
+    /// The read buffer, kept between snapshots: a fresh 16 KiB one per snapshot was a large
+    /// allocation that also made the allocator consolidate every small block freed before it.
+    scratch: Mutex<Scratch>,
 }
 
 impl std::fmt::Debug for ProcReader {
@@ -193,7 +131,22 @@ impl ProcReader {
     /// Reads directories laid out like `/proc` and `/sys` (fixtures, a container's view).
     pub fn with_roots(proc_root: impl Into<PathBuf>, sys_root: impl Into<PathBuf>) -> Self {
         let layouts = Mutex::new(SOURCES.iter().map(|_| LayoutCache::default()).collect());
-        Self { proc_root: proc_root.into(), sys_root: sys_root.into(), open: None, facts: OnceLock::new(), layouts, scan: Some(ScanCaps::default()), scan_root: None, selected: [true; SOURCES.len()], limits: true }
+        let proc_root: PathBuf = proc_root.into();
+        let paths = SOURCES.iter().map(|s| proc_root.join(s.rel)).collect();
+        Self {
+            proc_root,
+            sys_root: sys_root.into(),
+            open: None,
+            facts: OnceLock::new(),
+            layouts,
+            scan: Some(ScanCaps::default()),
+            scan_root: None,
+            selected: [true; SOURCES.len()],
+            limits: true,
+            paths,
+            scratch: Mutex::new(Scratch::new()),
+            template: Mutex::new(None),
+        }
     }
 
     /// Reads only `files` of `SNAPSHOT_FILES` (and `meminfo`, which every snapshot needs for
@@ -293,13 +246,13 @@ impl ProcReader {
 
     /// Reads source `i` into `scratch`; `Ok(false)` when it has no data here.
     fn read_source(&self, i: usize, scratch: &mut Scratch) -> Result<bool, TelemetryError> {
-        let path = || self.proc_root.join(SOURCES[i].rel);
+        let path = || self.paths[i].clone();
         let res = match &self.open {
             Some(files) => match &files[i] {
                 Some(f) => scratch.fill(f, true),
                 None => return Ok(false),
             },
-            None => match File::open(path()) {
+            None => match File::open(&self.paths[i]) {
                 Ok(f) => scratch.fill(&f, false),
                 Err(e) if is_absent(&e) => return Ok(false),
                 Err(e) => return Err(TelemetryError::Io { path: path(), op: "open", source: e }),
@@ -314,10 +267,21 @@ impl ProcReader {
 
     /// Every metric of the snapshot files after `out`'s first entries, sorted
     /// by name within each file; the number of softnet rows (a CPU count).
+    #[cfg(test)]
     fn read_metrics(&self, scratch: &mut Scratch, out: &mut Vec<(String, f64)>) -> Result<Option<u32>, TelemetryError> {
-        let mut softnet_cpus = None;
-        // Poisoning cannot leave a cache wrong (each is rebuilt whole), so a poisoned lock is used as is.
         let mut layouts = self.layouts.lock().unwrap_or_else(|e| e.into_inner());
+        let present = self.read_sources(scratch, &mut layouts)?;
+        for (l, p) in layouts.iter().zip(present) {
+            if p {
+                l.emit(out);
+            }
+        }
+        Ok(softnet_cpus(&layouts, &present))
+    }
+
+    /// Reads and parses every selected file into its layout cache; which of them had data.
+    fn read_sources(&self, scratch: &mut Scratch, layouts: &mut [LayoutCache]) -> Result<[bool; SOURCES.len()], TelemetryError> {
+        let mut present = [false; SOURCES.len()];
         for (i, src) in SOURCES.iter().enumerate() {
             if !self.selected[i] {
                 continue;
@@ -328,24 +292,10 @@ impl ProcReader {
                 }
                 continue;
             }
-            let text = scratch.text();
-            let path = || self.proc_root.join(src.rel);
-            let raw = match src.kind {
-                Kind::Meminfo => parse_meminfo(&text, &path())?,
-                Kind::Vmstat => parse_vmstat(&text, &path())?,
-                Kind::HeaderPairs => parse_header_value_pairs(&text, &path())?,
-                Kind::Sockstat => parse_sockstat(&text, &path())?,
-                Kind::Softnet => {
-                    let raw = parse_softnet(&text, &path())?;
-                    softnet_cpus = raw.get("", "cpus").map(|v| v as u32);
-                    raw
-                }
-                Kind::Psi => parse_psi(&text, &path())?,
-                Kind::Loadavg => parse_loadavg(&text, &path())?,
-            };
-            layouts[i].emit(&raw, src.prefix, out);
+            layouts[i].parse(src, &scratch.text(), &self.paths[i])?;
+            present[i] = true;
         }
-        Ok(softnet_cpus)
+        Ok(present)
     }
 
     fn static_facts(&self, scratch: &mut Scratch) -> Result<StaticFacts, TelemetryError> {
@@ -402,36 +352,39 @@ impl ProcReader {
 
     /// One snapshot at `timestamp_ms` (the caller's clock: readers never read it).
     pub fn snapshot(&self, timestamp_ms: u64) -> Result<Snapshot, TelemetryError> {
-        let mut scratch = Scratch::new();
-        // host.* sort first: their slots are filled once meminfo has been read.
-        let mut metrics = Vec::with_capacity(800);
-        for name in ["host.mem_total_kb", "host.ncpus", "host.numa_nodes"] {
-            metrics.push((name.to_string(), 0.0));
-        }
-        let softnet_cpus = self.read_metrics(&mut scratch, &mut metrics)?;
-        self.read_limit_metrics(&mut scratch, &mut metrics)?;
+        // Poisoning cannot leave the buffer wrong (every read refills it), so a poisoned lock is used as is.
+        let mut scratch = self.scratch.lock().unwrap_or_else(|e| e.into_inner());
+        let scratch = &mut *scratch;
+        // Poisoning cannot leave a cache wrong (each is rebuilt whole), so a poisoned lock is used as is.
+        let mut layouts = self.layouts.lock().unwrap_or_else(|e| e.into_inner());
+        let present = self.read_sources(scratch, &mut layouts)?;
+        let mut extra = Vec::new();
+        self.read_limit_metrics(scratch, &mut extra)?;
         let facts = match self.facts.get() {
             Some(f) => f,
             None => {
-                let f = self.static_facts(&mut scratch)?;
+                let f = self.static_facts(scratch)?;
                 self.facts.get_or_init(|| f)
             }
         };
-        let mem_total_kb = metrics.iter().find(|(k, _)| k == "meminfo.MemTotal").map(|(_, v)| *v as u64).unwrap_or(0);
+        let mem_total_kb = layouts[MEMINFO].value("", "MemTotal").map(|v| v as u64).unwrap_or(0);
         let host = HostFacts {
             hostname: facts.hostname.clone(),
             kernel_release: facts.kernel_release.clone(),
             boot_id: facts.boot_id.clone(),
-            ncpus: facts.ncpus.or(softnet_cpus).unwrap_or(0),
+            ncpus: facts.ncpus.or(softnet_cpus(&layouts, &present)).unwrap_or(0),
             mem_total_kb,
             numa_nodes: facts.numa_nodes,
         };
-        metrics[0].1 = host.mem_total_kb as f64;
-        metrics[1].1 = host.ncpus as f64;
-        metrics[2].1 = host.numa_nodes as f64;
+        let host_values = [host.mem_total_kb as f64, host.ncpus as f64, host.numa_nodes as f64];
+        let mut template = self.template.lock().unwrap_or_else(|e| e.into_inner());
+        let mut metrics = layout::source_map(&mut template, &layouts, &present, host_values);
+        // The limits and the scan: a few dozen keys, none under a `SOURCES` prefix.
+        for (k, v) in extra {
+            metrics.insert(k, v);
+        }
         let mut snap = Snapshot::new(host, timestamp_ms);
-        // Collecting sorts (a single pass over input that is already sorted) and builds the tree in bulk.
-        snap.metrics = metrics.into_iter().collect();
+        snap.metrics = metrics;
         Ok(snap)
     }
 }

@@ -63,6 +63,19 @@ impl<'a> RawMap<'a> {
     }
 }
 
+/// Where a parser puts the pairs it finds, in file order: a `RawMap`, or the reader's layout
+/// check, which keeps only the values and so allocates nothing per snapshot.
+pub(crate) trait Sink<'a> {
+    /// One `section.field = value` pair (`section` empty for flat files).
+    fn pair(&mut self, section: &'a str, field: &'a str, value: f64);
+}
+
+impl<'a> Sink<'a> for RawMap<'a> {
+    fn pair(&mut self, section: &'a str, field: &'a str, value: f64) {
+        self.push(section, field, value);
+    }
+}
+
 /// Parses a number as the kernel prints it: decimal integers (the fast, common case), negatives, decimals.
 pub(crate) fn parse_num(s: &str) -> Option<f64> {
     let b = s.as_bytes();
@@ -91,6 +104,12 @@ fn numbered_lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
 /// `/proc/meminfo`: `Field:   value [kB]` per line.
 pub fn parse_meminfo<'a>(text: &'a str, path: &Path) -> Result<RawMap<'a>, TelemetryError> {
     let mut m = RawMap::with_capacity(64);
+    visit_meminfo(text, path, &mut m)?;
+    Ok(m)
+}
+
+/// `parse_meminfo` into any sink.
+pub(crate) fn visit_meminfo<'a>(text: &'a str, path: &Path, m: &mut impl Sink<'a>) -> Result<(), TelemetryError> {
     for (n, line) in numbered_lines(text) {
         let (key, rest) = line.split_once(':').ok_or_else(|| malformed(path, n, "expected `Field: value [kB]`", line))?;
         let mut toks = rest.split_ascii_whitespace();
@@ -103,23 +122,29 @@ pub fn parse_meminfo<'a>(text: &'a str, path: &Path) -> Result<RawMap<'a>, Telem
         if key.is_empty() || key.contains(char::is_whitespace) {
             return Err(malformed(path, n, "expected a field name without spaces before the colon", line));
         }
-        m.push("", key, v);
+        m.pair("", key, v);
     }
-    Ok(m)
+    Ok(())
 }
 
 /// Flat keyed files: `key value` per line (`/proc/vmstat`, cgroup `cpu.stat`, `memory.stat`, `memory.events`).
 pub fn parse_flat_keyed<'a>(text: &'a str, path: &Path) -> Result<RawMap<'a>, TelemetryError> {
     let mut m = RawMap::with_capacity(200);
+    visit_flat_keyed(text, path, &mut m)?;
+    Ok(m)
+}
+
+/// `parse_flat_keyed` into any sink.
+pub(crate) fn visit_flat_keyed<'a>(text: &'a str, path: &Path, m: &mut impl Sink<'a>) -> Result<(), TelemetryError> {
     for (n, line) in numbered_lines(text) {
         let mut toks = line.split_ascii_whitespace();
         let (Some(key), Some(val), None) = (toks.next(), toks.next(), toks.next()) else {
             return Err(malformed(path, n, "expected `key value`", line));
         };
         let v = parse_num(val).ok_or_else(|| malformed(path, n, format!("value of {key} is not a number"), line))?;
-        m.push("", key, v);
+        m.pair("", key, v);
     }
-    Ok(m)
+    Ok(())
 }
 
 /// `/proc/vmstat`: `key value` per line.
@@ -133,6 +158,12 @@ pub fn parse_vmstat<'a>(text: &'a str, path: &Path) -> Result<RawMap<'a>, Teleme
 /// fields (and `snmp` has `IcmpMsg` only once an ICMP message was seen).
 pub fn parse_header_value_pairs<'a>(text: &'a str, path: &Path) -> Result<RawMap<'a>, TelemetryError> {
     let mut m = RawMap::with_capacity(256);
+    visit_header_value_pairs(text, path, &mut m)?;
+    Ok(m)
+}
+
+/// `parse_header_value_pairs` into any sink.
+pub(crate) fn visit_header_value_pairs<'a>(text: &'a str, path: &Path, m: &mut impl Sink<'a>) -> Result<(), TelemetryError> {
     let mut lines = numbered_lines(text);
     while let Some((hn, header)) = lines.next() {
         let (hsec, hnames) = header.split_once(':').ok_or_else(|| malformed(path, hn, "expected a `Section: Field ...` header line", header))?;
@@ -149,7 +180,7 @@ pub fn parse_header_value_pairs<'a>(text: &'a str, path: &Path) -> Result<RawMap
             match (names.next(), vals.next()) {
                 (Some(name), Some(val)) => {
                     let v = parse_num(val).ok_or_else(|| malformed(path, vn, format!("value of {hsec}.{name} is not a number: {val:?}"), values))?;
-                    m.push(hsec, name, v);
+                    m.pair(hsec, name, v);
                 }
                 (None, None) => break,
                 _ => {
@@ -159,22 +190,28 @@ pub fn parse_header_value_pairs<'a>(text: &'a str, path: &Path) -> Result<RawMap
             }
         }
     }
-    Ok(m)
+    Ok(())
 }
 
 /// `/proc/net/sockstat`: `Section: key value key value ...` per line.
 pub fn parse_sockstat<'a>(text: &'a str, path: &Path) -> Result<RawMap<'a>, TelemetryError> {
     let mut m = RawMap::with_capacity(16);
+    visit_sockstat(text, path, &mut m)?;
+    Ok(m)
+}
+
+/// `parse_sockstat` into any sink.
+pub(crate) fn visit_sockstat<'a>(text: &'a str, path: &Path, m: &mut impl Sink<'a>) -> Result<(), TelemetryError> {
     for (n, line) in numbered_lines(text) {
         let (sec, rest) = line.split_once(':').ok_or_else(|| malformed(path, n, "expected `Section: key value ...`", line))?;
         let mut toks = rest.split_ascii_whitespace();
         while let Some(key) = toks.next() {
             let val = toks.next().ok_or_else(|| malformed(path, n, format!("{sec}.{key} has no value"), line))?;
             let v = parse_num(val).ok_or_else(|| malformed(path, n, format!("value of {sec}.{key} is not a number"), line))?;
-            m.push(sec.trim(), key, v);
+            m.pair(sec.trim(), key, v);
         }
     }
-    Ok(m)
+    Ok(())
 }
 
 /// `/proc/net/softnet_stat`: per-CPU rows of hex columns, summed over CPUs.
@@ -185,6 +222,13 @@ pub fn parse_sockstat<'a>(text: &'a str, path: &Path) -> Result<RawMap<'a>, Tele
 /// narrower or wider than the first row, are malformed (a torn or corrupted
 /// file); columns beyond 15 are ignored.
 pub fn parse_softnet(text: &str, path: &Path) -> Result<RawMap<'static>, TelemetryError> {
+    let mut m = RawMap::with_capacity(6);
+    visit_softnet(text, path, &mut m)?;
+    Ok(m)
+}
+
+/// `parse_softnet` into any sink.
+pub(crate) fn visit_softnet<'a>(text: &str, path: &Path, m: &mut impl Sink<'a>) -> Result<(), TelemetryError> {
     let mut sums = [0u64; 5];
     let (mut rows, mut width) = (0u64, None);
     for (n, line) in numbered_lines(text) {
@@ -214,27 +258,32 @@ pub fn parse_softnet(text: &str, path: &Path) -> Result<RawMap<'static>, Telemet
         }
         rows += 1;
     }
-    let mut m = RawMap::with_capacity(6);
     if rows == 0 {
-        return Ok(m);
+        return Ok(());
     }
     let w = width.unwrap_or(0);
-    m.push("", "processed", sums[0] as f64);
-    m.push("", "dropped", sums[1] as f64);
-    m.push("", "time_squeeze", sums[2] as f64);
+    m.pair("", "processed", sums[0] as f64);
+    m.pair("", "dropped", sums[1] as f64);
+    m.pair("", "time_squeeze", sums[2] as f64);
     if w >= 10 {
-        m.push("", "received_rps", sums[3] as f64);
+        m.pair("", "received_rps", sums[3] as f64);
     }
     if w >= 11 {
-        m.push("", "flow_limit_count", sums[4] as f64);
+        m.pair("", "flow_limit_count", sums[4] as f64);
     }
-    m.push("", "cpus", rows as f64);
-    Ok(m)
+    m.pair("", "cpus", rows as f64);
+    Ok(())
 }
 
 /// `/proc/pressure/*` and cgroup `*.pressure`: `some avg10=.. avg60=.. avg300=.. total=..` (and `full ...`).
 pub fn parse_psi<'a>(text: &'a str, path: &Path) -> Result<RawMap<'a>, TelemetryError> {
     let mut m = RawMap::with_capacity(8);
+    visit_psi(text, path, &mut m)?;
+    Ok(m)
+}
+
+/// `parse_psi` into any sink.
+pub(crate) fn visit_psi<'a>(text: &'a str, path: &Path, m: &mut impl Sink<'a>) -> Result<(), TelemetryError> {
     for (n, line) in numbered_lines(text) {
         let mut toks = line.split_ascii_whitespace();
         let kind = toks.next().unwrap_or_default();
@@ -242,34 +291,45 @@ pub fn parse_psi<'a>(text: &'a str, path: &Path) -> Result<RawMap<'a>, Telemetry
         for tok in toks {
             let (k, v) = tok.split_once('=').ok_or_else(|| malformed(path, n, format!("expected key=value, found {tok:?}"), line))?;
             let v = parse_num(v).ok_or_else(|| malformed(path, n, format!("value of {kind}.{k} is not a number"), line))?;
-            m.push(kind, k, v);
+            m.pair(kind, k, v);
             any = true;
         }
         if !any {
             return Err(malformed(path, n, "expected `some|full avg10=.. avg60=.. avg300=.. total=..`", line));
         }
     }
-    Ok(m)
+    Ok(())
 }
 
 /// `/proc/loadavg`: `1.00 0.50 0.25 runnable/tasks last_pid`.
 pub fn parse_loadavg(text: &str, path: &Path) -> Result<RawMap<'static>, TelemetryError> {
     let mut m = RawMap::with_capacity(5);
+    visit_loadavg(text, path, &mut m)?;
+    Ok(m)
+}
+
+/// `parse_loadavg` into any sink.
+pub(crate) fn visit_loadavg<'a>(text: &str, path: &Path, m: &mut impl Sink<'a>) -> Result<(), TelemetryError> {
     let Some((n, line)) = numbered_lines(text).next() else {
         return Err(malformed(path, 1, "empty file; expected `1.00 0.50 0.25 runnable/tasks last_pid`", ""));
     };
-    let toks: Vec<&str> = line.split_ascii_whitespace().collect();
     let bad = || malformed(path, n, "expected `1.00 0.50 0.25 runnable/tasks last_pid`", line);
-    if toks.len() < 4 {
+    let mut toks = [""; 4];
+    let mut count = 0;
+    for t in line.split_ascii_whitespace().take(4) {
+        toks[count] = t;
+        count += 1;
+    }
+    if count < 4 {
         return Err(bad());
     }
     for (name, tok) in ["1", "5", "15"].into_iter().zip(&toks) {
-        m.push("", name, parse_num(tok).ok_or_else(bad)?);
+        m.pair("", name, parse_num(tok).ok_or_else(bad)?);
     }
     let (run, tasks) = toks[3].split_once('/').ok_or_else(bad)?;
-    m.push("", "runnable", parse_num(run).ok_or_else(bad)?);
-    m.push("", "tasks", parse_num(tasks).ok_or_else(bad)?);
-    Ok(m)
+    m.pair("", "runnable", parse_num(run).ok_or_else(bad)?);
+    m.pair("", "tasks", parse_num(tasks).ok_or_else(bad)?);
+    Ok(())
 }
 
 /// Counts CPUs in a sysfs CPU list (`0-3,8,10-11`).
