@@ -89,6 +89,27 @@ fn ratio(dir: &Path) -> String {
     std::fs::read_to_string(dir.join("tree/vm/overcommit_ratio")).unwrap().trim().to_string()
 }
 
+/// `agent --json` ends with one versioned document on stdout (tests/integration/output.rs walks
+/// every command and sends the agent here).
+#[test]
+fn agent_json_on_sigterm_is_one_versioned_document() {
+    let d = tempfile::tempdir().unwrap();
+    let cfg = fixture(d.path(), "mode: observe\n");
+    let child = Command::new(bin()).args(["--json", "agent", "--config"]).arg(&cfg).arg("--state-dir").arg(d.path().join("state")).current_dir(d.path()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut a = Agent { child: Some(child) };
+    wait_for(20, "advice on vm.overcommit_ratio", || !ids(d.path(), "advice", "vm.overcommit_ratio").is_empty());
+    let child = a.child.take().unwrap();
+    // SAFETY: kill on our own child's pid.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let o = child.wait_with_output().unwrap();
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("stdout is not one JSON document ({e}):\n{out}"));
+    assert_eq!(v["kind"], "agent", "{out}");
+    assert!(v["schema_version"].as_u64().is_some_and(|n| n >= 1), "{out}");
+    assert_eq!(v["signal"], "SIGTERM", "{out}");
+}
+
 #[test]
 fn observe_mode_keeps_one_advice_id_across_a_restart_and_logs_it_once_per_run() {
     let d = tempfile::tempdir().unwrap();

@@ -144,7 +144,7 @@ fn fleet_clean_rollout_six_hosts_three_waves() {
         assert!(out.contains(col), "{col} missing:\n{out}");
     }
     // `semantos rollback` on one host restores it from the rollout's backup, by hand.
-    let o = Command::new("ip").args(["netns", "exec", &f.hosts[3].ns]).arg(bin()).args(["rollback", "--sysctl-root", "/proc/sys", "--backup"]).arg(f.backup(3)).current_dir(f.dir.path()).output().unwrap();
+    let o = Command::new("ip").args(["netns", "exec", &f.hosts[3].ns]).arg(bin()).args(["rollback", "--sysctl-root", "/proc/sys", "--backup"]).arg(f.backup(3)).arg("--audit-log").arg(f.dir.path().join("audit.jsonl")).current_dir(f.dir.path()).output().unwrap();
     assert!(o.status.success(), "{}", text(&o).1);
     assert_eq!(values(&f, 3), originals(3));
 }

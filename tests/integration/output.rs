@@ -94,7 +94,7 @@ fn json_output_of_dry_run_recommend_apply_rollback_kb_and_others_had_no_schema_v
     ];
     std::fs::write(dir.join("pol.yaml"), "whitelist: [net.core.somaxconn, vm.swappiness, vm.dirty_ratio]\n").unwrap();
     // Commands whose output is not a document, or that need what this test cannot give.
-    let not_here = [("completions", "prints a shell script"), ("man", "prints roff"), ("bench", "needs root and minutes; its --json goes through the same output::print (tests/integration/bench.rs)"), ("tune", "needs a measuring command and a target to write; its versioned --json document is checked in tests/integration/tune.rs")];
+    let not_here = [("completions", "prints a shell script"), ("man", "prints roff"), ("bench", "needs root and minutes; its --json goes through the same output::print (tests/integration/bench.rs)"), ("tune", "needs a measuring command and a target to write; its versioned --json document is checked in tests/integration/tune.rs"), ("agent", "runs until a signal; its versioned --json document is checked in tests/integration/agent.rs")];
     let walked: Vec<String> = <semantos::cli::Cli as clap::CommandFactory>::command()
         .get_subcommands()
         .flat_map(|c| {
