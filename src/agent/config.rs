@@ -90,6 +90,8 @@ pub struct AgentConfig {
     pub take_ownership: Vec<String>,
     /// The directory that stands for `/` when looking for other owners (a test tree; `/` on a host).
     pub owners_root: PathBuf,
+    /// Attach the eBPF tracepoint probes (`ebpf.*` metrics: drop reasons, retransmits, latencies).
+    pub ebpf: bool,
 }
 
 /// The file as written: every field untyped, unknown fields refused.
@@ -117,12 +119,13 @@ struct Raw {
     textfile: Option<J>,
     take_ownership: Option<J>,
     owners_root: Option<J>,
+    ebpf: Option<J>,
 }
 
 /// The fields a file may hold, for the unknown-field message.
-pub const FIELDS: [&str; 21] = [
+pub const FIELDS: [&str; 22] = [
     "mode", "interval", "window", "open_after", "close_after", "netns", "on_exit", "state_dir", "intent", "policy", "disable_keys", "disable_symptoms", "min_dwell",
-    "daily_change_budget", "revert_when_evidence_gone", "proc_root", "sysctl_root", "metrics_addr", "textfile", "take_ownership", "owners_root",
+    "daily_change_budget", "revert_when_evidence_gone", "proc_root", "sysctl_root", "metrics_addr", "textfile", "take_ownership", "owners_root", "ebpf",
 ];
 
 impl AgentConfig {
@@ -288,6 +291,10 @@ fn validate(r: Raw, file: &str, kb: &Kb, base: &Path) -> Result<AgentConfig> {
         }
     }
     let metrics_addr = r.metrics_addr.as_ref().map(|v| metrics_addr(file, "metrics_addr", v)).transpose()?;
+    let ebpf = match &r.ebpf {
+        None => false,
+        Some(v) => v.as_bool().ok_or_else(|| bad(file, "ebpf", v, "is not valid; use true or false"))?,
+    };
     let revert_when_evidence_gone = match &r.revert_when_evidence_gone {
         None => false,
         Some(v) => v.as_bool().ok_or_else(|| bad(file, "revert_when_evidence_gone", v, "is not valid; use true or false"))?,
@@ -315,6 +322,7 @@ fn validate(r: Raw, file: &str, kb: &Kb, base: &Path) -> Result<AgentConfig> {
         textfile: r.textfile.as_ref().map(|v| path(file, "textfile", v)).transpose()?,
         take_ownership,
         owners_root: r.owners_root.as_ref().map(|v| path(file, "owners_root", v)).transpose()?.unwrap_or_else(|| PathBuf::from("/")),
+        ebpf,
     })
 }
 

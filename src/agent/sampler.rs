@@ -9,6 +9,7 @@
 use crate::kb::Kb;
 use crate::sysctl::{SysctlKey, SysctlStore, TreeStore};
 use crate::telemetry::Snapshot;
+use crate::telemetry::ebpf::{Probes, netns_inode};
 use crate::telemetry::proc_scan::{self, ScanCaps};
 use crate::telemetry::procfs::ProcReader;
 use anyhow::Result;
@@ -60,11 +61,13 @@ pub struct Sampler {
     store: TreeStore,
     limits: Vec<(String, SysctlKey)>,
     scan: Option<Scan>,
+    /// The eBPF probes and the network namespace (inode) whose counters are this agent's.
+    probes: Option<(Probes, Option<u32>)>,
 }
 
 impl Sampler {
     /// Opens the files once, in the network namespace the calling thread is in.
-    pub fn open(proc_root: &Path, store: TreeStore, needs: &Needs) -> Result<Sampler> {
+    pub fn open(proc_root: &Path, store: TreeStore, needs: &Needs, ebpf: bool) -> Result<Sampler> {
         let reader = ProcReader::with_roots(proc_root, "/sys").without_process_scan().keep_open()?;
         // A root without process directories (a fixture) has nothing to scan: no `scan.*` metrics
         // rather than zeros, as `ProcReader` does.
@@ -72,7 +75,16 @@ impl Sampler {
         // No sock_diag (a kernel without it, a seccomp profile): listener symptoms say "no data".
         let diag = if needs.listeners { crate::telemetry::sockdiag::SockDiag::open().ok() } else { None };
         let limits = needs.limits.iter().filter_map(|(m, k)| Some((m.clone(), SysctlKey::parse(k).ok()?))).collect();
-        Ok(Sampler { reader, diag, store, limits, scan })
+        // The probes see every namespace; the agent counts the one it samples (it entered its
+        // `netns:` before opening). What cannot attach is said once, and its metrics stay absent.
+        let probes = ebpf.then(|| {
+            let p = Probes::start(Path::new("/sys"));
+            for note in p.notes() {
+                tracing::warn!("{note}");
+            }
+            (p, netns_inode(proc_root))
+        });
+        Ok(Sampler { reader, diag, store, limits, scan, probes })
     }
 
     /// One snapshot stamped `t_ms`.
@@ -94,6 +106,9 @@ impl Sampler {
             let mut agg = crate::telemetry::sockdiag::SockAggregator::new(Vec::<String>::new());
             agg.observe(0, &recs);
             snap.metrics.extend(agg.metrics().into_iter().filter(|(k, _)| k.starts_with("listen.")));
+        }
+        if let Some((probes, netns)) = self.probes.as_mut() {
+            probes.read_into(&mut snap, *netns);
         }
         for (metric, key) in &self.limits {
             // A single number only; a key absent here (a netns without it) leaves the ratio "no data".
@@ -130,7 +145,7 @@ mod tests {
         let kb = Kb::embedded().unwrap();
         let n = needs(&kb, &["inotify_watches_near_limit".into()]);
         let store = TreeStore::kernel();
-        let mut s = Sampler::open(Path::new("/proc"), store, &n).unwrap();
+        let mut s = Sampler::open(Path::new("/proc"), store, &n, false).unwrap();
         let mut scanned = Vec::new();
         for t in 0..(SCAN_EVERY as u64 + 1) {
             let snap = s.sample(t).unwrap();

@@ -51,7 +51,7 @@ pub fn run(cfg: &AgentConfig, files: &Files, kb: &Kb, metrics: Arc<Mutex<AgentMe
     super::signals::install();
     let mut actor = Actor::open(cfg, files, kb)?;
     let enabled: Vec<String> = kb.symptoms.keys().filter(|s| cfg.symptom_enabled(s)).cloned().collect();
-    let mut sampler = Sampler::open(&cfg.proc_root, cfg.store(), &sampler::needs(kb, &enabled))?;
+    let mut sampler = Sampler::open(&cfg.proc_root, cfg.store(), &sampler::needs(kb, &enabled), cfg.ebpf)?;
     let mut advice = advice::Store::open(&files.advice)?;
     let mut diagnosis = Diagnosis::new(cfg);
     tracing::info!(mode = cfg.mode.name(), config = %cfg.source, state_dir = %files.dir.display(), interval_s = cfg.interval.as_secs_f64(), netns = cfg.netns.as_deref().unwrap_or("-"), "agent started");

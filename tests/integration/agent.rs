@@ -322,3 +322,54 @@ fn metrics_scraped_over_http_parse_and_carry_the_agents_advice_and_cost() {
     let (code, log) = a.stop();
     assert_eq!(code, Some(0), "{log}");
 }
+
+/// A UDP socket that never reads, flooded in its namespace: the kernel drops at its full receive
+/// buffer, which only the eBPF drop reason tells.
+const UDP_FLOOD: &str = r#"
+import socket, time
+rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+rx.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+rx.bind(('127.0.0.1', 18091))
+tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+print('ready', flush=True)
+end = time.time() + 60
+while time.time() < end:
+    for _ in range(50):
+        tx.sendto(b'x' * 1000, ('127.0.0.1', 18091))
+    time.sleep(0.01)
+"#;
+
+/// With `ebpf: true` the agent attaches the probes and an eBPF-only symptom opens for drops in
+/// its own namespace (issue 15: "the agent, when enabled").
+#[test]
+fn agent_with_ebpf_finds_receive_buffer_drops_in_its_namespace_by_their_drop_reason() {
+    if !privileged("agent_with_ebpf_finds_receive_buffer_drops_in_its_namespace_by_their_drop_reason") {
+        return;
+    }
+    let probe = Command::new(bin()).args(["collect", "--ebpf", "--interval", "0.05"]).output().unwrap();
+    if text(&probe).1.contains("eBPF probes") && std::env::var("SEMANTOS_REQUIRE_PRIVILEGED").as_deref() != Ok("1") {
+        eprintln!("skipping: eBPF unavailable here: {}", text(&probe).1);
+        return;
+    }
+    let ns = Netns::create("agent-ebpf");
+    assert!(Command::new("ip").args(["-n", &ns.name, "link", "set", "lo", "up"]).status().unwrap().success());
+    let d = tempfile::tempdir().unwrap();
+    let cfg = d.path().join("agent.yaml");
+    let prom = d.path().join("m.prom");
+    std::fs::write(&cfg, format!("netns: {}\ninterval: 200ms\nwindow: 3\nopen_after: 2\nebpf: true\ntextfile: {}\n", ns.name, prom.display())).unwrap();
+    let a = Agent::start(d.path(), &cfg);
+    let mut load = Command::new("ip").args(["netns", "exec", &ns.name, "python3", "-c", UDP_FLOOD]).stdout(Stdio::piped()).spawn().unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(load.stdout.take().unwrap()), &mut line).unwrap();
+    assert_eq!(line.trim(), "ready");
+    let found = || std::fs::read_to_string(&prom).unwrap_or_default().contains("socket_receive_buffer_drops_traced");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !found() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let _ = load.kill();
+    let _ = load.wait();
+    let (code, log) = a.stop();
+    assert!(found(), "the eBPF-only symptom never opened:\n{}\n{log}", std::fs::read_to_string(&prom).unwrap_or_default());
+    assert_eq!(code, Some(0), "{log}");
+}
