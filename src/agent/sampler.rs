@@ -11,7 +11,7 @@ use crate::sysctl::{SysctlKey, SysctlStore, TreeStore};
 use crate::telemetry::Snapshot;
 use crate::telemetry::ebpf::{Probes, netns_inode};
 use crate::telemetry::proc_scan::{self, ScanCaps};
-use crate::telemetry::procfs::ProcReader;
+use crate::telemetry::procfs::{ProcReader, has_pid_dir};
 use anyhow::Result;
 use std::path::Path;
 
@@ -118,11 +118,6 @@ impl Sampler {
         }
         Ok(snap)
     }
-}
-
-/// Whether `root` holds a process directory (a number).
-fn has_pid_dir(root: &Path) -> bool {
-    std::fs::read_dir(root).map(|rd| rd.filter_map(|e| e.ok()).any(|e| e.file_name().to_str().is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())))).unwrap_or(false)
 }
 
 #[cfg(test)]

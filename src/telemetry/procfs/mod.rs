@@ -58,7 +58,7 @@ pub use pid::*;
 const MEMINFO: usize = 1;
 
 /// Whether `root` holds at least one numeric (process) directory.
-fn has_pid_dir(root: &Path) -> bool {
+pub fn has_pid_dir(root: &Path) -> bool {
     std::fs::read_dir(root).map(|rd| rd.filter_map(|e| e.ok()).any(|e| e.file_name().to_str().is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())))).unwrap_or(false)
 }
 
