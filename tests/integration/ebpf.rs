@@ -79,8 +79,18 @@ fn udp_receive_buffer_overflow_is_counted_with_its_reason_at_the_snmp_rate() {
         for _ in 0..2000 {
             tx.send_to(&[7u8; 1000], rx.local_addr()?)?;
         }
-        std::thread::sleep(Duration::from_millis(300)); // loopback delivery runs in softirq, possibly later on ksoftirqd
-        Ok(counter("snmp", "Udp", "RcvbufErrors") - start)
+        // Loopback delivery runs in softirq, possibly later on ksoftirqd: wait until the kernel's
+        // counter holds still, so the probes and the counter are read over the same drops.
+        let mut last = counter("snmp", "Udp", "RcvbufErrors");
+        for _ in 0..50 {
+            std::thread::sleep(Duration::from_millis(100));
+            let now = counter("snmp", "Udp", "RcvbufErrors");
+            if now == last {
+                break;
+            }
+            last = now;
+        }
+        Ok(last - start)
     })
     .unwrap();
     let after = ebpf_metrics(&mut p, ino);
