@@ -90,6 +90,30 @@ pub fn check_before_write(o: &OwnershipArgs, sysctl_root: &Path, keys: &[(String
     Ok(())
 }
 
+/// What `status` and `verify` both read: the state directory, what it says SemantOS applied, the
+/// tree, and every owner of those keys (SemantOS's own runs included, also on a sandbox tree,
+/// where no host file sets a key).
+pub struct ManagedView {
+    /// The state directory resolved from the flags and the environment.
+    pub state: State,
+    /// What the state directory's backups and audit log say SemantOS applied.
+    pub records: Records,
+    /// The sysctl tree read.
+    pub store: crate::sysctl::TreeStore,
+    /// Every owner of the managed keys.
+    pub report: ownership::Report,
+}
+
+/// Reads the [`ManagedView`] of the flags' state directory, tree and owners root; writes nothing.
+pub fn managed_view(state: &super::flags::StateArgs, sysctl_root: &Path, root: &OwnersRootArg) -> Result<ManagedView> {
+    let st = super::writes::resolve(state);
+    let recs = records(&st)?;
+    let keys = recs.keys();
+    let roots = roots(root, sysctl_root).unwrap_or_else(|| Roots::at("/nonexistent"));
+    let report = ownership::owners(&roots, &recs.semantos(), &keys)?;
+    Ok(ManagedView { state: st, records: recs, store: super::common::store(sysctl_root), report })
+}
+
 /// The value of `key` in `store` now (None: not a key, absent or unreadable).
 pub fn live(store: &dyn SysctlStore, key: &str) -> Option<String> {
     let k = SysctlKey::parse(key).ok()?;

@@ -5,7 +5,6 @@
 use super::exit;
 use super::flags::{JsonArg, StateArgs, TreeArg};
 use super::owners::{self, OwnersRootArg};
-use super::writes;
 use crate::apply::records::Record;
 use anyhow::Result;
 use clap::Args;
@@ -63,13 +62,7 @@ pub struct Status {
 
 /// `semantos status`.
 pub fn run(a: &StatusArgs) -> Result<i32> {
-    let st = writes::resolve(&a.state);
-    let recs = owners::records(&st)?;
-    let store = super::common::store(&a.tree.sysctl_root);
-    let report = match owners::roots(&a.owners, &a.tree.sysctl_root) {
-        Some(roots) => crate::ownership::owners(&roots, &recs.semantos(), &recs.keys())?,
-        None => crate::ownership::Report::default(),
-    };
+    let owners::ManagedView { state: st, records: recs, store, report } = owners::managed_view(&a.state, &a.tree.sysctl_root, &a.owners)?;
     let managed = recs
         .records
         .iter()

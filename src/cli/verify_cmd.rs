@@ -8,7 +8,6 @@
 use super::exit;
 use super::flags::{JsonArg, StateArgs, TreeArg};
 use super::owners::{self, OwnersRootArg};
-use super::writes;
 use crate::ownership::{Owner, OwnerKind};
 use anyhow::Result;
 use clap::Args;
@@ -87,15 +86,8 @@ pub fn reasons(intended: &str, live: Option<&str>, owners: &[Owner]) -> Vec<Stri
 
 /// `semantos verify`; `verbose` is the global `-v`/`--verbose`: every key, owner, shadowed line and file read.
 pub fn run(a: &VerifyArgs, verbose: bool) -> Result<i32> {
-    let st = writes::resolve(&a.state);
-    let recs = owners::records(&st)?;
-    let store = super::common::store(&a.tree.sysctl_root);
+    let owners::ManagedView { records: recs, store, report, .. } = owners::managed_view(&a.state, &a.tree.sysctl_root, &a.owners)?;
     let keys = recs.keys();
-    let report = match owners::roots(&a.owners, &a.tree.sysctl_root) {
-        Some(roots) => crate::ownership::owners(&roots, &recs.semantos(), &keys)?,
-        // A sandbox tree: no host file sets it, but SemantOS's own runs still own it.
-        None => crate::ownership::owners(&crate::ownership::Roots::at("/nonexistent"), &recs.semantos(), &keys)?,
-    };
     let checked: Vec<Checked> = keys
         .iter()
         .map(|k| {
