@@ -96,6 +96,16 @@ impl LayoutCache {
         out.extend(self.sorted.iter().map(|(i, name)| (name.clone(), self.values[*i])));
     }
 
+    /// Bumped at every rebuild of the layout: equal generations mean the same names in the same order.
+    pub(super) fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// The number of metrics this source has.
+    pub(super) fn len(&self) -> usize {
+        self.sorted.len()
+    }
+
     /// The value of `section.field` this snapshot (the first, if the file repeats it).
     pub(super) fn value(&self, section: &str, field: &str) -> Option<f64> {
         self.keys.iter().position(|k| &*k.0 == section && &*k.1 == field).map(|j| self.values[j])
@@ -114,6 +124,13 @@ pub(super) struct Template {
 /// The `host.*` names, which sort before every `SOURCES` prefix.
 const HOST_NAMES: [&str; 3] = ["host.mem_total_kb", "host.ncpus", "host.numa_nodes"];
 
+/// This snapshot's values of `host.*` and the present sources' metrics, in the order of their names:
+/// the map iterates in name order, the order `host.*` then each present source's sorted names come
+/// in (the reader's metrics_come_out_sorted test holds it to that).
+pub(super) fn source_values<'l>(layouts: &'l [LayoutCache], present: &'l [bool; SOURCES.len()], host: [f64; 3]) -> impl Iterator<Item = f64> + 'l {
+    host.into_iter().chain(layouts.iter().zip(present).filter(|(_, p)| **p).flat_map(|(l, _)| l.sorted.iter().map(|(i, _)| l.values[*i])))
+}
+
 /// This snapshot's map of `host.*` and the present sources' metrics: a clone of the template with
 /// the values overwritten when it is still valid, else collected from the names (and kept as the
 /// next template).
@@ -121,10 +138,7 @@ pub(super) fn source_map(template: &mut Option<Template>, layouts: &[LayoutCache
     let generations: [u64; SOURCES.len()] = std::array::from_fn(|i| layouts[i].generation);
     if let Some(t) = template.as_ref().filter(|t| t.present == *present && t.generations == generations) {
         let mut map = t.map.clone();
-        // The map iterates in name order, the order `host.*` then each present source's sorted
-        // names come in (the reader's metrics_come_out_sorted test holds it to that).
-        let values = host.into_iter().chain(layouts.iter().zip(present).filter(|(_, p)| **p).flat_map(|(l, _)| l.sorted.iter().map(|(i, _)| l.values[*i])));
-        for (slot, v) in map.values_mut().zip(values) {
+        for (slot, v) in map.values_mut().zip(source_values(layouts, present, host)) {
             *slot = v;
         }
         return map;
