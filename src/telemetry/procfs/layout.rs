@@ -9,6 +9,7 @@
 use super::parse::{Sink, visit_flat_keyed, visit_header_value_pairs, visit_loadavg, visit_meminfo, visit_psi, visit_sockstat, visit_softnet};
 use super::files::TelemetryError;
 use super::parse::RawMap;
+use super::skeleton::Skeleton;
 use super::sources::{Kind, SOURCES, Source};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -27,6 +28,8 @@ pub(super) struct LayoutCache {
     values: Vec<f64>,
     /// Bumped at every rebuild: a `Template` built on another generation is stale.
     generation: u64,
+    /// The last fully parsed text, for re-reading only its numbers (`Skeleton::read`).
+    skeleton: Skeleton,
 }
 
 /// The sink of the fast path: checks each pair's key against the cached layout and keeps only
@@ -39,7 +42,7 @@ struct LayoutCheck<'c> {
 
 impl<'a> Sink<'a> for LayoutCheck<'_> {
     #[inline]
-    fn pair(&mut self, section: &'a str, field: &'a str, value: f64) {
+    fn pair(&mut self, section: &'a str, field: &'a str, value: f64, _token: &'a str) {
         let j = self.values.len();
         if self.same && j < self.keys.len() && eq_short(&self.keys[j].0, section) && eq_short(&self.keys[j].1, field) {
             self.values.push(value);
@@ -76,9 +79,26 @@ impl LayoutCache {
         self.values.clear();
         let mut check = LayoutCheck { keys: &self.keys, values: &mut self.values, same: true };
         visit(src.kind, text, path, &mut check)?;
-        if check.same && self.values.len() == self.keys.len() {
-            return Ok(());
+        if !(check.same && self.values.len() == self.keys.len()) {
+            self.relearn(src, text, path)?;
         }
+        // The text parsed: the next one is re-read against it. Cannot fail: the same text parsed above.
+        let mut rec = self.skeleton.recorder(text);
+        visit(src.kind, text, path, &mut rec)?;
+        let ok = rec.ok();
+        self.skeleton.keep(text, ok, self.keys.len());
+        Ok(())
+    }
+
+    /// Re-reads the numbers of `bytes` (the file's new text) when nothing else in it changed since
+    /// the last full parse; `false` when the full parse (`parse`) is needed.
+    #[inline]
+    pub(super) fn reread(&mut self, bytes: &[u8]) -> bool {
+        self.skeleton.read(bytes, &mut self.values)
+    }
+
+    /// Learns the layout of `text`, whose keys differ from the cached ones.
+    fn relearn(&mut self, src: &Source, text: &str, path: &Path) -> Result<(), TelemetryError> {
         let mut raw = RawMap::default();
         visit(src.kind, text, path, &mut raw)?;
         self.keys = raw.entries.iter().map(|e| (e.section.into(), e.field.into())).collect();
@@ -89,6 +109,12 @@ impl LayoutCache {
         self.values = raw.entries.iter().map(|e| e.value).collect();
         self.generation += 1;
         Ok(())
+    }
+
+    /// Whether the next text can be re-read by its numbers alone (tests).
+    #[cfg(test)]
+    pub(super) fn has_skeleton(&self) -> bool {
+        self.skeleton.is_usable()
     }
 
     /// Appends this snapshot's metrics in name order.

@@ -47,6 +47,7 @@ mod layout;
 mod parse;
 mod pid;
 mod refill;
+mod skeleton;
 mod sources;
 #[cfg(test)]
 mod tests;
@@ -298,7 +299,11 @@ impl ProcReader {
                 }
                 continue;
             }
-            layouts[i].parse(src, &scratch.text(), &self.paths[i])?;
+            // The numbers alone when only they changed; else the full parse, which learns the
+            // new layout or names what is malformed.
+            if !layouts[i].reread(scratch.bytes()) {
+                layouts[i].parse(src, &scratch.text(), &self.paths[i])?;
+            }
             present[i] = true;
         }
         Ok(present)

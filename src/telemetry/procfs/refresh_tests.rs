@@ -295,3 +295,109 @@ mod prop {
         }
     }
 }
+
+mod reread {
+    //! The numbers-only re-read (`Skeleton`) against the full parse of the same new text.
+    use super::super::layout::LayoutCache;
+    use super::super::sources::SOURCES;
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Parses `old` in full as file `rel`, then `new` by its numbers alone: `None` when the
+    /// re-read refused it, else its metrics, checked equal to a full parse of `new`.
+    fn check(rel: &str, old: &str, new: &str) -> Option<Vec<(String, f64)>> {
+        let src = SOURCES.iter().find(|s| s.rel == rel).unwrap();
+        let path = Path::new(rel);
+        let mut l = LayoutCache::default();
+        l.parse(src, old, path).unwrap();
+        if !l.reread(new.as_bytes()) {
+            return None;
+        }
+        let mut got = Vec::new();
+        l.emit(&mut got);
+        let mut full = LayoutCache::default();
+        full.parse(src, new, path).unwrap_or_else(|e| panic!("re-read accepted a text the full parse refuses: {e}\n{new}"));
+        let mut want = Vec::new();
+        full.emit(&mut want);
+        assert_eq!(got, want, "re-read of {new:?}");
+        Some(got)
+    }
+
+    #[test]
+    fn numbers_that_moved_are_reread_without_the_full_parse() {
+        let got = check("vmstat", "nr_dirty 7\npgfault 5\n", "nr_dirty 12345\npgfault 0\n").unwrap();
+        assert_eq!(got, [("vmstat.nr_dirty".to_string(), 12345.0), ("vmstat.pgfault".to_string(), 0.0)]);
+        let psi = "some avg10=0.00 avg60=0.00 avg300=0.00 total=5\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=3\n";
+        assert!(check("pressure/io", psi, &psi.replace("avg10=0.00 avg60", "avg10=12.50 avg60")).is_some());
+        // meminfo pads numbers to 8 columns: a number one digit longer comes with a space fewer.
+        let mem = "MemTotal:        1000000 kB\nDirty:                 0 kB\n";
+        let got = check("meminfo", mem, "MemTotal:       10000000 kB\nDirty:              1000 kB\n").unwrap();
+        assert_eq!(got, [("meminfo.Dirty".to_string(), 1000.0), ("meminfo.MemTotal".to_string(), 1e7)]);
+        let snmp = "Tcp: RtoMin MaxConn ActiveOpens\nTcp: 200 -1 5\n";
+        assert_eq!(check("net/snmp", snmp, "Tcp: RtoMin MaxConn ActiveOpens\nTcp: 200 -1 123456\n").unwrap()[0].1, 123456.0);
+    }
+
+    #[test]
+    fn text_that_changed_outside_the_numbers_goes_to_the_full_parse() {
+        for (rel, old, new) in [
+            ("vmstat", "nr_dirty 7\npgfault 5\n", "nr_dirty 7\npgfaulx 5\n"),
+            ("vmstat", "nr_dirty 7\npgfault 5\n", "nr_dirty 7\npgfault 5\nnew 1\n"),
+            ("vmstat", "nr_dirty 7\npgfault 5\n", "nr_dirty 7\n"),
+            ("vmstat", "nr_dirty 7\npgfault 5\n", "nr_dirty 7 8\npgfault 5\n"),
+            ("vmstat", "nr_dirty 7\npgfault 5\n", "nr_dirty x\npgfault 5\n"),
+            ("vmstat", "nr_dirty 7\npgfault 5\n", "nr_dirty \npgfault 5\n"),
+            ("vmstat", "nr_dirty 7\npgfault 5\n", "nr_dirty inf\npgfault 5\n"),
+            ("meminfo", "MemTotal:        1000000 kB\nDirty:              1000 kB\n", "MemTotal:1000000 kB\nDirty:              1000 kB\n"),
+            ("meminfo", "MemTotal:        1000000 kB\nDirty:              1000 kB\n", "MemTotal:\t1000000 kB\nDirty:              1000 kB\n"),
+            ("meminfo", "MemTotal:        1000000 kB\nDirty:              1000 kB\n", "MemTotal:        1000000  kB\nDirty:              1000 kB\n"),
+            ("net/snmp", "Tcp: RtoMin MaxConn\nTcp: 200 -1\n", "Tcp: RtoMin MaxConn\nUdp: 200 -1\n"),
+        ] {
+            assert_eq!(check(rel, old, new), None, "{rel}: {new:?}");
+        }
+    }
+
+    #[test]
+    fn files_whose_values_are_not_tokens_are_always_parsed_in_full() {
+        for (rel, text) in [("loadavg", "1.00 0.50 0.25 3/300 1234\n"), ("net/softnet_stat", &format!("{}\n", ["00000001"; 13].join(" ")))] {
+            let src = SOURCES.iter().find(|s| s.rel == rel).unwrap();
+            let mut l = LayoutCache::default();
+            l.parse(src, text, Path::new(rel)).unwrap();
+            assert!(!l.has_skeleton() && !l.reread(text.as_bytes()), "{rel}");
+        }
+    }
+
+    /// One edit of a file's text.
+    #[derive(Debug, Clone)]
+    enum Edit {
+        Replace(usize, u8),
+        Insert(usize, u8),
+        Delete(usize),
+    }
+
+    fn edit() -> impl Strategy<Value = Edit> {
+        let byte = proptest::sample::select(b" \n\t0123456789-.=:akB".to_vec());
+        prop_oneof![
+            (any::<usize>(), byte.clone()).prop_map(|(i, b)| Edit::Replace(i, b)),
+            (any::<usize>(), byte).prop_map(|(i, b)| Edit::Insert(i, b)),
+            any::<usize>().prop_map(Edit::Delete),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 2000, failure_persistence: None, ..ProptestConfig::default() })]
+        #[test]
+        fn a_reread_never_differs_from_the_full_parse(file in 0usize..6, edits in proptest::collection::vec(edit(), 1..4)) {
+            let rel = ["meminfo", "vmstat", "net/netstat", "net/snmp", "net/sockstat", "pressure/memory"][file];
+            let old = fs::read_to_string(fixture("6.18-live").join("proc").join(rel)).unwrap();
+            let mut new = old.clone().into_bytes();
+            for e in &edits {
+                match *e {
+                    Edit::Replace(i, b) => { let i = i % new.len(); new[i] = b; }
+                    Edit::Insert(i, b) => { let i = i % (new.len() + 1); new.insert(i, b); }
+                    Edit::Delete(i) => { let i = i % new.len(); new.remove(i); }
+                }
+            }
+            check(rel, &old, &String::from_utf8(new).unwrap());
+        }
+    }
+}
