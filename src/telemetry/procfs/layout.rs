@@ -117,6 +117,11 @@ impl LayoutCache {
         self.skeleton.is_usable()
     }
 
+    /// Appends this snapshot's values in the order of their names.
+    pub(super) fn values_in_name_order(&self, out: &mut Vec<f64>) {
+        out.extend(self.sorted.iter().map(|(i, _)| self.values[*i]));
+    }
+
     /// Appends this snapshot's metrics in name order.
     pub(super) fn emit(&self, out: &mut Vec<(String, f64)>) {
         out.extend(self.sorted.iter().map(|(i, name)| (name.clone(), self.values[*i])));

@@ -31,6 +31,13 @@
 //! perf-facts.md measured at a little over half the cost. Host facts that
 //! cannot change while the process lives (hostname, kernel release, boot id,
 //! CPU and node counts) are read on the first snapshot and cached.
+//!
+//! Steady state: `ProcReader::refresh` rewrites a snapshot the caller keeps,
+//! equal to what `snapshot` would return. A file whose text differs from its
+//! last one only in its numbers is re-read by those alone (`skeleton`), and
+//! while no layout changes the map's names are reused and only its values
+//! written (`refill`); any other change falls back to the full parse and a
+//! fresh map, so the result never depends on which path ran.
 
 use super::limits::read_limits;
 use super::proc_scan::{ScanCaps, scan};

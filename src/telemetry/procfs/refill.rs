@@ -10,7 +10,7 @@
 //! order; anything unexpected falls back to building the map afresh, so a refreshed snapshot is
 //! always equal to a fresh `snapshot()` of the same file contents.
 
-use super::layout::{LayoutCache, Template, source_map, source_values};
+use super::layout::{LayoutCache, Template, source_map};
 use super::sources::SOURCES;
 use std::collections::BTreeMap;
 
@@ -22,6 +22,8 @@ pub(super) struct Refill {
     names: Vec<(usize, usize)>,
     present: [bool; SOURCES.len()],
     generations: [u64; SOURCES.len()],
+    /// This refresh's values in map order; kept to reuse its allocation.
+    values: Vec<f64>,
 }
 
 /// The identity of a name in the map: a name the caller removed and inserted again is another
@@ -48,7 +50,12 @@ pub(super) fn refill(
     extra.sort_by(|a, b| a.0.cmp(&b.0));
     dedup_keep_last(&mut extra);
     if !state.names.is_empty() && state.present == *present && state.generations == generations {
-        if in_place(map, &state.names, source_values(layouts, present, host), &mut extra) {
+        state.values.clear();
+        state.values.extend(host);
+        for (l, _) in layouts.iter().zip(present).filter(|(_, p)| **p) {
+            l.values_in_name_order(&mut state.values);
+        }
+        if state.values.len() == state.names.len() && in_place(map, &state.names, &state.values, &mut extra) {
             return;
         }
     }
@@ -78,13 +85,14 @@ fn dedup_keep_last(v: &mut Vec<(String, f64)>) {
 
 /// Writes `values` over the names of `names` and `extra` over theirs, removes every other name and
 /// inserts the extras the map lacks; `false` (the map half-written) when a name of `names` is gone.
-fn in_place(map: &mut BTreeMap<String, f64>, names: &[(usize, usize)], mut values: impl Iterator<Item = f64>, extra: &mut Vec<(String, f64)>) -> bool {
+fn in_place(map: &mut BTreeMap<String, f64>, names: &[(usize, usize)], values: &[f64], extra: &mut Vec<(String, f64)>) -> bool {
     let (mut next, mut e, mut foreign) = (0usize, 0usize, 0usize);
     // Indices of the extras the map lacks (few: extras are a few dozen names, stable between snapshots).
     let mut missing = Vec::new();
     for (k, v) in map.iter_mut() {
         if names.get(next) == Some(&identity(k)) {
-            *v = values.next().unwrap_or(f64::NAN);
+            // `values` and `names` have one entry per name: same layouts, same counts.
+            *v = values[next];
             next += 1;
             continue;
         }
