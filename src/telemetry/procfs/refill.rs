@@ -85,7 +85,7 @@ fn dedup_keep_last(v: &mut Vec<(String, f64)>) {
 
 /// Writes `values` over the names of `names` and `extra` over theirs, removes every other name and
 /// inserts the extras the map lacks; `false` (the map half-written) when a name of `names` is gone.
-fn in_place(map: &mut BTreeMap<String, f64>, names: &[(usize, usize)], values: &[f64], extra: &mut Vec<(String, f64)>) -> bool {
+fn in_place(map: &mut BTreeMap<String, f64>, names: &[(usize, usize)], values: &[f64], extra: &mut [(String, f64)]) -> bool {
     let (mut next, mut e, mut foreign) = (0usize, 0usize, 0usize);
     // Indices of the extras the map lacks (few: extras are a few dozen names, stable between snapshots).
     let mut missing = Vec::new();

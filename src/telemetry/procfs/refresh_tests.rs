@@ -263,11 +263,7 @@ mod prop {
                 snap.metrics.remove(&k);
             }
             Change::Limit(Some(v)) => t.write("sys/vm/max_map_count", &format!("{v}\n")),
-            Change::Limit(None) => {
-                if t.proc().join("sys/vm/max_map_count").exists() {
-                    t.remove("sys/vm/max_map_count");
-                }
-            }
+            Change::Limit(None) if t.proc().join("sys/vm/max_map_count").exists() => t.remove("sys/vm/max_map_count"),
             _ => {}
         }
     }
