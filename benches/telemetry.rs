@@ -7,9 +7,12 @@
 //!     scan: the parse is what is measured): `ProcReader` opening, reading and
 //!     closing each file; the same reader with its files kept open and re-read
 //!     with `pread`; and, as floors without any parsing,
-//!     `std::fs::read_to_string` of the same files and a bare `pread` of them.
-//!     Ratios are to the bare `pread` floor (issue 14's target: kept open
-//!     within 1.3x of it).
+//!     `std::fs::read_to_string` of the same files and a bare `pread` of them;
+//!     and `ProcReader::refresh` rewriting one kept snapshot in place, what a
+//!     sampler pays each tick. Ratios are to the bare `pread` floor (issue 14's
+//!     target, judged on the steady-state refresh: within 1.3x of it).
+//!     `-- --profile snapshot|refresh|pread` runs one of these alone, for
+//!     `valgrind --tool=callgrind`.
 //! (c) What a full snapshot adds to (a): the limits in force (~25 small files
 //!     opened per snapshot) and the bounded process scan.
 //! (b) Every key under `/proc/sys`: `TreeStore` list + read against
@@ -68,6 +71,9 @@ fn main() {
     let rounds = if quick { 300 } else { 3000 };
     let orc = ProcReader::new().without_process_scan().without_limits();
     let kept = ProcReader::new().without_process_scan().without_limits().keep_open().expect("open /proc files");
+    // Its own reader, so the fresh snapshots of `kept` share no cache with it.
+    let steady = ProcReader::new().without_process_scan().without_limits().keep_open().expect("open /proc files");
+    let mut snap = steady.snapshot(0).unwrap();
     let paths: Vec<_> = SNAPSHOT_FILES.iter().map(|f| proc_root.join(f)).filter(|p| p.exists()).collect();
     let open_files: Vec<File> = paths.iter().map(|p| File::open(p).unwrap()).collect();
     let mut buf = vec![0u8; 16384];
@@ -75,17 +81,22 @@ fn main() {
     let mut ts = 0u64;
     let names_a = [
         "ProcReader::snapshot, open/read/close + parse",
-        "ProcReader::snapshot, kept open + pread + parse",
+        "ProcReader::snapshot, kept open + pread + parse (fresh map)",
+        "ProcReader::refresh, kept open, same snapshot (steady state)",
         "std::fs::read_to_string of the same files (no parse)",
         "bare pread of the same files, kept open (no parse)",
     ];
-    let (mut c1, mut c2, mut c3, mut c4) = (
+    let (mut c1, mut c2, mut c3, mut c4, mut c5) = (
         || {
             ts += 1;
             black_box(orc.snapshot(ts).unwrap());
         },
         || {
             black_box(kept.snapshot(1).unwrap());
+        },
+        || {
+            steady.refresh(&mut snap, 1).unwrap();
+            black_box(&snap);
         },
         || {
             for p in &paths {
@@ -106,12 +117,25 @@ fn main() {
             }
         },
     );
-    let med_a = interleaved(rounds, &mut [(names_a[0], &mut c1), (names_a[1], &mut c2), (names_a[2], &mut c3), (names_a[3], &mut c4)]);
+    // `-- --profile <case>` runs one case alone, for `valgrind --tool=callgrind` (repeatable instruction counts).
+    if let Some(case) = std::env::args().skip_while(|a| a != "--profile").nth(1) {
+        let f: &mut dyn FnMut() = match case.as_str() {
+            "snapshot" => &mut c2,
+            "refresh" => &mut c3,
+            "pread" => &mut c5,
+            other => panic!("--profile {other:?}: expected snapshot, refresh or pread"),
+        };
+        for _ in 0..rounds {
+            f();
+        }
+        return;
+    }
+    let med_a = interleaved(rounds, &mut [(names_a[0], &mut c1), (names_a[1], &mut c2), (names_a[2], &mut c3), (names_a[3], &mut c4), (names_a[4], &mut c5)]);
     print_table(
         &format!("(a) one snapshot: {} files, {metrics} metrics, median of {rounds} rounds; ratio to bare pread", paths.len()),
         &names_a,
         &med_a,
-        3,
+        4,
     );
 
     // (c) what the limits and the process scan add

@@ -113,6 +113,11 @@ impl Scratch {
         }
     }
 
+    /// The bytes read.
+    pub(crate) fn bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+
     /// The bytes read, as text (lossless for the ASCII files of `/proc`; anything else fails the line that holds it).
     pub(crate) fn text(&self) -> Cow<'_, str> {
         let b = &self.buf[..self.len];

@@ -9,6 +9,7 @@
 use super::parse::{Sink, visit_flat_keyed, visit_header_value_pairs, visit_loadavg, visit_meminfo, visit_psi, visit_sockstat, visit_softnet};
 use super::files::TelemetryError;
 use super::parse::RawMap;
+use super::skeleton::Skeleton;
 use super::sources::{Kind, SOURCES, Source};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -27,6 +28,8 @@ pub(super) struct LayoutCache {
     values: Vec<f64>,
     /// Bumped at every rebuild: a `Template` built on another generation is stale.
     generation: u64,
+    /// The last fully parsed text, for re-reading only its numbers (`Skeleton::read`).
+    skeleton: Skeleton,
 }
 
 /// The sink of the fast path: checks each pair's key against the cached layout and keeps only
@@ -39,7 +42,7 @@ struct LayoutCheck<'c> {
 
 impl<'a> Sink<'a> for LayoutCheck<'_> {
     #[inline]
-    fn pair(&mut self, section: &'a str, field: &'a str, value: f64) {
+    fn pair(&mut self, section: &'a str, field: &'a str, value: f64, _token: &'a str) {
         let j = self.values.len();
         if self.same && j < self.keys.len() && eq_short(&self.keys[j].0, section) && eq_short(&self.keys[j].1, field) {
             self.values.push(value);
@@ -76,9 +79,26 @@ impl LayoutCache {
         self.values.clear();
         let mut check = LayoutCheck { keys: &self.keys, values: &mut self.values, same: true };
         visit(src.kind, text, path, &mut check)?;
-        if check.same && self.values.len() == self.keys.len() {
-            return Ok(());
+        if !(check.same && self.values.len() == self.keys.len()) {
+            self.relearn(src, text, path)?;
         }
+        // The text parsed: the next one is re-read against it. Cannot fail: the same text parsed above.
+        let mut rec = self.skeleton.recorder(text);
+        visit(src.kind, text, path, &mut rec)?;
+        let ok = rec.ok();
+        self.skeleton.keep(text, ok, self.keys.len());
+        Ok(())
+    }
+
+    /// Re-reads the numbers of `bytes` (the file's new text) when nothing else in it changed since
+    /// the last full parse; `false` when the full parse (`parse`) is needed.
+    #[inline]
+    pub(super) fn reread(&mut self, bytes: &[u8]) -> bool {
+        self.skeleton.read(bytes, &mut self.values)
+    }
+
+    /// Learns the layout of `text`, whose keys differ from the cached ones.
+    fn relearn(&mut self, src: &Source, text: &str, path: &Path) -> Result<(), TelemetryError> {
         let mut raw = RawMap::default();
         visit(src.kind, text, path, &mut raw)?;
         self.keys = raw.entries.iter().map(|e| (e.section.into(), e.field.into())).collect();
@@ -91,9 +111,30 @@ impl LayoutCache {
         Ok(())
     }
 
+    /// Whether the next text can be re-read by its numbers alone (tests).
+    #[cfg(test)]
+    pub(super) fn has_skeleton(&self) -> bool {
+        self.skeleton.is_usable()
+    }
+
+    /// Appends this snapshot's values in the order of their names.
+    pub(super) fn values_in_name_order(&self, out: &mut Vec<f64>) {
+        out.extend(self.sorted.iter().map(|(i, _)| self.values[*i]));
+    }
+
     /// Appends this snapshot's metrics in name order.
     pub(super) fn emit(&self, out: &mut Vec<(String, f64)>) {
         out.extend(self.sorted.iter().map(|(i, name)| (name.clone(), self.values[*i])));
+    }
+
+    /// Bumped at every rebuild of the layout: equal generations mean the same names in the same order.
+    pub(super) fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// The number of metrics this source has.
+    pub(super) fn len(&self) -> usize {
+        self.sorted.len()
     }
 
     /// The value of `section.field` this snapshot (the first, if the file repeats it).
@@ -114,6 +155,13 @@ pub(super) struct Template {
 /// The `host.*` names, which sort before every `SOURCES` prefix.
 const HOST_NAMES: [&str; 3] = ["host.mem_total_kb", "host.ncpus", "host.numa_nodes"];
 
+/// This snapshot's values of `host.*` and the present sources' metrics, in the order of their names:
+/// the map iterates in name order, the order `host.*` then each present source's sorted names come
+/// in (the reader's metrics_come_out_sorted test holds it to that).
+pub(super) fn source_values<'l>(layouts: &'l [LayoutCache], present: &'l [bool; SOURCES.len()], host: [f64; 3]) -> impl Iterator<Item = f64> + 'l {
+    host.into_iter().chain(layouts.iter().zip(present).filter(|(_, p)| **p).flat_map(|(l, _)| l.sorted.iter().map(|(i, _)| l.values[*i])))
+}
+
 /// This snapshot's map of `host.*` and the present sources' metrics: a clone of the template with
 /// the values overwritten when it is still valid, else collected from the names (and kept as the
 /// next template).
@@ -121,10 +169,7 @@ pub(super) fn source_map(template: &mut Option<Template>, layouts: &[LayoutCache
     let generations: [u64; SOURCES.len()] = std::array::from_fn(|i| layouts[i].generation);
     if let Some(t) = template.as_ref().filter(|t| t.present == *present && t.generations == generations) {
         let mut map = t.map.clone();
-        // The map iterates in name order, the order `host.*` then each present source's sorted
-        // names come in (the reader's metrics_come_out_sorted test holds it to that).
-        let values = host.into_iter().chain(layouts.iter().zip(present).filter(|(_, p)| **p).flat_map(|(l, _)| l.sorted.iter().map(|(i, _)| l.values[*i])));
-        for (slot, v) in map.values_mut().zip(values) {
+        for (slot, v) in map.values_mut().zip(source_values(layouts, present, host)) {
             *slot = v;
         }
         return map;

@@ -31,10 +31,17 @@
 //! perf-facts.md measured at a little over half the cost. Host facts that
 //! cannot change while the process lives (hostname, kernel release, boot id,
 //! CPU and node counts) are read on the first snapshot and cached.
+//!
+//! Steady state: `ProcReader::refresh` rewrites a snapshot the caller keeps,
+//! equal to what `snapshot` would return. A file whose text differs from its
+//! last one only in its numbers is re-read by those alone (`skeleton`), and
+//! while no layout changes the map's names are reused and only its values
+//! written (`refill`); any other change falls back to the full parse and a
+//! fresh map, so the result never depends on which path ran.
 
 use super::limits::read_limits;
 use super::proc_scan::{ScanCaps, scan};
-use super::snapshot::{HostFacts, Snapshot};
+use super::snapshot::{HostFacts, SNAPSHOT_SCHEMA_VERSION, Snapshot};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use layout::{LayoutCache, Template};
@@ -46,9 +53,13 @@ mod files;
 mod layout;
 mod parse;
 mod pid;
+mod refill;
+mod skeleton;
 mod sources;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod refresh_tests;
 
 pub use files::*;
 pub use parse::*;
@@ -103,6 +114,8 @@ pub struct ProcReader {
     /// The read buffer, kept between snapshots: a fresh 16 KiB one per snapshot was a large
     /// allocation that also made the allocator consolidate every small block freed before it.
     scratch: Mutex<Scratch>,
+    /// What the last `refresh` left in its caller's map (see `refill`).
+    refill: Mutex<refill::Refill>,
 }
 
 impl std::fmt::Debug for ProcReader {
@@ -146,6 +159,7 @@ impl ProcReader {
             paths,
             scratch: Mutex::new(Scratch::new()),
             template: Mutex::new(None),
+            refill: Mutex::new(refill::Refill::default()),
         }
     }
 
@@ -292,7 +306,11 @@ impl ProcReader {
                 }
                 continue;
             }
-            layouts[i].parse(src, &scratch.text(), &self.paths[i])?;
+            // The numbers alone when only they changed; else the full parse, which learns the
+            // new layout or names what is malformed.
+            if !layouts[i].reread(scratch.bytes()) {
+                layouts[i].parse(src, &scratch.text(), &self.paths[i])?;
+            }
             present[i] = true;
         }
         Ok(present)
@@ -350,14 +368,9 @@ impl ProcReader {
         Ok(())
     }
 
-    /// One snapshot at `timestamp_ms` (the caller's clock: readers never read it).
-    pub fn snapshot(&self, timestamp_ms: u64) -> Result<Snapshot, TelemetryError> {
-        // Poisoning cannot leave the buffer wrong (every read refills it), so a poisoned lock is used as is.
-        let mut scratch = self.scratch.lock().unwrap_or_else(|e| e.into_inner());
-        let scratch = &mut *scratch;
-        // Poisoning cannot leave a cache wrong (each is rebuilt whole), so a poisoned lock is used as is.
-        let mut layouts = self.layouts.lock().unwrap_or_else(|e| e.into_inner());
-        let present = self.read_sources(scratch, &mut layouts)?;
+    /// Reads every selected file, the limits and the scan; the host facts and the `host.*` values.
+    fn read_all(&self, scratch: &mut Scratch, layouts: &mut [LayoutCache]) -> Result<Reading<'_>, TelemetryError> {
+        let present = self.read_sources(scratch, layouts)?;
         let mut extra = Vec::new();
         self.read_limit_metrics(scratch, &mut extra)?;
         let facts = match self.facts.get() {
@@ -368,23 +381,75 @@ impl ProcReader {
             }
         };
         let mem_total_kb = layouts[MEMINFO].value("", "MemTotal").map(|v| v as u64).unwrap_or(0);
+        let ncpus = facts.ncpus.or(softnet_cpus(layouts, &present)).unwrap_or(0);
+        let host_values = [mem_total_kb as f64, ncpus as f64, facts.numa_nodes as f64];
+        Ok(Reading { present, extra, facts, ncpus, mem_total_kb, host_values })
+    }
+
+    /// One snapshot at `timestamp_ms` (the caller's clock: readers never read it).
+    pub fn snapshot(&self, timestamp_ms: u64) -> Result<Snapshot, TelemetryError> {
+        // Poisoning cannot leave the buffer wrong (every read refills it), so a poisoned lock is used as is.
+        let mut scratch = self.scratch.lock().unwrap_or_else(|e| e.into_inner());
+        // Poisoning cannot leave a cache wrong (each is rebuilt whole), so a poisoned lock is used as is.
+        let mut layouts = self.layouts.lock().unwrap_or_else(|e| e.into_inner());
+        let r = self.read_all(&mut scratch, &mut layouts)?;
         let host = HostFacts {
-            hostname: facts.hostname.clone(),
-            kernel_release: facts.kernel_release.clone(),
-            boot_id: facts.boot_id.clone(),
-            ncpus: facts.ncpus.or(softnet_cpus(&layouts, &present)).unwrap_or(0),
-            mem_total_kb,
-            numa_nodes: facts.numa_nodes,
+            hostname: r.facts.hostname.clone(),
+            kernel_release: r.facts.kernel_release.clone(),
+            boot_id: r.facts.boot_id.clone(),
+            ncpus: r.ncpus,
+            mem_total_kb: r.mem_total_kb,
+            numa_nodes: r.facts.numa_nodes,
         };
-        let host_values = [host.mem_total_kb as f64, host.ncpus as f64, host.numa_nodes as f64];
         let mut template = self.template.lock().unwrap_or_else(|e| e.into_inner());
-        let mut metrics = layout::source_map(&mut template, &layouts, &present, host_values);
+        let mut metrics = layout::source_map(&mut template, &layouts, &r.present, r.host_values);
         // The limits and the scan: a few dozen keys, none under a `SOURCES` prefix.
-        for (k, v) in extra {
+        for (k, v) in r.extra {
             metrics.insert(k, v);
         }
         let mut snap = Snapshot::new(host, timestamp_ms);
         snap.metrics = metrics;
         Ok(snap)
     }
+
+    /// Rewrites `snap` into this reader's snapshot at `timestamp_ms`, equal to what `snapshot`
+    /// would return, reusing its metric names: the steady-state read of a sampler, which keeps
+    /// one `Snapshot` and refreshes it each tick.
+    ///
+    /// Cheapest when `snap` is what the last `refresh` of this reader left (no name is allocated
+    /// then, only values are written); metrics the caller added since are removed, and any other
+    /// snapshot (a fresh `Snapshot::default()`, one the caller took metrics out of, one from
+    /// another reader, a layout that changed on the host) is rebuilt whole. On error `snap` is
+    /// left as it was.
+    pub fn refresh(&self, snap: &mut Snapshot, timestamp_ms: u64) -> Result<(), TelemetryError> {
+        let mut scratch = self.scratch.lock().unwrap_or_else(|e| e.into_inner());
+        let mut layouts = self.layouts.lock().unwrap_or_else(|e| e.into_inner());
+        let r = self.read_all(&mut scratch, &mut layouts)?;
+        snap.schema_version = SNAPSHOT_SCHEMA_VERSION;
+        snap.timestamp_ms = timestamp_ms;
+        // clone_from reuses the strings' allocations; the facts rarely change, the copies stay cheap.
+        let h = &mut snap.host;
+        h.hostname.clone_from(&r.facts.hostname);
+        h.kernel_release.clone_from(&r.facts.kernel_release);
+        h.boot_id.clone_from(&r.facts.boot_id);
+        h.ncpus = r.ncpus;
+        h.mem_total_kb = r.mem_total_kb;
+        h.numa_nodes = r.facts.numa_nodes;
+        let mut template = self.template.lock().unwrap_or_else(|e| e.into_inner());
+        let mut state = self.refill.lock().unwrap_or_else(|e| e.into_inner());
+        refill::refill(&mut state, &mut template, &mut snap.metrics, &layouts, &r.present, r.host_values, r.extra);
+        Ok(())
+    }
+}
+
+/// What one read of the files gives, before it becomes a snapshot.
+struct Reading<'f> {
+    present: [bool; SOURCES.len()],
+    /// The limits and the scan: a few dozen keys, none under a `SOURCES` prefix.
+    extra: Vec<(String, f64)>,
+    facts: &'f StaticFacts,
+    ncpus: u32,
+    mem_total_kb: u64,
+    /// `host.mem_total_kb`, `host.ncpus`, `host.numa_nodes`.
+    host_values: [f64; 3],
 }

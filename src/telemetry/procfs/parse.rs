@@ -66,19 +66,26 @@ impl<'a> RawMap<'a> {
 /// Where a parser puts the pairs it finds, in file order: a `RawMap`, or the reader's layout
 /// check, which keeps only the values and so allocates nothing per snapshot.
 pub(crate) trait Sink<'a> {
-    /// One `section.field = value` pair (`section` empty for flat files).
-    fn pair(&mut self, section: &'a str, field: &'a str, value: f64);
+    /// One `section.field = value` pair (`section` empty for flat files); `token` is the text the
+    /// value was parsed from when it is one whitespace-delimited token of the file (a slice of it),
+    /// else empty (softnet's sums, loadavg's `runnable/tasks`).
+    fn pair(&mut self, section: &'a str, field: &'a str, value: f64, token: &'a str);
 }
 
 impl<'a> Sink<'a> for RawMap<'a> {
-    fn pair(&mut self, section: &'a str, field: &'a str, value: f64) {
+    fn pair(&mut self, section: &'a str, field: &'a str, value: f64, _token: &'a str) {
         self.push(section, field, value);
     }
 }
 
 /// Parses a number as the kernel prints it: decimal integers (the fast, common case), negatives, decimals.
 pub(crate) fn parse_num(s: &str) -> Option<f64> {
-    let b = s.as_bytes();
+    parse_num_bytes(s.as_bytes())
+}
+
+/// `parse_num` over bytes (a token of a file not validated as UTF-8 as a whole).
+#[inline]
+pub(crate) fn parse_num_bytes(b: &[u8]) -> Option<f64> {
     if !b.is_empty() && b.len() <= 19 && b.iter().all(u8::is_ascii_digit) {
         // At most 19 digits cannot overflow a u64.
         let mut v: u64 = 0;
@@ -93,7 +100,7 @@ pub(crate) fn parse_num(s: &str) -> Option<f64> {
     if !(first.is_ascii_digit() || first == b'-' || first == b'+' || first == b'.') {
         return None;
     }
-    s.parse::<f64>().ok().filter(|v| v.is_finite())
+    std::str::from_utf8(b).ok()?.parse::<f64>().ok().filter(|v| v.is_finite())
 }
 
 /// Lines of `text` with 1-based numbers, skipping blank lines.
@@ -113,7 +120,8 @@ pub(crate) fn visit_meminfo<'a>(text: &'a str, path: &Path, m: &mut impl Sink<'a
     for (n, line) in numbered_lines(text) {
         let (key, rest) = line.split_once(':').ok_or_else(|| malformed(path, n, "expected `Field: value [kB]`", line))?;
         let mut toks = rest.split_ascii_whitespace();
-        let v = toks.next().and_then(parse_num).ok_or_else(|| malformed(path, n, "expected a number after the colon", line))?;
+        let tok = toks.next().unwrap_or_default();
+        let v = parse_num(tok).ok_or_else(|| malformed(path, n, "expected a number after the colon", line))?;
         match toks.next() {
             None | Some("kB") if toks.next().is_none() => {}
             _ => return Err(malformed(path, n, "expected at most a `kB` unit after the number", line)),
@@ -122,7 +130,7 @@ pub(crate) fn visit_meminfo<'a>(text: &'a str, path: &Path, m: &mut impl Sink<'a
         if key.is_empty() || key.contains(char::is_whitespace) {
             return Err(malformed(path, n, "expected a field name without spaces before the colon", line));
         }
-        m.pair("", key, v);
+        m.pair("", key, v, tok);
     }
     Ok(())
 }
@@ -142,7 +150,7 @@ pub(crate) fn visit_flat_keyed<'a>(text: &'a str, path: &Path, m: &mut impl Sink
             return Err(malformed(path, n, "expected `key value`", line));
         };
         let v = parse_num(val).ok_or_else(|| malformed(path, n, format!("value of {key} is not a number"), line))?;
-        m.pair("", key, v);
+        m.pair("", key, v, val);
     }
     Ok(())
 }
@@ -180,7 +188,7 @@ pub(crate) fn visit_header_value_pairs<'a>(text: &'a str, path: &Path, m: &mut i
             match (names.next(), vals.next()) {
                 (Some(name), Some(val)) => {
                     let v = parse_num(val).ok_or_else(|| malformed(path, vn, format!("value of {hsec}.{name} is not a number: {val:?}"), values))?;
-                    m.pair(hsec, name, v);
+                    m.pair(hsec, name, v, val);
                 }
                 (None, None) => break,
                 _ => {
@@ -208,7 +216,7 @@ pub(crate) fn visit_sockstat<'a>(text: &'a str, path: &Path, m: &mut impl Sink<'
         while let Some(key) = toks.next() {
             let val = toks.next().ok_or_else(|| malformed(path, n, format!("{sec}.{key} has no value"), line))?;
             let v = parse_num(val).ok_or_else(|| malformed(path, n, format!("value of {sec}.{key} is not a number"), line))?;
-            m.pair(sec.trim(), key, v);
+            m.pair(sec.trim(), key, v, val);
         }
     }
     Ok(())
@@ -262,16 +270,16 @@ pub(crate) fn visit_softnet<'a>(text: &str, path: &Path, m: &mut impl Sink<'a>) 
         return Ok(());
     }
     let w = width.unwrap_or(0);
-    m.pair("", "processed", sums[0] as f64);
-    m.pair("", "dropped", sums[1] as f64);
-    m.pair("", "time_squeeze", sums[2] as f64);
+    m.pair("", "processed", sums[0] as f64, "");
+    m.pair("", "dropped", sums[1] as f64, "");
+    m.pair("", "time_squeeze", sums[2] as f64, "");
     if w >= 10 {
-        m.pair("", "received_rps", sums[3] as f64);
+        m.pair("", "received_rps", sums[3] as f64, "");
     }
     if w >= 11 {
-        m.pair("", "flow_limit_count", sums[4] as f64);
+        m.pair("", "flow_limit_count", sums[4] as f64, "");
     }
-    m.pair("", "cpus", rows as f64);
+    m.pair("", "cpus", rows as f64, "");
     Ok(())
 }
 
@@ -290,8 +298,8 @@ pub(crate) fn visit_psi<'a>(text: &'a str, path: &Path, m: &mut impl Sink<'a>) -
         let mut any = false;
         for tok in toks {
             let (k, v) = tok.split_once('=').ok_or_else(|| malformed(path, n, format!("expected key=value, found {tok:?}"), line))?;
-            let v = parse_num(v).ok_or_else(|| malformed(path, n, format!("value of {kind}.{k} is not a number"), line))?;
-            m.pair(kind, k, v);
+            let value = parse_num(v).ok_or_else(|| malformed(path, n, format!("value of {kind}.{k} is not a number"), line))?;
+            m.pair(kind, k, value, v);
             any = true;
         }
         if !any {
@@ -324,11 +332,11 @@ pub(crate) fn visit_loadavg<'a>(text: &str, path: &Path, m: &mut impl Sink<'a>) 
         return Err(bad());
     }
     for (name, tok) in ["1", "5", "15"].into_iter().zip(&toks) {
-        m.pair("", name, parse_num(tok).ok_or_else(bad)?);
+        m.pair("", name, parse_num(tok).ok_or_else(bad)?, "");
     }
     let (run, tasks) = toks[3].split_once('/').ok_or_else(bad)?;
-    m.pair("", "runnable", parse_num(run).ok_or_else(bad)?);
-    m.pair("", "tasks", parse_num(tasks).ok_or_else(bad)?);
+    m.pair("", "runnable", parse_num(run).ok_or_else(bad)?, "");
+    m.pair("", "tasks", parse_num(tasks).ok_or_else(bad)?, "");
     Ok(())
 }
 

@@ -4,7 +4,7 @@ use super::*;
 use std::fs;
 use std::io;
 
-fn fixture(name: &str) -> PathBuf {
+pub(super) fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/proc").join(name)
 }
 
@@ -14,29 +14,29 @@ fn read_fixture(name: &str) -> Snapshot {
 }
 
 /// A fake `/proc` + `/sys` in a temp dir, seeded from a fixture.
-struct TestProcfs {
+pub(super) struct TestProcfs {
     dir: tempfile::TempDir,
 }
 
 impl TestProcfs {
-    fn from_fixture(name: &str) -> Self {
+    pub(super) fn from_fixture(name: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         copy_tree(&fixture(name), dir.path());
         Self { dir }
     }
-    fn proc(&self) -> PathBuf {
+    pub(super) fn proc(&self) -> PathBuf {
         self.dir.path().join("proc")
     }
-    fn write(&self, rel: &str, text: &str) {
+    pub(super) fn write(&self, rel: &str, text: &str) {
         let p = self.proc().join(rel);
         fs::create_dir_all(p.parent().unwrap()).unwrap();
         fs::write(p, text).unwrap();
     }
-    fn remove(&self, rel: &str) {
+    pub(super) fn remove(&self, rel: &str) {
         let p = self.proc().join(rel);
         if p.is_dir() { fs::remove_dir_all(p).unwrap() } else { fs::remove_file(p).unwrap() }
     }
-    fn reader(&self) -> ProcReader {
+    pub(super) fn reader(&self) -> ProcReader {
         ProcReader::with_roots(self.proc(), self.dir.path().join("sys"))
     }
     fn err(&self) -> String {
