@@ -251,6 +251,12 @@ impl Actor {
                     Err(e) => format!("{e:#}"),
                 };
                 self.state.changes_rolled_back_total += 1;
+                if let Some(sig) = super::signals::received() {
+                    // Stopped, not judged: the next start may try it again.
+                    tracing::warn!(advice_id = %ids.join(","), change = %crate::tune::live::show(&values), "rolled back, its measurement cut short by {sig}: {evidence}");
+                    self.state.trial = None;
+                    return;
+                }
                 let retry = self.cfg.objective.as_ref().map(|o| o.retry_after.as_secs()).unwrap_or(86400);
                 tracing::warn!(advice_id = %ids.join(","), change = %crate::tune::live::show(&values), "rolled back, not proposed again until the workload changes or {retry} s pass: {evidence}");
                 for a in &wanted {

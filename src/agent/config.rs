@@ -170,6 +170,27 @@ pub fn metrics_addr(file: &str, field: &str, v: &J) -> Result<std::net::SocketAd
     v.as_str().and_then(|s| s.parse().ok()).ok_or_else(|| bad(file, field, v, "is not valid; use a numeric address and port such as \"127.0.0.1:9464\" or \"[::1]:9464\""))
 }
 
+/// `policy:`: the file, relative to the configuration's directory, its keys known to the KB.
+fn policy(file: &str, v: &J, kb: &Kb, base: &Path) -> Result<Policy> {
+    let p = base.join(path(file, "policy", v)?);
+    let bytes = std::fs::read(&p).map_err(|e| bad(file, "policy", v, &format!("cannot be read ({}: {e}); name an existing policy file", p.display())))?;
+    let pol = Policy::from_bytes(&bytes, &p.display().to_string()).map_err(|e| anyhow!("{file}: policy: {e}"))?;
+    let known: Vec<&str> = kb.params.keys().map(String::as_str).collect();
+    pol.check_keys(&p.display().to_string(), &known).map_err(|e| anyhow!("{file}: policy: {e}"))?;
+    Ok(pol)
+}
+
+/// `objective:`, required in apply mode.
+fn objective_for(file: &str, mode: Mode, v: Option<&J>) -> Result<Option<Objective>> {
+    let objective = v.filter(|v| !v.is_null()).map(|v| objective::parse(file, v)).transpose()?;
+    if mode == Mode::Apply && objective.is_none() {
+        // A change kept without measuring what the user cares about can improve the symptom and
+        // hurt the application (issue 12): apply mode is a closed loop or nothing.
+        bail!("{file}: mode: \"apply\" needs an objective: add an `objective:` block with the command that measures your workload (`cmd:`, and `stat:`/`goal:`; packaging/agent.yaml shows one), or use mode: observe for advice only");
+    }
+    Ok(objective)
+}
+
 /// Every field checked; the first bad one is the error.
 fn validate(r: Raw, file: &str, kb: &Kb, base: &Path) -> Result<AgentConfig> {
     let mode = match &r.mode {
@@ -204,17 +225,7 @@ fn validate(r: Raw, file: &str, kb: &Kb, base: &Path) -> Result<AgentConfig> {
             Some(s)
         }
     };
-    let policy = match &r.policy {
-        None => Policy::default(),
-        Some(v) => {
-            let p = base.join(path(file, "policy", v)?);
-            let bytes = std::fs::read(&p).map_err(|e| bad(file, "policy", v, &format!("cannot be read ({}: {e}); name an existing policy file", p.display())))?;
-            let pol = Policy::from_bytes(&bytes, &p.display().to_string()).map_err(|e| anyhow!("{file}: policy: {e}"))?;
-            let known: Vec<&str> = kb.params.keys().map(String::as_str).collect();
-            pol.check_keys(&p.display().to_string(), &known).map_err(|e| anyhow!("{file}: policy: {e}"))?;
-            pol
-        }
-    };
+    let policy = r.policy.as_ref().map(|v| policy(file, v, kb, base)).transpose()?.unwrap_or_default();
     let disable_symptoms = r.disable_symptoms.as_ref().map(|v| list(file, "disable_symptoms", v)).transpose()?.unwrap_or_default();
     for s in &disable_symptoms {
         if !kb.symptoms.contains_key(s) {
@@ -245,12 +256,7 @@ fn validate(r: Raw, file: &str, kb: &Kb, base: &Path) -> Result<AgentConfig> {
         None => false,
         Some(v) => v.as_bool().ok_or_else(|| bad(file, "revert_when_evidence_gone", v, "is not valid; use true or false"))?,
     };
-    let objective = r.objective.as_ref().filter(|v| !v.is_null()).map(|v| objective::parse(file, v)).transpose()?;
-    if mode == Mode::Apply && objective.is_none() {
-        // A change kept without measuring what the user cares about can improve the symptom and
-        // hurt the application (issue 12): apply mode is a closed loop or nothing.
-        bail!("{file}: mode: \"apply\" needs an objective: add an `objective:` block with the command that measures your workload (`cmd:`, and `stat:`/`goal:`; packaging/agent.yaml shows one), or use mode: observe for advice only");
-    }
+    let objective = objective_for(file, mode, r.objective.as_ref())?;
     Ok(AgentConfig {
         source: file.to_string(),
         mode,
