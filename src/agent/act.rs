@@ -1,24 +1,27 @@
-//! Apply mode's hands, and what every mode keeps watching: the keys the agent manages. Values are
-//! set through `tune`'s live `System` (`tune::live::LiveSystem`: the apply transaction with its
-//! backup, journal, read-back and audit log, in `<state dir>/agent/`), one change set at a time and
-//! only when the calm gate (dwell, daily budget) lets it through. A managed key found changed
-//! behind the agent's back is drift: reported once per change, never fought over. A kept change is
-//! rolled back when a symptom the KB lists as its key's counter-symptom opens (the monitor: there
-//! is no objective to measure it against), and reported (or, by `revert_when_evidence_gone`,
-//! reverted) when the symptom behind it has closed.
+//! Apply mode's hands, and what every mode keeps watching: the keys the agent manages. Each change
+//! set the calm gate (dwell, daily budget, ownership) lets through is one `tune` trial (`trial`):
+//! the incumbent and the candidate set through `tune`'s live `System` (`tune::live::LiveSystem`:
+//! the apply transaction with its backup, journal, read-back and audit log, in
+//! `<state dir>/agent/`) and measured in interleaved pairs by the user's objective; kept only when
+//! `tune::judge` says so, else rolled back and not proposed again until the workload changes or
+//! `objective.retry_after` passes. A managed key found changed behind the agent's back is drift:
+//! reported once per change, never fought over, and never put back on exit. A kept change is
+//! rolled back when a symptom the KB lists as its key's counter-symptom opens, and reported (or,
+//! by `revert_when_evidence_gone`, reverted) when the symptom behind it has closed.
 
 use super::advice;
 use super::calm::Transition;
 use super::config::AgentConfig;
 use super::decide::Verdicts;
-use super::state::{Files, Managed, Persisted, now_ms};
+use super::state::{Files, InFlight, Managed, Persisted, Rejected, now_ms};
+use super::trial::{self, Trial};
 use crate::apply::{AuditLog, Paths};
 use crate::kb::Kb;
 use crate::metrics::ManagedKey;
 use crate::ownership::{Ours, Roots, SemantosRecords};
 use crate::sysctl::{SysctlKey, SysctlStore, TreeStore, Value, value::read_back_matches};
-use crate::tune::System;
 use crate::tune::live::{LiveSystem, Target};
+use crate::tune::{Decision, System, Values};
 use anyhow::Result;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -52,9 +55,16 @@ impl Actor {
         let system = LiveSystem::new(target.clone(), kb, &cfg.policy, &files.backup, audit);
         let mut a = Actor { cfg: cfg.clone(), kb: kb.clone(), files: files.clone(), store: cfg.store(), target, system, state: Persisted::load(&files.state)?, live: BTreeMap::new(), waiting: BTreeMap::new(), conflicts: Vec::new() };
         let paths = Paths::beside(&files.backup);
-        if let Some(msg) = crate::apply::pending_run(&paths)? {
-            tracing::warn!("a previous agent was stopped in the middle of a change ({msg}); rolling back every value it applied");
-            a.restore_all("crash recovery at start")?;
+        let pending = crate::apply::pending_run(&paths)?;
+        // A trial leaves no journal between its writes (each set is its own committed
+        // transaction), so the state's in-flight record is what tells a kill in mid-measurement.
+        let in_flight = a.state.trial.as_ref().map(|t| format!("change set {} ({}) was being measured since {}", t.advice_ids.join(","), crate::tune::live::show(&t.candidate), t.started_s));
+        if let Some(msg) = pending.or(in_flight) {
+            tracing::warn!("crash recovery: a previous agent was stopped in the middle of a change ({msg}); rolling back every value it applied before anything else");
+            let keys = a.restore_all("crash recovery at start")?;
+            tracing::warn!(keys = %keys.join(" "), "crash recovery: rolled back every value the previous agent applied ({} restored)", keys.len());
+            a.state.trial = None;
+            a.save()?;
         }
         Ok(a)
     }
@@ -116,10 +126,17 @@ impl Actor {
         self.live.retain(|k, _| self.state.managed.contains_key(k));
     }
 
-    /// Counts a workload change on `symptom`'s signal.
+    /// Counts a workload change on `symptom`'s signal; the change sets rolled back for it may be
+    /// tried again (the measurement that rejected them was of another workload).
     pub fn workload_changed(&mut self, symptom: &str) {
         self.state.workload_changes_total += 1;
         tracing::info!(symptom = %symptom, "workload change detected (CUSUM on the symptom's signal): its diagnosis re-opens");
+        let lifted: Vec<String> = self.state.rejected.iter().filter(|(_, r)| r.symptom.split(',').any(|s| s == symptom)).map(|(id, _)| id.clone()).collect();
+        for id in lifted {
+            self.state.rejected.remove(&id);
+            self.waiting.remove(&id);
+            tracing::info!(advice_id = %id, symptom = %symptom, "a change set rolled back on its measurement may be tried again: the workload changed");
+        }
     }
 
     /// Apply mode: the monitor and the evidence check on the managed keys, then at most one new change set.
@@ -170,18 +187,20 @@ impl Actor {
         }
     }
 
-    /// The accepted advice of the open symptoms as one change set, when the gate lets it through.
+    /// The accepted advice of the open symptoms as one change set, when the gate lets it through;
+    /// measured as one trial.
     fn change(&mut self, v: &Verdicts, open: &BTreeSet<String>) {
+        let now = now_s();
         let wanted: Vec<&super::decide::Advice> = v
             .advice
             .iter()
             .filter(|a| a.record.symptom.split(',').any(|s| open.contains(s)))
             .filter(|a| a.write.is_some() && !self.state.managed.contains_key(&a.record.key) && !self.state.drift_seen.contains_key(&a.record.key))
             .collect();
+        let wanted: Vec<&super::decide::Advice> = wanted.into_iter().filter(|a| !self.held_back(&a.id, now)).collect();
         if wanted.is_empty() {
             return;
         }
-        let now = now_s();
         if let Err(w) = self.state.ledger.may_change(now, self.cfg.min_dwell.as_secs(), self.cfg.daily_change_budget) {
             let kind = format!("{:?}", std::mem::discriminant(&w));
             for a in &wanted {
@@ -195,25 +214,90 @@ impl Actor {
         if wanted.is_empty() {
             return;
         }
-        let values: BTreeMap<String, String> = wanted.iter().map(|a| (a.record.key.clone(), a.write.clone().unwrap_or_default())).collect();
-        let before = self.system.read(&values.keys().cloned().collect::<Vec<_>>()).unwrap_or_default();
-        match self.system.set(&values) {
-            Ok(()) => {
-                self.state.ledger.record(now);
+        let values: Values = wanted.iter().map(|a| (a.record.key.clone(), a.write.clone().unwrap_or_default())).collect();
+        let ids: Vec<&str> = wanted.iter().map(|a| a.id.as_str()).collect();
+        let before = match self.system.read(&values.keys().cloned().collect::<Vec<_>>()) {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!(advice_id = %ids.join(","), "change set not tried: {e:#}");
+                return;
+            }
+        };
+        // Written before the first write: a kill from here on is rolled back by the next start.
+        self.state.trial = Some(InFlight { advice_ids: ids.iter().map(|s| s.to_string()).collect(), incumbent: before.clone(), candidate: values.clone(), started_s: now });
+        if let Err(e) = self.save() {
+            tracing::error!(advice_id = %ids.join(","), "change set not tried: the state that would let a restart undo it cannot be written: {e:#}");
+            self.state.trial = None;
+            return;
+        }
+        self.state.ledger.record(now);
+        for a in &wanted {
+            self.waiting.remove(&a.id);
+        }
+        let judged = self.measure(&ids, &before, &values);
+        match judged {
+            Ok(j) if j.decision == Decision::Kept => {
                 self.state.changes_applied_total += 1;
+                tracing::info!(advice_id = %ids.join(","), change = %crate::tune::live::show(&values), from = %crate::tune::live::show(&before), "kept: {}", j.reason);
                 for a in &wanted {
                     let (key, to) = (&a.record.key, a.write.clone().unwrap_or_default());
                     let from = before.get(key).cloned().unwrap_or_default();
-                    tracing::info!(advice_id = %a.id, key = %key, from = %from, to = %to, "applied");
-                    self.state.managed.insert(key.clone(), Managed { intended: to, from, symptom: a.record.symptom.clone(), advice_id: a.id.clone(), applied_s: now });
-                    self.waiting.remove(&a.id);
+                    self.state.managed.insert(key.clone(), Managed { intended: to, from, symptom: a.record.symptom.clone(), advice_id: a.id.clone(), applied_s: now, evidence: j.reason.clone() });
                 }
             }
-            Err(e) => {
+            judged => {
+                let evidence = match judged {
+                    Ok(j) => format!("{:?}: {}", j.decision, j.reason),
+                    Err(e) => format!("{e:#}"),
+                };
                 self.state.changes_rolled_back_total += 1;
-                tracing::warn!(advice_ids = %wanted.iter().map(|a| a.id.as_str()).collect::<Vec<_>>().join(","), "change set not applied, the transaction put everything back: {e:#}");
+                if let Some(sig) = super::signals::received() {
+                    // Stopped, not judged: the next start may try it again.
+                    tracing::warn!(advice_id = %ids.join(","), change = %crate::tune::live::show(&values), "rolled back, its measurement cut short by {sig}: {evidence}");
+                    self.state.trial = None;
+                    return;
+                }
+                let retry = self.cfg.objective.as_ref().map(|o| o.retry_after.as_secs()).unwrap_or(86400);
+                tracing::warn!(advice_id = %ids.join(","), change = %crate::tune::live::show(&values), "rolled back, not proposed again until the workload changes or {retry} s pass: {evidence}");
+                for a in &wanted {
+                    let rec = Rejected { key: a.record.key.clone(), value: a.write.clone().unwrap_or_default(), symptom: a.record.symptom.clone(), evidence: evidence.clone(), at_s: now };
+                    self.state.rejected.insert(a.id.clone(), rec);
+                }
             }
         }
+        self.state.trial = None;
+    }
+
+    /// Sets and measures the change set against the values before; on an error setting a value,
+    /// puts the values before back (the driver does on every other path).
+    fn measure(&mut self, ids: &[&str], before: &Values, values: &Values) -> Result<crate::tune::Judgement> {
+        let Some(obj) = self.cfg.objective.clone() else {
+            anyhow::bail!("no objective configured: apply mode measures every change set (the configuration check refuses this)");
+        };
+        let t = Trial { spec: &obj.spec, repeats: obj.repeats, seed: trial::seed(ids) };
+        let r = t.run(&mut self.system, &mut obj.source(), before, values);
+        if let Err(e) = &r {
+            if let Err(e2) = self.system.set(before) {
+                tracing::error!(advice_id = %ids.join(","), "putting back {} failed after a failed trial ({e:#}): {e2:#}; run `semantos rollback --backup {}`", crate::tune::live::show(before), self.files.backup.display());
+            }
+        }
+        r
+    }
+
+    /// Whether `id` was rolled back on its measurement recently enough not to be proposed again;
+    /// logged once while it is held back. An expired rejection is forgotten.
+    fn held_back(&mut self, id: &str, now: u64) -> bool {
+        let Some(r) = self.state.rejected.get(id) else { return false };
+        let retry = self.cfg.objective.as_ref().map(|o| o.retry_after.as_secs()).unwrap_or(86400);
+        if now >= r.at_s.saturating_add(retry) {
+            tracing::info!(advice_id = %id, key = %r.key, "a change set rolled back on its measurement may be tried again: objective.retry_after ({retry} s) has passed");
+            self.state.rejected.remove(id);
+            return false;
+        }
+        if self.waiting.insert(id.to_string(), "rejected".into()).as_deref() != Some("rejected") {
+            tracing::info!(advice_id = %id, key = %r.key, value = %r.value, "not proposed again: rolled back on its measurement ({}); tried again after a workload change on {} or {} s after it", r.evidence, r.symptom, retry);
+        }
+        true
     }
 
     /// The advice whose keys no other owner manages, or whose owner the configuration overrides
@@ -251,7 +335,8 @@ impl Actor {
         out
     }
 
-    /// Puts back every value in force before the agent's first write (the backup's originals).
+    /// Puts back every value in force before the agent's first write (the backup's originals):
+    /// crash recovery, where the journal or the in-flight trial says a change was half made.
     pub fn restore_all(&mut self, why: &str) -> Result<Vec<String>> {
         let paths = Paths::beside(&self.files.backup);
         let keys = crate::tune::live::restore(&self.target, &self.kb, &paths, &AuditLog::to(&self.files.audit))?;
@@ -264,4 +349,68 @@ impl Actor {
         self.live.clear();
         Ok(keys)
     }
+
+    /// `on_exit: rollback`: puts the value before back on every managed key still at the value
+    /// the agent applied; a key another writer changed since is left at that writer's value and
+    /// reported (log line with its advice ID, and in what this returns). The transaction's
+    /// backup is closed (marked restored) only when every key it names reads its original again.
+    pub fn restore_on_exit(&mut self, why: &str) -> Result<Restoration> {
+        let managed: Vec<(String, Managed)> = self.state.managed.iter().map(|(k, m)| (k.clone(), m.clone())).collect();
+        let mut back = Values::new();
+        let mut left = Vec::new();
+        for (key, m) in &managed {
+            let live = self.system.read(std::slice::from_ref(key)).ok().and_then(|v| v.get(key).cloned());
+            match live {
+                Some(l) if !self.agrees(key, &m.intended, &l) => {
+                    tracing::warn!(advice_id = %m.advice_id, key = %key, intended = %m.intended, live = %l, "not restored on exit: another writer changed this key since the agent applied it; left at its value ({why})");
+                    left.push(format!("{key}: live {l}, the agent applied {} ({}): changed by another writer, left as it is", m.intended, m.advice_id));
+                }
+                _ => {
+                    back.insert(key.clone(), m.from.clone());
+                }
+            }
+        }
+        if !back.is_empty() {
+            self.system.set(&back)?;
+            self.state.changes_rolled_back_total += 1;
+            tracing::info!(keys = back.len(), left = left.len(), "restored every value the agent applied that no other writer changed since: {why}");
+        }
+        let restored: Vec<String> = back.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        for key in back.keys() {
+            self.state.managed.remove(key);
+            self.state.drift_seen.remove(key);
+        }
+        self.live.clear();
+        if left.is_empty() {
+            self.close_backup(why);
+        }
+        Ok(Restoration { restored, left })
+    }
+
+    /// Marks the transaction's backup restored when every key it names reads its original (so a
+    /// later `semantos rollback` or crash recovery has nothing of the agent's to undo); any other
+    /// value is someone else's now and the backup stays as it is.
+    fn close_backup(&mut self, why: &str) {
+        let paths = Paths::beside(&self.files.backup);
+        let Ok(Some(b)) = crate::apply::Backup::load_if_exists(&paths.backup) else { return };
+        if b.state == crate::apply::backup::BackupState::Restored {
+            return;
+        }
+        let originals: Vec<(String, String)> = b.originals.iter().filter_map(|(k, v)| v.clone().map(|v| (k.clone(), v))).collect();
+        let live = self.system.read(&originals.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>()).unwrap_or_default();
+        if originals.iter().all(|(k, v)| live.get(k).is_some_and(|l| self.agrees(k, v, l))) {
+            if let Err(e) = crate::tune::live::restore(&self.target, &self.kb, &paths, &AuditLog::to(&self.files.audit)) {
+                tracing::warn!("the backup {} could not be marked restored ({why}): {e:#}", paths.backup.display());
+            }
+        }
+    }
+}
+
+/// What `on_exit: rollback` did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Restoration {
+    /// `key=value` put back.
+    pub restored: Vec<String>,
+    /// Keys left at another writer's value, each with why.
+    pub left: Vec<String>,
 }

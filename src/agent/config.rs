@@ -4,6 +4,8 @@
 //! messages name a line and column, not the field); unknown fields are refused by serde.
 //! `packaging/agent.yaml` documents every field.
 
+use super::fields::{bad, choice, count, duration, list, path, string};
+use super::objective::{self, Objective};
 use crate::kb::{Intent, Kb};
 use crate::safety::Policy;
 use anyhow::{Result, anyhow, bail};
@@ -92,6 +94,8 @@ pub struct AgentConfig {
     pub owners_root: PathBuf,
     /// Attach the eBPF tracepoint probes (`ebpf.*` metrics: drop reasons, retransmits, latencies).
     pub ebpf: bool,
+    /// What a change set is measured by in apply mode (required there: no change is kept unmeasured).
+    pub objective: Option<Objective>,
 }
 
 /// The file as written: every field untyped, unknown fields refused.
@@ -120,12 +124,13 @@ struct Raw {
     take_ownership: Option<J>,
     owners_root: Option<J>,
     ebpf: Option<J>,
+    objective: Option<J>,
 }
 
 /// The fields a file may hold, for the unknown-field message.
-pub const FIELDS: [&str; 22] = [
+pub const FIELDS: [&str; 23] = [
     "mode", "interval", "window", "open_after", "close_after", "netns", "on_exit", "state_dir", "intent", "policy", "disable_keys", "disable_symptoms", "min_dwell",
-    "daily_change_budget", "revert_when_evidence_gone", "proc_root", "sysctl_root", "metrics_addr", "textfile", "take_ownership", "owners_root", "ebpf",
+    "daily_change_budget", "revert_when_evidence_gone", "proc_root", "sysctl_root", "metrics_addr", "textfile", "take_ownership", "owners_root", "ebpf", "objective",
 ];
 
 impl AgentConfig {
@@ -160,68 +165,30 @@ impl AgentConfig {
     }
 }
 
-/// `file: field: value: why; use what`.
-fn bad(file: &str, field: &str, v: &J, why: &str) -> anyhow::Error {
-    anyhow!("{file}: {field}: {v} {why}")
-}
-
-fn string(file: &str, field: &str, v: &J) -> Result<String> {
-    v.as_str().map(str::to_string).ok_or_else(|| bad(file, field, v, "is not a string"))
-}
-
-fn choice<'a>(file: &str, field: &str, v: &J, allowed: &[&'a str]) -> Result<&'a str> {
-    let s = v.as_str().unwrap_or("");
-    allowed.iter().find(|a| **a == s).copied().ok_or_else(|| bad(file, field, v, &format!("is not valid; use one of {}", allowed.join(", "))))
-}
-
-fn count(file: &str, field: &str, v: &J, min: u64, max: u64) -> Result<u64> {
-    match v.as_u64() {
-        Some(n) if (min..=max).contains(&n) => Ok(n),
-        _ => Err(bad(file, field, v, &format!("is not valid; use a whole number from {min} to {max}"))),
-    }
-}
-
-/// Seconds as a number, or a string with a unit: `500ms`, `30s`, `10m`, `2h`, `1d`.
-fn duration(file: &str, field: &str, v: &J, min_s: f64, max_s: f64) -> Result<Duration> {
-    let secs = match v {
-        J::Number(n) => n.as_f64(),
-        J::String(s) => {
-            let s = s.trim();
-            let (num, unit) = s.split_at(s.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(s.len()));
-            let factor = match unit {
-                "ms" => Some(0.001),
-                "" | "s" => Some(1.0),
-                "m" => Some(60.0),
-                "h" => Some(3600.0),
-                "d" => Some(86400.0),
-                _ => None,
-            };
-            factor.and_then(|f| num.trim().parse::<f64>().ok().map(|n| n * f))
-        }
-        _ => None,
-    };
-    match secs {
-        Some(s) if s.is_finite() && s >= min_s && s <= max_s => Ok(Duration::from_secs_f64(s)),
-        _ => Err(bad(file, field, v, &format!("is not valid; use seconds from {min_s} to {max_s} (a number, or a string such as \"30s\", \"10m\", \"1h\")"))),
-    }
-}
-
 /// `HOST:PORT` with a numeric address (`127.0.0.1:9464`, `[::1]:9464`).
 pub fn metrics_addr(file: &str, field: &str, v: &J) -> Result<std::net::SocketAddr> {
     v.as_str().and_then(|s| s.parse().ok()).ok_or_else(|| bad(file, field, v, "is not valid; use a numeric address and port such as \"127.0.0.1:9464\" or \"[::1]:9464\""))
 }
 
-fn list(file: &str, field: &str, v: &J) -> Result<Vec<String>> {
-    let items = v.as_array().ok_or_else(|| bad(file, field, v, "is not a list; write it as [a, b] or one `- item` per line"))?;
-    items.iter().map(|x| x.as_str().map(str::to_string).ok_or_else(|| bad(file, field, x, "is not a string"))).collect()
+/// `policy:`: the file, relative to the configuration's directory, its keys known to the KB.
+fn policy(file: &str, v: &J, kb: &Kb, base: &Path) -> Result<Policy> {
+    let p = base.join(path(file, "policy", v)?);
+    let bytes = std::fs::read(&p).map_err(|e| bad(file, "policy", v, &format!("cannot be read ({}: {e}); name an existing policy file", p.display())))?;
+    let pol = Policy::from_bytes(&bytes, &p.display().to_string()).map_err(|e| anyhow!("{file}: policy: {e}"))?;
+    let known: Vec<&str> = kb.params.keys().map(String::as_str).collect();
+    pol.check_keys(&p.display().to_string(), &known).map_err(|e| anyhow!("{file}: policy: {e}"))?;
+    Ok(pol)
 }
 
-fn path(file: &str, field: &str, v: &J) -> Result<PathBuf> {
-    let s = string(file, field, v)?;
-    if s.is_empty() || s.contains('\0') {
-        return Err(bad(file, field, v, "is not a path"));
+/// `objective:`, required in apply mode.
+fn objective_for(file: &str, mode: Mode, v: Option<&J>) -> Result<Option<Objective>> {
+    let objective = v.filter(|v| !v.is_null()).map(|v| objective::parse(file, v)).transpose()?;
+    if mode == Mode::Apply && objective.is_none() {
+        // A change kept without measuring what the user cares about can improve the symptom and
+        // hurt the application (issue 12): apply mode is a closed loop or nothing.
+        bail!("{file}: mode: \"apply\" needs an objective: add an `objective:` block with the command that measures your workload (`cmd:`, and `stat:`/`goal:`; packaging/agent.yaml shows one), or use mode: observe for advice only");
     }
-    Ok(PathBuf::from(s))
+    Ok(objective)
 }
 
 /// Every field checked; the first bad one is the error.
@@ -258,17 +225,7 @@ fn validate(r: Raw, file: &str, kb: &Kb, base: &Path) -> Result<AgentConfig> {
             Some(s)
         }
     };
-    let policy = match &r.policy {
-        None => Policy::default(),
-        Some(v) => {
-            let p = base.join(path(file, "policy", v)?);
-            let bytes = std::fs::read(&p).map_err(|e| bad(file, "policy", v, &format!("cannot be read ({}: {e}); name an existing policy file", p.display())))?;
-            let pol = Policy::from_bytes(&bytes, &p.display().to_string()).map_err(|e| anyhow!("{file}: policy: {e}"))?;
-            let known: Vec<&str> = kb.params.keys().map(String::as_str).collect();
-            pol.check_keys(&p.display().to_string(), &known).map_err(|e| anyhow!("{file}: policy: {e}"))?;
-            pol
-        }
-    };
+    let policy = r.policy.as_ref().map(|v| policy(file, v, kb, base)).transpose()?.unwrap_or_default();
     let disable_symptoms = r.disable_symptoms.as_ref().map(|v| list(file, "disable_symptoms", v)).transpose()?.unwrap_or_default();
     for s in &disable_symptoms {
         if !kb.symptoms.contains_key(s) {
@@ -299,6 +256,7 @@ fn validate(r: Raw, file: &str, kb: &Kb, base: &Path) -> Result<AgentConfig> {
         None => false,
         Some(v) => v.as_bool().ok_or_else(|| bad(file, "revert_when_evidence_gone", v, "is not valid; use true or false"))?,
     };
+    let objective = objective_for(file, mode, r.objective.as_ref())?;
     Ok(AgentConfig {
         source: file.to_string(),
         mode,
@@ -323,6 +281,7 @@ fn validate(r: Raw, file: &str, kb: &Kb, base: &Path) -> Result<AgentConfig> {
         take_ownership,
         owners_root: r.owners_root.as_ref().map(|v| path(file, "owners_root", v)).transpose()?.unwrap_or_else(|| PathBuf::from("/")),
         ebpf,
+        objective,
     })
 }
 
@@ -378,6 +337,24 @@ mod tests {
         for f in FIELDS {
             assert!(text.contains(&format!("{f}:")), "packaging/agent.yaml does not document {f}");
         }
+    }
+
+    #[test]
+    fn the_packaged_objective_example_is_valid_apply_mode_and_documents_every_objective_field() {
+        let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/agent.yaml")).unwrap();
+        let block: Vec<&str> = text.lines().skip_while(|l| *l != "# objective:").take_while(|l| l.starts_with('#')).map(|l| &l[2..]).filter(|l| !l.trim_start().starts_with('#')).collect();
+        let c = check(&format!("mode: apply\n{}\n", block.join("\n"))).unwrap();
+        assert_eq!(c.objective.unwrap().cmd, "curl -s localhost:9090/probe | jq .p99_ms");
+        for f in super::objective::FIELDS {
+            assert!(block.iter().any(|l| l.trim_start().starts_with(&format!("{f}:"))), "packaging/agent.yaml's objective example lacks {f}");
+        }
+    }
+
+    #[test]
+    fn apply_mode_without_an_objective_is_refused_and_says_what_to_add() {
+        let e = check("mode: apply\n").unwrap_err();
+        assert!(e.contains("needs an objective") && e.contains("mode: observe"), "{e}");
+        assert!(check("mode: apply\nobjective: { cmd: ./probe }\n").unwrap().objective.is_some());
     }
 
     #[test]

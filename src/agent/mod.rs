@@ -3,7 +3,9 @@
 //! detection, and the lifecycle on exit. It drives the same stages as the one-shot commands
 //! (telemetry → diagnosis → plan → guardrails → `tune`/apply); it adds no second pipeline.
 //!
-//! Files: `config` (the YAML file, validated), `sampler` (one cheap snapshot per tick), `calm`
+//! Files: `config` (the YAML file, validated), `fields` (its values to typed ones, each error
+//! naming the field), `objective` (apply mode's `objective:` block), `trial` (one change set as
+//! one `tune` trial: interleaved repeats, `judge`), `sampler` (one cheap snapshot per tick), `calm`
 //! (hysteresis, dwell, daily budget), `change_point` (CUSUM), `advice` (stable IDs and their
 //! store), `decide` (one window → transitions, workload changes, advice), `act` (managed keys:
 //! drift, monitor, evidence gone, the one change set), `state` (what survives a restart),
@@ -15,11 +17,14 @@ pub mod calm;
 pub mod change_point;
 pub mod config;
 pub mod decide;
+pub mod fields;
+pub mod objective;
 pub mod sampler;
 pub mod selfstat;
 pub mod service;
 pub mod signals;
 pub mod state;
+pub mod trial;
 
 pub use config::{AgentConfig, Mode, OnExit};
 pub use service::{Ended, run};

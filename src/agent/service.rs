@@ -27,6 +27,8 @@ pub struct Ended {
     pub signal: String,
     /// Keys put back on exit (`on_exit: rollback`).
     pub restored: Vec<String>,
+    /// Managed keys another writer changed, left at its value on exit (`on_exit: rollback`).
+    pub left: Vec<String>,
 }
 
 /// Runs the agent until a signal; `metrics` is refreshed every sample for whoever publishes it.
@@ -55,10 +57,8 @@ pub fn run(cfg: &AgentConfig, files: &Files, kb: &Kb, metrics: Arc<Mutex<AgentMe
     let mut advice = advice::Store::open(&files.advice)?;
     let mut diagnosis = Diagnosis::new(cfg);
     tracing::info!(mode = cfg.mode.name(), config = %cfg.source, state_dir = %files.dir.display(), interval_s = cfg.interval.as_secs_f64(), netns = cfg.netns.as_deref().unwrap_or("-"), "agent started");
-    if cfg.mode == Mode::Apply {
-        // integration: ownership. Once `ownership` publishes its owner detection, `Actor::apply` refuses
-        // keys another owner manages (and fills AgentMetrics::conflicts) before any write.
-        tracing::info!("apply mode without an objective: each change set is gated by the monitor (a symptom the KB lists as the key's counter-symptom opening rolls it back), hysteresis, a {} s dwell and a budget of {} change sets a day", cfg.min_dwell.as_secs(), cfg.daily_change_budget);
+    if let (Mode::Apply, Some(o)) = (cfg.mode, &cfg.objective) {
+        tracing::info!(objective = %o.describe(), "apply mode: each change set is one trial measured against the values before; kept only when the objective improves with an interval excluding zero, after a {} s dwell and within {} change sets a day", cfg.min_dwell.as_secs(), cfg.daily_change_budget);
     }
     let mut window: Vec<Snapshot> = Vec::new();
     let mut episode: BTreeSet<String> = BTreeSet::new();
@@ -86,11 +86,11 @@ pub fn run(cfg: &AgentConfig, files: &Files, kb: &Kb, metrics: Arc<Mutex<AgentMe
         publish(cfg, &metrics, &diagnosis, &advice, &episode, &actor, samples, t0);
         super::signals::sleep(cfg.interval.saturating_sub(t0.elapsed()));
     };
-    let restored = if cfg.on_exit == OnExit::Rollback { actor.restore_all(&format!("on_exit: rollback ({signal})"))? } else { Vec::new() };
+    let back = if cfg.on_exit == OnExit::Rollback { actor.restore_on_exit(&format!("on_exit: rollback ({signal})"))? } else { Default::default() };
     advice.save()?;
     actor.save()?;
-    tracing::info!(signal = %signal, on_exit = ?cfg.on_exit, restored = restored.len(), managed = actor.state().managed.len(), "agent stopped");
-    Ok(Ended { signal, restored })
+    tracing::info!(signal = %signal, on_exit = ?cfg.on_exit, restored = back.restored.len(), left = back.left.len(), managed = actor.state().managed.len(), "agent stopped");
+    Ok(Ended { signal, restored: back.restored, left: back.left })
 }
 
 /// Logs the window's transitions and advice: a piece of advice is logged when it is new to the

@@ -1,6 +1,7 @@
 //! What the agent remembers across restarts, in its state directory: the keys it manages (the
 //! value it applied, the value before, the symptom behind it), the change ledger (dwell time and
-//! daily budget), its counters and the drift it already reported. Rewritten atomically.
+//! daily budget), its counters, the drift it already reported, the change sets measured and rolled
+//! back (not retried for a while) and the one being measured. Rewritten atomically.
 
 use super::calm::Ledger;
 use anyhow::{Context, Result, bail};
@@ -62,6 +63,42 @@ pub struct Managed {
     pub advice_id: String,
     /// When it was applied, seconds since the epoch.
     pub applied_s: u64,
+    /// The measurement it was kept on (both statistics, the interval); empty in a state written
+    /// before apply mode measured.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub evidence: String,
+}
+
+/// A change set measured and rolled back: its advice is not proposed again until the workload
+/// changes (a CUSUM change point on its symptom) or `objective.retry_after` has passed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rejected {
+    /// The key.
+    pub key: String,
+    /// The value tried.
+    pub value: String,
+    /// The symptom that called for it (a change point on it lifts the rejection).
+    pub symptom: String,
+    /// The measurement it was rolled back on.
+    pub evidence: String,
+    /// When it was rolled back, seconds since the epoch.
+    pub at_s: u64,
+}
+
+/// A change set being measured: written before its first write, cleared once it is kept or
+/// rolled back. Found at start, it means the agent died in the middle: every value is rolled back.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InFlight {
+    /// The advice IDs of the change set.
+    pub advice_ids: Vec<String>,
+    /// The values in force before it (the incumbent).
+    pub incumbent: BTreeMap<String, String>,
+    /// The values tried.
+    pub candidate: BTreeMap<String, String>,
+    /// When it started, seconds since the epoch.
+    pub started_s: u64,
 }
 
 /// The state file.
@@ -84,6 +121,12 @@ pub struct Persisted {
     pub workload_changes_total: u64,
     /// The live value last reported as drift, per key (reported once per change).
     pub drift_seen: BTreeMap<String, String>,
+    /// Change sets measured and rolled back, by advice ID (not proposed again for a while).
+    #[serde(default)]
+    pub rejected: BTreeMap<String, Rejected>,
+    /// The change set being measured, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trial: Option<InFlight>,
 }
 
 impl Default for Persisted {
@@ -97,6 +140,8 @@ impl Default for Persisted {
             drift_total: 0,
             workload_changes_total: 0,
             drift_seen: BTreeMap::new(),
+            rejected: BTreeMap::new(),
+            trial: None,
         }
     }
 }

@@ -36,8 +36,11 @@ pub struct AgentArgs {
 
 const AGENT_HELP: &str = "Samples every interval, opens a symptom after open_after windows and closes it after
 close_after clear ones, and records advice under stable IDs (advice.json in the state
-directory). mode: apply makes one change set at a time through the apply transaction,
-after a minimum dwell and within a daily budget. SIGTERM/SIGINT: on_exit keep or rollback.
+directory). mode: apply needs an objective: block (a command measuring the workload) and
+makes one change set at a time through the apply transaction, after a minimum dwell and
+within a daily budget, each measured against the values before in interleaved repeats and
+kept only when the objective improves (else rolled back and not retried until the workload
+changes). SIGTERM/SIGINT: on_exit keep or rollback (a key another writer changed is left).
 Decision lines are logged at info: run with -v or RUST_LOG=semantos=info.
 
 Examples:
@@ -76,9 +79,12 @@ pub fn run(a: &AgentArgs) -> Result<i32> {
         if text.contains("holds the lock") || text.contains("setns failed") { refused(text) } else { e }
     })?;
     if a.json.json {
-        super::output::print("agent", &serde_json::json!({ "signal": ended.signal, "restored": ended.restored, "state_dir": dir }))?;
+        super::output::print("agent", &serde_json::json!({ "signal": ended.signal, "restored": ended.restored, "left": ended.left, "state_dir": dir }))?;
     } else {
         eprintln!("semantos agent: stopped by {}; {} value(s) restored; state in {}", ended.signal, ended.restored.len(), dir.display());
+        for l in &ended.left {
+            eprintln!("  not restored: {l}");
+        }
     }
     Ok(exit::OK)
 }

@@ -85,6 +85,19 @@ fn fixture(dir: &Path, extra: &str) -> PathBuf {
     cfg
 }
 
+/// The objective of the fixture's apply-mode tests: the live `vm.overcommit_ratio` of the sandbox
+/// tree as the score, read by a command in each run. It measures the value in force at that
+/// moment (what an incumbent or candidate left there), not a number the test made up; with
+/// `goal: higher` the proposed ×2 helps it, with `goal: lower` it hurts it.
+fn ratio_objective(dir: &Path, goal: &str) -> String {
+    format!("objective:\n  cmd: cat {}\n  stat: value\n  goal: {goal}\n  repeats: 2\n", dir.join("tree/vm/overcommit_ratio").display())
+}
+
+/// The agent state file as JSON.
+fn state(dir: &Path) -> serde_json::Value {
+    std::fs::read_to_string(dir.join("state/agent-state.json")).ok().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or(serde_json::Value::Null)
+}
+
 fn ratio(dir: &Path) -> String {
     std::fs::read_to_string(dir.join("tree/vm/overcommit_ratio")).unwrap().trim().to_string()
 }
@@ -136,11 +149,12 @@ fn observe_mode_keeps_one_advice_id_across_a_restart_and_logs_it_once_per_run() 
 }
 
 #[test]
-fn a_key_changed_behind_the_agents_back_is_reported_as_drift_once_and_rollback_on_exit_restores_it() {
+fn a_key_changed_behind_the_agents_back_is_reported_as_drift_once_and_left_at_its_value_on_exit() {
     let d = tempfile::tempdir().unwrap();
-    let cfg = fixture(d.path(), "mode: apply\nmin_dwell: 0\ndaily_change_budget: 1\non_exit: rollback\n");
+    let extra = format!("mode: apply\nmin_dwell: 0\ndaily_change_budget: 1\non_exit: rollback\n{}", ratio_objective(d.path(), "higher"));
+    let cfg = fixture(d.path(), &extra);
     let a = Agent::start(d.path(), &cfg);
-    wait_for(20, "the agent's change", || ratio(d.path()) == "100");
+    wait_for(30, "the agent's change kept", || state(d.path())["managed"]["vm.overcommit_ratio"]["intended"] == "100");
     std::fs::write(d.path().join("tree/vm/overcommit_ratio"), "77\n").unwrap();
     wait_for(20, "drift reported", || !ids(d.path(), "drift", "vm.overcommit_ratio").is_empty());
     std::thread::sleep(Duration::from_millis(1000));
@@ -148,10 +162,12 @@ fn a_key_changed_behind_the_agents_back_is_reported_as_drift_once_and_rollback_o
     let (code, log) = a.stop();
     assert_eq!(code, Some(0), "{log}");
     assert_eq!(log.matches("drift:").count(), 1, "drift is logged once per change:\n{log}");
-    let state: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(d.path().join("state/agent-state.json")).unwrap()).unwrap();
+    let state = state(d.path());
     assert_eq!(state["drift_total"], 1, "{state}");
     assert_eq!(state["changes_applied_total"], 1, "the daily budget of 1 held: {state}");
-    assert_eq!(ratio(d.path()), "50", "on_exit: rollback put the value before the agent's first write back:\n{log}");
+    // on_exit: rollback restores what the agent left, not what another writer set since.
+    assert_eq!(ratio(d.path()), "77", "on_exit: rollback clobbered another writer's value:\n{log}");
+    assert!(log.contains("not restored on exit") && log.contains("not restored: vm.overcommit_ratio: live 77"), "{log}");
 }
 
 #[test]
@@ -220,6 +236,42 @@ fn observe_mode_in_a_namespace_finds_its_full_accept_queue_under_one_advice_id_a
     let _ = load.wait();
 }
 
+/// The objective of the TIME-WAIT tests: the size of the namespace's ephemeral port range, read
+/// live by the command in each run from the namespace it runs in (more ports: more connections
+/// before TIME-WAIT exhausts them). A real measurement of the value in force at that moment, cheap
+/// and exact where a connection burst exhausting 28 000 ports would be slow and noisy on two
+/// shared cores. `goal: higher`: the proposed wider range helps; `goal: lower`: it hurts.
+fn port_range_objective(goal: &str) -> String {
+    format!("objective:\n  cmd: \"set -- $(cat /proc/sys/net/ipv4/ip_local_port_range); echo $(($2 - $1))\"\n  stat: value\n  goal: {goal}\n  repeats: 3\n")
+}
+
+/// The size of a port range `"lo hi"`, as the port-range objective prints it.
+fn ports(range: &str) -> u64 {
+    let v: Vec<u64> = range.split_whitespace().map(|x| x.parse().unwrap()).collect();
+    v[1] - v[0]
+}
+
+/// An agent in apply mode in namespace `ns` on a fixture /proc whose TIME-WAIT count equals the
+/// namespace's live tcp_max_tw_buckets: the rules propose the namespace's TIME-WAIT keys
+/// (`keys`: ip_local_port_range, tcp_tw_reuse) as one change set, judged by the port-range
+/// objective with `goal`. Returns once the change set has been measured (kept or rolled back).
+fn timewait_agent(ns: &crate::support::Netns, d: &Path, keys: &[&str], goal: &str) -> Agent {
+    let proc = d.join("proc");
+    std::fs::create_dir_all(proc.join("net")).unwrap();
+    std::fs::copy("/proc/meminfo", proc.join("meminfo")).unwrap();
+    let tw = ns.read("net.ipv4.tcp_max_tw_buckets");
+    std::fs::write(proc.join("net/sockstat"), format!("sockets: used 10\nTCP: inuse 1 orphan 0 tw {tw} alloc 1 mem 1\n")).unwrap();
+    std::fs::write(d.join("policy.yaml"), format!("whitelist: [{}]\n", keys.iter().map(|k| format!("\"{k}\"")).collect::<Vec<_>>().join(", "))).unwrap();
+    let cfg = d.join("agent.yaml");
+    std::fs::write(&cfg, format!("netns: {}\nmode: apply\nmin_dwell: 0\non_exit: rollback\ninterval: 100ms\nwindow: 3\nopen_after: 2\npolicy: policy.yaml\nproc_root: {}\n{}", ns.name, proc.display(), port_range_objective(goal))).unwrap();
+    let a = Agent::start(d, &cfg);
+    wait_for(60, "the change set measured in the namespace", || {
+        let s = state(d);
+        s["changes_applied_total"].as_u64().unwrap_or(0) + s["changes_rolled_back_total"].as_u64().unwrap_or(0) > 0
+    });
+    a
+}
+
 #[test]
 fn sigterm_with_on_exit_rollback_restores_every_namespace_value() {
     if !privileged("sigterm_with_on_exit_rollback_restores_every_namespace_value") {
@@ -230,22 +282,96 @@ fn sigterm_with_on_exit_rollback_restores_every_namespace_value() {
     let before: Vec<String> = keys.iter().map(|k| ns.read(k)).collect();
     let now = || keys.iter().map(|k| ns.read(k)).collect::<Vec<String>>();
     let d = tempfile::tempdir().unwrap();
-    // A fixture /proc whose TIME-WAIT count equals the namespace's live tcp_max_tw_buckets: the
-    // rules propose the namespace's TIME-WAIT keys (ip_local_port_range, tcp_tw_reuse).
-    let proc = d.path().join("proc");
-    std::fs::create_dir_all(proc.join("net")).unwrap();
-    std::fs::copy("/proc/meminfo", proc.join("meminfo")).unwrap();
-    let tw = ns.read("net.ipv4.tcp_max_tw_buckets");
-    std::fs::write(proc.join("net/sockstat"), format!("sockets: used 10\nTCP: inuse 1 orphan 0 tw {tw} alloc 1 mem 1\n")).unwrap();
-    std::fs::write(d.path().join("policy.yaml"), format!("whitelist: [{}]\n", keys.map(|k| format!("\"{k}\"")).join(", "))).unwrap();
-    let cfg = d.path().join("agent.yaml");
-    std::fs::write(&cfg, format!("netns: {}\nmode: apply\nmin_dwell: 0\non_exit: rollback\ninterval: 100ms\nwindow: 3\nopen_after: 2\npolicy: policy.yaml\nproc_root: {}\n", ns.name, proc.display())).unwrap();
-    let a = Agent::start(d.path(), &cfg);
-    wait_for(30, "the agent's change in the namespace", || now() != before);
+    let a = timewait_agent(&ns, d.path(), &keys, "higher");
     let changed = now();
+    assert_ne!(changed, before, "the kept change set is not in force");
     let (code, log) = a.stop();
     assert_eq!(code, Some(0), "{log}");
     assert_eq!(now(), before, "not restored on SIGTERM (changed to {changed:?}):\n{log}");
+}
+
+/// `on_exit: rollback` used to put the backup's originals over whatever was live: a key another
+/// writer changed after the agent is now left at that writer's value and reported with its
+/// advice ID; the keys still at the agent's value are restored.
+#[test]
+fn on_exit_rollback_leaves_a_key_another_writer_changed_and_restores_the_rest() {
+    if !privileged("on_exit_rollback_leaves_a_key_another_writer_changed_and_restores_the_rest") {
+        return;
+    }
+    let ns = Netns::create("agent-clobber");
+    let (range, reuse) = ("net.ipv4.ip_local_port_range", "net.ipv4.tcp_tw_reuse");
+    let range_before = ns.read(range);
+    let d = tempfile::tempdir().unwrap();
+    let a = timewait_agent(&ns, d.path(), &[range, reuse], "higher");
+    let applied = state(d.path())["managed"][reuse].clone();
+    assert_ne!(ns.read(reuse), "0", "the test's other writer must differ from the agent's value");
+    assert!(Command::new("ip").args(["netns", "exec", &ns.name, "sysctl", "-qw", &format!("{reuse}=0")]).status().unwrap().success());
+    wait_for(20, "drift reported", || !ids(d.path(), "drift", reuse).is_empty());
+    let (code, log) = a.stop();
+    assert_eq!(code, Some(0), "{log}");
+    assert_eq!(ns.read(reuse), "0", "on_exit: rollback clobbered the other writer's value:\n{log}");
+    assert_eq!(ns.read(range), range_before, "the key still at the agent's value was not restored:\n{log}");
+    let line = log.lines().find(|l| l.contains("not restored on exit")).unwrap_or_else(|| panic!("the key left is not reported:\n{log}"));
+    assert!(line.contains(applied["advice_id"].as_str().unwrap()) && line.contains(reuse), "{line}");
+    assert!(log.contains(&format!("not restored: {reuse}: live 0")), "the exit summary does not list it:\n{log}");
+}
+
+#[test]
+fn apply_mode_keeps_a_change_set_that_helps_the_objective_in_a_namespace() {
+    if !privileged("apply_mode_keeps_a_change_set_that_helps_the_objective_in_a_namespace") {
+        return;
+    }
+    let ns = Netns::create("agent-keep");
+    let keys = ["net.ipv4.ip_local_port_range", "net.ipv4.tcp_tw_reuse"];
+    let before = ns.read(keys[0]);
+    let d = tempfile::tempdir().unwrap();
+    let a = timewait_agent(&ns, d.path(), &keys, "higher");
+    // Read while it runs: its on_exit: rollback puts the values before back when it stops.
+    let state = state(d.path());
+    let live: Vec<String> = keys.iter().map(|k| ns.read(k)).collect();
+    let (code, log) = a.stop();
+    assert_eq!(code, Some(0), "{log}");
+    for (k, live) in keys.iter().zip(&live) {
+        let intended = state["managed"][k]["intended"].as_str().unwrap_or_else(|| panic!("{k} not kept: {state}\n{log}"));
+        assert_eq!(live, intended, "the kept {k} is not in force:\n{log}");
+    }
+    let id = state["managed"][keys[0]]["advice_id"].as_str().unwrap();
+    let line = log.lines().find(|l| l.contains("kept:")).unwrap_or_else(|| panic!("no `kept:` line:\n{log}"));
+    let figures = format!("{} → {}", ports(&before), ports(state["managed"][keys[0]]["intended"].as_str().unwrap()));
+    assert!(line.contains(id) && line.contains(&figures) && line.contains("CI"), "the kept line lacks its advice ID or the evidence {figures}: {line}");
+    assert_eq!((state["changes_applied_total"].as_u64(), state["changes_rolled_back_total"].as_u64()), (Some(1), Some(0)), "{state}");
+}
+
+#[test]
+fn apply_mode_rolls_back_a_change_set_that_hurts_the_objective_and_does_not_retry_it() {
+    if !privileged("apply_mode_rolls_back_a_change_set_that_hurts_the_objective_and_does_not_retry_it") {
+        return;
+    }
+    let ns = Netns::create("agent-hurt");
+    let keys = ["net.ipv4.ip_local_port_range", "net.ipv4.tcp_tw_reuse"];
+    let before: Vec<String> = keys.iter().map(|k| ns.read(k)).collect();
+    let d = tempfile::tempdir().unwrap();
+    // The same change set, the same reading, judged lower-is-better: every candidate run is worse.
+    let a = timewait_agent(&ns, d.path(), &keys, "lower");
+    // More windows with the symptom still open: a rolled-back change set must not be tried again.
+    std::thread::sleep(Duration::from_millis(2000));
+    let (code, log) = a.stop();
+    assert_eq!(code, Some(0), "{log}");
+    assert_eq!(keys.iter().map(|k| ns.read(k)).collect::<Vec<_>>(), before, "the change set that hurt was left in force:\n{log}");
+    let state = state(d.path());
+    assert!(state["managed"].as_object().unwrap().is_empty(), "{state}");
+    let rejected = state["rejected"].as_object().unwrap_or_else(|| panic!("no rejected record: {state}"));
+    assert_eq!(rejected.len(), 2, "one record per advice ID of the change set: {state}");
+    let tried = rejected.values().find(|r| r["key"] == keys[0]).unwrap()["value"].as_str().unwrap().to_string();
+    let figures = format!("{} → {}", ports(&before[0]), ports(&tried));
+    for (id, rec) in rejected {
+        assert!(rec["evidence"].as_str().unwrap().contains("worse, the interval excludes zero"), "{rec}");
+        let line = log.lines().find(|l| l.contains("rolled back, not proposed again")).unwrap_or_else(|| panic!("no rollback line:\n{log}"));
+        assert!(line.contains(id.as_str()) && line.contains(&figures) && line.contains("CI"), "the rollback line lacks its advice ID or the evidence {figures}: {line}");
+    }
+    assert_eq!(state["changes_rolled_back_total"], 1, "the rolled-back change set was tried again: {state}\n{log}");
+    assert_eq!(log.matches("rolled back, not proposed again").count(), 1, "{log}");
+    assert!(log.contains("not proposed again: rolled back on its measurement"), "{log}");
 }
 
 #[test]
@@ -274,7 +400,7 @@ fn a_key_a_sysctl_d_file_owns_is_refused_by_apply_mode_unless_taken_over() {
     let owners = d.path().join("root");
     std::fs::create_dir_all(owners.join("etc/sysctl.d")).unwrap();
     std::fs::write(owners.join("etc/sysctl.d/90-memory.conf"), "vm.overcommit_ratio = 50\n").unwrap();
-    let extra = format!("mode: apply\nmin_dwell: 0\nowners_root: {}\n", owners.display());
+    let extra = format!("mode: apply\nmin_dwell: 0\nowners_root: {}\n{}", owners.display(), ratio_objective(d.path(), "higher"));
     let cfg = fixture(d.path(), &extra);
     let a = Agent::start(d.path(), &cfg);
     wait_for(20, "the accepted advice", || !ids(d.path(), "advice", "vm.overcommit_ratio").is_empty());
@@ -372,4 +498,76 @@ fn agent_with_ebpf_finds_receive_buffer_drops_in_its_namespace_by_their_drop_rea
     let (code, log) = a.stop();
     assert!(found(), "the eBPF-only symptom never opened:\n{}\n{log}", std::fs::read_to_string(&prom).unwrap_or_default());
     assert_eq!(code, Some(0), "{log}");
+}
+
+/// An agent killed (SIGKILL) while its objective command measures the candidate leaves the trial
+/// in flight; the next agent on the same state directory rolls back every value it had applied
+/// before it samples, and says so. The objective reads the live ratio and, when it sees the
+/// candidate's, marks the moment and waits for the test: the kill lands inside the measurement.
+#[test]
+fn an_agent_killed_while_measuring_a_change_set_is_rolled_back_by_the_next_start() {
+    let d = tempfile::tempdir().unwrap();
+    let file = d.path().join("tree/vm/overcommit_ratio");
+    let mark = d.path().join("measuring-candidate");
+    let script = d.path().join("objective.sh");
+    std::fs::write(&script, format!("v=$(cat {f})\nif [ \"$v\" = 100 ]; then touch {m}; while [ -e {m} ]; do sleep 0.1; done; fi\necho $v\n", f = file.display(), m = mark.display())).unwrap();
+    let objective = format!("objective:\n  cmd: sh {}\n  stat: value\n  goal: higher\n  repeats: 2\n  timeout: 120s\n", script.display());
+    let cfg = fixture(d.path(), &format!("mode: apply\nmin_dwell: 0\n{objective}"));
+    let mut a = Agent::start(d.path(), &cfg);
+    wait_for(30, "the objective measuring the candidate", || mark.exists());
+    assert_eq!(ratio(d.path()), "100", "the candidate is in force while it is measured");
+    assert!(state(d.path())["trial"]["candidate"]["vm.overcommit_ratio"] == "100", "the in-flight trial is not recorded: {}", state(d.path()));
+    let mut child = a.child.take().unwrap();
+    child.kill().unwrap();
+    let _ = child.wait_with_output();
+    std::fs::remove_file(&mark).unwrap();
+    assert_eq!(ratio(d.path()), "100", "the kill itself changed nothing");
+    // The next start, in observe mode so that nothing new is tried: the rollback is the start's own.
+    std::fs::write(&cfg, std::fs::read_to_string(&cfg).unwrap().replace("mode: apply", "mode: observe")).unwrap();
+    let b = Agent::start(d.path(), &cfg);
+    // Polled on what only the recovery writes (its signal handler is installed before it runs).
+    wait_for(20, "the restarted agent's recovery", || state(d.path())["trial"].is_null() && ratio(d.path()) == "50");
+    let (code, log) = b.stop();
+    assert_eq!(code, Some(0), "{log}");
+    assert_eq!(ratio(d.path()), "50", "the next start did not roll back the value the killed agent applied:\n{log}");
+    let recovery = log.find("crash recovery").unwrap_or_else(|| panic!("the restart does not say it rolled back:\n{log}"));
+    assert!(recovery < log.find("agent started").unwrap(), "the rollback came after the agent started sampling:\n{log}");
+    assert!(state(d.path())["trial"].is_null(), "{}", state(d.path()));
+}
+
+/// `revert_when_evidence_gone`: once the symptom behind a kept change closes (the fixture's
+/// commit charge falls to 10 % of the limit), `true` puts the value before back and `false`
+/// reports it and keeps the change; both log the advice ID.
+#[test]
+fn a_kept_change_whose_evidence_has_gone_is_reverted_only_when_configured() {
+    for revert in [true, false] {
+        let d = tempfile::tempdir().unwrap();
+        let extra = format!("mode: apply\nmin_dwell: 0\nrevert_when_evidence_gone: {revert}\n{}", ratio_objective(d.path(), "higher"));
+        let cfg = fixture(d.path(), &extra);
+        let a = Agent::start(d.path(), &cfg);
+        wait_for(30, "the change kept", || state(d.path())["managed"]["vm.overcommit_ratio"]["intended"] == "100");
+        // The same file rewritten in place (the sampler keeps it open): the commit charge drops.
+        let meminfo = d.path().join("proc/meminfo");
+        let text = std::fs::read_to_string(&meminfo).unwrap();
+        let limit: u64 = text.lines().find_map(|l| l.strip_prefix("CommitLimit:")).unwrap().trim().trim_end_matches("kB").trim().parse().unwrap();
+        let low: Vec<String> = text.lines().map(|l| if l.starts_with("Committed_AS:") { format!("Committed_AS:   {} kB", limit / 10) } else { l.to_string() }).collect();
+        std::fs::write(&meminfo, low.join("\n") + "\n").unwrap();
+        wait_for(30, "the evidence-gone report", || !ids(d.path(), "evidence-gone", "vm.overcommit_ratio").is_empty());
+        if revert {
+            wait_for(20, "the revert", || ratio(d.path()) == "50");
+        } else {
+            std::thread::sleep(Duration::from_millis(1000));
+        }
+        let (code, log) = a.stop();
+        assert_eq!(code, Some(0), "{log}");
+        let id = &ids(d.path(), "evidence-gone", "vm.overcommit_ratio")[0];
+        assert!(log.lines().any(|l| l.contains("the evidence for a kept change has gone") && l.contains(id.as_str())), "{log}");
+        if revert {
+            assert_eq!(ratio(d.path()), "50", "{log}");
+            assert!(state(d.path())["managed"].as_object().unwrap().is_empty(), "{}", state(d.path()));
+        } else {
+            assert_eq!(ratio(d.path()), "100", "revert_when_evidence_gone: false reverted the change:\n{log}");
+            assert_eq!(state(d.path())["managed"]["vm.overcommit_ratio"]["intended"], "100");
+        }
+    }
 }
