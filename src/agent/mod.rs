@@ -3,7 +3,8 @@
 //! detection, and the lifecycle on exit. It drives the same stages as the one-shot commands
 //! (telemetry → diagnosis → plan → guardrails → `tune`/apply); it adds no second pipeline.
 //!
-//! Files: `config` (the YAML file, validated), `sampler` (one cheap snapshot per tick), `calm`
+//! Files: `config` (the YAML file, validated), `sampler` (one cheap snapshot per tick), `limit_files` (the
+//! limits in force from kept-open files), `window` (the diagnosis window as numbers), `calm`
 //! (hysteresis, dwell, daily budget), `change_point` (CUSUM), `advice` (stable IDs and their
 //! store), `decide` (one window → transitions, workload changes, advice), `act` (managed keys:
 //! drift, monitor, evidence gone, the one change set), `state` (what survives a restart),
@@ -15,11 +16,13 @@ pub mod calm;
 pub mod change_point;
 pub mod config;
 pub mod decide;
+pub mod limit_files;
 pub mod sampler;
 pub mod selfstat;
 pub mod service;
 pub mod signals;
 pub mod state;
+pub mod window;
 
 pub use config::{AgentConfig, Mode, OnExit};
 pub use service::{Ended, run};

@@ -10,6 +10,8 @@ use super::calm::Transition;
 use super::config::{AgentConfig, Mode, OnExit};
 use super::decide::{Diagnosis, Verdicts};
 use super::sampler::{self, Sampler};
+use super::selfstat::SelfStat;
+use super::window::Compact;
 use super::state::{Files, now_ms};
 use crate::apply::lock::Lock;
 use crate::kb::Kb;
@@ -51,7 +53,8 @@ pub fn run(cfg: &AgentConfig, files: &Files, kb: &Kb, metrics: Arc<Mutex<AgentMe
     super::signals::install();
     let mut actor = Actor::open(cfg, files, kb)?;
     let enabled: Vec<String> = kb.symptoms.keys().filter(|s| cfg.symptom_enabled(s)).cloned().collect();
-    let mut sampler = Sampler::open(&cfg.proc_root, cfg.store(), &sampler::needs(kb, &enabled), cfg.ebpf)?;
+    let needs = sampler::needs(kb, &enabled);
+    let mut sampler = Sampler::open(&cfg.proc_root, cfg.store(), &needs, cfg.ebpf)?;
     let mut advice = advice::Store::open(&files.advice)?;
     let mut diagnosis = Diagnosis::new(cfg);
     tracing::info!(mode = cfg.mode.name(), config = %cfg.source, state_dir = %files.dir.display(), interval_s = cfg.interval.as_secs_f64(), netns = cfg.netns.as_deref().unwrap_or("-"), "agent started");
@@ -60,34 +63,50 @@ pub fn run(cfg: &AgentConfig, files: &Files, kb: &Kb, metrics: Arc<Mutex<AgentMe
         // keys another owner manages (and fills AgentMetrics::conflicts) before any write.
         tracing::info!("apply mode without an objective: each change set is gated by the monitor (a symptom the KB lists as the key's counter-symptom opening rolls it back), hysteresis, a {} s dwell and a budget of {} change sets a day", cfg.min_dwell.as_secs(), cfg.daily_change_budget);
     }
-    let mut window: Vec<Snapshot> = Vec::new();
+    // The window holds what the symptoms read, as numbers; the full snapshots at its ends are kept
+    // for the advice (one copy a window).
+    let mut window = Compact::new(&needs.signals);
+    let mut start: Option<Snapshot> = None;
     let mut episode: BTreeSet<String> = BTreeSet::new();
     let mut samples = 0u64;
+    let selfstat = SelfStat::open(std::path::Path::new("/proc/self"));
+    let mut saved = actor.state().clone();
+    let released = super::selfstat::release_startup_memory();
+    tracing::debug!(bytes = released, "start-up memory given back");
     let signal = loop {
         if let Some(s) = super::signals::received() {
             break s.to_string();
         }
         let t0 = Instant::now();
-        window.push(sampler.sample(now_ms())?);
+        let t_ms = now_ms();
+        sampler.sample(t_ms)?;
+        window.push(t_ms, sampler.host(), &sampler.maps());
+        let a = start.get_or_insert_with(|| sampler.snapshot());
         samples += 1;
         actor.check_drift(&mut advice);
         if window.len() >= cfg.window {
-            let v = diagnosis.window(cfg, kb, &window, &cfg.store(), &enabled);
+            let b = sampler.snapshot();
+            let v = diagnosis.window(cfg, kb, &window.snapshots(), (a, &b), &cfg.store(), &enabled);
             report(&v, &mut advice, &mut episode, &mut actor);
             if cfg.mode == Mode::Apply {
                 actor.act(&v, &diagnosis.open(), &mut advice);
             }
             advice.save()?;
-            actor.save()?;
+            // The state file is rewritten when it changed, not every window.
+            if actor.state() != &saved {
+                actor.save()?;
+                saved = actor.state().clone();
+            }
             textfile(cfg, &metrics);
             // Consecutive windows share their end snapshot: no gap, no overlap.
-            window.drain(..window.len() - 1);
+            window.keep_last();
+            start = Some(b);
         }
-        publish(cfg, &metrics, &diagnosis, &advice, &episode, &actor, samples, t0);
+        publish(cfg, &metrics, &diagnosis, &advice, &episode, &actor, samples, t0, &selfstat);
         super::signals::sleep(cfg.interval.saturating_sub(t0.elapsed()));
     };
     let restored = if cfg.on_exit == OnExit::Rollback { actor.restore_all(&format!("on_exit: rollback ({signal})"))? } else { Vec::new() };
-    advice.save()?;
+    advice.flush()?;
     actor.save()?;
     tracing::info!(signal = %signal, on_exit = ?cfg.on_exit, restored = restored.len(), managed = actor.state().managed.len(), "agent stopped");
     Ok(Ended { signal, restored })
@@ -128,8 +147,8 @@ fn textfile(cfg: &AgentConfig, m: &Mutex<AgentMetrics>) {
 
 /// Refreshes the published metrics.
 #[allow(clippy::too_many_arguments)]
-fn publish(cfg: &AgentConfig, m: &Mutex<AgentMetrics>, d: &Diagnosis, store: &advice::Store, episode: &BTreeSet<String>, actor: &Actor, samples: u64, t0: Instant) {
-    let (cpu, rss) = super::selfstat::read(std::path::Path::new("/proc/self")).unwrap_or((0.0, 0));
+fn publish(cfg: &AgentConfig, m: &Mutex<AgentMetrics>, d: &Diagnosis, store: &advice::Store, episode: &BTreeSet<String>, actor: &Actor, samples: u64, t0: Instant, selfstat: &SelfStat) {
+    let (cpu, rss) = selfstat.read();
     let advice = episode.iter().filter_map(|id| store.advice.get(id).map(|r| crate::metrics::Advice { id: id.clone(), symptom: r.symptom.clone(), key: r.key.clone(), count: r.count })).collect();
     let s = actor.state();
     let Ok(mut m) = m.lock() else { return };
