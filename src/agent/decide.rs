@@ -101,10 +101,18 @@ impl Diagnosis {
         self.hysteresis.open()
     }
 
+    /// Whether the next window may advise (a symptom is open, or on its way to open, or one
+    /// window opens one): only then does the service keep the full snapshots at its ends, a copy
+    /// of ~1000 metrics that a calm host has no use for.
+    pub fn may_advise(&self, cfg: &AgentConfig) -> bool {
+        !self.hysteresis.quiet() || cfg.open_after <= 1
+    }
+
     /// Judges one window of snapshots (oldest first, holding at least what the enabled symptoms
     /// read) read with `store`'s values in force; `ends` are the full snapshots at its start and
-    /// end, which the advice is computed from.
-    pub fn window(&mut self, cfg: &AgentConfig, kb: &Kb, snaps: &[Snapshot], ends: (&Snapshot, &Snapshot), store: &dyn SysctlStore, enabled: &[String]) -> Verdicts {
+    /// end, which the advice is computed from (kept when `may_advise` said so; the window's own
+    /// first and last snapshots stand in otherwise).
+    pub fn window(&mut self, cfg: &AgentConfig, kb: &Kb, snaps: &[Snapshot], ends: (Option<&Snapshot>, Option<&Snapshot>), store: &dyn SysctlStore, enabled: &[String]) -> Verdicts {
         let mut found = reasoning::diagnose_series(snaps, kb);
         found.findings.retain(|f| cfg.symptom_enabled(&f.id));
         let present: BTreeSet<String> = found.findings.iter().map(|f| f.id.clone()).collect();
@@ -119,6 +127,7 @@ impl Diagnosis {
         }
         let open = self.hysteresis.open();
         self.last.retain(|id, _| open.contains(id));
+        let ends = (ends.0.unwrap_or(a), ends.1.unwrap_or(b));
         let advice = if open.is_empty() { Vec::new() } else { self.advise(cfg, kb, &found, ends, store) };
         Verdicts { transitions, workload_changes: changed, advice }
     }

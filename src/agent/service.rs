@@ -32,7 +32,10 @@ pub struct Ended {
 }
 
 /// Runs the agent until a signal; `metrics` is refreshed every sample for whoever publishes it.
-pub fn run(cfg: &AgentConfig, files: &Files, kb: &Kb, metrics: Arc<Mutex<AgentMetrics>>) -> Result<Ended> {
+/// The KB is the agent's one copy, shared with its actor (~600 KB each copy was a third of its heap).
+pub fn run(cfg: &AgentConfig, files: &Files, kb: Kb, metrics: Arc<Mutex<AgentMetrics>>) -> Result<Ended> {
+    let kb = Arc::new(kb);
+    let kb = &kb;
     // Bound before entering the namespace: the endpoint is the host's, where Prometheus scrapes.
     let _server = match cfg.metrics_addr {
         Some(addr) => {
@@ -64,7 +67,7 @@ pub fn run(cfg: &AgentConfig, files: &Files, kb: &Kb, metrics: Arc<Mutex<AgentMe
         tracing::info!("apply mode without an objective: each change set is gated by the monitor (a symptom the KB lists as the key's counter-symptom opening rolls it back), hysteresis, a {} s dwell and a budget of {} change sets a day", cfg.min_dwell.as_secs(), cfg.daily_change_budget);
     }
     // The window holds what the symptoms read, as numbers; the full snapshots at its ends are kept
-    // for the advice (one copy a window).
+    // for the advice (one copy a window) while a symptom is open or on its way.
     let mut window = Compact::new(&needs.signals);
     let mut start: Option<Snapshot> = None;
     let mut episode: BTreeSet<String> = BTreeSet::new();
@@ -75,18 +78,22 @@ pub fn run(cfg: &AgentConfig, files: &Files, kb: &Kb, metrics: Arc<Mutex<AgentMe
     tracing::debug!(bytes = released, "start-up memory given back");
     let signal = loop {
         if let Some(s) = super::signals::received() {
+            // Counts not written yet (advice::COUNTS_EVERY) are written on the way out.
+            advice.flush()?;
             break s.to_string();
         }
         let t0 = Instant::now();
         let t_ms = now_ms();
         sampler.sample(t_ms)?;
         window.push(t_ms, sampler.host(), &sampler.maps());
-        let a = start.get_or_insert_with(|| sampler.snapshot());
+        if samples == 0 && diagnosis.may_advise(cfg) {
+            start = Some(sampler.snapshot());
+        }
         samples += 1;
         actor.check_drift(&mut advice);
         if window.len() >= cfg.window {
-            let b = sampler.snapshot();
-            let v = diagnosis.window(cfg, kb, &window.snapshots(), (a, &b), &cfg.store(), &enabled);
+            let b = diagnosis.may_advise(cfg).then(|| sampler.snapshot());
+            let v = diagnosis.window(cfg, kb, &window.snapshots(), (start.as_ref(), b.as_ref()), &cfg.store(), &enabled);
             report(&v, &mut advice, &mut episode, &mut actor);
             if cfg.mode == Mode::Apply {
                 actor.act(&v, &diagnosis.open(), &mut advice);
@@ -100,13 +107,13 @@ pub fn run(cfg: &AgentConfig, files: &Files, kb: &Kb, metrics: Arc<Mutex<AgentMe
             textfile(cfg, &metrics);
             // Consecutive windows share their end snapshot: no gap, no overlap.
             window.keep_last();
-            start = Some(b);
+            start = if diagnosis.may_advise(cfg) { b.or_else(|| Some(sampler.snapshot())) } else { None };
         }
         publish(cfg, &metrics, &diagnosis, &advice, &episode, &actor, samples, t0, &selfstat);
         super::signals::sleep(cfg.interval.saturating_sub(t0.elapsed()));
     };
     let restored = if cfg.on_exit == OnExit::Rollback { actor.restore_all(&format!("on_exit: rollback ({signal})"))? } else { Vec::new() };
-    advice.flush()?;
+    advice.save()?;
     actor.save()?;
     tracing::info!(signal = %signal, on_exit = ?cfg.on_exit, restored = restored.len(), managed = actor.state().managed.len(), "agent stopped");
     Ok(Ended { signal, restored })
