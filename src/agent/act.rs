@@ -24,11 +24,13 @@ use crate::tune::live::{LiveSystem, Target};
 use crate::tune::{Decision, System, Values};
 use anyhow::Result;
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 /// The managed keys and the means to change them.
 pub struct Actor {
     cfg: AgentConfig,
-    kb: Kb,
+    /// Shared with the service and the live system: one copy of the KB in the agent.
+    kb: Arc<Kb>,
     files: Files,
     target: Target,
     store: TreeStore,
@@ -49,10 +51,10 @@ fn now_s() -> u64 {
 impl Actor {
     /// Loads the state; a journal left by a killed agent is rolled back first (its in-flight
     /// change and every value it had applied: the backup's originals).
-    pub fn open(cfg: &AgentConfig, files: &Files, kb: &Kb) -> Result<Actor> {
+    pub fn open(cfg: &AgentConfig, files: &Files, kb: &Arc<Kb>) -> Result<Actor> {
         let target = Target { sysctl_root: cfg.sysctl_root.clone(), netns: cfg.netns.clone() };
         let audit = AuditLog::to(&files.audit);
-        let system = LiveSystem::new(target.clone(), kb, &cfg.policy, &files.backup, audit);
+        let system = LiveSystem::sharing(target.clone(), kb.clone(), &cfg.policy, &files.backup, audit);
         let mut a = Actor { cfg: cfg.clone(), kb: kb.clone(), files: files.clone(), store: cfg.store(), target, system, state: Persisted::load(&files.state)?, live: BTreeMap::new(), waiting: BTreeMap::new(), conflicts: Vec::new() };
         let paths = Paths::beside(&files.backup);
         let pending = crate::apply::pending_run(&paths)?;

@@ -60,13 +60,25 @@ struct File {
     advice: BTreeMap<String, Record>,
 }
 
+/// Calls of [`Store::save`] (one per window) between two writes that only carry new counts and
+/// last-seen times: a minute at the default 1 s interval and 5-sample windows. Rewriting and
+/// fsyncing the file every window for a count was most of the agent's disk writes; a new piece
+/// of advice or a changed verdict is still written at once, and the counts on exit (`flush`). A
+/// killed agent loses at most this many windows of counts.
+pub const COUNTS_EVERY: u32 = 15;
+
 /// Every piece of advice ever given, by ID.
 #[derive(Debug, Clone)]
 pub struct Store {
     path: PathBuf,
     /// By ID.
     pub advice: BTreeMap<String, Record>,
+    /// A record is new or its verdict changed: written at the next save.
     dirty: bool,
+    /// Only counts and last-seen times changed: written every `COUNTS_EVERY` saves.
+    counts: bool,
+    /// Saves since the last write.
+    since: u32,
 }
 
 impl Store {
@@ -83,35 +95,49 @@ impl Store {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
             Err(e) => return Err(e).with_context(|| format!("reading the advice store {}", path.display())),
         };
-        Ok(Store { path: path.to_path_buf(), advice, dirty: false })
+        Ok(Store { path: path.to_path_buf(), advice, dirty: false, counts: false, since: 0 })
     }
 
     /// Records one sighting of `rec` (its first/last seen and count are the store's) at `now_ms`;
     /// returns true when the ID is new to the store.
     pub fn seen(&mut self, id: &str, rec: Record, now_ms: u64) -> bool {
-        self.dirty = true;
         match self.advice.get_mut(id) {
             Some(r) => {
                 r.last_seen_ms = now_ms;
                 r.count += 1;
-                r.verdict = rec.verdict;
+                self.counts = true;
+                if r.verdict != rec.verdict {
+                    r.verdict = rec.verdict;
+                    self.dirty = true;
+                }
                 false
             }
             None => {
                 self.advice.insert(id.to_string(), Record { first_seen_ms: now_ms, last_seen_ms: now_ms, count: 1, ..rec });
+                self.dirty = true;
                 true
             }
         }
     }
 
-    /// Writes the store atomically when something changed since the last save.
+    /// Writes the store atomically when a record is new or its verdict changed, or when only
+    /// counts changed and `COUNTS_EVERY` saves have passed since the last write.
     pub fn save(&mut self) -> Result<()> {
-        if !self.dirty {
-            return Ok(());
-        }
+        self.since = self.since.saturating_add(1);
+        if self.dirty || (self.counts && self.since >= COUNTS_EVERY) { self.write() } else { Ok(()) }
+    }
+
+    /// Writes whatever changed since the last write (on exit).
+    pub fn flush(&mut self) -> Result<()> {
+        if self.dirty || self.counts { self.write() } else { Ok(()) }
+    }
+
+    fn write(&mut self) -> Result<()> {
         let f = File { schema_version: ADVICE_SCHEMA_VERSION, advice: self.advice.clone() };
         crate::apply::files::write_atomic(&self.path, serde_json::to_string_pretty(&f)?.as_bytes(), 0o644).with_context(|| format!("writing the advice store {}", self.path.display()))?;
         self.dirty = false;
+        self.counts = false;
+        self.since = 0;
         Ok(())
     }
 }
@@ -151,5 +177,36 @@ mod tests {
         std::fs::write(&p, "{not json").unwrap();
         let e = format!("{:#}", Store::open(&p).unwrap_err());
         assert!(e.contains("advice.json") && e.contains("move it aside"), "{e}");
+    }
+
+    #[test]
+    fn the_advice_store_was_rewritten_every_window_when_only_a_count_changed() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("advice.json");
+        let mut s = Store::open(&p).unwrap();
+        let i = id("advice", "x", "k", "1");
+        s.seen(&i, rec("x", "k", "1"), 10);
+        s.save().unwrap();
+        let written = std::fs::read(&p).unwrap();
+        // The same advice again: only its count moves; the file is not rewritten each window.
+        for w in 1..COUNTS_EVERY {
+            s.seen(&i, rec("x", "k", "1"), 10 + w as u64);
+            s.save().unwrap();
+            assert_eq!(std::fs::read(&p).unwrap(), written, "rewritten at window {w} for a count");
+        }
+        s.seen(&i, rec("x", "k", "1"), 100);
+        s.save().unwrap();
+        assert_eq!(Store::open(&p).unwrap().advice[&i].count, COUNTS_EVERY as u64 + 1, "counts are written every COUNTS_EVERY windows");
+        // A new verdict is written at once; counts pending are written on exit.
+        let mut v = rec("x", "k", "1");
+        v.verdict = "refuse: step".into();
+        s.seen(&i, v, 200);
+        s.save().unwrap();
+        assert_eq!(Store::open(&p).unwrap().advice[&i].verdict, "refuse: step");
+        s.seen(&i, rec("x", "k", "1"), 300);
+        s.save().unwrap();
+        s.seen(&i, rec("x", "k", "1"), 400);
+        s.flush().unwrap();
+        assert_eq!(Store::open(&p).unwrap().advice[&i].last_seen_ms, 400);
     }
 }

@@ -65,6 +65,12 @@ impl Hysteresis {
         self.tracks.iter().filter(|(_, t)| t.open).map(|(s, _)| s.clone()).collect()
     }
 
+    /// Whether no symptom is open or on its way to open or close (no window has shown one since
+    /// the last transition): then none can open in the next window unless `open_after` is 1.
+    pub fn quiet(&self) -> bool {
+        self.tracks.is_empty()
+    }
+
     /// Forgets `symptom`'s history: it must hold `open_after` windows again to open (a workload
     /// change re-opens the diagnosis; an open symptom stays open until its windows say otherwise).
     pub fn restart(&mut self, symptom: &str) {
@@ -155,6 +161,21 @@ mod tests {
         assert_eq!(check(3, 3, "0111111000111"), vec!["+3", "-9", "+12"]);
         // One clear window inside an open episode does not close it.
         assert_eq!(check(2, 3, "11110110000"), vec!["+1", "-9"]);
+    }
+
+    #[test]
+    fn a_symptom_opens_only_after_a_window_that_left_the_hysteresis_not_quiet() {
+        let mut h = Hysteresis::new(2, 2);
+        assert!(h.quiet());
+        h.update(&set(&[]));
+        assert!(h.quiet());
+        assert!(h.update(&set(&["s"])).is_empty());
+        assert!(!h.quiet(), "one window present: on its way to open");
+        assert_eq!(h.update(&set(&["s"])), vec![Transition::Opened("s".into())]);
+        h.update(&set(&[]));
+        assert!(!h.quiet());
+        h.update(&set(&[]));
+        assert!(h.quiet(), "closed and clear");
     }
 
     #[test]

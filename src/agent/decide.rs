@@ -37,6 +37,49 @@ pub struct Verdicts {
     pub advice: Vec<Advice>,
 }
 
+/// Windows between two full reads of the current values the advice is computed from (a minute
+/// at the default 1 s interval and 5-sample windows).
+pub const VALUES_EVERY: u32 = 15;
+
+/// The current values of the KB's keys, read once and kept (observe mode): a full read is ~300
+/// `/proc/sys` files, most of a window's cost while a symptom is open, for values that change
+/// when someone changes them. The keys the last advice named are re-read every window, and any
+/// change there, a change of the open symptoms, or `VALUES_EVERY` windows reads them all again;
+/// apply mode reads them all every window, since it writes from them.
+#[derive(Debug, Default)]
+pub struct Values {
+    values: BTreeMap<String, Value>,
+    /// The open symptoms they were read for.
+    open: BTreeSet<String>,
+    /// Windows since the full read (`None`: never read).
+    age: Option<u32>,
+    /// The keys the last advice named.
+    watched: Vec<SysctlKey>,
+}
+
+impl Values {
+    /// The values for this window: the kept ones when still good (`cache`), else a full read.
+    pub fn get(&mut self, store: &dyn SysctlStore, kb: &Kb, open: &BTreeSet<String>, cache: bool) -> &BTreeMap<String, Value> {
+        let fresh = cache && self.age.is_some_and(|a| a < VALUES_EVERY) && self.open == *open && self.watched.iter().all(|k| store.read(k).ok() == self.values.get(&k.to_string()).cloned());
+        if fresh {
+            self.age = self.age.map(|a| a + 1);
+        } else {
+            self.values = current_values(store, kb);
+            self.open = open.clone();
+            self.age = Some(1);
+        }
+        &self.values
+    }
+
+    /// Remembers the keys `checked` names, to re-read each window.
+    fn watch(&mut self, checked: &CheckedPlan) {
+        let mut keys: Vec<&str> = checked.changes.iter().map(|c| c.change.key.as_str()).chain(checked.plan.considered.iter().map(|c| c.key.as_str())).collect();
+        keys.sort();
+        keys.dedup();
+        self.watched = keys.into_iter().filter_map(|k| SysctlKey::parse(k).ok()).collect();
+    }
+}
+
 /// The diagnosis's memory between windows.
 pub struct Diagnosis {
     hysteresis: Hysteresis,
@@ -44,12 +87,13 @@ pub struct Diagnosis {
     /// The latest finding of each symptom, kept while it is open (a window in which an open
     /// symptom is briefly clear still advises on it).
     last: BTreeMap<String, Finding>,
+    values: Values,
 }
 
 impl Diagnosis {
     /// Fresh, with the configuration's hysteresis.
     pub fn new(cfg: &AgentConfig) -> Self {
-        Diagnosis { hysteresis: Hysteresis::new(cfg.open_after, cfg.close_after), detector: Detector::default(), last: BTreeMap::new() }
+        Diagnosis { hysteresis: Hysteresis::new(cfg.open_after, cfg.close_after), detector: Detector::default(), last: BTreeMap::new(), values: Values::default() }
     }
 
     /// The open symptoms.
@@ -57,8 +101,18 @@ impl Diagnosis {
         self.hysteresis.open()
     }
 
-    /// Judges one window of snapshots (oldest first) read with `store`'s values in force.
-    pub fn window(&mut self, cfg: &AgentConfig, kb: &Kb, snaps: &[Snapshot], store: &dyn SysctlStore, enabled: &[String]) -> Verdicts {
+    /// Whether the next window may advise (a symptom is open, or on its way to open, or one
+    /// window opens one): only then does the service keep the full snapshots at its ends, a copy
+    /// of ~1000 metrics that a calm host has no use for.
+    pub fn may_advise(&self, cfg: &AgentConfig) -> bool {
+        !self.hysteresis.quiet() || cfg.open_after <= 1
+    }
+
+    /// Judges one window of snapshots (oldest first, holding at least what the enabled symptoms
+    /// read) read with `store`'s values in force; `ends` are the full snapshots at its start and
+    /// end, which the advice is computed from (kept when `may_advise` said so; the window's own
+    /// first and last snapshots stand in otherwise).
+    pub fn window(&mut self, cfg: &AgentConfig, kb: &Kb, snaps: &[Snapshot], ends: (Option<&Snapshot>, Option<&Snapshot>), store: &dyn SysctlStore, enabled: &[String]) -> Verdicts {
         let mut found = reasoning::diagnose_series(snaps, kb);
         found.findings.retain(|f| cfg.symptom_enabled(&f.id));
         let present: BTreeSet<String> = found.findings.iter().map(|f| f.id.clone()).collect();
@@ -73,7 +127,8 @@ impl Diagnosis {
         }
         let open = self.hysteresis.open();
         self.last.retain(|id, _| open.contains(id));
-        let advice = if open.is_empty() { Vec::new() } else { self.advise(cfg, kb, &found, a, b, store) };
+        let ends = (ends.0.unwrap_or(a), ends.1.unwrap_or(b));
+        let advice = if open.is_empty() { Vec::new() } else { self.advise(cfg, kb, &found, ends, store) };
         Verdicts { transitions, workload_changes: changed, advice }
     }
 
@@ -89,16 +144,18 @@ impl Diagnosis {
 
     /// Recommends for the open symptoms and checks the plan; one [`Advice`] per change, and one per
     /// open symptom that leads to no change (with the engine's reason).
-    fn advise(&self, cfg: &AgentConfig, kb: &Kb, found: &Findings, a: &Snapshot, b: &Snapshot, store: &dyn SysctlStore) -> Vec<Advice> {
+    fn advise(&mut self, cfg: &AgentConfig, kb: &Kb, found: &Findings, (a, b): (&Snapshot, &Snapshot), store: &dyn SysctlStore) -> Vec<Advice> {
         let open = Findings { findings: self.last.values().cloned().collect(), ..found.clone() };
-        let current = current_values(store, kb);
-        let ctx = Context { kb, intent: cfg.intent, current: &current, window: Window::new(a, b) };
+        let open_ids: BTreeSet<String> = self.last.keys().cloned().collect();
+        let current = self.values.get(store, kb, &open_ids, cfg.mode == super::config::Mode::Observe);
+        let ctx = Context { kb, intent: cfg.intent, current, window: Window::new(a, b) };
         let plan = reasoning::recommend(&open, &ctx);
         let facts = match &cfg.netns {
             Some(_) => safety::facts::from_snapshot(b).in_netns(crate::telemetry::netns::NetnsPlace::Child),
             None => safety::facts::from_snapshot(b),
         };
-        let checked = safety::check_with(&plan, kb, &cfg.policy, &current, &facts);
+        let checked = safety::check_with(&plan, kb, &cfg.policy, current, &facts);
+        self.values.watch(&checked);
         let mut out = changes(cfg, &checked);
         let advised: BTreeSet<String> = out.iter().flat_map(|x| x.record.symptom.split(',').map(str::to_string)).collect();
         for f in open.findings.iter().filter(|f| !advised.contains(&f.id)) {

@@ -5,7 +5,9 @@
 //!
 //! Files: `config` (the YAML file, validated), `fields` (its values to typed ones, each error
 //! naming the field), `objective` (apply mode's `objective:` block), `trial` (one change set as
-//! one `tune` trial: interleaved repeats, `judge`), `sampler` (one cheap snapshot per tick), `calm`
+//! one `tune` trial: interleaved repeats, `judge`), `sampler` (one cheap snapshot per tick),
+//! `limit_files` (the limits in force from kept-open files), `window` (the diagnosis window as
+//! numbers), `calm`
 //! (hysteresis, dwell, daily budget), `change_point` (CUSUM), `advice` (stable IDs and their
 //! store), `decide` (one window → transitions, workload changes, advice), `act` (managed keys:
 //! drift, monitor, evidence gone, the one change set), `state` (what survives a restart),
@@ -18,6 +20,7 @@ pub mod change_point;
 pub mod config;
 pub mod decide;
 pub mod fields;
+pub mod limit_files;
 pub mod objective;
 pub mod sampler;
 pub mod selfstat;
@@ -25,6 +28,7 @@ pub mod service;
 pub mod signals;
 pub mod state;
 pub mod trial;
+pub mod window;
 
 pub use config::{AgentConfig, Mode, OnExit};
 pub use service::{Ended, run};

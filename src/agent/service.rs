@@ -10,6 +10,8 @@ use super::calm::Transition;
 use super::config::{AgentConfig, Mode, OnExit};
 use super::decide::{Diagnosis, Verdicts};
 use super::sampler::{self, Sampler};
+use super::selfstat::SelfStat;
+use super::window::Compact;
 use super::state::{Files, now_ms};
 use crate::apply::lock::Lock;
 use crate::kb::Kb;
@@ -32,7 +34,10 @@ pub struct Ended {
 }
 
 /// Runs the agent until a signal; `metrics` is refreshed every sample for whoever publishes it.
-pub fn run(cfg: &AgentConfig, files: &Files, kb: &Kb, metrics: Arc<Mutex<AgentMetrics>>) -> Result<Ended> {
+/// The KB is the agent's one copy, shared with its actor (~600 KB each copy was a third of its heap).
+pub fn run(cfg: &AgentConfig, files: &Files, kb: Kb, metrics: Arc<Mutex<AgentMetrics>>) -> Result<Ended> {
+    let kb = Arc::new(kb);
+    let kb = &kb;
     // Bound before entering the namespace: the endpoint is the host's, where Prometheus scrapes.
     let _server = match cfg.metrics_addr {
         Some(addr) => {
@@ -53,37 +58,58 @@ pub fn run(cfg: &AgentConfig, files: &Files, kb: &Kb, metrics: Arc<Mutex<AgentMe
     super::signals::install();
     let mut actor = Actor::open(cfg, files, kb)?;
     let enabled: Vec<String> = kb.symptoms.keys().filter(|s| cfg.symptom_enabled(s)).cloned().collect();
-    let mut sampler = Sampler::open(&cfg.proc_root, cfg.store(), &sampler::needs(kb, &enabled), cfg.ebpf)?;
+    let needs = sampler::needs(kb, &enabled);
+    let mut sampler = Sampler::open(&cfg.proc_root, cfg.store(), &needs, cfg.ebpf)?;
     let mut advice = advice::Store::open(&files.advice)?;
     let mut diagnosis = Diagnosis::new(cfg);
     tracing::info!(mode = cfg.mode.name(), config = %cfg.source, state_dir = %files.dir.display(), interval_s = cfg.interval.as_secs_f64(), netns = cfg.netns.as_deref().unwrap_or("-"), "agent started");
     if let (Mode::Apply, Some(o)) = (cfg.mode, &cfg.objective) {
         tracing::info!(objective = %o.describe(), "apply mode: each change set is one trial measured against the values before; kept only when the objective improves with an interval excluding zero, after a {} s dwell and within {} change sets a day", cfg.min_dwell.as_secs(), cfg.daily_change_budget);
     }
-    let mut window: Vec<Snapshot> = Vec::new();
+    // The window holds what the symptoms read, as numbers; the full snapshots at its ends are kept
+    // for the advice (one copy a window) while a symptom is open or on its way.
+    let mut window = Compact::new(&needs.signals);
+    let mut start: Option<Snapshot> = None;
     let mut episode: BTreeSet<String> = BTreeSet::new();
     let mut samples = 0u64;
+    let selfstat = SelfStat::open(std::path::Path::new("/proc/self"));
+    let mut saved = actor.state().clone();
+    let released = super::selfstat::release_startup_memory();
+    tracing::debug!(bytes = released, "start-up memory given back");
     let signal = loop {
         if let Some(s) = super::signals::received() {
+            // Counts not written yet (advice::COUNTS_EVERY) are written on the way out.
+            advice.flush()?;
             break s.to_string();
         }
         let t0 = Instant::now();
-        window.push(sampler.sample(now_ms())?);
+        let t_ms = now_ms();
+        sampler.sample(t_ms)?;
+        window.push(t_ms, sampler.host(), &sampler.maps());
+        if samples == 0 && diagnosis.may_advise(cfg) {
+            start = Some(sampler.snapshot());
+        }
         samples += 1;
         actor.check_drift(&mut advice);
         if window.len() >= cfg.window {
-            let v = diagnosis.window(cfg, kb, &window, &cfg.store(), &enabled);
+            let b = diagnosis.may_advise(cfg).then(|| sampler.snapshot());
+            let v = diagnosis.window(cfg, kb, &window.snapshots(), (start.as_ref(), b.as_ref()), &cfg.store(), &enabled);
             report(&v, &mut advice, &mut episode, &mut actor);
             if cfg.mode == Mode::Apply {
                 actor.act(&v, &diagnosis.open(), &mut advice);
             }
             advice.save()?;
-            actor.save()?;
+            // The state file is rewritten when it changed, not every window.
+            if actor.state() != &saved {
+                actor.save()?;
+                saved = actor.state().clone();
+            }
             textfile(cfg, &metrics);
             // Consecutive windows share their end snapshot: no gap, no overlap.
-            window.drain(..window.len() - 1);
+            window.keep_last();
+            start = if diagnosis.may_advise(cfg) { b.or_else(|| Some(sampler.snapshot())) } else { None };
         }
-        publish(cfg, &metrics, &diagnosis, &advice, &episode, &actor, samples, t0);
+        publish(cfg, &metrics, &diagnosis, &advice, &episode, &actor, samples, t0, &selfstat);
         super::signals::sleep(cfg.interval.saturating_sub(t0.elapsed()));
     };
     let back = if cfg.on_exit == OnExit::Rollback { actor.restore_on_exit(&format!("on_exit: rollback ({signal})"))? } else { Default::default() };
@@ -128,8 +154,8 @@ fn textfile(cfg: &AgentConfig, m: &Mutex<AgentMetrics>) {
 
 /// Refreshes the published metrics.
 #[allow(clippy::too_many_arguments)]
-fn publish(cfg: &AgentConfig, m: &Mutex<AgentMetrics>, d: &Diagnosis, store: &advice::Store, episode: &BTreeSet<String>, actor: &Actor, samples: u64, t0: Instant) {
-    let (cpu, rss) = super::selfstat::read(std::path::Path::new("/proc/self")).unwrap_or((0.0, 0));
+fn publish(cfg: &AgentConfig, m: &Mutex<AgentMetrics>, d: &Diagnosis, store: &advice::Store, episode: &BTreeSet<String>, actor: &Actor, samples: u64, t0: Instant, selfstat: &SelfStat) {
+    let (cpu, rss) = selfstat.read();
     let advice = episode.iter().filter_map(|id| store.advice.get(id).map(|r| crate::metrics::Advice { id: id.clone(), symptom: r.symptom.clone(), key: r.key.clone(), count: r.count })).collect();
     let s = actor.state();
     let Ok(mut m) = m.lock() else { return };

@@ -74,7 +74,7 @@ pub fn run(a: &AgentArgs) -> Result<i32> {
     }
     let files = Files::under(&dir);
     let metrics = Arc::new(Mutex::new(crate::metrics::AgentMetrics::default()));
-    let ended = agent::run(&cfg, &files, &kb, metrics).map_err(|e| {
+    let ended = agent::run(&cfg, &files, kb, metrics).map_err(|e| {
         let text = format!("{e:#}");
         if text.contains("holds the lock") || text.contains("setns failed") { refused(text) } else { e }
     })?;

@@ -135,8 +135,13 @@ fn now() -> (u64, u64) {
 impl LiveSystem {
     /// A system writing `target` under `policy`, its backup, journal and lock at `backup` (and beside it).
     pub fn new(target: Target, kb: &Kb, policy: &Policy, backup: &Path, audit: AuditLog) -> Self {
+        Self::sharing(target, Arc::new(kb.clone()), policy, backup, audit)
+    }
+
+    /// `new` with a KB the caller shares (a long-running agent holds one copy, not one per user).
+    pub fn sharing(target: Target, kb: Arc<Kb>, policy: &Policy, backup: &Path, audit: AuditLog) -> Self {
         let (ms, _) = now();
-        LiveSystem { target, kb: Arc::new(kb.clone()), policy: Arc::new(policy.clone()), paths: Paths::beside(backup), audit, run: format!("tune-{}-{ms}", std::process::id()), writes: 0 }
+        LiveSystem { target, kb, policy: Arc::new(policy.clone()), paths: Paths::beside(backup), audit, run: format!("tune-{}-{ms}", std::process::id()), writes: 0 }
     }
 
     /// The transaction's files.
