@@ -106,6 +106,8 @@ pub struct Sampler {
     extra: Snapshot,
     limits: LimitFiles,
     diag: Option<crate::telemetry::sockdiag::SockDiag>,
+    /// The sysctl tree `somaxconn` is read from, for the listeners' binding-limit evidence.
+    sysctl_root: std::path::PathBuf,
     scan: Option<Scan>,
     /// The eBPF probes and the network namespace (inode) whose counters are this agent's.
     probes: Option<(Probes, Option<u32>)>,
@@ -132,7 +134,7 @@ impl Sampler {
             }
             (p, netns_inode(proc_root))
         });
-        Ok(Sampler { reader, full: Snapshot::default(), extra: Snapshot::default(), limits, diag, scan, probes })
+        Ok(Sampler { reader, full: Snapshot::default(), extra: Snapshot::default(), limits, diag, sysctl_root: store.root().to_path_buf(), scan, probes })
     }
 
     /// Reads one sample stamped `t_ms`.
@@ -156,7 +158,11 @@ impl Sampler {
         if let Some(d) = self.diag.as_mut() {
             self.extra.metrics.retain(|k, _| !k.starts_with("listen."));
             if let Ok(recs) = d.dump(crate::telemetry::sockdiag::States::LISTEN) {
-                let mut agg = crate::telemetry::sockdiag::SockAggregator::new(Vec::<String>::new());
+                // With somaxconn in force, as `diagnose` has it: `listen.full.at_somaxconn` is the
+                // evidence that somaxconn is the limit that binds (without it the key is never proposed).
+                let somaxconn = std::fs::read_to_string(self.sysctl_root.join("net/core/somaxconn")).ok().and_then(|t| t.trim().parse().ok());
+                let caps = crate::telemetry::sockdiag::BufferCaps { somaxconn, ..Default::default() };
+                let mut agg = crate::telemetry::sockdiag::SockAggregator::new(Vec::<String>::new()).with_caps(caps);
                 agg.observe(0, &recs);
                 self.extra.metrics.extend(agg.metrics().into_iter().filter(|(k, _)| k.starts_with("listen.")));
             }
