@@ -216,7 +216,7 @@ pub(super) struct Stage<'r, 'a> {
 pub(super) fn run_arm(st: &Stage, spec: &TuneArmSpec, progress: Progress) -> Result<TuneSummary> {
     let t0 = Instant::now();
     let start_text: Values = st.start.iter().map(|(k, v)| (k.clone(), v.to_string())).collect();
-    let space = if spec.reasoners.contains(&Reasoner::Optimiser) { space::build(st.kb, &space::implicated(st.kb, st.findings), st.policy, &start_text)? } else { SearchSpace::default() };
+    let space = if spec.reasoners.contains(&Reasoner::Optimiser) { space::build_moving(st.kb, &space::implicated(st.kb, st.findings), st.policy, &start_text)? } else { SearchSpace::default() };
     let mut sources: Vec<Box<dyn CandidateSource>> = Vec::new();
     let mut keys: Vec<String> = space.keys();
     for r in &spec.reasoners {
