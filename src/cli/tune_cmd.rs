@@ -93,7 +93,7 @@ pub struct TuneArgs {
     /// The keys the optimiser may change (instead of those the findings implicate).
     #[arg(long, value_name = "K1,K2", value_delimiter = ',')]
     pub keys: Vec<String>,
-    /// Seed of the optimiser and the bootstrap intervals.
+    /// Seed of the optimiser (the keep decision's t interval draws nothing).
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
     /// Continue the tune that was interrupted (its incumbent is set again first).

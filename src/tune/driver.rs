@@ -24,7 +24,7 @@ pub struct Settings {
     pub repeats: usize,
     /// Runs before each measured run of a configuration, not scored (caches, slow start).
     pub warmup_runs: usize,
-    /// Seed of the bootstrap intervals.
+    /// Seed handed to `decide::judge` (its t interval draws nothing; kept so a trace records what ran).
     pub seed: u64,
 }
 
