@@ -181,7 +181,40 @@ pub struct TuneVsGrid {
     pub trials: usize,
     /// `final_distance_pct` is within `TUNE_TOLERANCE_PCT`.
     pub met: bool,
+    /// The confirmation round the figures above come from (full mode), when it ran; without it
+    /// they compare the loop with the best of the grid's single measurements.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub confirmed: Option<Confirmation>,
 }
+
+/// What the confirmation round measured and concluded.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Confirmation {
+    /// Interleaved reps per configuration.
+    pub reps: usize,
+    /// The reference: the grid point best over the round (median of its reps).
+    pub reference: String,
+    /// Its objective over the round (median of its reps).
+    pub reference_value: f64,
+    /// Every configuration measured: its label and its objective per rep.
+    pub points: Vec<(String, Vec<f64>)>,
+    /// The loop's configurations against the reference, in trial order.
+    pub incumbents: Vec<Distance>,
+}
+
+/// One configuration the loop held, against the reference.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Distance {
+    /// The trial after which it was the incumbent (0: the start values).
+    pub after_trial: usize,
+    /// The confirmation arm that measured it.
+    pub measured_as: String,
+    /// How much worse than the reference, percent (paired over the reps; negative: better).
+    pub distance_pct: f64,
+    /// Its 95 % interval.
+    pub ci95_pct: (f64, f64),
+}
+
 
 impl Goals {
     /// These goals with `all_met` filled in from them.

@@ -47,6 +47,7 @@ pub mod anchors;
 pub mod command;
 pub mod compare;
 pub mod configure;
+pub mod confirm;
 pub mod grid;
 pub mod inotify;
 pub mod lock;

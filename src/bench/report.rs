@@ -374,6 +374,12 @@ fn tune_lines(o: &mut String, t: &TuneSummary) {
     if let Some(v) = &t.vs_grid {
         let reached = v.trials_to_within.map_or_else(|| "never within 2 %".to_string(), |n| format!("within 2 % after {n} trial(s)"));
         let _ = writeln!(*o, "  vs the grid optimum ({}, {:.3}): {:.3}, {:.1} % away; {reached}", v.optimum, v.optimum_value, v.final_value, v.final_distance_pct);
+        if let Some(c) = &v.confirmed {
+            let _ = writeln!(*o, "  confirmation round ({} reps, interleaved; reference {}, {:.3}):", c.reps, c.reference, c.reference_value);
+            for d in &c.incumbents {
+                let _ = writeln!(*o, "    after trial {} ({}): {:+.1} % [{:+.1}, {:+.1}] from it", d.after_trial, d.measured_as, d.distance_pct, d.ci95_pct.0, d.ci95_pct.1);
+            }
+        }
     }
 }
 
@@ -425,7 +431,14 @@ pub fn goals_text(g: &Goals, avoid: &[Avoid], hits: &[AvoidHit]) -> String {
     match &g.tune_vs_grid {
         Some(v) => {
             let reached = v.trials_to_within.map_or_else(|| "never".to_string(), |n| format!("after {n} of {} trial(s)", v.trials));
-            let _ = writeln!(o, "  closed loop within 2 % of the grid optimum ({}, {:.3}; semantos:tune {:.3}, {:.1} % away; reached {reached}): {}", v.optimum, v.optimum_value, v.final_value, v.final_distance_pct, yn(Some(v.met)));
+            match v.confirmed.as_ref().and_then(|c| Some((c, c.incumbents.last()?))) {
+                Some((c, d)) => {
+                    let _ = writeln!(o, "  closed loop within 2 % of the grid optimum (confirmed over {} reps against {}: {:+.1} % [{:+.1}, {:+.1}]; reached {reached}): {}", c.reps, c.reference, d.distance_pct, d.ci95_pct.0, d.ci95_pct.1, yn(Some(v.met)));
+                }
+                None => {
+                    let _ = writeln!(o, "  closed loop within 2 % of the grid optimum ({}, {:.3}; semantos:tune {:.3}, {:.1} % away; reached {reached}): {}", v.optimum, v.optimum_value, v.final_value, v.final_distance_pct, yn(Some(v.met)));
+                }
+            }
         }
         None => {
             let _ = writeln!(o, "  closed loop within 2 % of the grid optimum: not evaluated");
@@ -468,7 +481,7 @@ mod tests {
             objective_improved: Some(true),
             objective_vs_grid: None,
             no_avoided_change: None,
-            tune_vs_grid: Some(TuneVsGrid { optimum: "grid:somaxconn=2048".into(), optimum_value: 100.0, final_value: 101.0, final_distance_pct: 1.0, trials_to_within: Some(3), trials: 5, met: true }),
+            tune_vs_grid: Some(TuneVsGrid { optimum: "grid:somaxconn=2048".into(), optimum_value: 100.0, final_value: 101.0, final_distance_pct: 1.0, trials_to_within: Some(3), trials: 5, met: true, confirmed: None }),
             all_met: true,
         }
     }

@@ -7,6 +7,7 @@
 use super::anchors::{self, TUNED};
 use super::compare::{self, Goals, NoiseCheck};
 use super::configure::Switcher;
+use super::confirm;
 use super::grid::{self, GridMode};
 use super::netns;
 use super::objective::{self, AvoidHit, Objective};
@@ -312,6 +313,33 @@ pub(super) fn results(arms: &[Arm], runs: &[RunRecord], grid_points: &[(grid::Gr
     Results { tune, arms: out, noise, grid, goals, hits }
 }
 
+/// The confirmation round (`confirm`): the grid's best points and the closed loop's incumbents
+/// measured again, interleaved; the closed loop's distance to the grid optimum is judged from it.
+fn confirm_round(
+    res: &mut Results,
+    arms: &[Arm],
+    start: &BTreeMap<String, Value>,
+    objective: Objective,
+    sw: &Switcher,
+    progress: Progress,
+    measure: &mut dyn FnMut() -> Result<(RunOutput, BTreeMap<String, f64>)>,
+) -> Result<()> {
+    let name = TuneArmSpec::semantos(0).name;
+    let Some(t) = res.tune.iter_mut().find(|t| t.arm == name) else { return Ok(()) };
+    let Some(v) = t.vs_grid.clone() else { return Ok(()) };
+    let (c_arms, held) = confirm::arms(&res.grid, arms, &t.trials, start, objective);
+    progress(&format!("confirmation round: {} configurations × {} reps, interleaved (the grid's best {} and the closed loop's incumbents)", c_arms.len(), confirm::REPS, confirm::GRID_POINTS));
+    let (runs, _) = measure_arms(&c_arms, confirm::REPS, sw, progress, || measure())?;
+    let grid_arms: Vec<String> = c_arms.iter().filter(|a| a.kind == ArmKind::Grid).map(|a| a.name.clone()).collect();
+    let Some(c) = confirm::conclude(&runs, &grid_arms, &held, objective) else { return Ok(()) };
+    for d in &c.incumbents {
+        progress(&format!("confirmation: after trial {} ({}): {:+.1} % [{:+.1}, {:+.1}] from {}", d.after_trial, d.measured_as, d.distance_pct, d.ci95_pct.0, d.ci95_pct.1, c.reference));
+    }
+    t.vs_grid = Some(confirm::judged(v, c));
+    res.goals = Goals { tune_vs_grid: t.vs_grid.clone(), ..res.goals.clone() }.evaluated();
+    Ok(())
+}
+
 /// The grid's best point by the scenario's objective (the first of equals), with its objective.
 fn best_point(grid: &[GridRow], objective: Objective) -> Option<(String, f64)> {
     let mut best: Option<(String, f64)> = None;
@@ -516,7 +544,13 @@ fn run_on(kb: &Kb, sc: &Scenario, reps: usize, staged: &Staged, work: &Path, aud
             let (out, obs) = run()?;
             Ok((out, telemetry_of(kb, &obs, all_metrics)))
         })?;
-        let res = results(&arms, &runs, &grid_rows, o.seed, &sc.judge, &tuned.rounds, tune);
+        let mut res = results(&arms, &runs, &grid_rows, o.seed, &sc.judge, &tuned.rounds, tune);
+        if !o.quick {
+            confirm_round(&mut res, &arms, &tuned.start, sc.judge.objective, &sw, progress, &mut || {
+                let (out, obs) = run()?;
+                Ok((out, telemetry_of(kb, &obs, all_metrics)))
+            })?;
+        }
         Ok(BenchReport {
             schema_version: BENCH_SCHEMA_VERSION,
             scenario: id.name().into(),

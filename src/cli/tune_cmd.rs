@@ -75,7 +75,7 @@ pub struct TuneArgs {
     /// Wall-clock limit (90, 90s, 15m, 2h); the trial running then finishes first.
     #[arg(long, value_name = "DURATION")]
     pub max_time: Option<String>,
-    /// Paired repeats per trial (incumbent and candidate interleaved); at least 2.
+    /// Paired repeats per trial (incumbent and candidate interleaved), as many again when the candidate looks better but is not yet shown so; at least 2.
     #[arg(long, default_value_t = 3, value_name = "N")]
     pub repeats: usize,
     /// Unscored runs before each measured run of a configuration.
@@ -93,7 +93,7 @@ pub struct TuneArgs {
     /// The keys the optimiser may change (instead of those the findings implicate).
     #[arg(long, value_name = "K1,K2", value_delimiter = ',')]
     pub keys: Vec<String>,
-    /// Seed of the optimiser and the bootstrap intervals.
+    /// Seed of the optimiser (the keep decision's t interval draws nothing).
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
     /// Continue the tune that was interrupted (its incumbent is set again first).
@@ -131,7 +131,9 @@ pub struct TuneArgs {
 const TUNE_HELP: &str = "Each trial sets a candidate through the apply transaction, runs the command under it and
 under the incumbent in interleaved repeats, and keeps it only when the statistic improves
 by at least --min-effect with a paired 95 % interval that excludes zero, and no guard
-worsens past its limit.
+worsens past its limit. The interval is Student's t over the pairs' log-ratios; a candidate
+that looks better but is not yet shown so is measured in as many pairs again (3 + 3 by
+default) and judged on all: an identical candidate is kept at most 5 % of the time.
 
 Examples:
   sudo semantos tune --objective-cmd './probe --print-latency-ms' --stat p99 --budget 12
@@ -355,7 +357,7 @@ fn candidates(a: &TuneArgs, kb: &Kb, pol: &Policy, named: Vec<(String, String)>,
         implicated = space::implicated(kb, f);
     }
     let current: Values = common::current_values(reader, kb).into_iter().map(|(k, v)| (k, v.to_string())).collect();
-    let space = if wants(SourceKind::Optimiser) { space::build(kb, &implicated, pol, &current).map_err(|e| invalid(format!("the search space: {e:#}")))? } else { SearchSpace::default() };
+    let space = if wants(SourceKind::Optimiser) { space::build_moving(kb, &implicated, pol, &current).map_err(|e| invalid(format!("the search space: {e:#}")))? } else { SearchSpace::default() };
     Ok((once, space))
 }
 

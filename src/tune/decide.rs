@@ -1,15 +1,16 @@
 //! Keep or revert: a candidate measured against the incumbent in
 //! interleaved repeats is kept only when the objective improves by at least
-//! the objective's minimum effect, with a paired bootstrap interval that
-//! excludes zero, and no guard objective worsens past its limit. Pure: the
-//! measurements and the seed are given.
+//! the objective's minimum effect, with a paired 95 % interval (Student t
+//! over the pairs' log-ratios: `interval`) that excludes zero, and no guard
+//! objective worsens past its limit. Pure: the measurements are given.
 
+use super::interval::paired;
 use super::objective::{Direction, Measurement, ObjectiveSpec};
-use crate::eval::{bootstrap_ci, median};
+use crate::eval::median;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-/// Bootstrap resamples per interval.
+/// Bootstrap resamples per interval (the judge's interval was a bootstrap's; now a t interval, `tune::interval`).
 pub const RESAMPLES: usize = 4000;
 
 /// What was decided about a trial.
@@ -50,9 +51,9 @@ pub struct Judgement {
     pub incumbent: Vec<f64>,
     /// The objective statistic of each candidate repeat, in run order.
     pub candidate: Vec<f64>,
-    /// Improvement of the candidate's median over the incumbent's, percent (positive: better).
+    /// Improvement of the candidate over the incumbent at the pairs' geometric-mean ratio, percent (positive: better).
     pub improvement_pct: f64,
-    /// Paired bootstrap 95 % interval of that improvement.
+    /// Paired 95 % interval of that improvement (Student t over the pairs' log-ratios).
     pub ci95_pct: (f64, f64),
     /// Guard objectives by name.
     pub guards: BTreeMap<String, GuardResult>,
@@ -65,14 +66,16 @@ impl Judgement {
     }
 }
 
-/// Judges paired repeats (`incumbent[i]` and `candidate[i]` were run back to back).
-pub fn judge(spec: &ObjectiveSpec, incumbent: &[Measurement], candidate: &[Measurement], seed: u64) -> Judgement {
+/// Judges paired repeats (`incumbent[i]` and `candidate[i]` were run back to back). `_seed` is
+/// unused since the interval is a t interval (no resampling); kept so callers need not change.
+pub fn judge(spec: &ObjectiveSpec, incumbent: &[Measurement], candidate: &[Measurement], _seed: u64) -> Judgement {
     let n = incumbent.len().min(candidate.len());
     let inc: Vec<f64> = incumbent[..n].iter().map(|m| spec.stat.of(m)).collect();
     let cand: Vec<f64> = candidate[..n].iter().map(|m| spec.stat.of(m)).collect();
     let guards = guard_results(spec, &incumbent[..n], &candidate[..n]);
-    let improvement = spec.improvement_pct(median(&inc), median(&cand));
-    let ci = if inc.iter().chain(&cand).all(|v| v.is_finite()) && n >= 2 { interval(spec.direction, &inc, &cand, seed) } else { (f64::NAN, f64::NAN) };
+    let p = paired(spec.direction, &inc, &cand);
+    let improvement = p.map_or_else(|| spec.improvement_pct(median(&inc), median(&cand)), |p| p.improvement_pct);
+    let ci = p.map_or((f64::NAN, f64::NAN), |p| p.ci95_pct);
     let broken: Vec<String> = guards.iter().filter(|(_, g)| !g.held).map(|(k, g)| format!("{k} {} → {} ({:+.1} %)", fmt(g.incumbent), fmt(g.candidate), g.worsening_pct)).collect();
     let figures = format!("{:?} {} → {} ({:+.1} %, 95 % CI [{:+.1}, {:+.1}] over {n} paired repeats)", spec.stat, fmt(median(&inc)), fmt(median(&cand)), improvement, ci.0, ci.1);
     let (decision, reason) = if n < 2 {
@@ -97,14 +100,12 @@ fn floor(spec: &ObjectiveSpec) -> f64 {
     if spec.min_effect_pct.is_finite() { spec.min_effect_pct.max(0.05) } else { super::objective::DEFAULT_MIN_EFFECT_PCT }
 }
 
-/// The paired interval of the improvement in the objective's direction.
-fn interval(direction: Direction, inc: &[f64], cand: &[f64], seed: u64) -> (f64, f64) {
-    let (lo, hi) = bootstrap_ci(inc, cand, median, RESAMPLES, seed, 0.95);
-    match direction {
-        // bootstrap_ci's improvement is (baseline − tuned) / baseline: lower is better already.
-        Direction::Lower => (lo, hi),
-        Direction::Higher => (-hi, -lo),
-    }
+/// Whether a reverted trial looked better but was not shown so: every guard held, the improvement
+/// reached the minimum effect, and only the interval's lower end failed to clear zero. The loop
+/// measures such a trial again (`driver`) before giving up on it; a trial that looked no better,
+/// or worse, is not worth the runs.
+pub fn looks_better(spec: &ObjectiveSpec, j: &Judgement) -> bool {
+    j.decision == Decision::Reverted && j.guards.values().all(|g| g.held) && j.improvement_pct >= floor(spec) && !(j.ci95_pct.0 > 0.0)
 }
 
 fn guard_results(spec: &ObjectiveSpec, inc: &[Measurement], cand: &[Measurement]) -> BTreeMap<String, GuardResult> {

@@ -15,6 +15,9 @@ pub mod candidate;
 pub mod command;
 pub mod decide;
 pub mod driver;
+#[cfg(test)]
+mod false_keeps;
+pub mod interval;
 pub mod live;
 pub mod objective;
 pub mod optimiser;

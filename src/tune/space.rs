@@ -276,6 +276,29 @@ pub fn implicated(kb: &Kb, findings: &crate::reasoning::Findings) -> Vec<(String
 /// invariant against a key outside the space narrows the range, one between
 /// two dimensions becomes an `Order`.
 pub fn build(kb: &Kb, implicated: &[(String, String)], policy: &Policy, current: &Values) -> anyhow::Result<SearchSpace> {
+    build_with(kb, implicated, policy, current, Window::AroundCurrent)
+}
+
+/// The space over `implicated` keys as `build` makes it, but over the KB range ∩ the policy
+/// without the step window around `current`: the step limit is kept as `max_step_ratio`, and an
+/// optimiser that keeps every move within `SearchSpace::step_box` of the incumbent of its day
+/// (`GpSearch`, `Tpe`) then walks a trust region that moves with the best point. `build`'s space
+/// stops at one step from the start values, so an optimum beyond it was unreachable
+/// (`accept-burst`: the plateau starts at somaxconn 2048, the space stopped at 1024).
+pub fn build_moving(kb: &Kb, implicated: &[(String, String)], policy: &Policy, current: &Values) -> anyhow::Result<SearchSpace> {
+    build_with(kb, implicated, policy, current, Window::Whole)
+}
+
+/// How far an integer dimension reaches from the value in force.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Window {
+    /// Within the policy's step limit of it.
+    AroundCurrent,
+    /// The whole KB range the policy allows (each move still bounded by `step_box`).
+    Whole,
+}
+
+fn build_with(kb: &Kb, implicated: &[(String, String)], policy: &Policy, current: &Values, window: Window) -> anyhow::Result<SearchSpace> {
     policy.validate().map_err(|e| anyhow::anyhow!("cannot build the search space: {e}"))?;
     let mut space = SearchSpace { max_step_ratio: Some(policy.max_step_ratio), ..SearchSpace::default() };
     let mut dims: Vec<Dim> = Vec::new();
@@ -283,7 +306,7 @@ pub fn build(kb: &Kb, implicated: &[(String, String)], policy: &Policy, current:
         if dims.iter().any(|d| &d.key == key) || space.left_out.iter().any(|l| &l.0 == key) {
             continue;
         }
-        match dim_for(kb, key, why, policy, current) {
+        match dim_for(kb, key, why, policy, current, window) {
             Ok(d) => dims.push(d),
             Err(reason) => space.left_out.push((key.clone(), reason)),
         }
@@ -302,7 +325,7 @@ pub fn build(kb: &Kb, implicated: &[(String, String)], policy: &Policy, current:
 }
 
 /// One key's dimension, or why it stays out.
-fn dim_for(kb: &Kb, key: &str, why: &str, policy: &Policy, current: &Values) -> Result<Dim, String> {
+fn dim_for(kb: &Kb, key: &str, why: &str, policy: &Policy, current: &Values, window: Window) -> Result<Dim, String> {
     let p = kb.param(key).ok_or("no knowledge-base entry, so nothing is known of its range or risk")?;
     if p.risk == Risk::Never {
         return Err(format!("risk never: {}", p.risk_reason));
@@ -329,7 +352,7 @@ fn dim_for(kb: &Kb, key: &str, why: &str, policy: &Policy, current: &Values) -> 
     match p.kind {
         ValueKind::Bool => choice(vec!["0".into(), "1".into()]),
         ValueKind::Enum | ValueKind::String => choice(p.values.clone()),
-        ValueKind::Int | ValueKind::Ints => int_dim(p, why, cur, policy.max_step_ratio),
+        ValueKind::Int | ValueKind::Ints => int_dim(p, why, cur, policy.max_step_ratio, window),
     }
 }
 
@@ -341,7 +364,7 @@ const LOG_UNITS: &[&str] = &[
 
 /// An integer dimension: the KB range ∩ the step window around the value in force, the
 /// sentinel value left out (writing it is a mode switch, not a step), neighbours kept in order.
-fn int_dim(p: &Param, why: &str, cur: &str, ratio: f64) -> Result<Dim, String> {
+fn int_dim(p: &Param, why: &str, cur: &str, ratio: f64, window: Window) -> Result<Dim, String> {
     let field = match p.kind {
         ValueKind::Ints => Some(p.adjust_index.ok_or("a multi-value key whose KB entry names no field to tune (adjust_index)")?),
         _ => None,
@@ -363,7 +386,10 @@ fn int_dim(p: &Param, why: &str, cur: &str, ratio: f64) -> Result<Dim, String> {
         return Err(format!("holds {c}, a special value rather than an amount; not a step"));
     }
     let base = in_force.max(1) as f64;
-    let (mut lo, mut hi) = (kmin.max((base / ratio).ceil() as i64), kmax.min((base * ratio).floor() as i64));
+    let (mut lo, mut hi) = match window {
+        Window::AroundCurrent => (kmin.max((base / ratio).ceil() as i64), kmax.min((base * ratio).floor() as i64)),
+        Window::Whole => (kmin, kmax),
+    };
     if let Some(s) = &p.sentinel {
         if s.value() == lo {
             lo += 1;
@@ -382,7 +408,11 @@ fn int_dim(p: &Param, why: &str, cur: &str, ratio: f64) -> Result<Dim, String> {
     if lo >= hi {
         return Err(format!("no room to move: the KB range {kmin}..{kmax} and the step limit ×{ratio} around {c} leave {lo}..{hi}"));
     }
-    let mut why = format!("{why}; {lo}..{hi} (KB {kmin}..{kmax} within ×{ratio} of {c}{})", if log { ", log scale" } else { "" });
+    let reach = match window {
+        Window::AroundCurrent => format!("within ×{ratio} of {c}"),
+        Window::Whole => format!("each move within ×{ratio} of the incumbent, from {c}"),
+    };
+    let mut why = format!("{why}; {lo}..{hi} (KB {kmin}..{kmax} {reach}{})", if log { ", log scale" } else { "" });
     if let Some(f) = field {
         why.push_str(&format!("; field {f} of {}, the one the KB adjusts (adjust_index), the others kept", p.elements()));
     }

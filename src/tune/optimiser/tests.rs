@@ -188,3 +188,72 @@ fn no_optimiser_proposes_a_move_outside_the_step_box_of_the_incumbent() {
         assert!(kept >= 2, "{}: only {kept} trial(s) kept on a landscape that improves all the way", out.trials[0].source);
     }
 }
+
+/// `accept-burst`'s shape over the real KB's space: p95 falls with `somaxconn` on a log scale
+/// until a plateau at 2048, sixteen times the start's 128 (two steps of ×8 away).
+struct Plateau {
+    space: crate::tune::SearchSpace,
+}
+
+impl Landscape for Plateau {
+    fn name(&self) -> String {
+        "a plateau two steps away".into()
+    }
+    fn space(&self) -> &crate::tune::SearchSpace {
+        &self.space
+    }
+    fn start(&self) -> crate::tune::Values {
+        [("net.core.somaxconn", "128"), ("net.ipv4.tcp_max_syn_backlog", "4096")].iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+    fn truth(&self, v: &crate::tune::Values) -> f64 {
+        let s = v["net.core.somaxconn"].parse::<f64>().unwrap();
+        300.0 + 1500.0 * (1.0 - (s / 128.0).ln() / 16f64.ln()).clamp(0.0, 1.0)
+    }
+    fn run(&self, v: &crate::tune::Values, rng: &mut rand_pcg::Pcg64Mcg) -> Vec<f64> {
+        use rand::RngExt;
+        (0..5).map(|_| self.truth(v) * (1.0 + 0.02 * rng.random::<f64>())).collect()
+    }
+}
+
+fn accept_burst_space(moving: bool) -> crate::tune::SearchSpace {
+    use crate::reasoning::{Finding, Findings};
+    let kb = crate::kb::Kb::embedded().unwrap();
+    let f = Finding { id: "accept_queue_overflow".into(), title: String::new(), explain: String::new(), evidence: vec![], presence: Default::default() };
+    let findings = Findings { schema_version: 2, host: Default::default(), snapshot_digest: String::new(), window_s: 1.0, samples: 2, findings: vec![f], no_data: vec![] };
+    let implicated = crate::tune::space::implicated(&kb, &findings);
+    let start = Plateau { space: Default::default() }.start();
+    let build = if moving { crate::tune::space::build_moving } else { crate::tune::space::build };
+    build(&kb, &implicated, &crate::safety::Policy::default(), &start).unwrap()
+}
+
+#[test]
+fn an_optimum_beyond_one_step_of_the_start_is_reached_through_kept_trials_each_within_the_step_limit_of_the_live_incumbent() {
+    use crate::tune::driver::{self, Loop, Settings, Silent};
+    let land = Plateau { space: accept_burst_space(true) };
+    let ratio = land.space.max_step_ratio.unwrap();
+    // The space built once around the start stopped at one step: the plateau was out of reach.
+    let once = accept_burst_space(false);
+    let top = |s: &crate::tune::SearchSpace| s.assemble(&land.start(), &[1.0, 1.0])["net.core.somaxconn"].parse::<f64>().unwrap();
+    assert!(top(&once) < 2048.0 && top(&land.space) >= 2048.0, "one step: {}, moving: {}", top(&once), top(&land.space));
+    let mut system = proving::MapSystem::new(land.start());
+    let live = system.handle();
+    let mut probe = proving::Probe::new(&land, system.handle(), 7);
+    let check = |_: &crate::tune::Values| Ok(());
+    let spec = proving::spec();
+    let settings = Settings { budget: 5, max_time: None, repeats: 3, warmup_runs: 0, seed: 7 };
+    let l = Loop { system: &mut system, objective: &mut probe, sources: vec![Box::new(GpSearch::new(7))], space: &land.space, spec: &spec, check: &check, settings };
+    let out = driver::run(l, land.start(), land.start(), Vec::new(), &mut Silent).unwrap();
+    let mut incumbent = land.start();
+    for t in &out.trials {
+        for (key, to) in &t.values {
+            let (from, to) = (incumbent[key].parse::<f64>().unwrap(), to.parse::<f64>().unwrap());
+            assert!(to / from <= ratio && from / to <= ratio, "trial {}: {key} {from} → {to} is more than ×{ratio} from the live incumbent", t.index);
+        }
+        if t.judgement.decision == crate::tune::Decision::Kept {
+            incumbent = t.values.clone();
+        }
+    }
+    assert_eq!(*live.borrow(), out.best, "the loop leaves the incumbent live");
+    let best = out.best["net.core.somaxconn"].parse::<f64>().unwrap();
+    assert!(best >= 2048.0, "somaxconn {best} after {:?}", out.trials.iter().map(|t| (&t.values, t.judgement.decision)).collect::<Vec<_>>());
+}
