@@ -76,11 +76,16 @@ pub fn needs(kb: &Kb, symptoms: &[String]) -> Needs {
         // The scan compares each process's mappings with the limit in force.
         limits.push("sysctl.vm.max_map_count".into());
     }
+    let listeners = metrics.iter().any(|m| m.starts_with("listen."));
+    if listeners {
+        // `listen.full.at_somaxconn` compares each full listener's backlog with somaxconn in force.
+        limits.push("sysctl.net.core.somaxconn".into());
+    }
     limits.sort();
     limits.dedup();
     let mut files: Vec<&'static str> = FILES.iter().filter(|(pre, _)| metrics.iter().any(|m| m.starts_with(pre))).map(|(_, f)| *f).collect();
     files.dedup();
-    Needs { process_scan, listeners: metrics.iter().any(|m| m.starts_with("listen.")), limits, files, signals }
+    Needs { process_scan, listeners, limits, files, signals }
 }
 
 /// Samples between two per-process scans. The scan (`readlink` of every `fd/*`, `maps` of the
@@ -106,8 +111,6 @@ pub struct Sampler {
     extra: Snapshot,
     limits: LimitFiles,
     diag: Option<crate::telemetry::sockdiag::SockDiag>,
-    /// The sysctl tree `somaxconn` is read from, for the listeners' binding-limit evidence.
-    sysctl_root: std::path::PathBuf,
     scan: Option<Scan>,
     /// The eBPF probes and the network namespace (inode) whose counters are this agent's.
     probes: Option<(Probes, Option<u32>)>,
@@ -134,7 +137,7 @@ impl Sampler {
             }
             (p, netns_inode(proc_root))
         });
-        Ok(Sampler { reader, full: Snapshot::default(), extra: Snapshot::default(), limits, diag, sysctl_root: store.root().to_path_buf(), scan, probes })
+        Ok(Sampler { reader, full: Snapshot::default(), extra: Snapshot::default(), limits, diag, scan, probes })
     }
 
     /// Reads one sample stamped `t_ms`.
@@ -158,9 +161,9 @@ impl Sampler {
         if let Some(d) = self.diag.as_mut() {
             self.extra.metrics.retain(|k, _| !k.starts_with("listen."));
             if let Ok(recs) = d.dump(crate::telemetry::sockdiag::States::LISTEN) {
-                // With somaxconn in force, as `diagnose` has it: `listen.full.at_somaxconn` is the
-                // evidence that somaxconn is the limit that binds (without it the key is never proposed).
-                let somaxconn = std::fs::read_to_string(self.sysctl_root.join("net/core/somaxconn")).ok().and_then(|t| t.trim().parse().ok());
+                // With somaxconn in force (a limit file, read above), as `diagnose` has it:
+                // `listen.full.at_somaxconn` is the evidence that somaxconn is the limit that binds.
+                let somaxconn = self.extra.metrics.get("sysctl.net.core.somaxconn").map(|v| *v as u64);
                 let caps = crate::telemetry::sockdiag::BufferCaps { somaxconn, ..Default::default() };
                 let mut agg = crate::telemetry::sockdiag::SockAggregator::new(Vec::<String>::new()).with_caps(caps);
                 agg.observe(0, &recs);
@@ -207,6 +210,7 @@ mod tests {
         let kb = Kb::embedded().unwrap();
         let n = needs(&kb, &["accept_queue_full".into()]);
         assert!(n.listeners && !n.process_scan, "{n:?}");
+        assert!(n.limits.contains(&"sysctl.net.core.somaxconn".to_string()), "the listeners' binding limit: {n:?}");
         // Its signals are the listeners' queues: no /proc file beyond meminfo, which is always read.
         assert!(n.files.is_empty() && n.signals.iter().all(|m| m.starts_with("listen.")), "{n:?}");
         let n = needs(&kb, &["timewait_port_pressure".into(), "inotify_watches_near_limit".into()]);
