@@ -174,6 +174,9 @@ fn advice_only(ch: &Change, v: Verdict) -> Verdict {
     }
 }
 
+/// The longest value one write to a `/proc/sys` file sets whole (a page, 4096 bytes, less one).
+pub const MAX_WRITE: usize = 4095;
+
 fn reject(rule: &str, reason: impl Into<String>) -> Verdict {
     Verdict::Reject { rule: rule.into(), reason: reason.into() }
 }
@@ -217,6 +220,15 @@ fn check_one(ch: &Change, kb: &Kb, policy: &Policy, current: &BTreeMap<String, V
     };
     if &to == cur {
         return Verdict::Skip { reason: format!("{key} is already {cur}") };
+    }
+    // The kernel takes at most a page less one byte in one write and cuts a longer one at its last
+    // whole number (the store writes once, as a second write at an offset is ignored or merged): a
+    // value longer than that could not be written whole, nor, in force, be put back by a rollback.
+    if to.as_str().len() > MAX_WRITE {
+        return reject("range", format!("{key}: the new value is {} bytes; the kernel takes at most {MAX_WRITE} in one write", to.as_str().len()));
+    }
+    if cur.as_str().len() > MAX_WRITE {
+        return Verdict::Refuse { rule: "restorable".into(), reason: format!("{key}'s value in force is {} bytes, longer than the {MAX_WRITE} the kernel takes in one write: a rollback could not put it back exactly, so it is not changed", cur.as_str().len()) };
     }
     if let (Some(old), Some(new)) = (cur.ints(), to.ints()) {
         let r = policy.max_step_ratio;
@@ -351,6 +363,35 @@ mod tests {
         assert!(c.aborted.is_none());
         let c = check_plan(&[("kernel.sched_latency_ns", "3000000")]);
         assert!(matches!(verdict_of(&c, "kernel.sched_latency_ns"), Verdict::Skip { reason } if reason.contains("removed from /proc/sys in 5.13")));
+    }
+
+    #[test]
+    fn a_value_longer_than_one_kernel_write_is_neither_written_nor_changed_from() {
+        let kb = Kb::embedded().unwrap();
+        let key = "net.ipv4.ip_local_reserved_ports";
+        let long: String = (10000..12000).step_by(2).map(|p| p.to_string()).collect::<Vec<_>>().join(",");
+        assert!(long.len() > MAX_WRITE);
+        let policy = Policy { extend_whitelist: vec![key.into()], ..Policy::default() };
+        let run = |cur: &str, to: &str| {
+            let mut plan = Plan::new("test", Intent::Latency);
+            plan.changes = vec![change(key, to)];
+            let current: BTreeMap<String, Value> = [(key.to_string(), Value::from_kernel(cur))].into_iter().collect();
+            check(&plan, &kb, &policy, &current)
+        };
+        // A short list in force and a short one asked for: accepted (the rule is only about length).
+        assert_eq!(verdict_of(&run("8080", "8080-8090"), key), &Verdict::Accept);
+        // The kernel would cut the new value at its last whole number within 4095 bytes.
+        let c = run("8080", &long);
+        assert!(matches!(verdict_of(&c, key), Verdict::Reject { rule, .. } if rule == "range"), "{}", verdict_of(&c, key).reason());
+        // One byte over a page less one: within the KB's string bound, still more than one write sets.
+        let just_over = format!("{}11", "1,".repeat(2047));
+        assert_eq!(just_over.len(), MAX_WRITE + 1);
+        let c = run("8080", &just_over);
+        assert!(matches!(verdict_of(&c, key), Verdict::Reject { rule, reason } if rule == "range" && reason.contains("at most 4095")), "{}", verdict_of(&c, key).reason());
+        // A value in force that long could not be put back by a rollback.
+        let c = run(&long, "8080");
+        assert!(matches!(verdict_of(&c, key), Verdict::Refuse { rule, reason } if rule == "restorable" && reason.contains(&format!("{} bytes", long.len()))), "{}", verdict_of(&c, key).reason());
+        assert!(c.writes().is_empty());
     }
 
     #[test]

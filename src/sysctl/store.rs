@@ -12,7 +12,7 @@ use super::value::Value;
 use crate::apply::token::WriteToken;
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -165,16 +165,7 @@ impl SysctlStore for TreeStore {
                 StoreError::Io { key: key.clone(), op: "open", path: path.clone(), source: e }
             }
         })?;
-        // The kernel zeroes a buffer the size of each read request: small reads are cheaper.
-        let mut buf = Vec::with_capacity(256);
-        let mut chunk = [0u8; 4096];
-        loop {
-            let n = f.read(&mut chunk).map_err(|e| StoreError::Io { key: key.clone(), op: "read", path: path.clone(), source: e })?;
-            if n == 0 {
-                break;
-            }
-            buf.extend_from_slice(&chunk[..n]);
-        }
+        let buf = read_whole(&mut f).map_err(|e| StoreError::Io { key: key.clone(), op: "read", path: path.clone(), source: e })?;
         Ok(Value::from_kernel(&String::from_utf8_lossy(&buf)))
     }
 
@@ -224,6 +215,30 @@ impl SysctlStore for TreeStore {
         walk(&self.root, &mut Vec::new(), &mut out).map_err(|e| StoreError::List { path: self.root.clone(), source: e })?;
         out.sort();
         Ok(out)
+    }
+}
+
+/// A sysctl file's whole text, always read from offset 0. The kernel formats an integer or bitmap
+/// sysctl on the first read and answers a read at a later offset with end-of-file, so reading on
+/// in chunks would silently cut a value longer than the first chunk (an `ip_local_reserved_ports`
+/// list can run to tens of kilobytes): a read that fills the buffer is repeated from offset 0 with
+/// a buffer twice the size. The kernel zeroes a buffer the size of each request, so the first is
+/// small.
+fn read_whole(f: &mut File) -> io::Result<Vec<u8>> {
+    use std::os::unix::fs::FileExt;
+    let mut buf = vec![0u8; 4096];
+    loop {
+        let n = loop {
+            match f.read_at(&mut buf, 0) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                other => break other?,
+            }
+        };
+        if n < buf.len() {
+            buf.truncate(n);
+            return Ok(buf);
+        }
+        buf.resize(buf.len() * 2, 0);
     }
 }
 

@@ -519,3 +519,48 @@ fn a_fleet_restore_of_one_rollout_keeps_an_earlier_rollout() {
     ok(&run_in(d.path(), &v), "fleet restore of rollout-b");
     assert_eq!((read("net/core/somaxconn"), read("vm/swappiness")), ("128".to_string(), "30".to_string()), "rollout-a was undone too");
 }
+
+/// Builds a reserved-ports list of 1000 single ports (about 6 KB of text) in `ns`: the first
+/// write at offset 0 sets the list, and each further write at a later offset adds to it (the
+/// kernel takes at most 4095 bytes in one write).
+const LONG_RESERVED_PORTS: &str = r#"
+import os
+p = "/proc/sys/net/ipv4/ip_local_reserved_ports"
+ports = [str(x) for x in range(20000, 22000, 2)]
+fd = os.open(p, os.O_WRONLY)
+off = 0
+for i in range(0, len(ports), 200):
+    part = ",".join(ports[i:i + 200])
+    os.pwrite(fd, part.encode(), off)
+    off += len(part) + 1
+os.close(fd)
+"#;
+
+#[test]
+fn a_sysctl_value_longer_than_one_read_is_read_whole_and_the_key_is_not_changed() {
+    if !privileged("a_sysctl_value_longer_than_one_read_is_read_whole_and_the_key_is_not_changed") {
+        return;
+    }
+    // The store read 4 KiB chunks; the kernel answers a read past offset 0 of this file with
+    // end-of-file, so the backup held the list cut after 4096 bytes, mid-number, and a rollback
+    // would have put that back. A value this long cannot be written back in one write either.
+    let ns = Netns::create("longval");
+    let key = "net.ipv4.ip_local_reserved_ports";
+    let o = Command::new("ip").args(["netns", "exec", &ns.name, "python3", "-c", LONG_RESERVED_PORTS]).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let whole = ns.read(key);
+    assert!(whole.len() > 4096 && whole.ends_with("21998"), "{} bytes: …{}", whole.len(), &whole[whole.len().saturating_sub(20)..]);
+    let d = tempfile::tempdir().unwrap();
+    let pol = d.path().join("policy.yaml");
+    std::fs::write(&pol, format!("whitelist: [\"{key}\"]\n")).unwrap();
+    std::fs::write(d.path().join("plan.conf"), format!("{key} = 8080\n")).unwrap();
+    let pol = pol.display().to_string();
+    let a = args(d.path(), &pol, &["--plan", "plan.conf"]);
+    let mut v = vec!["apply"];
+    v.extend(a.iter().map(String::as_str));
+    let o = ns.semantos(d.path(), &v, &[]);
+    let (out, err) = text(&o);
+    // The message quotes the length the store read: the whole list, not its first 4096 bytes.
+    assert!(out.contains("restorable") && out.contains(&format!("value in force is {} bytes", whole.len())), "{out}\n{err}");
+    assert_eq!(ns.read(key), whole, "the list was changed");
+}
