@@ -99,6 +99,10 @@ pub struct InFlight {
     pub candidate: BTreeMap<String, String>,
     /// When it started, seconds since the epoch.
     pub started_s: u64,
+    /// The advice ID of each key of the change set (absent in state files of older versions), so
+    /// crash recovery can name the advice of a key it leaves to another writer.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub advice_by_key: BTreeMap<String, String>,
 }
 
 /// The state file.

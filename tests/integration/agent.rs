@@ -579,3 +579,56 @@ fn a_kept_change_whose_evidence_has_gone_is_reverted_only_when_configured() {
         }
     }
 }
+
+/// Crash recovery used to put every original of the backup back, over a value another writer set
+/// after the agent's write and before the next start. An agent killed while its objective
+/// measures a two-key change set in a namespace; one key changed from outside; the next start
+/// restores the key still at the agent's value and leaves the other at the outside value, naming
+/// it with its advice ID. The objective sees the candidate's wider port range, marks the moment and
+/// waits for the test: the kill lands inside the measurement.
+#[test]
+fn crash_recovery_leaves_a_key_another_writer_changed_after_the_kill_and_restores_the_rest() {
+    if !privileged("crash_recovery_leaves_a_key_another_writer_changed_after_the_kill_and_restores_the_rest") {
+        return;
+    }
+    let ns = Netns::create("agent-crash");
+    let (range, reuse) = ("net.ipv4.ip_local_port_range", "net.ipv4.tcp_tw_reuse");
+    let (range_before, reuse_before) = (ns.read(range), ns.read(reuse));
+    let d = tempfile::tempdir().unwrap();
+    let mark = d.path().join("measuring-candidate");
+    let script = d.path().join("objective.sh");
+    let body = format!("set -- $(cat /proc/sys/net/ipv4/ip_local_port_range)\nif [ $(($2 - $1)) -ne {} ]; then touch {m}; while [ -e {m} ]; do sleep 0.1; done; fi\necho $(($2 - $1))\n", ports(&range_before), m = mark.display());
+    std::fs::write(&script, body).unwrap();
+    let proc = d.path().join("proc");
+    std::fs::create_dir_all(proc.join("net")).unwrap();
+    std::fs::copy("/proc/meminfo", proc.join("meminfo")).unwrap();
+    let tw = ns.read("net.ipv4.tcp_max_tw_buckets");
+    std::fs::write(proc.join("net/sockstat"), format!("sockets: used 10\nTCP: inuse 1 orphan 0 tw {tw} alloc 1 mem 1\n")).unwrap();
+    std::fs::write(d.path().join("policy.yaml"), format!("whitelist: [\"{range}\", \"{reuse}\"]\n")).unwrap();
+    let cfg = d.path().join("agent.yaml");
+    let objective = format!("objective:\n  cmd: sh {}\n  stat: value\n  goal: higher\n  repeats: 2\n  timeout: 120s\n", script.display());
+    std::fs::write(&cfg, format!("netns: {}\nmode: apply\nmin_dwell: 0\ninterval: 100ms\nwindow: 3\nopen_after: 2\npolicy: policy.yaml\nproc_root: {}\n{objective}", ns.name, proc.display())).unwrap();
+    let mut a = Agent::start(d.path(), &cfg);
+    wait_for(60, "the objective measuring the candidate", || mark.exists());
+    let trial = state(d.path())["trial"].clone();
+    let candidate_reuse = trial["candidate"][reuse].as_str().unwrap_or_else(|| panic!("the change set does not hold {reuse}: {trial}")).to_string();
+    assert_ne!(ns.read(range), range_before, "the candidate is in force while it is measured");
+    let mut child = a.child.take().unwrap();
+    child.kill().unwrap();
+    let _ = child.wait_with_output();
+    std::fs::remove_file(&mark).unwrap();
+    // The other writer: a value neither the original nor the agent's.
+    let outside = ["0", "1", "2"].into_iter().find(|v| *v != reuse_before && *v != candidate_reuse).unwrap();
+    assert!(Command::new("ip").args(["netns", "exec", &ns.name, "sysctl", "-qw", &format!("{reuse}={outside}")]).status().unwrap().success());
+    std::fs::write(&cfg, std::fs::read_to_string(&cfg).unwrap().replace("mode: apply", "mode: observe")).unwrap();
+    let b = Agent::start(d.path(), &cfg);
+    wait_for(30, "the restarted agent's recovery", || state(d.path())["trial"].is_null() && ns.read(range) == range_before);
+    let (code, log) = b.stop();
+    assert_eq!(code, Some(0), "{log}");
+    assert_eq!(ns.read(range), range_before, "the key still at the agent's value was not restored:\n{log}");
+    assert_eq!(ns.read(reuse), outside, "crash recovery clobbered the other writer's value:\n{log}");
+    let line = log.lines().find(|l| l.contains("not restored by crash recovery")).unwrap_or_else(|| panic!("the key left is not reported:\n{log}"));
+    let id = trial["advice_by_key"][reuse].as_str().unwrap_or_else(|| panic!("no advice ID per key in the in-flight record: {trial}"));
+    assert!(line.contains(reuse) && line.contains(id), "{line}");
+    assert!(log.find("crash recovery").unwrap() < log.find("agent started").unwrap(), "the rollback came after the agent started sampling:\n{log}");
+}
