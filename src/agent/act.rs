@@ -81,6 +81,14 @@ impl Actor {
         self.state.save(&self.files.state)
     }
 
+    /// Advice rolled back by its measurement and still held back now (neither a workload change
+    /// nor `objective.retry_after` has lifted it yet), for the metrics.
+    pub fn held_back_now(&self) -> u64 {
+        let retry = self.cfg.objective.as_ref().map(|o| o.retry_after.as_secs()).unwrap_or(86400);
+        let now = now_s();
+        self.state.rejected.values().filter(|r| now < r.at_s.saturating_add(retry)).count() as u64
+    }
+
     /// Keys another owner manages (for the metrics).
     pub fn conflicts(&self) -> &[crate::metrics::Conflict] {
         &self.conflicts
@@ -262,6 +270,7 @@ impl Actor {
                 }
                 let retry = self.cfg.objective.as_ref().map(|o| o.retry_after.as_secs()).unwrap_or(86400);
                 tracing::warn!(advice_id = %ids.join(","), change = %crate::tune::live::show(&values), "rolled back, not proposed again until the workload changes or {retry} s pass: {evidence}");
+                self.state.advice_rolled_back_by_measurement_total += wanted.len() as u64;
                 for a in &wanted {
                     let rec = Rejected { key: a.record.key.clone(), value: a.write.clone().unwrap_or_default(), symptom: a.record.symptom.clone(), evidence: evidence.clone(), at_s: now };
                     self.state.rejected.insert(a.id.clone(), rec);

@@ -259,11 +259,17 @@ fn ports(range: &str) -> u64 {
     v[1] - v[0]
 }
 
+/// The value of the unlabelled sample of `family` in a Prometheus text body.
+fn sample(text: &str, family: &str) -> Option<f64> {
+    text.lines().find_map(|l| l.strip_prefix(family)?.strip_prefix(' ')?.parse().ok())
+}
+
 /// An agent in apply mode in namespace `ns` on a fixture /proc whose TIME-WAIT count equals the
 /// namespace's live tcp_max_tw_buckets: the rules propose the namespace's TIME-WAIT keys
 /// (`keys`: ip_local_port_range, tcp_tw_reuse) as one change set, judged by the port-range
-/// objective with `goal`. Returns once the change set has been measured (kept or rolled back).
-fn timewait_agent(ns: &crate::support::Netns, d: &Path, keys: &[&str], goal: &str) -> Agent {
+/// objective with `goal`; `extra` adds configuration lines. Returns once the change set has been
+/// measured (kept or rolled back).
+fn timewait_agent(ns: &crate::support::Netns, d: &Path, keys: &[&str], goal: &str, extra: &str) -> Agent {
     let proc = d.join("proc");
     std::fs::create_dir_all(proc.join("net")).unwrap();
     std::fs::copy("/proc/meminfo", proc.join("meminfo")).unwrap();
@@ -271,7 +277,7 @@ fn timewait_agent(ns: &crate::support::Netns, d: &Path, keys: &[&str], goal: &st
     std::fs::write(proc.join("net/sockstat"), format!("sockets: used 10\nTCP: inuse 1 orphan 0 tw {tw} alloc 1 mem 1\n")).unwrap();
     std::fs::write(d.join("policy.yaml"), format!("whitelist: [{}]\n", keys.iter().map(|k| format!("\"{k}\"")).collect::<Vec<_>>().join(", "))).unwrap();
     let cfg = d.join("agent.yaml");
-    std::fs::write(&cfg, format!("netns: {}\nmode: apply\nmin_dwell: 0\non_exit: rollback\ninterval: 100ms\nwindow: 3\nopen_after: 2\npolicy: policy.yaml\nproc_root: {}\n{}", ns.name, proc.display(), port_range_objective(goal))).unwrap();
+    std::fs::write(&cfg, format!("netns: {}\nmode: apply\nmin_dwell: 0\non_exit: rollback\ninterval: 100ms\nwindow: 3\nopen_after: 2\npolicy: policy.yaml\nproc_root: {}\n{extra}{}", ns.name, proc.display(), port_range_objective(goal))).unwrap();
     let a = Agent::start(d, &cfg);
     wait_for(60, "the change set measured in the namespace", || {
         let s = state(d);
@@ -290,7 +296,7 @@ fn sigterm_with_on_exit_rollback_restores_every_namespace_value() {
     let before: Vec<String> = keys.iter().map(|k| ns.read(k)).collect();
     let now = || keys.iter().map(|k| ns.read(k)).collect::<Vec<String>>();
     let d = tempfile::tempdir().unwrap();
-    let a = timewait_agent(&ns, d.path(), &keys, "higher");
+    let a = timewait_agent(&ns, d.path(), &keys, "higher", "");
     let changed = now();
     assert_ne!(changed, before, "the kept change set is not in force");
     let (code, log) = a.stop();
@@ -310,7 +316,7 @@ fn on_exit_rollback_leaves_a_key_another_writer_changed_and_restores_the_rest() 
     let (range, reuse) = ("net.ipv4.ip_local_port_range", "net.ipv4.tcp_tw_reuse");
     let range_before = ns.read(range);
     let d = tempfile::tempdir().unwrap();
-    let a = timewait_agent(&ns, d.path(), &[range, reuse], "higher");
+    let a = timewait_agent(&ns, d.path(), &[range, reuse], "higher", "");
     let applied = state(d.path())["managed"][reuse].clone();
     assert_ne!(ns.read(reuse), "0", "the test's other writer must differ from the agent's value");
     assert!(Command::new("ip").args(["netns", "exec", &ns.name, "sysctl", "-qw", &format!("{reuse}=0")]).status().unwrap().success());
@@ -333,7 +339,7 @@ fn apply_mode_keeps_a_change_set_that_helps_the_objective_in_a_namespace() {
     let keys = ["net.ipv4.ip_local_port_range", "net.ipv4.tcp_tw_reuse"];
     let before = ns.read(keys[0]);
     let d = tempfile::tempdir().unwrap();
-    let a = timewait_agent(&ns, d.path(), &keys, "higher");
+    let a = timewait_agent(&ns, d.path(), &keys, "higher", "");
     // Read while it runs: its on_exit: rollback puts the values before back when it stops.
     let state = state(d.path());
     let live: Vec<String> = keys.iter().map(|k| ns.read(k)).collect();
@@ -359,10 +365,23 @@ fn apply_mode_rolls_back_a_change_set_that_hurts_the_objective_and_does_not_retr
     let keys = ["net.ipv4.ip_local_port_range", "net.ipv4.tcp_tw_reuse"];
     let before: Vec<String> = keys.iter().map(|k| ns.read(k)).collect();
     let d = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let prom = d.path().join("semantos.prom");
     // The same change set, the same reading, judged lower-is-better: every candidate run is worse.
-    let a = timewait_agent(&ns, d.path(), &keys, "lower");
+    let a = timewait_agent(&ns, d.path(), &keys, "lower", &format!("metrics_addr: 127.0.0.1:{port}\ntextfile: {}\n", prom.display()));
     // More windows with the symptom still open: a rolled-back change set must not be tried again.
     std::thread::sleep(Duration::from_millis(2000));
+    // Held-back advice used to be invisible in the metrics: both the endpoint and the textfile
+    // publish the two advice IDs held back and rolled back by measurement.
+    let body = ureq::get(&format!("http://127.0.0.1:{port}/metrics")).call().unwrap().body_mut().read_to_string().unwrap();
+    for (what, text) in [("/metrics", body), ("textfile", std::fs::read_to_string(&prom).unwrap())] {
+        let exp = openmetrics_parser::prometheus::parse_prometheus(&text).unwrap_or_else(|e| panic!("{what}: {e:?}\n{text}"));
+        for (family, want) in [("semantos_advice_held_back", 2.0), ("semantos_advice_rolled_back_by_measurement_total", 2.0)] {
+            let f = exp.families.get(family).unwrap_or_else(|| panic!("{what}: {family} missing:\n{text}"));
+            assert!(!f.help.is_empty(), "{what}: {family} has no HELP text");
+            assert_eq!(sample(&text, family), Some(want), "{what}: {family}:\n{text}");
+        }
+    }
     let (code, log) = a.stop();
     assert_eq!(code, Some(0), "{log}");
     assert_eq!(keys.iter().map(|k| ns.read(k)).collect::<Vec<_>>(), before, "the change set that hurt was left in force:\n{log}");
