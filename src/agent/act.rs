@@ -361,6 +361,9 @@ impl Actor {
             let ours = self.agents_values(&paths, &b.committed)?;
             let keys: Vec<String> = b.originals.iter().filter(|(_, v)| v.is_some()).map(|(k, _)| k.clone()).collect();
             let live: BTreeMap<String, Option<String>> = keys.iter().map(|k| (k.clone(), self.system.read(std::slice::from_ref(k)).ok().and_then(|v| v.get(k).cloned()))).collect();
+            for key in live.iter().filter(|(_, v)| v.is_none()).map(|(k, _)| k) {
+                tracing::warn!(advice_id = %self.advice_of(key), key = %key, "crash recovery: the live value cannot be read; restoring the original anyway (the last write known is the agent's)");
+            }
             for key in recovery_left(&b.originals, &ours, &live, |k, a, l| self.agrees(k, a, l)) {
                 let l = live.get(&key).cloned().flatten().unwrap_or_default();
                 let original = b.originals.get(&key).cloned().flatten().unwrap_or_default();

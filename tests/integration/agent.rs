@@ -264,12 +264,11 @@ fn sample(text: &str, family: &str) -> Option<f64> {
     text.lines().find_map(|l| l.strip_prefix(family)?.strip_prefix(' ')?.parse().ok())
 }
 
-/// An agent in apply mode in namespace `ns` on a fixture /proc whose TIME-WAIT count equals the
-/// namespace's live tcp_max_tw_buckets: the rules propose the namespace's TIME-WAIT keys
-/// (`keys`: ip_local_port_range, tcp_tw_reuse) as one change set, judged by the port-range
-/// objective with `goal`; `extra` adds configuration lines. Returns once the change set has been
-/// measured (kept or rolled back).
-fn timewait_agent(ns: &crate::support::Netns, d: &Path, keys: &[&str], goal: &str, extra: &str) -> Agent {
+/// The configuration of an agent in apply mode in namespace `ns` on a fixture /proc whose
+/// TIME-WAIT count equals the namespace's live tcp_max_tw_buckets: the rules propose the
+/// namespace's TIME-WAIT keys (`keys`: ip_local_port_range, tcp_tw_reuse) as one change set,
+/// judged by `objective`; `extra` adds configuration lines. Returns its path.
+fn timewait_config(ns: &crate::support::Netns, d: &Path, keys: &[&str], objective: &str, extra: &str) -> PathBuf {
     let proc = d.join("proc");
     std::fs::create_dir_all(proc.join("net")).unwrap();
     std::fs::copy("/proc/meminfo", proc.join("meminfo")).unwrap();
@@ -277,7 +276,14 @@ fn timewait_agent(ns: &crate::support::Netns, d: &Path, keys: &[&str], goal: &st
     std::fs::write(proc.join("net/sockstat"), format!("sockets: used 10\nTCP: inuse 1 orphan 0 tw {tw} alloc 1 mem 1\n")).unwrap();
     std::fs::write(d.join("policy.yaml"), format!("whitelist: [{}]\n", keys.iter().map(|k| format!("\"{k}\"")).collect::<Vec<_>>().join(", "))).unwrap();
     let cfg = d.join("agent.yaml");
-    std::fs::write(&cfg, format!("netns: {}\nmode: apply\nmin_dwell: 0\non_exit: rollback\ninterval: 100ms\nwindow: 3\nopen_after: 2\npolicy: policy.yaml\nproc_root: {}\n{extra}{}", ns.name, proc.display(), port_range_objective(goal))).unwrap();
+    std::fs::write(&cfg, format!("netns: {}\nmode: apply\nmin_dwell: 0\non_exit: rollback\ninterval: 100ms\nwindow: 3\nopen_after: 2\npolicy: policy.yaml\nproc_root: {}\n{extra}{objective}", ns.name, proc.display())).unwrap();
+    cfg
+}
+
+/// An agent on `timewait_config` judged by the port-range objective with `goal`. Returns once
+/// the change set has been measured (kept or rolled back).
+fn timewait_agent(ns: &crate::support::Netns, d: &Path, keys: &[&str], goal: &str, extra: &str) -> Agent {
+    let cfg = timewait_config(ns, d, keys, &port_range_objective(goal), extra);
     let a = Agent::start(d, &cfg);
     wait_for(60, "the change set measured in the namespace", || {
         let s = state(d);
@@ -618,15 +624,8 @@ fn crash_recovery_leaves_a_key_another_writer_changed_after_the_kill_and_restore
     let script = d.path().join("objective.sh");
     let body = format!("set -- $(cat /proc/sys/net/ipv4/ip_local_port_range)\nif [ $(($2 - $1)) -ne {} ]; then touch {m}; while [ -e {m} ]; do sleep 0.1; done; fi\necho $(($2 - $1))\n", ports(&range_before), m = mark.display());
     std::fs::write(&script, body).unwrap();
-    let proc = d.path().join("proc");
-    std::fs::create_dir_all(proc.join("net")).unwrap();
-    std::fs::copy("/proc/meminfo", proc.join("meminfo")).unwrap();
-    let tw = ns.read("net.ipv4.tcp_max_tw_buckets");
-    std::fs::write(proc.join("net/sockstat"), format!("sockets: used 10\nTCP: inuse 1 orphan 0 tw {tw} alloc 1 mem 1\n")).unwrap();
-    std::fs::write(d.path().join("policy.yaml"), format!("whitelist: [\"{range}\", \"{reuse}\"]\n")).unwrap();
-    let cfg = d.path().join("agent.yaml");
     let objective = format!("objective:\n  cmd: sh {}\n  stat: value\n  goal: higher\n  repeats: 2\n  timeout: 120s\n", script.display());
-    std::fs::write(&cfg, format!("netns: {}\nmode: apply\nmin_dwell: 0\ninterval: 100ms\nwindow: 3\nopen_after: 2\npolicy: policy.yaml\nproc_root: {}\n{objective}", ns.name, proc.display())).unwrap();
+    let cfg = timewait_config(&ns, d.path(), &[range, reuse], &objective, "");
     let mut a = Agent::start(d.path(), &cfg);
     wait_for(60, "the objective measuring the candidate", || mark.exists());
     let trial = state(d.path())["trial"].clone();
@@ -650,4 +649,33 @@ fn crash_recovery_leaves_a_key_another_writer_changed_after_the_kill_and_restore
     let id = trial["advice_by_key"][reuse].as_str().unwrap_or_else(|| panic!("no advice ID per key in the in-flight record: {trial}"));
     assert!(line.contains(reuse) && line.contains(id), "{line}");
     assert!(log.find("crash recovery").unwrap() < log.find("agent started").unwrap(), "the rollback came after the agent started sampling:\n{log}");
+}
+
+/// `semantos rollback` of an agent's backup used to put every original back over a value another
+/// writer set after the agent's write (here: the agent killed with a kept change, then an admin's
+/// value): it now refuses, naming the key and how to go on, and restores nothing; `--force`
+/// restores it and warns.
+#[test]
+fn rollback_of_an_agents_backup_refuses_to_clobber_a_key_another_writer_changed() {
+    let d = tempfile::tempdir().unwrap();
+    let cfg = fixture(d.path(), &format!("mode: apply\nmin_dwell: 0\n{}", ratio_objective(d.path(), "higher")));
+    let mut a = Agent::start(d.path(), &cfg);
+    wait_for(30, "the change kept", || state(d.path())["managed"]["vm.overcommit_ratio"]["intended"] == "100");
+    let mut child = a.child.take().unwrap();
+    child.kill().unwrap();
+    let _ = child.wait_with_output();
+    std::fs::write(d.path().join("tree/vm/overcommit_ratio"), "77\n").unwrap();
+    let backup = d.path().join("state/agent/backup.json");
+    let (tree, audit) = (d.path().join("tree"), d.path().join("audit.jsonl"));
+    let args = ["rollback", "--backup", backup.to_str().unwrap(), "--sysctl-root", tree.to_str().unwrap(), "--audit-log", audit.to_str().unwrap()];
+    let o = crate::support::run_in(d.path(), &args);
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(3), "refused: {err}");
+    assert_eq!(ratio(d.path()), "77", "semantos rollback clobbered another writer's value: {err}");
+    assert!(err.contains("vm.overcommit_ratio reads 77") && err.contains("--force") && err.contains("nothing was restored"), "{err}");
+    let o = crate::support::run_in(d.path(), &[&args[..], &["--force"]].concat());
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert_eq!(ratio(d.path()), "50", "--force restores the original: {err}");
+    assert!(err.contains("changed since by someone else") && err.contains("vm.overcommit_ratio"), "{err}");
 }
