@@ -142,7 +142,7 @@ pub(super) fn round(
     let Some(v) = t.vs_grid.clone() else { return Ok(()) };
     let (c_arms, held) = self::arms(&res.grid, measured, &t.trials, start, objective);
     progress(&format!("confirmation round: {} configurations × {} reps, interleaved (the grid's best {} and the closed loop's incumbents)", c_arms.len(), REPS, GRID_POINTS));
-    let (runs, _) = measure_arms(&c_arms, REPS, sw, progress, || measure())?;
+    let (runs, _) = measure_arms(&c_arms, REPS, sw, progress, measure)?;
     let grid_arms: Vec<String> = c_arms.iter().filter(|a| a.kind == ArmKind::Grid).map(|a| a.name.clone()).collect();
     let Some(c) = conclude(&runs, &grid_arms, &held, objective) else { return Ok(()) };
     for d in &c.incumbents {
