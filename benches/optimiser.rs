@@ -51,7 +51,7 @@ fn trace(spec: &str) {
     let mut probe = proving::Probe::new(&land, system.handle(), seed);
     let check = |v: &semantos::tune::Values| proving::guardrails(land.space(), &held.borrow(), v);
     let spec = proving::spec();
-    let settings = Settings { budget, max_time: None, repeats: 3, warmup_runs: 0, seed };
+    let settings = Settings::new(budget, 3, seed);
     let l = Loop { system: &mut system, objective: &mut probe, sources: vec![Box::new(GpSearch::new(seed))], space: land.space(), spec: &spec, check: &check, settings };
     let out = driver::run(l, land.start(), land.start(), Vec::new(), &mut Silent).expect("runs");
     println!("{land:?} optimum {opt:.2}, start {:.2}", land.truth(&land.start()));

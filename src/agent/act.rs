@@ -50,7 +50,7 @@ fn now_s() -> u64 {
 
 impl Actor {
     /// Loads the state; a journal left by a killed agent is rolled back first (its in-flight
-    /// change and every value it had applied: the backup's originals).
+    /// change and every value it had applied, still at the agent's value: the backup's originals).
     pub fn open(cfg: &AgentConfig, files: &Files, kb: &Arc<Kb>) -> Result<Actor> {
         let target = Target { sysctl_root: cfg.sysctl_root.clone(), netns: cfg.netns.clone() };
         let audit = AuditLog::to(&files.audit);
@@ -62,9 +62,9 @@ impl Actor {
         // transaction), so the state's in-flight record is what tells a kill in mid-measurement.
         let in_flight = a.state.trial.as_ref().map(|t| format!("change set {} ({}) was being measured since {}", t.advice_ids.join(","), crate::tune::live::show(&t.candidate), t.started_s));
         if let Some(msg) = pending.or(in_flight) {
-            tracing::warn!("crash recovery: a previous agent was stopped in the middle of a change ({msg}); rolling back every value it applied before anything else");
-            let keys = a.restore_all("crash recovery at start")?;
-            tracing::warn!(keys = %keys.join(" "), "crash recovery: rolled back every value the previous agent applied ({} restored)", keys.len());
+            tracing::warn!("crash recovery: a previous agent was stopped in the middle of a change ({msg}); rolling back every value it applied that no other writer changed since, before anything else");
+            let r = a.recover("crash recovery at start")?;
+            tracing::warn!(keys = %r.restored.join(" "), left = %r.left.join("; "), "crash recovery: rolled back every value the previous agent applied that no other writer changed since ({} restored, {} left to another writer)", r.restored.len(), r.left.len());
             a.state.trial = None;
             a.save()?;
         }
@@ -79,6 +79,14 @@ impl Actor {
     /// Writes the state file.
     pub fn save(&self) -> Result<()> {
         self.state.save(&self.files.state)
+    }
+
+    /// Advice rolled back by its measurement and still held back now (neither a workload change
+    /// nor `objective.retry_after` has lifted it yet), for the metrics.
+    pub fn held_back_now(&self) -> u64 {
+        let retry = self.cfg.objective.as_ref().map(|o| o.retry_after.as_secs()).unwrap_or(86400);
+        let now = now_s();
+        self.state.rejected.values().filter(|r| now < r.at_s.saturating_add(retry)).count() as u64
     }
 
     /// Keys another owner manages (for the metrics).
@@ -226,7 +234,8 @@ impl Actor {
             }
         };
         // Written before the first write: a kill from here on is rolled back by the next start.
-        self.state.trial = Some(InFlight { advice_ids: ids.iter().map(|s| s.to_string()).collect(), incumbent: before.clone(), candidate: values.clone(), started_s: now });
+        let advice_by_key = wanted.iter().map(|a| (a.record.key.clone(), a.id.clone())).collect();
+        self.state.trial = Some(InFlight { advice_ids: ids.iter().map(|s| s.to_string()).collect(), incumbent: before.clone(), candidate: values.clone(), started_s: now, advice_by_key });
         if let Err(e) = self.save() {
             tracing::error!(advice_id = %ids.join(","), "change set not tried: the state that would let a restart undo it cannot be written: {e:#}");
             self.state.trial = None;
@@ -261,6 +270,7 @@ impl Actor {
                 }
                 let retry = self.cfg.objective.as_ref().map(|o| o.retry_after.as_secs()).unwrap_or(86400);
                 tracing::warn!(advice_id = %ids.join(","), change = %crate::tune::live::show(&values), "rolled back, not proposed again until the workload changes or {retry} s pass: {evidence}");
+                self.state.advice_rolled_back_by_measurement_total += wanted.len() as u64;
                 for a in &wanted {
                     let rec = Rejected { key: a.record.key.clone(), value: a.write.clone().unwrap_or_default(), symptom: a.record.symptom.clone(), evidence: evidence.clone(), at_s: now };
                     self.state.rejected.insert(a.id.clone(), rec);
@@ -337,8 +347,71 @@ impl Actor {
         out
     }
 
+    /// Crash recovery: puts back the backup's original of every key still at a value the agent
+    /// wrote (its kept values, the in-flight trial's, the half-made change's) or at its original,
+    /// and of every key whose live value cannot be read (the safe default: the last write was the
+    /// agent's). A key at a third value was changed by another writer after the agent's write: it
+    /// is left, logged with its advice ID as drift, reported in what this returns, and dropped from
+    /// the backup first, so neither this restore nor a later `semantos rollback` clobbers it.
+    pub fn recover(&mut self, why: &str) -> Result<Restoration> {
+        let paths = Paths::beside(&self.files.backup);
+        let backup = crate::apply::Backup::load_if_exists(&paths.backup)?.filter(|b| b.state != crate::apply::backup::BackupState::Restored);
+        let mut left = Vec::new();
+        if let Some(mut b) = backup {
+            let ours = self.agents_values(&paths, &b.committed)?;
+            let keys: Vec<String> = b.originals.iter().filter(|(_, v)| v.is_some()).map(|(k, _)| k.clone()).collect();
+            let live: BTreeMap<String, Option<String>> = keys.iter().map(|k| (k.clone(), self.system.read(std::slice::from_ref(k)).ok().and_then(|v| v.get(k).cloned()))).collect();
+            for key in live.iter().filter(|(_, v)| v.is_none()).map(|(k, _)| k) {
+                tracing::warn!(advice_id = %self.advice_of(key), key = %key, "crash recovery: the live value cannot be read; restoring the original anyway (the last write known is the agent's)");
+            }
+            for key in recovery_left(&b.originals, &ours, &live, |k, a, l| self.agrees(k, a, l)) {
+                let l = live.get(&key).cloned().flatten().unwrap_or_default();
+                let original = b.originals.get(&key).cloned().flatten().unwrap_or_default();
+                let id = self.advice_of(&key);
+                tracing::warn!(advice_id = %id, key = %key, live = %l, original = %original, "drift: not restored by crash recovery: another writer changed this key after the agent wrote it; left at its value ({why})");
+                self.state.drift_total += 1;
+                left.push(format!("{key}: live {l}, original {original} ({id}): changed by another writer, left as it is"));
+                b.originals.remove(&key);
+                b.committed.remove(&key);
+            }
+            if !left.is_empty() {
+                b.save(&paths.backup).map_err(|e| e.context(format!("crash recovery: dropping the keys another writer changed from the backup {}; nothing was restored", paths.backup.display())))?;
+            }
+        }
+        let restored = self.restore_all(why)?;
+        Ok(Restoration { restored, left })
+    }
+
+    /// Every value the agent may have written, per key: its kept values, the in-flight trial's
+    /// incumbent and candidate, the backup's committed values and the half-made change's.
+    fn agents_values(&self, paths: &Paths, committed: &BTreeMap<String, String>) -> Result<BTreeMap<String, Vec<String>>> {
+        let mut ours: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let mut add = |k: &str, v: &str| ours.entry(k.to_string()).or_default().push(v.to_string());
+        self.state.managed.iter().for_each(|(k, m)| add(k, &m.intended));
+        committed.iter().for_each(|(k, v)| add(k, v));
+        if let Some(t) = &self.state.trial {
+            t.incumbent.iter().chain(&t.candidate).for_each(|(k, v)| add(k, v));
+        }
+        for e in crate::apply::journal::pending(&paths.journal)?.unwrap_or_default() {
+            if let crate::apply::journal::Entry::Intent { key, to, .. } = e {
+                add(&key, &to);
+            }
+        }
+        Ok(ours)
+    }
+
+    /// The advice ID behind the agent's write of `key`: the kept change's, the in-flight trial's
+    /// for that key, or (state files of older versions) the trial's whole change set.
+    fn advice_of(&self, key: &str) -> String {
+        if let Some(m) = self.state.managed.get(key) {
+            return m.advice_id.clone();
+        }
+        let t = self.state.trial.as_ref();
+        t.and_then(|t| t.advice_by_key.get(key).cloned()).or_else(|| t.map(|t| t.advice_ids.join(","))).unwrap_or_else(|| "no advice ID recorded".into())
+    }
+
     /// Puts back every value in force before the agent's first write (the backup's originals):
-    /// crash recovery, where the journal or the in-flight trial says a change was half made.
+    /// what crash recovery does once the keys another writer changed are out of the backup.
     pub fn restore_all(&mut self, why: &str) -> Result<Vec<String>> {
         let paths = Paths::beside(&self.files.backup);
         let keys = crate::tune::live::restore(&self.target, &self.kb, &paths, &AuditLog::to(&self.files.audit))?;
@@ -408,6 +481,21 @@ impl Actor {
     }
 }
 
+/// The keys crash recovery leaves: those whose live value is neither their original nor any value
+/// the agent wrote (`ours`), as `agrees(key, value, live)` compares them. A key that cannot be read
+/// is restored (the last write known was the agent's).
+fn recovery_left(originals: &BTreeMap<String, Option<String>>, ours: &BTreeMap<String, Vec<String>>, live: &BTreeMap<String, Option<String>>, agrees: impl Fn(&str, &str, &str) -> bool) -> Vec<String> {
+    let mut left = Vec::new();
+    for (key, original) in originals {
+        let (Some(original), Some(Some(l))) = (original, live.get(key)) else { continue };
+        let known = std::iter::once(original).chain(ours.get(key).into_iter().flatten());
+        if !known.into_iter().any(|v| agrees(key, v, l)) {
+            left.push(key.clone());
+        }
+    }
+    left
+}
+
 /// What `on_exit: rollback` did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Restoration {
@@ -415,4 +503,22 @@ pub struct Restoration {
     pub restored: Vec<String>,
     /// Keys left at another writer's value, each with why.
     pub left: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn originals(kv: &[(&str, &str)]) -> BTreeMap<String, Option<String>> {
+        kv.iter().map(|(k, v)| (k.to_string(), Some(v.to_string()))).collect()
+    }
+
+    #[test]
+    fn crash_recovery_leaves_only_a_key_at_a_value_neither_original_nor_the_agents() {
+        let o = originals(&[("a", "1"), ("b", "2"), ("c", "3"), ("d", "4")]);
+        let ours = BTreeMap::from([("a".to_string(), vec!["10".to_string()]), ("b".to_string(), vec!["20".to_string()])]);
+        let live = BTreeMap::from([("a".to_string(), Some("10".to_string())), ("b".to_string(), Some("77".to_string())), ("c".to_string(), Some("3".to_string())), ("d".to_string(), None)]);
+        let left = recovery_left(&o, &ours, &live, |_, a, l| a == l);
+        assert_eq!(left, vec!["b".to_string()], "a is the agent's, c its original, d unreadable (restored): only b is another writer's");
+    }
 }

@@ -173,5 +173,7 @@ fn publish(cfg: &AgentConfig, m: &Mutex<AgentMetrics>, d: &Diagnosis, store: &ad
         cpu_seconds_total: cpu,
         rss_bytes: rss,
         last_sample_seconds: t0.elapsed().as_secs_f64(),
+        advice_held_back: actor.held_back_now(),
+        advice_rolled_back_by_measurement_total: s.advice_rolled_back_by_measurement_total,
     };
 }

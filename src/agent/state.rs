@@ -99,6 +99,10 @@ pub struct InFlight {
     pub candidate: BTreeMap<String, String>,
     /// When it started, seconds since the epoch.
     pub started_s: u64,
+    /// The advice ID of each key of the change set (absent in state files of older versions), so
+    /// crash recovery can name the advice of a key it leaves to another writer.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub advice_by_key: BTreeMap<String, String>,
 }
 
 /// The state file.
@@ -124,6 +128,9 @@ pub struct Persisted {
     /// Change sets measured and rolled back, by advice ID (not proposed again for a while).
     #[serde(default)]
     pub rejected: BTreeMap<String, Rejected>,
+    /// Advice rolled back by its measurement, one per advice ID of each such change set.
+    #[serde(default)]
+    pub advice_rolled_back_by_measurement_total: u64,
     /// The change set being measured, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trial: Option<InFlight>,
@@ -141,6 +148,7 @@ impl Default for Persisted {
             workload_changes_total: 0,
             drift_seen: BTreeMap::new(),
             rejected: BTreeMap::new(),
+            advice_rolled_back_by_measurement_total: 0,
             trial: None,
         }
     }

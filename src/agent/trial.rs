@@ -60,7 +60,7 @@ impl Trial<'_> {
             space: &space,
             spec: self.spec,
             check: &check,
-            settings: Settings { budget: 1, max_time: None, repeats: self.repeats, warmup_runs: 0, seed: self.seed },
+            settings: Settings::new(1, self.repeats, self.seed),
         };
         let out = driver::run(l, incumbent.clone(), incumbent.clone(), Vec::new(), &mut Silent)?;
         out.trials.into_iter().next().map(|t| t.judgement).ok_or_else(|| anyhow!("the trial of {} was not run", crate::tune::live::show(candidate)))

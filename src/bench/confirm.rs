@@ -26,15 +26,19 @@
 //! measured here, so "within 2 % after N trials" and "the final distance"
 //! can no longer disagree (they did: within after 1 trial, 8.6 % at the end).
 
-use super::compare::{self, Confirmation, Distance, TuneVsGrid};
-use super::configure::effective;
+use super::arms::{Results, measure_arms};
+use super::compare::{self, Confirmation, Distance, Goals, TuneVsGrid};
+use super::configure::{Progress, Switcher, effective};
 use super::objective::Objective;
 use super::report::{Arm, ArmKind, GridRow, RunRecord};
+use super::tune::TuneArmSpec;
+use super::workload::RunOutput;
 use crate::sysctl::Value;
 use crate::tune::decide::Decision;
 use crate::tune::interval::paired;
 use crate::tune::objective::Direction;
 use crate::tune::Trial;
+use anyhow::Result;
 use std::collections::BTreeMap;
 
 /// Interleaved reps of the confirmation round.
@@ -120,6 +124,33 @@ pub fn judged(mut v: TuneVsGrid, c: Confirmation) -> TuneVsGrid {
     }
     v.confirmed = Some(c);
     v
+}
+
+/// The confirmation round: the grid's best points and the closed loop's incumbents
+/// measured again, interleaved; the closed loop's distance to the grid optimum is judged from it.
+pub(super) fn round(
+    res: &mut Results,
+    measured: &[Arm],
+    start: &BTreeMap<String, Value>,
+    objective: Objective,
+    sw: &Switcher,
+    progress: Progress,
+    measure: &mut dyn FnMut() -> Result<(RunOutput, BTreeMap<String, f64>)>,
+) -> Result<()> {
+    let name = TuneArmSpec::semantos(0).name;
+    let Some(t) = res.tune.iter_mut().find(|t| t.arm == name) else { return Ok(()) };
+    let Some(v) = t.vs_grid.clone() else { return Ok(()) };
+    let (c_arms, held) = self::arms(&res.grid, measured, &t.trials, start, objective);
+    progress(&format!("confirmation round: {} configurations × {} reps, interleaved (the grid's best {} and the closed loop's incumbents)", c_arms.len(), REPS, GRID_POINTS));
+    let (runs, _) = measure_arms(&c_arms, REPS, sw, progress, measure)?;
+    let grid_arms: Vec<String> = c_arms.iter().filter(|a| a.kind == ArmKind::Grid).map(|a| a.name.clone()).collect();
+    let Some(c) = conclude(&runs, &grid_arms, &held, objective) else { return Ok(()) };
+    for d in &c.incumbents {
+        progress(&format!("confirmation: after trial {} ({}): {:+.1} % [{:+.1}, {:+.1}] from {}", d.after_trial, d.measured_as, d.distance_pct, d.ci95_pct.0, d.ci95_pct.1, c.reference));
+    }
+    t.vs_grid = Some(judged(v, c));
+    res.goals = Goals { tune_vs_grid: t.vs_grid.clone(), ..res.goals.clone() }.evaluated();
+    Ok(())
 }
 
 #[cfg(test)]

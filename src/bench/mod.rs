@@ -44,6 +44,7 @@
 
 pub mod accept_burst;
 pub mod anchors;
+pub mod arms;
 pub mod command;
 pub mod compare;
 pub mod configure;

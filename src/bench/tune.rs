@@ -243,10 +243,11 @@ pub(super) fn run_arm(st: &Stage, spec: &TuneArmSpec, progress: Progress) -> Res
     let incumbent: Values = keys.iter().filter_map(|k| Some((k.clone(), st.start.get(k)?.to_string()))).collect();
     let objective_spec = spec_of(st.objective);
     let check = |values: &Values| guardrails(st, values);
-    let settings = Settings { budget: spec.budget, max_time: None, repeats: if st.quick { 2 } else { FULL_REPEATS }, warmup_runs: 0, seed: st.seed };
+    let settings = settings(st.quick, spec.budget, st.seed);
     let repeats = settings.repeats;
     let source_names: Vec<String> = sources.iter().map(|s| s.name()).collect();
-    progress(&format!("{}: closed loop over [{}], sources {}, budget {} trials × {repeats} paired repeats", spec.name, keys.join(", "), source_names.join(" → "), spec.budget));
+    let looks = if settings.second_look { "as many again when a trial looks better but is not yet shown so" } else { "no second look (quick mode: a CI smoke run)" };
+    progress(&format!("{}: closed loop over [{}], sources {}, budget {} trials × {repeats} paired repeats, {looks}", spec.name, keys.join(", "), source_names.join(" → "), spec.budget));
     let mut system = BenchSystem { sw: st.sw, start: st.start.clone(), label: spec.name.clone() };
     let mut measure = BenchObjective { workload: st.workload, env: st.env, objective: st.objective };
     let l = Loop { system: &mut system, objective: &mut measure, sources, space: &space, spec: &objective_spec, check: &check, settings };
@@ -269,6 +270,12 @@ pub(super) fn run_arm(st: &Stage, spec: &TuneArmSpec, progress: Progress) -> Res
         wall_s: t0.elapsed().as_secs_f64(),
         vs_grid: None,
     })
+}
+
+/// The closed loop's settings: quick mode (a CI smoke run, which already runs no A/A check) has 2
+/// pairs and no second look, full mode `FULL_REPEATS` pairs and the second look, as `tune` has.
+pub fn settings(quick: bool, budget: usize, seed: u64) -> Settings {
+    if quick { Settings::smoke(budget, 2, seed) } else { Settings::new(budget, FULL_REPEATS, seed) }
 }
 
 /// The guardrails over a complete assignment: every changed key has a KB entry, is not never-touch,
@@ -341,6 +348,19 @@ pub fn vs_grid(trials: &[Trial], start: f64, final_value: f64, optimum: (&str, f
 mod tests {
     use super::*;
     use crate::tune::decide::Judgement;
+
+    /// The sound keep rule's second look more than doubled the CI quick bench; it is off there
+    /// only, and on for every path whose decision is acted on.
+    #[test]
+    fn quick_settings_have_no_second_look_and_every_other_constructor_does() {
+        assert!(!settings(true, 2, 7).second_look, "bench --quick");
+        assert!(!Settings::smoke(2, 2, 7).second_look);
+        assert!(settings(false, 10, 7).second_look, "full-mode bench");
+        assert!(Settings::new(10, 3, 7).second_look, "tune, apply --objective-cmd, the agent");
+        let old: Settings = serde_json::from_str(r#"{"budget":3,"max_time":null,"repeats":3,"warmup_runs":0,"seed":1}"#).unwrap();
+        assert!(old.second_look, "a state file from before the setting has the second look");
+        assert!(!serde_json::to_string(&Settings::new(3, 3, 1)).unwrap().contains("second_look"), "written only when off: traces keep their bytes");
+    }
 
     fn trial(index: usize, decision: Decision, candidate: &[f64], ci: (f64, f64)) -> Trial {
         let mut judgement = Judgement::unmeasured(decision, "test");

@@ -1,7 +1,9 @@
 //! `semantos rollback` (and the seed's `--applier sysctl --rollback`): every
 //! original value from the backup, or one apply (`--last`, `--run ID`), or a
 //! fleet rollout's applies (`--fence-rollout ID`). A rollback with no backup
-//! is refused (exit 3) before it creates anything.
+//! is refused (exit 3) before it creates anything, and so is a rollback of
+//! every original over a key another writer changed since the last apply
+//! (unless `--force`), as `--last` refuses it.
 
 use super::common::{self, invalid, load_kb, refused};
 use super::exit;
@@ -11,6 +13,7 @@ use crate::apply::{self, AuditLog, HostIdentity};
 use crate::safety::guard::guarded;
 use crate::safety::{self, Policy};
 use crate::sysctl::store::FaultyStore;
+use crate::sysctl::{SysctlKey, SysctlStore, Value};
 use anyhow::Result;
 use clap::Args;
 
@@ -84,8 +87,17 @@ pub fn rollback(a: &RollbackArgs) -> Result<i32> {
         (None, true) => Some(apply::rollback::Layer::Last),
         (None, false) => None,
     };
+    // Every original put back over another writer's value would clobber it (an agent's backup
+    // while the agent runs or after it was killed, an admin's fix since the last apply).
+    let drift = if layer.is_none() && a.fence_rollout.is_none() { drifted(&tree, &paths)? } else { Vec::new() };
+    if !drift.is_empty() && !a.force.force {
+        return Err(refused(format!(
+            "refusing to roll back: changed since the last apply by someone else: {}; nothing was restored. Leave those keys as they are and undo one apply with `semantos rollback --last` (it checks its own keys), or pass --force to put every original back anyway",
+            drift.join("; ")
+        )));
+    }
     let audit = AuditLog::to(&st.audit_log);
-    let r = match &layer {
+    let mut r = match &layer {
         Some(l) => apply::rollback_layer(&store, &kb, &paths, &host, l, &opts, &audit),
         None => match &a.fence_rollout {
             // A fleet's final restore of one rollout undoes that rollout's changes only, or refuses.
@@ -94,6 +106,9 @@ pub fn rollback(a: &RollbackArgs) -> Result<i32> {
         },
     }
     .map_err(|e| writes::classify(e, &line))?;
+    if !r.already_restored {
+        r.drift.extend(drift);
+    }
     for d in &r.drift {
         eprintln!("semantos: warning: changed since by someone else (restored anyway with --force): {d}");
     }
@@ -120,4 +135,27 @@ pub fn rollback(a: &RollbackArgs) -> Result<i32> {
         }
     }
     Ok(exit::OK)
+}
+
+/// The keys of an unrestored backup whose live value is neither what the last apply committed nor
+/// the original: another writer's since. None when a run is unfinished (its keys' values are in
+/// doubt and the rollback must go on) or for a key that cannot be read (it is restored).
+fn drifted(store: &dyn SysctlStore, paths: &apply::Paths) -> Result<Vec<String>> {
+    if apply::journal::pending(&paths.journal)?.is_some() {
+        return Ok(Vec::new());
+    }
+    let Some(b) = apply::Backup::load_if_exists(&paths.backup)? else { return Ok(Vec::new()) };
+    if b.state == apply::backup::BackupState::Restored {
+        return Ok(Vec::new());
+    }
+    let mut out = Vec::new();
+    for (k, committed) in &b.committed {
+        let Some(live) = SysctlKey::parse(k).ok().and_then(|key| store.read(&key).ok()) else { continue };
+        let original = b.originals.get(k).cloned().flatten();
+        let ours = [Some(committed.as_str()), original.as_deref()].into_iter().flatten().any(|v| Value::from_kernel(v) == live);
+        if !ours {
+            out.push(format!("{k} reads {live}, the last apply left {committed} (original {})", original.as_deref().unwrap_or("absent")));
+        }
+    }
+    Ok(out)
 }

@@ -258,7 +258,7 @@ fn settings(a: &TuneArgs) -> Result<Settings> {
         return Err(invalid(format!("--cmd-timeout {}: use seconds in (0, 86400]", a.cmd_timeout)));
     }
     let max_time = a.max_time.as_deref().map(parse_duration).transpose()?;
-    Ok(Settings { budget: a.budget, max_time, repeats: a.repeats, warmup_runs: a.warmup, seed: a.seed })
+    Ok(Settings { max_time, warmup_runs: a.warmup, ..Settings::new(a.budget, a.repeats, a.seed) })
 }
 
 /// The target from the flags, checked: the namespace exists, root where root is needed.

@@ -286,7 +286,7 @@ pub fn closed_loop(cfg: &ExperimentConfig, kb: &Kb, tuners: &[Tuner], budget: us
     let score = |v: &Values| tsim::geometric_mean(&scorer.p95s(v, score_seed).values().copied().collect::<Vec<_>>());
     let grid = grid_optimum(&space, &start, grid_points, &score)?;
     let spec = tsim::spec(&cfg.workloads, t.worsening_limit_pct(&cfg.policy));
-    let settings = Settings { budget, max_time: None, repeats: t.repeats, warmup_runs: 0, seed };
+    let settings = Settings::new(budget, t.repeats, seed);
     let mut reasoners: Vec<(String, Vec<Box<dyn CandidateSource + '_>>, usize)> = Vec::new();
     let mut notes = BTreeMap::new();
     for tuner in tuners {

@@ -121,13 +121,7 @@ impl Backend for HttpBackend {
 
 /// The key of a request: FNV-1a (64 bit) of its canonical JSON, as 16 hex digits.
 pub fn request_hash(req: &ChatRequest) -> String {
-    let json = serde_json::to_string(req).expect("requests serialise");
-    let mut h: u64 = 0xcbf29ce484222325;
-    for b in json.bytes() {
-        h ^= b as u64;
-        h = h.wrapping_mul(0x100000001b3);
-    }
-    format!("{h:016x}")
+    crate::telemetry::fnv::fnv1a64_hex(&serde_json::to_string(req).expect("requests serialise"))
 }
 
 /// One recorded exchange, as stored in `DIR/<hash>.json`.

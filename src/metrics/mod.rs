@@ -81,4 +81,10 @@ pub struct AgentMetrics {
     pub rss_bytes: u64,
     /// How long the last sample took (read + diagnose), in seconds.
     pub last_sample_seconds: f64,
+    /// Advice rolled back by its measurement and held back now (until a workload change or
+    /// `objective.retry_after`).
+    pub advice_held_back: u64,
+    /// Advice rolled back by its measurement since the agent's state began (one per advice ID of
+    /// each change set rolled back).
+    pub advice_rolled_back_by_measurement_total: u64,
 }

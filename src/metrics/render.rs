@@ -91,10 +91,12 @@ fn agent(reg: &Registry, m: &AgentMetrics) {
     add(reg, last);
 }
 
-/// Changes applied and rolled back, drift, workload changes and ownership conflicts.
+/// Changes applied and rolled back, advice held back, drift, workload changes and ownership conflicts.
 fn changes(reg: &Registry, m: &AgentMetrics) {
     int_counter(reg, "semantos_changes_applied_total", "Change sets applied and kept.", m.changes_applied_total);
     int_counter(reg, "semantos_changes_rolled_back_total", "Change sets rolled back (by measurement, monitor or on exit).", m.changes_rolled_back_total);
+    int_gauge(reg, "semantos_advice_held_back", "Advice rolled back by its measurement and not proposed again until a workload change or objective.retry_after.", m.advice_held_back);
+    int_counter(reg, "semantos_advice_rolled_back_by_measurement_total", "Advice rolled back by its measurement (one per advice ID of each change set).", m.advice_rolled_back_by_measurement_total);
     int_counter(reg, "semantos_drift_total", "Managed keys found changed behind the agent's back, once per change.", m.drift_total);
     int_counter(reg, "semantos_workload_changes_total", "Workload changes detected on the symptom and objective signals.", m.workload_changes_total);
     let pairs: BTreeSet<(&str, &str)> = m.conflicts.iter().map(|c| (c.key.as_str(), c.owner.as_str())).collect();
@@ -160,6 +162,16 @@ mod tests {
             assert!(text.contains(&format!("# HELP {name} ")), "{name} HELP missing:\n{text}");
             assert!(text.contains(&format!("# TYPE {name} ")), "{name} TYPE missing:\n{text}");
             assert!(text.contains(&format!("\n{name} 0\n")), "{name} sample missing:\n{text}");
+        }
+    }
+
+    #[test]
+    fn advice_held_back_and_rolled_back_by_measurement_are_published_with_help() {
+        let text = render(&AgentMetrics { advice_held_back: 2, advice_rolled_back_by_measurement_total: 3, ..Default::default() });
+        for (name, kind, v) in [("semantos_advice_held_back", "gauge", 2), ("semantos_advice_rolled_back_by_measurement_total", "counter", 3)] {
+            assert!(text.contains(&format!("# HELP {name} ")), "{name} HELP missing:\n{text}");
+            assert!(text.contains(&format!("# TYPE {name} {kind}\n")), "{name} TYPE missing:\n{text}");
+            assert!(text.contains(&format!("\n{name} {v}\n")), "{name} sample missing:\n{text}");
         }
     }
 

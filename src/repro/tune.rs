@@ -116,7 +116,7 @@ pub fn run(cfg: &ExperimentConfig, kb: &Kb, t: &TuneSection, rules_changes: &[(S
         space: &space,
         spec: &spec,
         check: &check,
-        settings: Settings { budget: t.budget, max_time: None, repeats: t.repeats, warmup_runs: 0, seed },
+        settings: Settings::new(t.budget, t.repeats, seed),
     };
     let outcome = driver::run(l, start.clone(), start.clone(), Vec::new(), &mut Follow(&incumbent))?;
     let summary = evaluate(cfg, &start, &rules, &outcome.best);

@@ -17,8 +17,9 @@
 //! from deciding.
 
 use crate::apply::{Health, Monitor};
-use crate::eval::harness::{self, UserCommand};
-use crate::tune::{Direction, GuardLimit, Judgement, Measurement, ObjectiveSpec, judge};
+use crate::eval::harness::UserCommand;
+use crate::tune::command::CommandObjective;
+use crate::tune::{Direction, GuardLimit, Judgement, Measurement, ObjectiveSource, ObjectiveSpec, judge};
 use anyhow::{Result, bail};
 use std::collections::BTreeMap;
 
@@ -50,10 +51,15 @@ impl Objective {
     }
 }
 
-/// One run of the command as a measurement; a failed run has no samples and 1 in the errors guard.
-fn measure_once(cmd: &UserCommand) -> (Measurement, Option<String>) {
-    match harness::run(cmd) {
-        Ok(r) => (Measurement { samples: r.samples, seconds: r.seconds, guards: BTreeMap::from([(ERRORS.to_string(), 0.0)]) }, None),
+/// One run of the command as a measurement, read as `tune` reads it (`tune::command`); the errors
+/// guard is 1 when the command failed (no samples then), else 0.
+fn measure_once(o: &Objective) -> (Measurement, Option<String>) {
+    match CommandObjective::new(o.cmd.clone(), o.spec.stat).measure() {
+        Ok(mut m) => {
+            // The gate's errors guard counts failed runs; tune's (lines without a number) is not it.
+            m.guards.insert(ERRORS.to_string(), 0.0);
+            (m, None)
+        }
         Err(e) => (Measurement { samples: Vec::new(), seconds: 0.0, guards: BTreeMap::from([(ERRORS.to_string(), 1.0)]) }, Some(format!("{e:#}"))),
     }
 }
@@ -63,7 +69,7 @@ fn measure_once(cmd: &UserCommand) -> (Measurement, Option<String>) {
 pub fn measure(o: &Objective) -> Result<Vec<Measurement>> {
     let mut out = Vec::with_capacity(o.repeats);
     for i in 0..o.repeats {
-        let (m, err) = measure_once(&o.cmd);
+        let (m, err) = measure_once(o);
         if let Some(e) = err {
             bail!("--objective-cmd failed before any change (run {} of {}): {e}; nothing was written. Fix the command (it must exit 0 and print one number per line, or CSV with --column) or leave out --objective-cmd", i + 1, o.repeats);
         }
@@ -112,7 +118,7 @@ impl<'a> ObjectiveGate<'a> {
         let mut cand = Vec::with_capacity(self.objective.repeats);
         let mut first_error = None;
         for _ in 0..self.objective.repeats {
-            let (m, err) = measure_once(&self.objective.cmd);
+            let (m, err) = measure_once(&self.objective);
             if first_error.is_none() {
                 first_error = err;
             }
@@ -196,6 +202,20 @@ mod tests {
         assert!(why.contains("baseline of 0") && why.contains("every one of 5"), "{why}");
         let mut same = ObjectiveGate::new(objective("echo 0"), zero(3), Box::new(Quiet));
         assert!(matches!(same.after_batch(0, &[]).unwrap(), Health::Healthy(_)));
+    }
+
+    /// The gate had its own reading of a run beside tune's: a `value` objective printing two
+    /// numbers passed here and failed in `tune`. One reading now (`tune::command`), with tune's
+    /// guards and the gate's errors guard (failed runs).
+    #[test]
+    fn a_gate_run_is_read_as_tune_reads_it() {
+        let mut two = objective("echo 1; echo 2");
+        two.spec = ObjectiveSpec::new(Stat::Value, Direction::Lower, vec![]);
+        let e = format!("{:#}", measure(&two).unwrap_err());
+        assert!(e.contains("exactly one") && e.contains("nothing was written"), "{e}");
+        let m = measure(&objective("echo 1; echo ERR")).unwrap();
+        assert_eq!(m[0].guards[ERRORS], 0.0, "a run that succeeded has no failure, whatever it printed");
+        assert!(m[0].guards["throughput"] > 0.0 && m[0].guards.contains_key("rss_mb"), "{:?}", m[0].guards);
     }
 
     #[test]

@@ -5,6 +5,7 @@
 pub mod cgroup;
 pub mod csv;
 pub mod ebpf;
+pub mod fnv;
 pub mod limits;
 pub mod proc_scan;
 pub mod netns;

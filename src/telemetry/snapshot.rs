@@ -134,13 +134,7 @@ impl Snapshot {
     /// A short digest of the snapshot's content, for decision traces.
     pub fn digest(&self) -> String {
         // FNV-1a over the canonical JSON: stable across runs and platforms.
-        let json = serde_json::to_string(self).unwrap_or_default();
-        let mut h: u64 = 0xcbf29ce484222325;
-        for b in json.bytes() {
-            h ^= b as u64;
-            h = h.wrapping_mul(0x100000001b3);
-        }
-        format!("{h:016x}")
+        super::fnv::fnv1a64_hex(&serde_json::to_string(self).unwrap_or_default())
     }
 }
 

@@ -26,6 +26,33 @@ pub struct Settings {
     pub warmup_runs: usize,
     /// Seed handed to `decide::judge` (its t interval draws nothing; kept so a trace records what ran).
     pub seed: u64,
+    /// The second look (as many pairs again, once, for a trial that looks better but is not yet
+    /// shown so). On everywhere a decision is acted on; off only in `Settings::smoke`, the CI
+    /// smoke run of `bench --quick`, whose 2 pairs rarely prove anything. Absent in older trace
+    /// and state files (on), and not written when on, so their bytes do not change.
+    #[serde(default = "on", skip_serializing_if = "is_on")]
+    pub second_look: bool,
+}
+
+fn on() -> bool {
+    true
+}
+
+fn is_on(v: &bool) -> bool {
+    *v
+}
+
+impl Settings {
+    /// `budget` trials of `repeats` paired repeats, no time limit, no warm-up runs, the second look on.
+    pub fn new(budget: usize, repeats: usize, seed: u64) -> Settings {
+        Settings { budget, max_time: None, repeats, warmup_runs: 0, seed, second_look: true }
+    }
+
+    /// As `new`, without the second look: for a smoke run whose decisions nobody acts on
+    /// (`bench --quick` in CI), where it would double the run for little proof.
+    pub fn smoke(budget: usize, repeats: usize, seed: u64) -> Settings {
+        Settings { second_look: false, ..Settings::new(budget, repeats, seed) }
+    }
 }
 
 /// Why the loop stopped.
@@ -149,11 +176,11 @@ fn next_candidate(l: &mut Loop, exhausted: &mut [bool], next: &mut usize, incumb
 /// effect, guards held) but its interval includes zero, `repeats` more, judged on all. Each look's
 /// 95 % interval keeps an identical candidate at most 2.5 % of the time (its lower end above zero),
 /// so two looks keep one at most 5 % of the time; a candidate that looks no better stops at the
-/// first (test: `tune::false_keeps`). One look of 3 pairs had to choose between keeping noise
+/// first (test: `tune::false_keeps`). `Settings::smoke` has only the first look. One look of 3 pairs had to choose between keeping noise
 /// (the bootstrap: 1 in 8) and never keeping a real +10 % (the t interval at 2 degrees of freedom).
 fn trial(l: &mut Loop, incumbent: &Values, values: &Values, seed: u64) -> Result<Judgement> {
     let measured = measure_pairs(l, incumbent, values, 0).and_then(|(mut inc, mut cand)| {
-        if looks_better(l.spec, &judge(l.spec, &inc, &cand, l.settings.seed ^ seed)) {
+        if l.settings.second_look && looks_better(l.spec, &judge(l.spec, &inc, &cand, l.settings.seed ^ seed)) {
             let (more_inc, more_cand) = measure_pairs(l, incumbent, values, inc.len())?;
             inc.extend(more_inc);
             cand.extend(more_cand);

@@ -91,7 +91,7 @@ fn kept(speed: f64, noise: Noise, trials: u64, repeats: usize) -> usize {
             // An identical candidate is written as another value, so the loop measures it.
             let text = if speed == 1.0 { "1.0".to_string() } else { speed.to_string() };
             let c = Candidate { source: "test".into(), values: BTreeMap::from([("speed".to_string(), text)]), rationale: None, supported: None };
-            let settings = Settings { budget: 1, max_time: None, repeats, warmup_runs: 0, seed };
+            let settings = Settings::new(1, repeats, seed);
             let l = Loop { system: &mut system, objective: &mut objective, sources: vec![Box::new(Once::new("test", Some(c)))], space: &space, spec: &spec, check: &check, settings };
             let out = driver::run(l, start.clone(), start.clone(), Vec::new(), &mut Silent).unwrap();
             out.trials[0].judgement.decision == Decision::Kept

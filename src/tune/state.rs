@@ -228,7 +228,7 @@ mod tests {
             target: Target { sysctl_root: dir.join("tree"), netns: None },
             command: CommandConfig { cmd: "echo 1".into(), column: None, timeout_s: 10.0 },
             objective: ObjectiveSpec::new(Stat::P99, Direction::Lower, vec![]),
-            settings: Settings { budget: 3, max_time: None, repeats: 3, warmup_runs: 0, seed: 1 },
+            settings: Settings::new(3, 3, 1),
             intent: Intent::Latency,
             policy: None,
             kb: None,

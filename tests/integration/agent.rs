@@ -259,11 +259,16 @@ fn ports(range: &str) -> u64 {
     v[1] - v[0]
 }
 
-/// An agent in apply mode in namespace `ns` on a fixture /proc whose TIME-WAIT count equals the
-/// namespace's live tcp_max_tw_buckets: the rules propose the namespace's TIME-WAIT keys
-/// (`keys`: ip_local_port_range, tcp_tw_reuse) as one change set, judged by the port-range
-/// objective with `goal`. Returns once the change set has been measured (kept or rolled back).
-fn timewait_agent(ns: &crate::support::Netns, d: &Path, keys: &[&str], goal: &str) -> Agent {
+/// The value of the unlabelled sample of `family` in a Prometheus text body.
+fn sample(text: &str, family: &str) -> Option<f64> {
+    text.lines().find_map(|l| l.strip_prefix(family)?.strip_prefix(' ')?.parse().ok())
+}
+
+/// The configuration of an agent in apply mode in namespace `ns` on a fixture /proc whose
+/// TIME-WAIT count equals the namespace's live tcp_max_tw_buckets: the rules propose the
+/// namespace's TIME-WAIT keys (`keys`: ip_local_port_range, tcp_tw_reuse) as one change set,
+/// judged by `objective`; `extra` adds configuration lines. Returns its path.
+fn timewait_config(ns: &crate::support::Netns, d: &Path, keys: &[&str], objective: &str, extra: &str) -> PathBuf {
     let proc = d.join("proc");
     std::fs::create_dir_all(proc.join("net")).unwrap();
     std::fs::copy("/proc/meminfo", proc.join("meminfo")).unwrap();
@@ -271,7 +276,14 @@ fn timewait_agent(ns: &crate::support::Netns, d: &Path, keys: &[&str], goal: &st
     std::fs::write(proc.join("net/sockstat"), format!("sockets: used 10\nTCP: inuse 1 orphan 0 tw {tw} alloc 1 mem 1\n")).unwrap();
     std::fs::write(d.join("policy.yaml"), format!("whitelist: [{}]\n", keys.iter().map(|k| format!("\"{k}\"")).collect::<Vec<_>>().join(", "))).unwrap();
     let cfg = d.join("agent.yaml");
-    std::fs::write(&cfg, format!("netns: {}\nmode: apply\nmin_dwell: 0\non_exit: rollback\ninterval: 100ms\nwindow: 3\nopen_after: 2\npolicy: policy.yaml\nproc_root: {}\n{}", ns.name, proc.display(), port_range_objective(goal))).unwrap();
+    std::fs::write(&cfg, format!("netns: {}\nmode: apply\nmin_dwell: 0\non_exit: rollback\ninterval: 100ms\nwindow: 3\nopen_after: 2\npolicy: policy.yaml\nproc_root: {}\n{extra}{objective}", ns.name, proc.display())).unwrap();
+    cfg
+}
+
+/// An agent on `timewait_config` judged by the port-range objective with `goal`. Returns once
+/// the change set has been measured (kept or rolled back).
+fn timewait_agent(ns: &crate::support::Netns, d: &Path, keys: &[&str], goal: &str, extra: &str) -> Agent {
+    let cfg = timewait_config(ns, d, keys, &port_range_objective(goal), extra);
     let a = Agent::start(d, &cfg);
     wait_for(60, "the change set measured in the namespace", || {
         let s = state(d);
@@ -290,7 +302,7 @@ fn sigterm_with_on_exit_rollback_restores_every_namespace_value() {
     let before: Vec<String> = keys.iter().map(|k| ns.read(k)).collect();
     let now = || keys.iter().map(|k| ns.read(k)).collect::<Vec<String>>();
     let d = tempfile::tempdir().unwrap();
-    let a = timewait_agent(&ns, d.path(), &keys, "higher");
+    let a = timewait_agent(&ns, d.path(), &keys, "higher", "");
     let changed = now();
     assert_ne!(changed, before, "the kept change set is not in force");
     let (code, log) = a.stop();
@@ -310,7 +322,7 @@ fn on_exit_rollback_leaves_a_key_another_writer_changed_and_restores_the_rest() 
     let (range, reuse) = ("net.ipv4.ip_local_port_range", "net.ipv4.tcp_tw_reuse");
     let range_before = ns.read(range);
     let d = tempfile::tempdir().unwrap();
-    let a = timewait_agent(&ns, d.path(), &[range, reuse], "higher");
+    let a = timewait_agent(&ns, d.path(), &[range, reuse], "higher", "");
     let applied = state(d.path())["managed"][reuse].clone();
     assert_ne!(ns.read(reuse), "0", "the test's other writer must differ from the agent's value");
     assert!(Command::new("ip").args(["netns", "exec", &ns.name, "sysctl", "-qw", &format!("{reuse}=0")]).status().unwrap().success());
@@ -333,7 +345,7 @@ fn apply_mode_keeps_a_change_set_that_helps_the_objective_in_a_namespace() {
     let keys = ["net.ipv4.ip_local_port_range", "net.ipv4.tcp_tw_reuse"];
     let before = ns.read(keys[0]);
     let d = tempfile::tempdir().unwrap();
-    let a = timewait_agent(&ns, d.path(), &keys, "higher");
+    let a = timewait_agent(&ns, d.path(), &keys, "higher", "");
     // Read while it runs: its on_exit: rollback puts the values before back when it stops.
     let state = state(d.path());
     let live: Vec<String> = keys.iter().map(|k| ns.read(k)).collect();
@@ -359,10 +371,23 @@ fn apply_mode_rolls_back_a_change_set_that_hurts_the_objective_and_does_not_retr
     let keys = ["net.ipv4.ip_local_port_range", "net.ipv4.tcp_tw_reuse"];
     let before: Vec<String> = keys.iter().map(|k| ns.read(k)).collect();
     let d = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let prom = d.path().join("semantos.prom");
     // The same change set, the same reading, judged lower-is-better: every candidate run is worse.
-    let a = timewait_agent(&ns, d.path(), &keys, "lower");
+    let a = timewait_agent(&ns, d.path(), &keys, "lower", &format!("metrics_addr: 127.0.0.1:{port}\ntextfile: {}\n", prom.display()));
     // More windows with the symptom still open: a rolled-back change set must not be tried again.
     std::thread::sleep(Duration::from_millis(2000));
+    // Held-back advice used to be invisible in the metrics: both the endpoint and the textfile
+    // publish the two advice IDs held back and rolled back by measurement.
+    let body = ureq::get(&format!("http://127.0.0.1:{port}/metrics")).call().unwrap().body_mut().read_to_string().unwrap();
+    for (what, text) in [("/metrics", body), ("textfile", std::fs::read_to_string(&prom).unwrap())] {
+        let exp = openmetrics_parser::prometheus::parse_prometheus(&text).unwrap_or_else(|e| panic!("{what}: {e:?}\n{text}"));
+        for (family, want) in [("semantos_advice_held_back", 2.0), ("semantos_advice_rolled_back_by_measurement_total", 2.0)] {
+            let f = exp.families.get(family).unwrap_or_else(|| panic!("{what}: {family} missing:\n{text}"));
+            assert!(!f.help.is_empty(), "{what}: {family} has no HELP text");
+            assert_eq!(sample(&text, family), Some(want), "{what}: {family}:\n{text}");
+        }
+    }
     let (code, log) = a.stop();
     assert_eq!(code, Some(0), "{log}");
     assert_eq!(keys.iter().map(|k| ns.read(k)).collect::<Vec<_>>(), before, "the change set that hurt was left in force:\n{log}");
@@ -578,4 +603,79 @@ fn a_kept_change_whose_evidence_has_gone_is_reverted_only_when_configured() {
             assert_eq!(state(d.path())["managed"]["vm.overcommit_ratio"]["intended"], "100");
         }
     }
+}
+
+/// Crash recovery used to put every original of the backup back, over a value another writer set
+/// after the agent's write and before the next start. An agent killed while its objective
+/// measures a two-key change set in a namespace; one key changed from outside; the next start
+/// restores the key still at the agent's value and leaves the other at the outside value, naming
+/// it with its advice ID. The objective sees the candidate's wider port range, marks the moment and
+/// waits for the test: the kill lands inside the measurement.
+#[test]
+fn crash_recovery_leaves_a_key_another_writer_changed_after_the_kill_and_restores_the_rest() {
+    if !privileged("crash_recovery_leaves_a_key_another_writer_changed_after_the_kill_and_restores_the_rest") {
+        return;
+    }
+    let ns = Netns::create("agent-crash");
+    let (range, reuse) = ("net.ipv4.ip_local_port_range", "net.ipv4.tcp_tw_reuse");
+    let (range_before, reuse_before) = (ns.read(range), ns.read(reuse));
+    let d = tempfile::tempdir().unwrap();
+    let mark = d.path().join("measuring-candidate");
+    let script = d.path().join("objective.sh");
+    let body = format!("set -- $(cat /proc/sys/net/ipv4/ip_local_port_range)\nif [ $(($2 - $1)) -ne {} ]; then touch {m}; while [ -e {m} ]; do sleep 0.1; done; fi\necho $(($2 - $1))\n", ports(&range_before), m = mark.display());
+    std::fs::write(&script, body).unwrap();
+    let objective = format!("objective:\n  cmd: sh {}\n  stat: value\n  goal: higher\n  repeats: 2\n  timeout: 120s\n", script.display());
+    let cfg = timewait_config(&ns, d.path(), &[range, reuse], &objective, "");
+    let mut a = Agent::start(d.path(), &cfg);
+    wait_for(60, "the objective measuring the candidate", || mark.exists());
+    let trial = state(d.path())["trial"].clone();
+    let candidate_reuse = trial["candidate"][reuse].as_str().unwrap_or_else(|| panic!("the change set does not hold {reuse}: {trial}")).to_string();
+    assert_ne!(ns.read(range), range_before, "the candidate is in force while it is measured");
+    let mut child = a.child.take().unwrap();
+    child.kill().unwrap();
+    let _ = child.wait_with_output();
+    std::fs::remove_file(&mark).unwrap();
+    // The other writer: a value neither the original nor the agent's.
+    let outside = ["0", "1", "2"].into_iter().find(|v| *v != reuse_before && *v != candidate_reuse).unwrap();
+    assert!(Command::new("ip").args(["netns", "exec", &ns.name, "sysctl", "-qw", &format!("{reuse}={outside}")]).status().unwrap().success());
+    std::fs::write(&cfg, std::fs::read_to_string(&cfg).unwrap().replace("mode: apply", "mode: observe")).unwrap();
+    let b = Agent::start(d.path(), &cfg);
+    wait_for(30, "the restarted agent's recovery", || state(d.path())["trial"].is_null() && ns.read(range) == range_before);
+    let (code, log) = b.stop();
+    assert_eq!(code, Some(0), "{log}");
+    assert_eq!(ns.read(range), range_before, "the key still at the agent's value was not restored:\n{log}");
+    assert_eq!(ns.read(reuse), outside, "crash recovery clobbered the other writer's value:\n{log}");
+    let line = log.lines().find(|l| l.contains("not restored by crash recovery")).unwrap_or_else(|| panic!("the key left is not reported:\n{log}"));
+    let id = trial["advice_by_key"][reuse].as_str().unwrap_or_else(|| panic!("no advice ID per key in the in-flight record: {trial}"));
+    assert!(line.contains(reuse) && line.contains(id), "{line}");
+    assert!(log.find("crash recovery").unwrap() < log.find("agent started").unwrap(), "the rollback came after the agent started sampling:\n{log}");
+}
+
+/// `semantos rollback` of an agent's backup used to put every original back over a value another
+/// writer set after the agent's write (here: the agent killed with a kept change, then an admin's
+/// value): it now refuses, naming the key and how to go on, and restores nothing; `--force`
+/// restores it and warns.
+#[test]
+fn rollback_of_an_agents_backup_refuses_to_clobber_a_key_another_writer_changed() {
+    let d = tempfile::tempdir().unwrap();
+    let cfg = fixture(d.path(), &format!("mode: apply\nmin_dwell: 0\n{}", ratio_objective(d.path(), "higher")));
+    let mut a = Agent::start(d.path(), &cfg);
+    wait_for(30, "the change kept", || state(d.path())["managed"]["vm.overcommit_ratio"]["intended"] == "100");
+    let mut child = a.child.take().unwrap();
+    child.kill().unwrap();
+    let _ = child.wait_with_output();
+    std::fs::write(d.path().join("tree/vm/overcommit_ratio"), "77\n").unwrap();
+    let backup = d.path().join("state/agent/backup.json");
+    let (tree, audit) = (d.path().join("tree"), d.path().join("audit.jsonl"));
+    let args = ["rollback", "--backup", backup.to_str().unwrap(), "--sysctl-root", tree.to_str().unwrap(), "--audit-log", audit.to_str().unwrap()];
+    let o = crate::support::run_in(d.path(), &args);
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(3), "refused: {err}");
+    assert_eq!(ratio(d.path()), "77", "semantos rollback clobbered another writer's value: {err}");
+    assert!(err.contains("vm.overcommit_ratio reads 77") && err.contains("--force") && err.contains("nothing was restored"), "{err}");
+    let o = crate::support::run_in(d.path(), &[&args[..], &["--force"]].concat());
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert_eq!(ratio(d.path()), "50", "--force restores the original: {err}");
+    assert!(err.contains("changed since by someone else") && err.contains("vm.overcommit_ratio"), "{err}");
 }

@@ -67,6 +67,8 @@ fn sample_metrics() -> AgentMetrics {
         cpu_seconds_total: 0.25,
         rss_bytes: 7 << 20,
         last_sample_seconds: 0.0004,
+        advice_held_back: 1,
+        advice_rolled_back_by_measurement_total: 6,
     }
 }
 

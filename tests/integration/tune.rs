@@ -127,7 +127,7 @@ fn tune_in(ns: &Netns, dir: &Path, candidates: Vec<&'static str>) -> (driver::Ou
         space: &space,
         spec: &spec,
         check: &check,
-        settings: Settings { budget: 4, max_time: None, repeats: 3, warmup_runs: 0, seed: 7 },
+        settings: Settings::new(4, 3, 7),
     };
     let out = driver::run(l, start.clone(), start.clone(), Vec::new(), &mut Silent).unwrap();
     (out, system)

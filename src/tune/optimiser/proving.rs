@@ -130,7 +130,7 @@ pub fn tune(land: &dyn Landscape, source: Box<dyn CandidateSource + '_>, budget:
     // the values in force (the incumbent: the loop puts it back after every trial).
     let check = |v: &Values| guardrails(space, &held.borrow(), v);
     let spec = spec();
-    let settings = Settings { budget, max_time: None, repeats: 3, warmup_runs: 0, seed };
+    let settings = Settings::new(budget, 3, seed);
     let l = Loop { system: &mut system, objective: &mut probe, sources: vec![source], space, spec: &spec, check: &check, settings };
     let out = driver::run(l, land.start(), land.start(), Vec::new(), &mut Silent)?;
     let kept = out.trials.iter().filter(|t| t.judgement.decision == super::super::Decision::Kept).count();

@@ -25,7 +25,7 @@ fn trials(land: &Synthetic, source: Box<dyn CandidateSource>, budget: usize, see
     let space = land.space();
     let check = |v: &crate::tune::Values| space.admits(v);
     let spec = proving::spec();
-    let settings = Settings { budget, max_time: None, repeats: 3, warmup_runs: 0, seed };
+    let settings = Settings::new(budget, 3, seed);
     let l = Loop { system: &mut system, objective: &mut probe, sources: vec![source], space, spec: &spec, check: &check, settings };
     driver::run(l, land.start(), land.start(), Vec::new(), &mut Silent).unwrap().trials
 }
@@ -169,7 +169,7 @@ fn no_optimiser_proposes_a_move_outside_the_step_box_of_the_incumbent() {
         // No guardrail here: the optimiser alone must keep inside the step box.
         let check = |_: &crate::tune::Values| Ok(());
         let spec = proving::spec();
-        let settings = Settings { budget: 12, max_time: None, repeats: 2, warmup_runs: 0, seed: 1 };
+        let settings = Settings::new(12, 2, 1);
         let l = Loop { system: &mut system, objective: &mut probe, sources: vec![make(3)], space: &land.space, spec: &spec, check: &check, settings };
         let out = driver::run(l, land.start(), land.start(), Vec::new(), &mut Silent).unwrap();
         let mut incumbent = land.start();
@@ -240,7 +240,7 @@ fn an_optimum_beyond_one_step_of_the_start_is_reached_through_kept_trials_each_w
     let mut probe = proving::Probe::new(&land, system.handle(), 7);
     let check = |_: &crate::tune::Values| Ok(());
     let spec = proving::spec();
-    let settings = Settings { budget: 5, max_time: None, repeats: 3, warmup_runs: 0, seed: 7 };
+    let settings = Settings::new(5, 3, 7);
     let l = Loop { system: &mut system, objective: &mut probe, sources: vec![Box::new(GpSearch::new(7))], space: &land.space, spec: &spec, check: &check, settings };
     let out = driver::run(l, land.start(), land.start(), Vec::new(), &mut Silent).unwrap();
     let mut incumbent = land.start();
