@@ -139,6 +139,10 @@ pub struct VsGrid {
     pub distance_pct: f64,
     /// Within `GRID_TOLERANCE_PCT`.
     pub met: bool,
+    /// Set when the confirmation round measured SemantOS's point and the grid's best again: the
+    /// paired 95 % interval of the distance above, which is then that round's point estimate.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub confirmed_ci95_pct: Option<(f64, f64)>,
 }
 
 /// The goals of a full run, each `None` when its arms were not run.
@@ -200,6 +204,9 @@ pub struct Confirmation {
     pub points: Vec<(String, Vec<f64>)>,
     /// The loop's configurations against the reference, in trial order.
     pub incumbents: Vec<Distance>,
+    /// SemantOS's own plan (the `semantos` arm's values) against the reference.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub semantos: Option<Distance>,
 }
 
 /// One configuration the loop held, against the reference.
@@ -253,7 +260,7 @@ pub fn vs_tuned(sem: (&str, &[&RunOutput]), tuned: &[(&str, &[&RunOutput])], see
 pub fn vs_grid(semantos_p95: f64, points: &[(String, f64)]) -> Option<VsGrid> {
     let (label, best) = points.iter().filter(|(_, p)| p.is_finite()).min_by(|a, b| a.1.total_cmp(&b.1))?;
     let distance = (semantos_p95 - best) / best * 100.0;
-    Some(VsGrid { optimum: label.clone(), optimum_p95_ms: *best, semantos_p95_ms: semantos_p95, distance_pct: distance.max(0.0), met: distance <= GRID_TOLERANCE_PCT })
+    Some(VsGrid { optimum: label.clone(), optimum_p95_ms: *best, semantos_p95_ms: semantos_p95, distance_pct: distance.max(0.0), met: distance <= GRID_TOLERANCE_PCT, confirmed_ci95_pct: None })
 }
 
 /// SemantOS against the grid's best point by the scenario's objective.

@@ -422,7 +422,8 @@ pub fn goals_text(g: &Goals, avoid: &[Avoid], hits: &[AvoidHit]) -> String {
     }
     match &g.vs_grid {
         Some(v) => {
-            let _ = writeln!(o, "  within 5 % of the grid optimum ({}, p95 {:.1} ms; SemantOS {:.1} ms, {:.1} % away): {}", v.optimum, v.optimum_p95_ms, v.semantos_p95_ms, v.distance_pct, yn(Some(v.met)));
+            let confirmed = v.confirmed_ci95_pct.map(|(lo, hi)| format!(", confirmed over the confirmation round's reps [{lo:+.1}, {hi:+.1}]")).unwrap_or_default();
+            let _ = writeln!(o, "  within 5 % of the grid optimum ({}, p95 {:.1} ms; SemantOS {:.1} ms, {:.1} % away{confirmed}): {}", v.optimum, v.optimum_p95_ms, v.semantos_p95_ms, v.distance_pct, yn(Some(v.met)));
         }
         None => {
             let _ = writeln!(o, "  within 5 % of the grid optimum: not evaluated");
@@ -477,7 +478,7 @@ mod tests {
             improvement_ci_excludes_zero: Some(true),
             noise_check_passed: Some(true),
             vs_tuned: None,
-            vs_grid: Some(VsGrid { optimum: "grid:somaxconn=2048".into(), optimum_p95_ms: 100.0, semantos_p95_ms: 110.0, distance_pct: 10.0, met: false }),
+            vs_grid: Some(VsGrid { optimum: "grid:somaxconn=2048".into(), optimum_p95_ms: 100.0, semantos_p95_ms: 110.0, distance_pct: 10.0, met: false, confirmed_ci95_pct: None }),
             objective_improved: Some(true),
             objective_vs_grid: None,
             no_avoided_change: None,
