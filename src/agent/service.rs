@@ -59,6 +59,8 @@ pub fn run(cfg: &AgentConfig, files: &Files, kb: Kb, metrics: Arc<Mutex<AgentMet
     let mut actor = Actor::open(cfg, files, kb)?;
     let enabled: Vec<String> = kb.symptoms.keys().filter(|s| cfg.symptom_enabled(s)).cloned().collect();
     let needs = sampler::needs(kb, &enabled);
+    // In KB order, as `diagnose` lists its findings.
+    let symptoms: Vec<&crate::kb::entry::Symptom> = kb.symptoms.values().filter(|s| cfg.symptom_enabled(&s.id)).collect();
     let mut sampler = Sampler::open(&cfg.proc_root, cfg.store(), &needs, cfg.ebpf)?;
     let mut advice = advice::Store::open(&files.advice)?;
     let mut diagnosis = Diagnosis::new(cfg);
@@ -93,7 +95,7 @@ pub fn run(cfg: &AgentConfig, files: &Files, kb: Kb, metrics: Arc<Mutex<AgentMet
         actor.check_drift(&mut advice);
         if window.len() >= cfg.window {
             let b = diagnosis.may_advise(cfg).then(|| sampler.snapshot());
-            let v = diagnosis.window(cfg, kb, &window.snapshots(), (start.as_ref(), b.as_ref()), &cfg.store(), &enabled);
+            let v = diagnosis.window(cfg, kb, &window, (start.as_ref(), b.as_ref()), &cfg.store(), &symptoms);
             report(&v, &mut advice, &mut episode, &mut actor);
             if cfg.mode == Mode::Apply {
                 actor.act(&v, &diagnosis.open(), &mut advice);
