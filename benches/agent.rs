@@ -55,8 +55,9 @@ fn floor() -> (f64, usize, f64) {
     let kb = Kb::embedded().unwrap();
     let all: Vec<String> = kb.symptoms.keys().cloned().collect();
     let n = needs(&kb, &all);
-    let mut paths: Vec<std::path::PathBuf> = n.files.iter().chain(std::iter::once(&"meminfo")).map(|f| Path::new("/proc").join(f)).collect();
-    paths.extend(limit_files::sources(&n.limits, Path::new("/proc"), Path::new("/proc/sys")).iter().map(|s| s.path().to_path_buf()));
+    let all = n.all();
+    let mut paths: Vec<std::path::PathBuf> = all.files.iter().chain(std::iter::once(&"meminfo")).map(|f| Path::new("/proc").join(f)).collect();
+    paths.extend(limit_files::sources(&all.limits, Path::new("/proc"), Path::new("/proc/sys")).iter().map(|s| s.path().to_path_buf()));
     paths.sort();
     paths.dedup();
     let files: Vec<File> = paths.iter().filter_map(|p| File::open(p).ok()).collect();

@@ -145,6 +145,21 @@ impl Compact {
         &self.host
     }
 
+    /// Makes the last sample's values of the columns `pred` names stand for every sample of the
+    /// window: the settings read once a window, at its end (`sampler::Needs::window_end`), so a
+    /// limit changed mid-window is the one in force for the whole window's judgement (a raised
+    /// limit leaves no stale "at the limit" reading in its earlier samples).
+    pub fn hold(&mut self, pred: impl Fn(&str) -> bool) {
+        let Some((last, earlier)) = self.rows.split_last_mut() else { return };
+        for (c, (_, name)) in self.columns.iter().enumerate() {
+            if pred(name) {
+                for r in earlier.iter_mut() {
+                    r.values[c] = last.values[c];
+                }
+            }
+        }
+    }
+
     /// Keeps only the last sample (consecutive windows share their end sample), and only the
     /// columns it holds (a metric gone for a whole window is no longer looked for).
     pub fn keep_last(&mut self) {
