@@ -81,7 +81,10 @@ impl Compact {
 
     /// Appends one sample: the wanted metrics of `maps` (the first map holding a name wins).
     pub fn push(&mut self, t_ms: u64, host: &HostFacts, maps: &[&BTreeMap<String, f64>]) {
-        self.host.clone_from(host);
+        // HostFacts' derived `clone_from` allocates its strings anew; the facts rarely change.
+        if self.host != *host {
+            self.host.clone_from(host);
+        }
         let mut values = self.spare.pop().unwrap_or_default();
         values.clear();
         values.resize(self.columns.len(), None);

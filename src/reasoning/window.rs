@@ -112,10 +112,11 @@ impl Judged {
 
 /// Judges `s` over `windows` (the consecutive sub-intervals of a diagnosis window).
 pub fn judge<I: Interval>(windows: &[I], s: &Signal) -> Judged {
-    let reads: Vec<Option<(f64, String)>> = windows.iter().map(|w| read(w, s)).collect();
+    // Labels are made for the one reading the evidence shows, not for every sub-interval's.
+    let reads: Vec<Option<(f64, Option<String>)>> = windows.iter().map(|w| reading(w, s)).collect();
     let samples: Vec<Option<f64>> = reads.iter().map(|r| r.as_ref().map(|(v, _)| *v)).collect();
     let readable = samples.iter().flatten().count();
-    let label = reads.iter().rev().flatten().find(|(v, _)| s.op.holds(*v, s.value)).or_else(|| reads.iter().rev().flatten().next()).map(|(_, l)| l.clone());
+    let label = reads.iter().rev().flatten().find(|(v, _)| s.op.holds(*v, s.value)).or_else(|| reads.iter().rev().flatten().next()).map(|(_, l)| l.clone().unwrap_or_else(|| own_label(s)));
     let label = label.unwrap_or_else(|| default_label(s));
     if readable == 0 || readable * 2 < windows.len() {
         return Judged { label, samples, value: None, holds: false };
@@ -143,22 +144,36 @@ fn default_label(s: &Signal) -> String {
 
 /// One sub-interval's reading of `s` and what it names; `None` when a metric it needs is absent.
 pub fn read(w: &impl Interval, s: &Signal) -> Option<(f64, String)> {
+    reading(w, s).map(|(v, l)| (v, l.unwrap_or_else(|| own_label(s))))
+}
+
+/// One sub-interval's reading of `s`, with what it names when that is not `own_label(s)` (the
+/// instance of a pattern ratio).
+fn reading(w: &impl Interval, s: &Signal) -> Option<(f64, Option<String>)> {
     let v = match s.measure {
         Measure::Rate => rate(w, &s.metric)?,
         Measure::Delta => delta(w, &s.metric)?,
         Measure::Gauge => w.after(&s.metric)?,
         Measure::Ratio => return ratio(w, &s.metric, s.per.as_deref()?, s.op),
     };
-    Some((v, s.metric.clone()))
+    Some((v, None))
+}
+
+/// What a reading of `s` names unless it is a pattern's instance: the metric, or `num / den`.
+fn own_label(s: &Signal) -> String {
+    match (s.measure, &s.per) {
+        (Measure::Ratio, Some(per)) => format!("{} / {per}", s.metric),
+        _ => s.metric.clone(),
+    }
 }
 
 /// `num / den` at the end of `w`. With a `*` in both, per instance, and the
 /// instance that passes the threshold most easily counts (the fullest queue
 /// for `>`, the emptiest for `<`): a limit binds where it is closest.
-fn ratio(w: &impl Interval, num: &str, den: &str, op: Op) -> Option<(f64, String)> {
+fn ratio(w: &impl Interval, num: &str, den: &str, op: Op) -> Option<(f64, Option<String>)> {
     if !num.contains('*') {
         let (n, d) = (w.after(num)?, w.after(den)?);
-        return (d != 0.0).then(|| (n / d, format!("{num} / {den}")));
+        return (d != 0.0).then_some((n / d, None));
     }
     let prefix = &num[..num.find('*')?];
     let mut worst: Option<(f64, String)> = None;
@@ -177,7 +192,7 @@ fn ratio(w: &impl Interval, num: &str, den: &str, op: Op) -> Option<(f64, String
             worst = Some((r, format!("{name} / {den_name}")));
         }
     });
-    worst
+    worst.map(|(r, l)| (r, Some(l)))
 }
 
 /// Median of the values (mean of the middle two for an even count).

@@ -129,3 +129,95 @@ fn a_limit_raised_mid_window_leaves_no_stale_at_the_limit_finding() {
     // end: 3 of 4 sub-intervals "at the limit", a finding the raised limit no longer supports.
     assert!(timewait_window(Some(1_000_000), false), "the control: without hold the stale limit is judged");
 }
+
+/// Counts the allocations made on the thread that turned counting on (other tests run on their
+/// own threads and are not counted).
+mod counting {
+    use std::alloc::{GlobalAlloc, Layout, System};
+    use std::cell::Cell;
+
+    thread_local! {
+        static ON: Cell<bool> = const { Cell::new(false) };
+        static COUNT: Cell<u64> = const { Cell::new(0) };
+    }
+
+    /// The system allocator, counting.
+    pub struct Counting;
+
+    // SAFETY: every call is passed to the system allocator unchanged.
+    unsafe impl GlobalAlloc for Counting {
+        unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+            if ON.with(Cell::get) {
+                COUNT.with(|c| c.set(c.get() + 1));
+            }
+            // SAFETY: the caller's layout, as GlobalAlloc requires.
+            unsafe { System.alloc(l) }
+        }
+
+        unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+            // SAFETY: `p` came from `alloc` with `l`.
+            unsafe { System.dealloc(p, l) }
+        }
+
+        unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
+            if ON.with(Cell::get) {
+                COUNT.with(|c| c.set(c.get() + 1));
+            }
+            // SAFETY: `p` came from `alloc` with `l`.
+            unsafe { System.realloc(p, l, n) }
+        }
+    }
+
+    #[global_allocator]
+    static A: Counting = Counting;
+
+    /// The allocations `f` makes on this thread.
+    pub fn allocations(f: impl FnOnce()) -> u64 {
+        COUNT.with(|c| c.set(0));
+        ON.with(|o| o.set(true));
+        f();
+        ON.with(|o| o.set(false));
+        COUNT.with(Cell::get)
+    }
+}
+
+#[test]
+fn a_steady_sample_and_its_window_row_allocate_nothing() {
+    let kb = Kb::embedded().unwrap();
+    let every: Vec<String> = kb.symptoms.keys().cloned().collect();
+    let mut n = needs(&kb, &every);
+    // The listeners' dump allocates in `telemetry::sockdiag` (its records and metrics): not counted
+    // here. The scan runs once, at the first sample, and not again within `SCAN_EVERY`.
+    n.listeners = false;
+    let mut s = Sampler::open(Path::new("/proc"), TreeStore::kernel(), &n, false, SCAN_EVERY).unwrap();
+    let mut w = Compact::new(&n.signals);
+    // Allocations by part: the /proc files, the measured limits, the settings (at a window's end),
+    // the rest of the sample (scan, probes), the window's row and its end (hold, keep_last).
+    let mut parts = [0u64; 6];
+    let step = |s: &mut Sampler, w: &mut Compact, t: u64, parts: &mut [u64; 6]| {
+        let end = t % 4 == 0;
+        parts[0] += counting::allocations(|| s.reader.refresh(&mut s.full, t * 1000).unwrap());
+        parts[1] += counting::allocations(|| s.limits.read_into(&mut s.extra.metrics));
+        if end {
+            parts[2] += counting::allocations(|| s.settings.read_into(&mut s.extra.metrics));
+        }
+        // What `sample` does besides (the scan, not due; the files and limits again).
+        parts[3] += counting::allocations(|| s.sample(t * 1000, end).unwrap());
+        parts[4] += counting::allocations(|| w.push(t * 1000, s.host(), &s.maps()));
+        if end {
+            parts[5] += counting::allocations(|| {
+                w.hold(is_setting);
+                w.keep_last();
+            });
+        }
+    };
+    // Two windows to settle (columns, spare rows, layouts), then two counted.
+    let mut warm = [0u64; 6];
+    for t in 0..9 {
+        step(&mut s, &mut w, t, &mut warm);
+    }
+    for t in 9..17 {
+        step(&mut s, &mut w, t, &mut parts);
+    }
+    assert_eq!(parts, [0; 6], "allocations in 8 steady samples by part: /proc files, measured limits, settings, sample, window row, window end");
+}
