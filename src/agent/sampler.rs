@@ -42,8 +42,10 @@ pub struct Reads {
 pub struct Needs {
     /// The per-process scan (`proc.*`, `inotify.{watches,instances}.*`), on its own cadence.
     pub process_scan: bool,
-    /// Listening sockets (`listen.*`), each sample.
+    /// Listening sockets (`listen.*`) dumped over `sock_diag`.
     pub listeners: bool,
+    /// Whether a signal reads them (each sample); else only the advice does (a window end that may advise).
+    pub listeners_each_sample: bool,
     /// Read every sample.
     pub each_sample: Reads,
     /// Read at every window's end (settings only: no files).
@@ -144,7 +146,8 @@ pub fn needs(kb: &Kb, symptoms: &[String]) -> Needs {
     // Meminfo is always read (the host facts); what a sample or a window end reads already is not read again.
     advise.files.retain(|f| *f != "meminfo" && !signal_reads.files.contains(f));
     advise.limits.retain(|m| !signal_reads.limits.contains(m) && !settings.contains(m));
-    Needs { process_scan, listeners, each_sample: signal_reads, window_end: Reads { files: Vec::new(), limits: settings }, advise, signals }
+    let listeners_each_sample = signals.iter().any(|m| m.starts_with("listen."));
+    Needs { process_scan, listeners, listeners_each_sample, each_sample: signal_reads, window_end: Reads { files: Vec::new(), limits: settings }, advise, signals }
 }
 
 /// The default time between two per-process scans (`scan_every:`). The scan (`readlink` of every
@@ -182,6 +185,8 @@ pub struct Sampler {
     /// The advice's limits.
     advised_limits: BTreeMap<String, f64>,
     diag: Option<crate::telemetry::sockdiag::SockDiag>,
+    /// Whether the listeners are dumped each sample (a signal reads them) or only for the advice.
+    listen_each: bool,
     scan: Option<Scan>,
     /// The eBPF probes and the network namespace (inode) whose counters are this agent's.
     probes: Option<(Probes, Option<u32>)>,
@@ -215,7 +220,7 @@ impl Sampler {
         let mut extra = Snapshot::default();
         // The first window's samples need the settings before its end.
         settings.read_into(&mut extra.metrics);
-        Ok(Sampler { reader, full: Snapshot::default(), extra, limits, settings, advise, advise_limits, advised: Snapshot::default(), advised_limits: BTreeMap::new(), diag, scan, probes })
+        Ok(Sampler { reader, full: Snapshot::default(), extra, limits, settings, advise, advise_limits, advised: Snapshot::default(), advised_limits: BTreeMap::new(), diag, listen_each: needs.listeners_each_sample, scan, probes })
     }
 
     /// Reads one sample stamped `t_ms`; `window_end`: the sample that ends a window, which first
@@ -240,22 +245,28 @@ impl Sampler {
                 }
             }
         }
-        if let Some(d) = self.diag.as_mut() {
-            self.extra.metrics.retain(|k, _| !k.starts_with("listen."));
-            if let Ok(recs) = d.dump(crate::telemetry::sockdiag::States::LISTEN) {
-                // With somaxconn in force (a setting, read at the window's end), as `diagnose` has
-                // it: `listen.full.at_somaxconn` is the evidence that somaxconn is the limit that binds.
-                let somaxconn = self.extra.metrics.get("sysctl.net.core.somaxconn").map(|v| *v as u64);
-                let caps = crate::telemetry::sockdiag::BufferCaps { somaxconn, ..Default::default() };
-                let mut agg = crate::telemetry::sockdiag::SockAggregator::new(Vec::<String>::new()).with_caps(caps);
-                agg.observe(0, &recs);
-                self.extra.metrics.extend(agg.metrics().into_iter().filter(|(k, _)| k.starts_with("listen.")));
-            }
+        if self.listen_each {
+            self.listen();
         }
         if let Some((probes, netns)) = self.probes.as_mut() {
             probes.read_into(&mut self.extra, *netns);
         }
         Ok(())
+    }
+
+    /// Dumps the listening sockets into `extra` (`listen.*`).
+    fn listen(&mut self) {
+        let Some(d) = self.diag.as_mut() else { return };
+        self.extra.metrics.retain(|k, _| !k.starts_with("listen."));
+        if let Ok(recs) = d.dump(crate::telemetry::sockdiag::States::LISTEN) {
+            // With somaxconn in force (a setting, read at the window's end), as `diagnose` has
+            // it: `listen.full.at_somaxconn` is the evidence that somaxconn is the limit that binds.
+            let somaxconn = self.extra.metrics.get("sysctl.net.core.somaxconn").map(|v| *v as u64);
+            let caps = crate::telemetry::sockdiag::BufferCaps { somaxconn, ..Default::default() };
+            let mut agg = crate::telemetry::sockdiag::SockAggregator::new(Vec::<String>::new()).with_caps(caps);
+            agg.observe(0, &recs);
+            self.extra.metrics.extend(agg.metrics().into_iter().filter(|(k, _)| k.starts_with("listen.")));
+        }
     }
 
     /// The last sample's metrics: what the sampler adds first (it wins), then the `/proc` files'.
@@ -275,6 +286,10 @@ impl Sampler {
             r.refresh(&mut self.advised, self.full.timestamp_ms)?;
         }
         self.advise_limits.read_into(&mut self.advised_limits);
+        if !self.listen_each {
+            // Only the advice reads them (`binds_when` evidence): dumped now, not each sample.
+            self.listen();
+        }
         let mut s = self.full.clone();
         for (k, v) in self.advised.metrics.iter().chain(&self.advised_limits).chain(&self.extra.metrics) {
             s.set(k.clone(), *v);

@@ -7,12 +7,15 @@ use std::time::Duration;
 fn only_the_enabled_symptoms_decide_what_is_read() {
     let kb = Kb::embedded().unwrap();
     let n = needs(&kb, &["accept_queue_full".into()]);
-    assert!(n.listeners && !n.process_scan, "{n:?}");
+    assert!(n.listeners && n.listeners_each_sample && !n.process_scan, "{n:?}");
     assert!(n.window_end.limits.contains(&"sysctl.net.core.somaxconn".to_string()), "the listeners' binding limit, a setting: {n:?}");
     // Its signals are the listeners' queues: no /proc file beyond meminfo, which is always read.
     assert!(n.each_sample.files.is_empty() && n.signals.iter().all(|m| m.starts_with("listen.")), "{n:?}");
     let n = needs(&kb, &["timewait_port_pressure".into(), "inotify_watches_near_limit".into()]);
     assert!(!n.listeners && n.process_scan, "{n:?}");
+    // The listen overflow counter is the signal; the listeners are the advice's evidence only.
+    let o = needs(&kb, &["accept_queue_overflow".into()]);
+    assert!(o.listeners && !o.listeners_each_sample && o.each_sample.files == vec!["net/netstat"], "{o:?}");
     let end = &n.window_end.limits;
     assert!(end.contains(&"sysctl.net.ipv4.tcp_max_tw_buckets".to_string()) && end.contains(&"sysctl.vm.max_map_count".to_string()), "{n:?}");
     let all = n.all();
@@ -189,6 +192,7 @@ fn a_steady_sample_and_its_window_row_allocate_nothing() {
     // The listeners' dump allocates in `telemetry::sockdiag` (its records and metrics): not counted
     // here. The scan runs once, at the first sample, and not again within `SCAN_EVERY`.
     n.listeners = false;
+    n.listeners_each_sample = false;
     let mut s = Sampler::open(Path::new("/proc"), TreeStore::kernel(), &n, false, SCAN_EVERY).unwrap();
     let mut w = Compact::new(&n.signals);
     // Allocations by part: the /proc files, the measured limits, the settings (at a window's end),
