@@ -1,9 +1,10 @@
-//! One snapshot per tick, as cheap as the enabled symptoms allow: only the `/proc` files whose
-//! metrics they (or the keys they call for) read, kept open and refreshed in place
-//! (`ProcReader::refresh`: no map of ~1000 names built per tick); the limits they divide by from
-//! kept-open files (`limit_files`); the per-process scan only when an enabled symptom reads its
-//! metrics, every `SCAN_EVERY` samples; listening sockets dumped over `sock_diag` only when one
-//! reads `listen.*`. What a snapshot holds for those symptoms is what `semantos diagnose` sees
+//! One sample per tick, as cheap as the enabled symptoms allow, each metric read at the cadence of
+//! what it is (`Needs`): the `/proc` files and measured limits of their signals each sample, kept
+//! open and refreshed in place (`ProcReader::refresh`: no map of ~1000 names built per tick, and
+//! no allocation); the settings the signals divide by (kept-open files, `limit_files`) at each
+//! window's end; what only the advice reads at a window's end that may advise (`snapshot`); the
+//! per-process scan only when an enabled symptom reads its metrics, every `scan_every` of sample
+//! time; listening sockets dumped over `sock_diag` only when one reads `listen.*`. What a snapshot holds for those symptoms is what `semantos diagnose` sees
 //! (`cli::sampling::LiveSampler`), so the agent's findings are the one-shot command's. Per-socket
 //! buffer signals (`sock.*`, sampled over a window by `diagnose`) are not sampled: their symptoms
 //! are "no data" here.

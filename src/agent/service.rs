@@ -1,8 +1,8 @@
 //! The service's lifecycle: enter the namespace, take the one-agent lock, roll back a killed
 //! agent's in-flight change, then sample on the interval until SIGTERM/SIGINT, and on the way out
-//! keep or roll back what it applied (`on_exit`). Each tick reads one snapshot, checks the managed
-//! keys for drift and refreshes the metrics; each full window goes to `decide` and, in apply mode,
-//! to `act`. One `tracing` line per decision, with its advice ID.
+//! keep or roll back what it applied (`on_exit`). Each tick reads one sample into the window; each
+//! full window re-reads the settings, checks the managed keys for drift, goes to `decide` and, in
+//! apply mode, to `act`, and refreshes the metrics (docs/agent.md, "Cost": what is read when). One `tracing` line per decision, with its advice ID.
 
 use super::act::Actor;
 use super::advice;
