@@ -234,16 +234,16 @@ impl Sampler {
         self.reader.refresh(&mut self.full, t_ms)?;
         self.extra.timestamp_ms = t_ms;
         self.limits.read_into(&mut self.extra.metrics);
-        if let Some(scan) = self.scan.as_mut() {
-            if scan.next_ms.is_none_or(|n| t_ms >= n) {
-                let max_map_count = self.extra.metrics.get("sysctl.vm.max_map_count").map(|v| *v as u64);
-                scan.last.clear();
-                proc_scan::scan(self.reader.proc_root(), &scan.caps, max_map_count)?.metrics(&mut scan.last);
-                scan.next_ms = Some(t_ms.saturating_add(scan.every_ms));
-                self.extra.metrics.retain(|k, _| !is_scan(k));
-                for (k, v) in &scan.last {
-                    self.extra.set(k.clone(), *v);
-                }
+        if let Some(scan) = self.scan.as_mut()
+            && scan.next_ms.is_none_or(|n| t_ms >= n)
+        {
+            let max_map_count = self.extra.metrics.get("sysctl.vm.max_map_count").map(|v| *v as u64);
+            scan.last.clear();
+            proc_scan::scan(self.reader.proc_root(), &scan.caps, max_map_count)?.metrics(&mut scan.last);
+            scan.next_ms = Some(t_ms.saturating_add(scan.every_ms));
+            self.extra.metrics.retain(|k, _| !is_scan(k));
+            for (k, v) in &scan.last {
+                self.extra.set(k.clone(), *v);
             }
         }
         if self.listen_each {
