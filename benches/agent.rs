@@ -2,19 +2,21 @@
 //! and noisy: only figures from one run compare). Prints figures; asserts nothing.
 //! `cargo bench --bench agent` (60 s; `-- --seconds N` for another length).
 //!
-//! (a) `semantos agent` in observe mode at `interval: 1s` with every symptom enabled (the
-//!     default), as a child process: CPU milliseconds per minute, from the scheduler's
+//! (a) `semantos agent` in observe mode at 1 Hz, three side by side as child processes over the
+//!     same seconds: as shipped (`packaging/agent.yaml`, every symptom), with an empty config (the
+//!     defaults, also every symptom), and with five symptoms; for each: CPU milliseconds per minute, from the scheduler's
 //!     nanosecond run time of all its threads (`/proc/<pid>/task/*/schedstat`; `stat`'s utime and
 //!     stime come in 10 ms ticks, coarser than the target), after a 5 s start-up that is not
 //!     counted; its resident set in steady state (VmRSS at the end, with its anonymous and file
 //!     parts) and at its peak (VmHWM, start-up included), against the targets (6 ms per minute,
 //!     9 MiB; the steady VmRSS is what a daemon costs, and what the target is judged on).
-//! (b) The floor: the files the agent reads per sample for every symptom (the snapshot files the
-//!     symptoms need and their limit files, as `agent::sampler::needs` says), read with a bare
-//!     `pread` (kept open, no parsing) ×60; and one full `ProcReader` snapshot, kept open, ×60.
+//! (b) The floor for every symptom, by when `agent::sampler::needs` reads it: the files each
+//!     sample reads (the signals' `/proc` files and measured limits) ×60, the settings each window
+//!     end reads ×15 (a window closes every 4 samples), and what a window end that advises reads,
+//!     each with a bare `pread` (kept open, no parsing); and one full `ProcReader` snapshot ×60.
 
 use semantos::agent::limit_files;
-use semantos::agent::sampler::needs;
+use semantos::agent::sampler::{Reads, needs};
 use semantos::kb::Kb;
 use semantos::telemetry::procfs::ProcReader;
 use std::fs::File;
@@ -50,58 +52,103 @@ fn median_us(n: usize, mut f: impl FnMut()) -> f64 {
     v[n / 2]
 }
 
-/// (bare pread of the agent's files, their count, a full ProcReader snapshot), µs.
-fn floor() -> (f64, usize, f64) {
-    let kb = Kb::embedded().unwrap();
-    let all: Vec<String> = kb.symptoms.keys().cloned().collect();
-    let n = needs(&kb, &all);
-    let mut paths: Vec<std::path::PathBuf> = n.files.iter().chain(std::iter::once(&"meminfo")).map(|f| Path::new("/proc").join(f)).collect();
-    paths.extend(limit_files::sources(&n.limits, Path::new("/proc"), Path::new("/proc/sys")).iter().map(|s| s.path().to_path_buf()));
-    paths.sort();
-    paths.dedup();
+/// Median µs of one bare `pread` (kept open, no parsing) of every file of `paths`.
+fn pread_us(paths: &[std::path::PathBuf]) -> (f64, usize) {
     let files: Vec<File> = paths.iter().filter_map(|p| File::open(p).ok()).collect();
     let mut buf = vec![0u8; 1 << 16];
-    let pread = median_us(500, || {
+    let us = median_us(500, || {
         for f in &files {
             black_box(f.read_at(&mut buf, 0).unwrap_or(0));
         }
     });
+    (us, files.len())
+}
+
+/// The files of `r` (and meminfo, always read, when `meminfo`).
+fn paths(r: &Reads, meminfo: bool) -> Vec<std::path::PathBuf> {
+    let mut p: Vec<std::path::PathBuf> = r.files.iter().chain(meminfo.then_some(&"meminfo")).map(|f| Path::new("/proc").join(f)).collect();
+    p.extend(limit_files::sources(&r.limits, Path::new("/proc"), Path::new("/proc/sys")).iter().map(|s| s.path().to_path_buf()));
+    p.sort();
+    p.dedup();
+    p
+}
+
+/// The floor for every symptom: (each sample's files: µs, count), (a window end's settings: µs,
+/// count), (a window end's advice reads: µs, count), and one full `ProcReader` snapshot in µs.
+fn floor() -> ((f64, usize), (f64, usize), (f64, usize), f64) {
+    let kb = Kb::embedded().unwrap();
+    let all: Vec<String> = kb.symptoms.keys().cloned().collect();
+    let n = needs(&kb, &all);
+    let each = pread_us(&paths(&n.each_sample, true));
+    let end = pread_us(&paths(&n.window_end, false));
+    let advise = pread_us(&paths(&n.advise, false));
     let reader = ProcReader::new().without_process_scan().keep_open().unwrap();
     let snap = median_us(500, || {
         black_box(reader.snapshot(0).unwrap());
     });
-    (pread, files.len(), snap)
+    (each, end, advise, snap)
+}
+
+/// One agent under test: a name, its configuration, and the child running it.
+struct Run {
+    name: String,
+    child: std::process::Child,
+    cpu0: f64,
+}
+
+/// Starts `semantos agent` in `dir` with `config` (observe mode, 1 Hz).
+fn start(dir: &Path, name: &str, config: &str) -> Run {
+    let d = dir.join(name.split_whitespace().next().unwrap());
+    std::fs::create_dir_all(&d).unwrap();
+    std::fs::write(d.join("agent.yaml"), config).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_semantos")).args(["agent", "--config", "agent.yaml", "--state-dir", "state"]).current_dir(&d).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("semantos agent");
+    Run { name: name.to_string(), child, cpu0: 0.0 }
 }
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let seconds: u64 = args.iter().position(|a| a == "--seconds").and_then(|i| args.get(i + 1)).and_then(|s| s.parse().ok()).unwrap_or(60);
     let d = tempfile::tempdir().unwrap();
-    std::fs::write(d.path().join("agent.yaml"), "mode: observe\ninterval: 1s\n").unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_semantos"))
-        .args(["agent", "--config", "agent.yaml", "--state-dir", "state"])
-        .current_dir(d.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("semantos agent");
-    let pid = child.id();
+    let kb = Kb::embedded().unwrap();
+    // Five symptoms whose signals read four /proc files and one setting, and no per-process scan.
+    let few = ["accept_queue_overflow", "swap_in_stalls", "commit_limit_near", "tcp_memory_pressure", "tcp_oom_aborts"];
+    let off: Vec<&String> = kb.symptoms.keys().filter(|s| !few.contains(&s.as_str())).collect();
+    let shipped = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/agent.yaml")).unwrap();
+    let configs = [
+        ("shipped (packaging/agent.yaml: every symptom)", shipped),
+        ("defaults (an empty config: every symptom)", String::new()),
+        ("five symptoms (listen overflows, swap-in, commit, TCP memory)", format!("disable_symptoms: {off:?}\n")),
+    ];
+    // The agents run side by side over the same seconds, so their figures share the host's load.
+    let mut runs: Vec<Run> = configs.iter().map(|(n, c)| start(d.path(), n, c)).collect();
     std::thread::sleep(Duration::from_secs(5));
-    let (c0, t0) = (cpu_ms(pid), Instant::now());
-    let (pread_us, nfiles, snap_us) = floor();
+    let t0 = Instant::now();
+    for r in &mut runs {
+        r.cpu0 = cpu_ms(r.child.id());
+    }
+    let (each, end, advise, snap_us) = floor();
     std::thread::sleep(Duration::from_secs(seconds).saturating_sub(t0.elapsed()));
-    let (c1, secs) = (cpu_ms(pid), t0.elapsed().as_secs_f64());
-    let (hwm, rss, anon, file) = (status_kib(pid, "VmHWM:"), status_kib(pid, "VmRSS:"), status_kib(pid, "RssAnon:"), status_kib(pid, "RssFile:"));
-    // SAFETY: kill on our own child's pid.
-    unsafe { libc::kill(pid as i32, libc::SIGTERM) };
-    let _ = child.wait();
-    let per_min = (c1 - c0) * 60.0 / secs;
+    let secs = t0.elapsed().as_secs_f64();
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    println!("agent at 1 Hz, observe mode, every symptom, {secs:.0} s on this host (load {})", load.split_whitespace().take(3).collect::<Vec<_>>().join(" "));
-    println!("  {:<52} {:>10.2} ms/min   (target ≤ 6; {:.0} µs a sample)", "agent CPU (user + system, scheduler run time)", per_min, per_min * 1000.0 / 60.0);
-    println!("  {:<52} {:>10.1} MiB      (target ≤ 9; anon {:.1}, file {:.1})", "agent resident set, steady (VmRSS)", rss as f64 / 1024.0, anon as f64 / 1024.0, file as f64 / 1024.0);
-    println!("  {:<52} {:>10.1} MiB", "agent resident set, peak (VmHWM, start-up included)", hwm as f64 / 1024.0);
-    println!("floor, same run (×60 = one sample a second)");
-    println!("  {:<52} {:>10.1} µs = {:.2} ms/min", format!("bare pread of the agent's {nfiles} files (kept open)"), pread_us, pread_us * 60.0 / 1000.0);
-    println!("  {:<52} {:>10.1} µs = {:.2} ms/min   ({:.2}× the floor)", "ProcReader snapshot, all files, kept open", snap_us, snap_us * 60.0 / 1000.0, snap_us / pread_us);
+    println!("agents at 1 Hz, observe mode, {secs:.0} s side by side on this host (load {})", load.split_whitespace().take(3).collect::<Vec<_>>().join(" "));
+    for r in &mut runs {
+        let pid = r.child.id();
+        let per_min = (cpu_ms(pid) - r.cpu0) * 60.0 / secs;
+        let (hwm, rss, anon, file) = (status_kib(pid, "VmHWM:"), status_kib(pid, "VmRSS:"), status_kib(pid, "RssAnon:"), status_kib(pid, "RssFile:"));
+        // SAFETY: kill on our own child's pid.
+        unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+        let _ = r.child.wait();
+        println!("  {}", r.name);
+        println!("    {:<50} {:>10.2} ms/min   (target ≤ 6; {:.0} µs a sample)", "CPU (user + system, scheduler run time)", per_min, per_min * 1000.0 / 60.0);
+        println!("    {:<50} {:>10.1} MiB      (target ≤ 9; anon {:.1}, file {:.1})", "resident set, steady (VmRSS)", rss as f64 / 1024.0, anon as f64 / 1024.0, file as f64 / 1024.0);
+        println!("    {:<50} {:>10.1} MiB", "resident set, peak (VmHWM, start-up included)", hwm as f64 / 1024.0);
+    }
+    // A window closes every (window - 1) samples: 4 at the defaults.
+    let per_window = 60.0 / 4.0;
+    println!("floor for every symptom, same run (bare pread, kept open, no parsing)");
+    println!("  {:<52} {:>10.1} µs ×60 = {:.2} ms/min", format!("each sample: the signals' {} files", each.1), each.0, each.0 * 60.0 / 1000.0);
+    println!("  {:<52} {:>10.1} µs ×15 = {:.2} ms/min", format!("each window end: {} settings", end.1), end.0, end.0 * per_window / 1000.0);
+    println!("  {:<52} {:>10.1} µs ×15 = {:.2} ms/min   (only while advising)", format!("a window end that advises: {} files", advise.1), advise.0, advise.0 * per_window / 1000.0);
+    println!("  {:<52} {:>10.2} ms/min", "floor of every symptom, not advising", (each.0 * 60.0 + end.0 * per_window) / 1000.0);
+    println!("  {:<52} {:>10.1} µs = {:.2} ms/min   ({:.2}× each sample's floor)", "ProcReader snapshot, all files, kept open", snap_us, snap_us * 60.0 / 1000.0, snap_us / each.0);
 }

@@ -96,6 +96,8 @@ pub struct AgentConfig {
     pub ebpf: bool,
     /// What a change set is measured by in apply mode (required there: no change is kept unmeasured).
     pub objective: Option<Objective>,
+    /// Time between two per-process scans (fd, map and inotify counts), whose figures stand between.
+    pub scan_every: Duration,
 }
 
 /// The file as written: every field untyped, unknown fields refused.
@@ -125,12 +127,14 @@ struct Raw {
     owners_root: Option<J>,
     ebpf: Option<J>,
     objective: Option<J>,
+    scan_every: Option<J>,
 }
 
 /// The fields a file may hold, for the unknown-field message.
-pub const FIELDS: [&str; 23] = [
+pub const FIELDS: [&str; 24] = [
     "mode", "interval", "window", "open_after", "close_after", "netns", "on_exit", "state_dir", "intent", "policy", "disable_keys", "disable_symptoms", "min_dwell",
     "daily_change_budget", "revert_when_evidence_gone", "proc_root", "sysctl_root", "metrics_addr", "textfile", "take_ownership", "owners_root", "ebpf", "objective",
+    "scan_every",
 ];
 
 impl AgentConfig {
@@ -282,6 +286,8 @@ fn validate(r: Raw, file: &str, kb: &Kb, base: &Path) -> Result<AgentConfig> {
         owners_root: r.owners_root.as_ref().map(|v| path(file, "owners_root", v)).transpose()?.unwrap_or_else(|| PathBuf::from("/")),
         ebpf,
         objective,
+        // At least a second (a scan costs 2-35 ms), at most a day (what it watches grows over hours).
+        scan_every: r.scan_every.as_ref().map(|v| duration(file, "scan_every", v, 1.0, 86400.0)).transpose()?.unwrap_or(super::sampler::SCAN_EVERY),
     })
 }
 

@@ -8,8 +8,11 @@ use super::advice;
 use super::calm::{Hysteresis, Transition};
 use super::change_point::Detector;
 use super::config::AgentConfig;
+use super::window::Compact;
 use crate::kb::Kb;
-use crate::reasoning::{self, Context, Finding, Findings};
+use crate::kb::entry::Symptom;
+use crate::reasoning::window::Interval;
+use crate::reasoning::{self, Context, Finding, Findings, columns};
 use crate::safety::{self, CheckedPlan, Verdict};
 use crate::sysctl::{SysctlKey, SysctlStore, Value};
 use crate::telemetry::{Snapshot, Window};
@@ -108,37 +111,49 @@ impl Diagnosis {
         !self.hysteresis.quiet() || cfg.open_after <= 1
     }
 
-    /// Judges one window of snapshots (oldest first, holding at least what the enabled symptoms
-    /// read) read with `store`'s values in force; `ends` are the full snapshots at its start and
-    /// end, which the advice is computed from (kept when `may_advise` said so; the window's own
-    /// first and last snapshots stand in otherwise).
-    pub fn window(&mut self, cfg: &AgentConfig, kb: &Kb, snaps: &[Snapshot], ends: (Option<&Snapshot>, Option<&Snapshot>), store: &dyn SysctlStore, enabled: &[String]) -> Verdicts {
-        let mut found = reasoning::diagnose_series(snaps, kb);
-        found.findings.retain(|f| cfg.symptom_enabled(&f.id));
-        let present: BTreeSet<String> = found.findings.iter().map(|f| f.id.clone()).collect();
-        let (a, b) = (&snaps[0], &snaps[snaps.len() - 1]);
-        let changed = self.workload(kb, Window::new(a, b), enabled);
+    /// Judges one window (`w`: its samples as columns, holding at least what `enabled` reads) read
+    /// with `store`'s values in force; `ends` are the full snapshots at its start and end, which the
+    /// advice is computed from (kept when `may_advise` said so; the window's own first and last
+    /// samples stand in otherwise). Only the enabled symptoms are judged, from the columns in
+    /// place (`reasoning::columns`): the findings `diagnose_series` gives for them on the same samples.
+    pub fn window(&mut self, cfg: &AgentConfig, kb: &Kb, w: &Compact, ends: (Option<&Snapshot>, Option<&Snapshot>), store: &dyn SysctlStore, enabled: &[&Symptom]) -> Verdicts {
+        let table = w.table();
+        let judged = columns::judge(&table, enabled);
+        let present: BTreeSet<String> = judged.findings.iter().map(|f| f.id.clone()).collect();
+        let changed = table.whole().map(|whole| self.workload(&whole, enabled)).unwrap_or_default();
         for s in &changed {
             self.hysteresis.restart(s);
         }
         let transitions = self.hysteresis.update(&present);
-        for f in &found.findings {
+        for f in &judged.findings {
             self.last.insert(f.id.clone(), f.clone());
         }
         let open = self.hysteresis.open();
         self.last.retain(|id, _| open.contains(id));
-        let ends = (ends.0.unwrap_or(a), ends.1.unwrap_or(b));
-        let advice = if open.is_empty() { Vec::new() } else { self.advise(cfg, kb, &found, ends, store) };
+        if open.is_empty() || w.is_empty() {
+            return Verdicts { transitions, workload_changes: changed, advice: Vec::new() };
+        }
+        // Only a window that advises builds snapshots from its rows: the last one's digest names
+        // the plan's evidence (as `diagnose_series` has it), and the ends stand in when not kept.
+        let (first, last) = (w.snapshot(0), w.snapshot(w.len() - 1));
+        let found = Findings {
+            schema_version: reasoning::findings::FINDINGS_SCHEMA_VERSION,
+            host: w.host().clone(),
+            snapshot_digest: last.digest(),
+            window_s: Window::new(&first, &last).seconds(),
+            samples: w.len(),
+            findings: judged.findings,
+            no_data: judged.no_data,
+        };
+        let ends = (ends.0.unwrap_or(&first), ends.1.unwrap_or(&last));
+        let advice = self.advise(cfg, kb, &found, ends, store);
         Verdicts { transitions, workload_changes: changed, advice }
     }
 
-    /// Feeds each enabled symptom's first signal to the change-point detector.
-    fn workload(&mut self, kb: &Kb, w: Window, enabled: &[String]) -> Vec<String> {
-        let values: BTreeMap<String, f64> = enabled
-            .iter()
-            .filter_map(|s| kb.symptoms.get(s))
-            .filter_map(|s| Some((s.id.clone(), reasoning::findings::read_signal(&w, s.when.first()?)?)))
-            .collect();
+    /// Feeds each enabled symptom's first signal, read over the whole window, to the
+    /// change-point detector.
+    fn workload(&mut self, whole: &impl Interval, enabled: &[&Symptom]) -> Vec<String> {
+        let values: BTreeMap<String, f64> = enabled.iter().filter_map(|s| Some((s.id.clone(), reasoning::window::read(whole, s.when.first()?)?.0))).collect();
         self.detector.push(&values)
     }
 

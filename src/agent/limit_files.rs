@@ -10,7 +10,8 @@
 
 use crate::kb::metric::match_metric;
 use crate::telemetry::limits::inotify_limit;
-use crate::telemetry::procfs::{parse_file_nr, parse_single_number, parse_stat_table};
+use crate::telemetry::procfs::parse_single_number;
+use crate::telemetry::procfs::parse_num;
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -96,13 +97,15 @@ pub struct LimitFiles {
     buf: Vec<u8>,
     /// A table metric's name is built here, so that a steady state allocates none.
     name: String,
+    /// A table's column sums, reused.
+    sums: Vec<f64>,
 }
 
 impl LimitFiles {
     /// Opens `sources`; `keep` false re-opens them on every read (a sandbox tree).
     pub fn open(sources: Vec<Source>, keep: bool) -> LimitFiles {
         let files = sources.into_iter().map(|s| (keep.then(|| File::open(&s.path).ok()).flatten(), s)).map(|(f, s)| (s, f)).collect();
-        LimitFiles { files, keep, until_retry: RETRY_EVERY, buf: vec![0; 4096], name: String::new() }
+        LimitFiles { files, keep, until_retry: RETRY_EVERY, buf: vec![0; 4096], name: String::new(), sums: Vec::new() }
     }
 
     /// Whether there is nothing to read.
@@ -114,7 +117,7 @@ impl LimitFiles {
     /// place, so a steady state allocates nothing); a file absent or unreadable leaves its
     /// metrics out, as `telemetry::limits` does.
     pub fn read_into(&mut self, out: &mut BTreeMap<String, f64>) {
-        let LimitFiles { files, keep, until_retry, buf, name } = self;
+        let LimitFiles { files, keep, until_retry, buf, name, sums } = self;
         let keep = *keep;
         let retry = keep && {
             *until_retry = until_retry.saturating_sub(1);
@@ -141,10 +144,12 @@ impl LimitFiles {
             };
             match &src.format {
                 Format::Single(m) => put(out, m, parse_single_number(text, &src.path).ok()),
-                Format::FileNr => put(out, "filenr.allocated", parse_file_nr(text, &src.path).ok().map(|v| v.0)),
+                Format::FileNr => put(out, "filenr.allocated", file_nr_allocated(text)),
                 Format::Table(prefix) => {
-                    for (col, v) in parse_stat_table(text, &src.path).unwrap_or_default() {
-                        put_prefixed(out, name, prefix, col, v);
+                    if let Some(header) = stat_table(text, sums) {
+                        for (col, v) in header.split_ascii_whitespace().zip(sums.iter()) {
+                            put_prefixed(out, name, prefix, col, *v);
+                        }
                     }
                 }
                 Format::Inotify(which, i) => {
@@ -188,6 +193,95 @@ fn read<'a>(f: &File, buf: &'a mut Vec<u8>) -> Option<&'a str> {
         }
     }
     std::str::from_utf8(&buf[..len]).ok()
+}
+
+/// `telemetry::procfs::parse_stat_table`'s column values (event counters summed over the CPUs'
+/// rows, `entries` from the first, `chainlength` the largest) written into `sums`, reused, and the
+/// header naming them; `None` where it gives an error or no column (a table without rows). It
+/// allocated a vector per row and per table, 34 allocations a sample with the three tables; this
+/// allocates none once `sums` has grown (test `stat_table_agrees_with_parse_stat_table`).
+fn stat_table<'a>(text: &'a str, sums: &mut Vec<f64>) -> Option<&'a str> {
+    let mut lines = text.lines().filter(|l| !l.trim().is_empty());
+    let header = lines.next()?;
+    // One pass over the header: the column count and where `entries` and `chainlength` are.
+    let (mut n, mut entries, mut chain) = (0, None, None);
+    for c in header.split_ascii_whitespace() {
+        if !c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+            return None;
+        }
+        match c {
+            "entries" => entries = entries.or(Some(n)),
+            "chainlength" => chain = chain.or(Some(n)),
+            _ => {}
+        }
+        n += 1;
+    }
+    if n == 0 {
+        return None;
+    }
+    // A name repeated in the header (the kernel never prints one) is looked up per column.
+    let (dup_entries, dup_chain) = (header.matches("entries").nth(1).is_some(), header.matches("chainlength").nth(1).is_some());
+    sums.clear();
+    sums.resize(n, 0.0);
+    let mut rows = 0usize;
+    for line in lines {
+        // One pass over each row's bytes (the iterator chains over tokens cost ~70 k instructions
+        // a sample for the three tables); `entries` in every row (a first-match column: a
+        // second column of that name is summed, as `parse_stat_table` matches it the same way).
+        let mut i = 0;
+        for tok in line.split_ascii_whitespace() {
+            let v = hex(tok)? as f64;
+            let slot = sums.get_mut(i)?;
+            *slot = if Some(i) == chain || (dup_chain && is_named(header, i, "chainlength")) {
+                slot.max(v)
+            } else if (Some(i) == entries || (dup_entries && is_named(header, i, "entries"))) && rows > 0 {
+                *slot
+            } else {
+                *slot + v
+            };
+            i += 1;
+        }
+        if i != n {
+            return None;
+        }
+        rows += 1;
+    }
+    (rows > 0).then_some(header)
+}
+
+/// Whether column `i` of `header` is named `name`.
+fn is_named(header: &str, i: usize, name: &str) -> bool {
+    header.split_ascii_whitespace().nth(i) == Some(name)
+}
+
+/// `u64::from_str_radix(tok, 16)` without its generic path: an optional `+`, then hex digits.
+fn hex(tok: &str) -> Option<u64> {
+    let b = tok.as_bytes();
+    let digits = match b {
+        [b'+', rest @ ..] => rest,
+        _ => b,
+    };
+    if digits.is_empty() {
+        return None;
+    }
+    let mut v: u64 = 0;
+    for d in digits {
+        let x = (*d as char).to_digit(16)? as u64;
+        v = v.checked_mul(16)?.checked_add(x)?;
+    }
+    Some(v)
+}
+
+/// `parse_file_nr`'s allocated count (`allocated free max`, three whole numbers), without the
+/// vector of tokens it collects (an allocation a sample).
+fn file_nr_allocated(text: &str) -> Option<f64> {
+    let mut toks = text.split_ascii_whitespace();
+    let (a, _, m) = (toks.next()?, toks.next()?, toks.next()?);
+    if toks.next().is_some() {
+        return None;
+    }
+    parse_num(m)?;
+    parse_num(a)
 }
 
 /// Sets `name` to `v` (without allocating when it is there), or removes it when `v` is none.
@@ -282,6 +376,47 @@ mod tests {
         lf.read_into(&mut out);
         let want: f64 = std::fs::read_to_string("/proc/sys/kernel/pid_max").unwrap().trim().parse().unwrap();
         assert_eq!(out["sysctl.kernel.pid_max"], want);
+    }
+
+    #[test]
+    fn file_nr_allocated_agrees_with_parse_file_nr() {
+        use crate::telemetry::procfs::parse_file_nr;
+        for t in ["594\t0\t2466239\n", "1 2\n", "1 2 3 4\n", "x 0 9\n", "5 x 9\n", "5 0 y\n", "", "  7   0   9  "] {
+            assert_eq!(file_nr_allocated(t), parse_file_nr(t, Path::new("f")).ok().map(|v| v.0), "{t:?}");
+        }
+    }
+
+    #[test]
+    fn stat_table_agrees_with_parse_stat_table() {
+        use crate::telemetry::procfs::parse_stat_table;
+        let mut texts: Vec<String> = ["nf_conntrack", "arp_cache", "ndisc_cache"].iter().filter_map(|t| std::fs::read_to_string(Path::new("/proc/net/stat").join(t)).ok()).collect();
+        texts.extend(
+            [
+                "entries  searches found chainlength\n00000004 00000002 0000000a 00000003\n00000004 00000001 00000001 00000007\n",
+                "entries table_fulls\n",
+                "",
+                "\n\n",
+                "entries table-fulls\n00000001 00000002\n",
+                "entries table_fulls\n00000001\n",
+                "entries table_fulls\n0000000g 00000001\n",
+                "a b\n  \n 1 2 \n ff ff\n",
+                "entries x\n+1 +\n",
+                "entries x\n+1F aB\n",
+                "entries x\n1 ffffffffffffffff\n",
+                "entries x\n1 10000000000000000\n",
+                "entries x\n1 -1\n",
+                "entries chainlength entries chainlength\n1 2 3 4\n5 6 7 8\n9 1 1 1\n",
+                "x entries y\n1 2 3\n4 5 6\n7 8\n",
+                "x entries y\n1 2 3\n4 5 6 7\n",
+            ]
+            .map(String::from),
+        );
+        let mut sums = Vec::new();
+        for t in &texts {
+            let want: Vec<(&str, f64)> = parse_stat_table(t, Path::new("t")).unwrap_or_default();
+            let got: Vec<(&str, f64)> = stat_table(t, &mut sums).map(|h| h.split_ascii_whitespace().zip(sums.iter().copied()).collect()).unwrap_or_default();
+            assert_eq!(got, want, "{t:?}");
+        }
     }
 
     #[test]

@@ -1,9 +1,10 @@
-//! One snapshot per tick, as cheap as the enabled symptoms allow: only the `/proc` files whose
-//! metrics they (or the keys they call for) read, kept open and refreshed in place
-//! (`ProcReader::refresh`: no map of ~1000 names built per tick); the limits they divide by from
-//! kept-open files (`limit_files`); the per-process scan only when an enabled symptom reads its
-//! metrics, every `SCAN_EVERY` samples; listening sockets dumped over `sock_diag` only when one
-//! reads `listen.*`. What a snapshot holds for those symptoms is what `semantos diagnose` sees
+//! One sample per tick, as cheap as the enabled symptoms allow, each metric read at the cadence of
+//! what it is (`Needs`): the `/proc` files and measured limits of their signals each sample, kept
+//! open and refreshed in place (`ProcReader::refresh`: no map of ~1000 names built per tick, and
+//! no allocation); the settings the signals divide by (kept-open files, `limit_files`) at each
+//! window's end; what only the advice reads at a window's end that may advise (`snapshot`); the
+//! per-process scan only when an enabled symptom reads its metrics, every `scan_every` of sample
+//! time; listening sockets dumped over `sock_diag` only when one reads `listen.*`. What a snapshot holds for those symptoms is what `semantos diagnose` sees
 //! (`cli::sampling::LiveSampler`), so the agent's findings are the one-shot command's. Per-socket
 //! buffer signals (`sock.*`, sampled over a window by `diagnose`) are not sampled: their symptoms
 //! are "no data" here.
@@ -19,19 +20,57 @@ use anyhow::Result;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-/// What the enabled symptoms read.
+/// The `/proc` files and limit metrics one read takes.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Needs {
-    /// The per-process scan (`proc.*`, `inotify.{watches,instances}.*`).
-    pub process_scan: bool,
-    /// Listening sockets (`listen.*`).
-    pub listeners: bool,
+pub struct Reads {
+    /// The snapshot files (`SNAPSHOT_FILES` names).
+    pub files: Vec<&'static str>,
     /// Limit metrics (`sysctl.<key>`, `filenr.*`, `conntrack.*`, `neigh.*`, `inotify.limit.*`), sorted.
     pub limits: Vec<String>,
-    /// The snapshot files (`SNAPSHOT_FILES` names) whose metrics are read.
-    pub files: Vec<&'static str>,
+}
+
+/// What the enabled symptoms read, by when it is read (docs/agent.md, "Cost"):
+///
+/// * `each_sample`: the files and measured limit families (`filenr.*`, `conntrack.*`, `neigh.*`)
+///   of the symptoms' signals, the window's columns: 1 Hz sampling means these, judged per
+///   sub-interval by the window rule;
+/// * `window_end`: the settings the signals divide by (`sysctl.*`, `inotify.limit.*`), read once
+///   at each window's end and standing for all of its samples (`Compact::hold`), so a limit
+///   changed mid-window is the one in force for that window's judgement;
+/// * `advise`: what only the advice reads (sizing, conditions, `binds_when` gauges, their rivals),
+///   read at a window's end only when it may advise (a symptom open or on its way).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Needs {
+    /// The per-process scan (`proc.*`, `inotify.{watches,instances}.*`), on its own cadence.
+    pub process_scan: bool,
+    /// Listening sockets (`listen.*`) dumped over `sock_diag`.
+    pub listeners: bool,
+    /// Whether a signal reads them (each sample); else only the advice does (a window end that may advise).
+    pub listeners_each_sample: bool,
+    /// Read every sample.
+    pub each_sample: Reads,
+    /// Read at every window's end (settings only: no files).
+    pub window_end: Reads,
+    /// Read at a window's end when it may advise.
+    pub advise: Reads,
     /// The metrics the symptoms' signals read (names or `*` patterns): the window's columns.
     pub signals: Vec<String>,
+}
+
+impl Needs {
+    /// Every file and limit, whenever read.
+    pub fn all(&self) -> Reads {
+        let mut r = Reads::default();
+        for x in [&self.each_sample, &self.window_end, &self.advise] {
+            r.files.extend(&x.files);
+            r.limits.extend(x.limits.iter().cloned());
+        }
+        r.files.sort();
+        r.files.dedup();
+        r.limits.sort();
+        r.limits.dedup();
+        r
+    }
 }
 
 /// The snapshot file of each metric prefix (`host.*` comes with `meminfo`, which is always read).
@@ -53,9 +92,24 @@ fn is_limit(m: &str) -> bool {
     ["sysctl.", "filenr.", "conntrack.", "neigh.", "inotify.limit."].iter().any(|p| m.starts_with(p))
 }
 
+/// Whether limit metric `m` is a setting (a value someone writes, not a measurement): read once
+/// a window, at its end.
+pub fn is_setting(m: &str) -> bool {
+    m.starts_with("sysctl.") || m.starts_with("inotify.limit.")
+}
+
+/// The files and limits `metrics` read.
+fn reads(metrics: &[String], readable: impl Fn(&str) -> bool) -> Reads {
+    let mut limits: Vec<String> = metrics.iter().filter(|m| is_limit(m) && readable(m)).cloned().collect();
+    limits.sort();
+    limits.dedup();
+    let files: Vec<&'static str> = FILES.iter().filter(|(pre, _)| metrics.iter().any(|m| m.starts_with(pre))).map(|(_, f)| *f).collect();
+    Reads { files, limits }
+}
+
 /// Asks the KB which metrics `symptoms` read: their signals, and what the keys that may be proposed
 /// for them read (sizing, conditions, `binds_when` and its cited gauges, and those of their rivals),
-/// since the advice is computed from the same snapshots.
+/// since the advice is computed from the same snapshots; each by when it is read (`Needs`).
 pub fn needs(kb: &Kb, symptoms: &[String]) -> Needs {
     let mut signals: Vec<String> = symptoms.iter().filter_map(|s| kb.symptoms.get(s)).flat_map(|s| &s.when).flat_map(|s| std::iter::once(&s.metric).chain(&s.per)).cloned().collect();
     signals.sort();
@@ -63,42 +117,53 @@ pub fn needs(kb: &Kb, symptoms: &[String]) -> Needs {
     let mut keys: Vec<&String> = kb.params.iter().filter(|(_, p)| p.symptoms.iter().any(|s| symptoms.contains(s))).map(|(k, _)| k).collect();
     let rivals: Vec<&String> = keys.iter().filter_map(|k| kb.param(k)).flat_map(|p| &p.binds_when).flat_map(|b| &b.rivals).collect();
     keys.extend(rivals);
-    let mut metrics = signals.clone();
+    let mut advised: Vec<String> = Vec::new();
     for p in keys.iter().filter_map(|k| kb.param(k)) {
-        metrics.extend(p.sizing.iter().map(|s| s.metric.clone()));
-        metrics.extend(p.conditions.iter().filter_map(|c| c.metric.clone()));
-        metrics.extend(p.binds_when.iter().flat_map(|b| std::iter::once(&b.metric).chain(&b.cite)).cloned());
+        advised.extend(p.sizing.iter().map(|s| s.metric.clone()));
+        advised.extend(p.conditions.iter().filter_map(|c| c.metric.clone()));
+        advised.extend(p.binds_when.iter().flat_map(|b| std::iter::once(&b.metric).chain(&b.cite)).cloned());
     }
     let readable = |m: &str| m.strip_prefix("sysctl.").is_none_or(|k| kb.param(k).is_some_and(|p| p.no_read.is_none()));
-    let process_scan = metrics.iter().any(|m| m.starts_with("proc.") || m.starts_with("inotify.watches") || m.starts_with("inotify.instances") || m.starts_with("scan."));
-    let mut limits: Vec<String> = metrics.iter().filter(|m| is_limit(m) && readable(m)).cloned().collect();
+    let all: Vec<String> = signals.iter().chain(&advised).cloned().collect();
+    let process_scan = all.iter().any(|m| is_scan(m));
+    let listeners = all.iter().any(|m| m.starts_with("listen."));
+    let mut signal_reads = reads(&signals, readable);
+    let mut settings: Vec<String> = Vec::new();
+    signal_reads.limits.retain(|m| !is_setting(m) || {
+        settings.push(m.clone());
+        false
+    });
     if process_scan {
         // The scan compares each process's mappings with the limit in force.
-        limits.push("sysctl.vm.max_map_count".into());
+        settings.push("sysctl.vm.max_map_count".into());
     }
-    let listeners = metrics.iter().any(|m| m.starts_with("listen."));
     if listeners {
         // `listen.full.at_somaxconn` compares each full listener's backlog with somaxconn in force.
-        limits.push("sysctl.net.core.somaxconn".into());
+        settings.push("sysctl.net.core.somaxconn".into());
     }
-    limits.sort();
-    limits.dedup();
-    let mut files: Vec<&'static str> = FILES.iter().filter(|(pre, _)| metrics.iter().any(|m| m.starts_with(pre))).map(|(_, f)| *f).collect();
-    files.dedup();
-    Needs { process_scan, listeners, limits, files, signals }
+    settings.sort();
+    settings.dedup();
+    let mut advise = reads(&advised, readable);
+    // Meminfo is always read (the host facts); what a sample or a window end reads already is not read again.
+    advise.files.retain(|f| *f != "meminfo" && !signal_reads.files.contains(f));
+    advise.limits.retain(|m| !signal_reads.limits.contains(m) && !settings.contains(m));
+    let listeners_each_sample = signals.iter().any(|m| m.starts_with("listen."));
+    Needs { process_scan, listeners, listeners_each_sample, each_sample: signal_reads, window_end: Reads { files: Vec::new(), limits: settings }, advise, signals }
 }
 
-/// Samples between two per-process scans. The scan (`readlink` of every `fd/*`, `maps` of the
-/// largest processes) costs 15–35 ms on a busy host, a hundred times a `/proc` snapshot, while
-/// what it measures (descriptors, mappings, inotify watches held) grows over minutes: at 1 Hz a
-/// scan every sample was nearly all of the agent's CPU. Between scans the last one's figures
-/// stand in the snapshot, so a symptom held over the window still sees them in every sample.
-pub const SCAN_EVERY: u32 = 30;
+/// The default time between two per-process scans (`scan_every:`). The scan (`readlink` of every
+/// `fd/*`, `maps` of the largest processes) costs 2–35 ms, ten to a hundred times a sample, while
+/// what it measures (descriptors, mappings, inotify watches held) grows over minutes: every 30 s it
+/// was a third of the agent's CPU; every 5 min it is about 0.5 ms a minute. Between scans the last
+/// one's figures stand in every sample, so a symptom held over the window still sees them.
+pub const SCAN_EVERY: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// The per-process scan on its own cadence, and its last figures.
 struct Scan {
     caps: ScanCaps,
-    left: u32,
+    every_ms: u64,
+    /// When the next scan is due (sample time, ms); `None`: at the next sample.
+    next_ms: Option<u64>,
     last: Vec<(String, f64)>,
 }
 
@@ -109,25 +174,41 @@ pub struct Sampler {
     full: Snapshot,
     /// What the sampler adds (limits, scan, listeners, eBPF): it wins over `full`.
     extra: Snapshot,
+    /// The measured limits the signals read, each sample.
     limits: LimitFiles,
+    /// The settings the signals read, at each window's end.
+    settings: LimitFiles,
+    /// What only the advice reads (files, limits), at a window's end that may advise.
+    advise: Option<ProcReader>,
+    advise_limits: LimitFiles,
+    /// The advice's files, refreshed in place (a reader's own snapshot: `refresh` drops names it did not write).
+    advised: Snapshot,
+    /// The advice's limits.
+    advised_limits: BTreeMap<String, f64>,
     diag: Option<crate::telemetry::sockdiag::SockDiag>,
+    /// Whether the listeners are dumped each sample (a signal reads them) or only for the advice.
+    listen_each: bool,
     scan: Option<Scan>,
     /// The eBPF probes and the network namespace (inode) whose counters are this agent's.
     probes: Option<(Probes, Option<u32>)>,
 }
 
 impl Sampler {
-    /// Opens the files once, in the network namespace the calling thread is in.
-    pub fn open(proc_root: &Path, store: TreeStore, needs: &Needs, ebpf: bool) -> Result<Sampler> {
-        let reader = ProcReader::with_roots(proc_root, "/sys").with_files(&needs.files)?.without_limits().without_process_scan().keep_open()?;
+    /// Opens the files once, in the network namespace the calling thread is in; the per-process
+    /// scan runs every `scan_every` (sample time).
+    pub fn open(proc_root: &Path, store: TreeStore, needs: &Needs, ebpf: bool, scan_every: std::time::Duration) -> Result<Sampler> {
+        let reader = ProcReader::with_roots(proc_root, "/sys").with_files(&needs.each_sample.files)?.without_limits().without_process_scan().keep_open()?;
+        let advise = if needs.advise.files.is_empty() { None } else { Some(ProcReader::with_roots(proc_root, "/sys").with_files(&needs.advise.files)?.without_limits().without_process_scan().keep_open()?) };
         // A root without process directories (a fixture) has nothing to scan: no `scan.*` metrics
         // rather than zeros, as `ProcReader` does.
-        let scan = (needs.process_scan && has_pid_dir(proc_root)).then(|| Scan { caps: ScanCaps::default(), left: 0, last: Vec::new() });
+        let every_ms = scan_every.as_millis() as u64;
+        let scan = (needs.process_scan && has_pid_dir(proc_root)).then(|| Scan { caps: ScanCaps::default(), every_ms, next_ms: None, last: Vec::new() });
         // No sock_diag (a kernel without it, a seccomp profile): listener symptoms say "no data".
         let diag = if needs.listeners { crate::telemetry::sockdiag::SockDiag::open().ok() } else { None };
         // The kernel's files stay open; a sandbox's (a test's directory) are re-opened each time.
         let keep = store.root().starts_with("/proc");
-        let limits = LimitFiles::open(limit_files::sources(&needs.limits, proc_root, store.root()), keep);
+        let open = |r: &Reads| LimitFiles::open(limit_files::sources(&r.limits, proc_root, store.root()), keep);
+        let (limits, mut settings, advise_limits) = (open(&needs.each_sample), open(&needs.window_end), open(&needs.advise));
         // The probes see every namespace; the agent counts the one it samples (it entered its
         // `netns:` before opening). What cannot attach is said once, and its metrics stay absent.
         let probes = ebpf.then(|| {
@@ -137,43 +218,56 @@ impl Sampler {
             }
             (p, netns_inode(proc_root))
         });
-        Ok(Sampler { reader, full: Snapshot::default(), extra: Snapshot::default(), limits, diag, scan, probes })
+        let mut extra = Snapshot::default();
+        // The first window's samples need the settings before its end.
+        settings.read_into(&mut extra.metrics);
+        Ok(Sampler { reader, full: Snapshot::default(), extra, limits, settings, advise, advise_limits, advised: Snapshot::default(), advised_limits: BTreeMap::new(), diag, listen_each: needs.listeners_each_sample, scan, probes })
     }
 
-    /// Reads one sample stamped `t_ms`.
-    pub fn sample(&mut self, t_ms: u64) -> Result<()> {
+    /// Reads one sample stamped `t_ms`; `window_end`: the sample that ends a window, which first
+    /// re-reads the settings (so its derived figures, such as the listeners' binding evidence, see
+    /// the values in force, and `Compact::hold` makes them stand for the whole window).
+    pub fn sample(&mut self, t_ms: u64, window_end: bool) -> Result<()> {
+        if window_end {
+            self.settings.read_into(&mut self.extra.metrics);
+        }
         self.reader.refresh(&mut self.full, t_ms)?;
         self.extra.timestamp_ms = t_ms;
         self.limits.read_into(&mut self.extra.metrics);
-        if let Some(scan) = self.scan.as_mut() {
-            if scan.left == 0 {
-                let max_map_count = self.extra.metrics.get("sysctl.vm.max_map_count").map(|v| *v as u64);
-                scan.last.clear();
-                proc_scan::scan(self.reader.proc_root(), &scan.caps, max_map_count)?.metrics(&mut scan.last);
-                scan.left = SCAN_EVERY;
-                self.extra.metrics.retain(|k, _| !is_scan(k));
-                for (k, v) in &scan.last {
-                    self.extra.set(k.clone(), *v);
-                }
+        if let Some(scan) = self.scan.as_mut()
+            && scan.next_ms.is_none_or(|n| t_ms >= n)
+        {
+            let max_map_count = self.extra.metrics.get("sysctl.vm.max_map_count").map(|v| *v as u64);
+            scan.last.clear();
+            proc_scan::scan(self.reader.proc_root(), &scan.caps, max_map_count)?.metrics(&mut scan.last);
+            scan.next_ms = Some(t_ms.saturating_add(scan.every_ms));
+            self.extra.metrics.retain(|k, _| !is_scan(k));
+            for (k, v) in &scan.last {
+                self.extra.set(k.clone(), *v);
             }
-            scan.left -= 1;
         }
-        if let Some(d) = self.diag.as_mut() {
-            self.extra.metrics.retain(|k, _| !k.starts_with("listen."));
-            if let Ok(recs) = d.dump(crate::telemetry::sockdiag::States::LISTEN) {
-                // With somaxconn in force (a limit file, read above), as `diagnose` has it:
-                // `listen.full.at_somaxconn` is the evidence that somaxconn is the limit that binds.
-                let somaxconn = self.extra.metrics.get("sysctl.net.core.somaxconn").map(|v| *v as u64);
-                let caps = crate::telemetry::sockdiag::BufferCaps { somaxconn, ..Default::default() };
-                let mut agg = crate::telemetry::sockdiag::SockAggregator::new(Vec::<String>::new()).with_caps(caps);
-                agg.observe(0, &recs);
-                self.extra.metrics.extend(agg.metrics().into_iter().filter(|(k, _)| k.starts_with("listen.")));
-            }
+        if self.listen_each {
+            self.listen();
         }
         if let Some((probes, netns)) = self.probes.as_mut() {
             probes.read_into(&mut self.extra, *netns);
         }
         Ok(())
+    }
+
+    /// Dumps the listening sockets into `extra` (`listen.*`).
+    fn listen(&mut self) {
+        let Some(d) = self.diag.as_mut() else { return };
+        self.extra.metrics.retain(|k, _| !k.starts_with("listen."));
+        if let Ok(recs) = d.dump(crate::telemetry::sockdiag::States::LISTEN) {
+            // With somaxconn in force (a setting, read at the window's end), as `diagnose` has
+            // it: `listen.full.at_somaxconn` is the evidence that somaxconn is the limit that binds.
+            let somaxconn = self.extra.metrics.get("sysctl.net.core.somaxconn").map(|v| *v as u64);
+            let caps = crate::telemetry::sockdiag::BufferCaps { somaxconn, ..Default::default() };
+            let mut agg = crate::telemetry::sockdiag::SockAggregator::new(Vec::<String>::new()).with_caps(caps);
+            agg.observe(0, &recs);
+            self.extra.metrics.extend(agg.metrics().into_iter().filter(|(k, _)| k.starts_with("listen.")));
+        }
     }
 
     /// The last sample's metrics: what the sampler adds first (it wins), then the `/proc` files'.
@@ -186,74 +280,29 @@ impl Sampler {
         &self.full.host
     }
 
-    /// The last sample as one snapshot (a copy: for the advice, once per window).
-    pub fn snapshot(&self) -> Snapshot {
+    /// The last sample as one snapshot, with what only the advice reads read now (a copy: for
+    /// the advice, at a window's end that may advise).
+    pub fn snapshot(&mut self) -> Result<Snapshot> {
+        if let Some(r) = &self.advise {
+            r.refresh(&mut self.advised, self.full.timestamp_ms)?;
+        }
+        self.advise_limits.read_into(&mut self.advised_limits);
+        if !self.listen_each {
+            // Only the advice reads them (`binds_when` evidence): dumped now, not each sample.
+            self.listen();
+        }
         let mut s = self.full.clone();
-        for (k, v) in &self.extra.metrics {
+        for (k, v) in self.advised.metrics.iter().chain(&self.advised_limits).chain(&self.extra.metrics) {
             s.set(k.clone(), *v);
         }
-        s
+        Ok(s)
     }
 }
 
 /// Whether `k` is one of the per-process scan's metrics.
-fn is_scan(k: &str) -> bool {
+pub fn is_scan(k: &str) -> bool {
     k.starts_with("proc.") || k.starts_with("scan.") || k.starts_with("inotify.watches") || k.starts_with("inotify.instances")
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_the_enabled_symptoms_decide_what_is_read() {
-        let kb = Kb::embedded().unwrap();
-        let n = needs(&kb, &["accept_queue_full".into()]);
-        assert!(n.listeners && !n.process_scan, "{n:?}");
-        assert!(n.limits.contains(&"sysctl.net.core.somaxconn".to_string()), "the listeners' binding limit: {n:?}");
-        // Its signals are the listeners' queues: no /proc file beyond meminfo, which is always read.
-        assert!(n.files.is_empty() && n.signals.iter().all(|m| m.starts_with("listen.")), "{n:?}");
-        let n = needs(&kb, &["timewait_port_pressure".into(), "inotify_watches_near_limit".into()]);
-        assert!(!n.listeners && n.process_scan, "{n:?}");
-        assert!(n.limits.contains(&"sysctl.net.ipv4.tcp_max_tw_buckets".to_string()) && n.limits.contains(&"sysctl.vm.max_map_count".to_string()), "{n:?}");
-        assert!(n.limits.iter().all(|m| is_limit(m)) && !n.limits.contains(&"sysctl.fs.file-max".to_string()), "{n:?}");
-        assert_eq!(needs(&kb, &[]), Needs::default());
-        // Every symptom: every file a symptom names is read.
-        let all: Vec<String> = kb.symptoms.keys().cloned().collect();
-        let n = needs(&kb, &all);
-        for m in &n.signals {
-            if let Some((_, f)) = FILES.iter().find(|(pre, _)| m.starts_with(pre)) {
-                assert!(n.files.contains(f), "{m} needs {f}: {n:?}");
-            }
-        }
-    }
-
-    #[test]
-    fn the_agent_read_every_snapshot_file_and_limit_for_a_symptom_that_reads_two() {
-        let kb = Kb::embedded().unwrap();
-        let n = needs(&kb, &["timewait_port_pressure".into()]);
-        let mut s = Sampler::open(Path::new("/proc"), TreeStore::kernel(), &n, false).unwrap();
-        s.sample(0).unwrap();
-        let names: Vec<&String> = s.maps().iter().flat_map(|m| m.keys()).collect();
-        // What the symptom reads is there; files and limits it does not read are not.
-        assert!(names.iter().any(|k| k.starts_with("sockstat.")) && names.iter().any(|k| *k == "sysctl.net.ipv4.tcp_max_tw_buckets"), "{names:?}");
-        assert!(!names.iter().any(|k| k.starts_with("vmstat.") || k.starts_with("psi.") || k.starts_with("softnet.") || k.starts_with("filenr.") || *k == "sysctl.fs.file-max"), "{names:?}");
-    }
-
-    #[test]
-    fn the_process_scan_runs_once_per_scan_every_samples_and_its_figures_stand_between() {
-        let kb = Kb::embedded().unwrap();
-        let n = needs(&kb, &["inotify_watches_near_limit".into()]);
-        let store = TreeStore::kernel();
-        let mut s = Sampler::open(Path::new("/proc"), store, &n, false).unwrap();
-        let mut scanned = Vec::new();
-        for t in 0..(SCAN_EVERY as u64 + 1) {
-            s.sample(t).unwrap();
-            assert!(s.maps()[0].keys().any(|k| k.starts_with("scan.")), "sample {t} lacks the scan's figures");
-            assert!(s.snapshot().metrics.keys().any(|k| k.starts_with("scan.")));
-            scanned.push(s.scan.as_ref().unwrap().left == SCAN_EVERY - 1);
-        }
-        assert_eq!(scanned.iter().filter(|x| **x).count(), 2, "a scan at sample 0 and at sample {SCAN_EVERY}: {scanned:?}");
-        assert!(scanned[0] && scanned[SCAN_EVERY as usize]);
-    }
-}
+mod tests;

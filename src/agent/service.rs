@@ -1,8 +1,8 @@
 //! The service's lifecycle: enter the namespace, take the one-agent lock, roll back a killed
 //! agent's in-flight change, then sample on the interval until SIGTERM/SIGINT, and on the way out
-//! keep or roll back what it applied (`on_exit`). Each tick reads one snapshot, checks the managed
-//! keys for drift and refreshes the metrics; each full window goes to `decide` and, in apply mode,
-//! to `act`. One `tracing` line per decision, with its advice ID.
+//! keep or roll back what it applied (`on_exit`). Each tick reads one sample into the window; each
+//! full window re-reads the settings, checks the managed keys for drift, goes to `decide` and, in
+//! apply mode, to `act`, and refreshes the metrics (docs/agent.md, "Cost": what is read when). One `tracing` line per decision, with its advice ID.
 
 use super::act::Actor;
 use super::advice;
@@ -59,7 +59,9 @@ pub fn run(cfg: &AgentConfig, files: &Files, kb: Kb, metrics: Arc<Mutex<AgentMet
     let mut actor = Actor::open(cfg, files, kb)?;
     let enabled: Vec<String> = kb.symptoms.keys().filter(|s| cfg.symptom_enabled(s)).cloned().collect();
     let needs = sampler::needs(kb, &enabled);
-    let mut sampler = Sampler::open(&cfg.proc_root, cfg.store(), &needs, cfg.ebpf)?;
+    // In KB order, as `diagnose` lists its findings.
+    let symptoms: Vec<&crate::kb::entry::Symptom> = kb.symptoms.values().filter(|s| cfg.symptom_enabled(&s.id)).collect();
+    let mut sampler = Sampler::open(&cfg.proc_root, cfg.store(), &needs, cfg.ebpf, cfg.scan_every)?;
     let mut advice = advice::Store::open(&files.advice)?;
     let mut diagnosis = Diagnosis::new(cfg);
     tracing::info!(mode = cfg.mode.name(), config = %cfg.source, state_dir = %files.dir.display(), interval_s = cfg.interval.as_secs_f64(), netns = cfg.netns.as_deref().unwrap_or("-"), "agent started");
@@ -76,6 +78,7 @@ pub fn run(cfg: &AgentConfig, files: &Files, kb: Kb, metrics: Arc<Mutex<AgentMet
     let mut saved = actor.state().clone();
     let released = super::selfstat::release_startup_memory();
     tracing::debug!(bytes = released, "start-up memory given back");
+    publish(cfg, &metrics, &diagnosis, &advice, &episode, &actor, &selfstat);
     let signal = loop {
         if let Some(s) = super::signals::received() {
             // Counts not written yet (advice::COUNTS_EVERY) are written on the way out.
@@ -84,16 +87,22 @@ pub fn run(cfg: &AgentConfig, files: &Files, kb: Kb, metrics: Arc<Mutex<AgentMet
         }
         let t0 = Instant::now();
         let t_ms = now_ms();
-        sampler.sample(t_ms)?;
+        // Consecutive windows share their end sample: the window ends at its `cfg.window`th.
+        let end = window.len() + 1 >= cfg.window;
+        sampler.sample(t_ms, end)?;
         window.push(t_ms, sampler.host(), &sampler.maps());
         if samples == 0 && diagnosis.may_advise(cfg) {
-            start = Some(sampler.snapshot());
+            start = Some(sampler.snapshot()?);
         }
         samples += 1;
-        actor.check_drift(&mut advice);
-        if window.len() >= cfg.window {
-            let b = diagnosis.may_advise(cfg).then(|| sampler.snapshot());
-            let v = diagnosis.window(cfg, kb, &window.snapshots(), (start.as_ref(), b.as_ref()), &cfg.store(), &enabled);
+        if end {
+            // The settings read at this end stand for the window's samples.
+            window.hold(sampler::is_setting);
+            // Once a window, not each sample: drift of the managed keys (found within a window,
+            // 4 s at the defaults) and the agent's own figures.
+            actor.check_drift(&mut advice);
+            let b = diagnosis.may_advise(cfg).then(|| sampler.snapshot()).transpose()?;
+            let v = diagnosis.window(cfg, kb, &window, (start.as_ref(), b.as_ref()), &cfg.store(), &symptoms);
             report(&v, &mut advice, &mut episode, &mut actor);
             if cfg.mode == Mode::Apply {
                 actor.act(&v, &diagnosis.open(), &mut advice);
@@ -104,12 +113,12 @@ pub fn run(cfg: &AgentConfig, files: &Files, kb: Kb, metrics: Arc<Mutex<AgentMet
                 actor.save()?;
                 saved = actor.state().clone();
             }
+            publish(cfg, &metrics, &diagnosis, &advice, &episode, &actor, &selfstat);
             textfile(cfg, &metrics);
-            // Consecutive windows share their end snapshot: no gap, no overlap.
             window.keep_last();
-            start = if diagnosis.may_advise(cfg) { b.or_else(|| Some(sampler.snapshot())) } else { None };
+            start = if diagnosis.may_advise(cfg) { b.map(Ok).unwrap_or_else(|| sampler.snapshot()).map(Some)? } else { None };
         }
-        publish(cfg, &metrics, &diagnosis, &advice, &episode, &actor, samples, t0, &selfstat);
+        tick(&metrics, samples, t0);
         super::signals::sleep(cfg.interval.saturating_sub(t0.elapsed()));
     };
     let back = if cfg.on_exit == OnExit::Rollback { actor.restore_on_exit(&format!("on_exit: rollback ({signal})"))? } else { Default::default() };
@@ -152,9 +161,16 @@ fn textfile(cfg: &AgentConfig, m: &Mutex<AgentMetrics>) {
     }
 }
 
-/// Refreshes the published metrics.
-#[allow(clippy::too_many_arguments)]
-fn publish(cfg: &AgentConfig, m: &Mutex<AgentMetrics>, d: &Diagnosis, store: &advice::Store, episode: &BTreeSet<String>, actor: &Actor, samples: u64, t0: Instant, selfstat: &SelfStat) {
+/// Counts a sample in the published metrics (each sample: no allocation, no read).
+fn tick(m: &Mutex<AgentMetrics>, samples: u64, t0: Instant) {
+    if let Ok(mut m) = m.lock() {
+        m.samples_total = samples;
+        m.last_sample_seconds = t0.elapsed().as_secs_f64();
+    }
+}
+
+/// Refreshes the published metrics, once a window (the samples' count and latency: `tick`).
+fn publish(cfg: &AgentConfig, m: &Mutex<AgentMetrics>, d: &Diagnosis, store: &advice::Store, episode: &BTreeSet<String>, actor: &Actor, selfstat: &SelfStat) {
     let (cpu, rss) = selfstat.read();
     let advice = episode.iter().filter_map(|id| store.advice.get(id).map(|r| crate::metrics::Advice { id: id.clone(), symptom: r.symptom.clone(), key: r.key.clone(), count: r.count })).collect();
     let s = actor.state();
@@ -169,10 +185,10 @@ fn publish(cfg: &AgentConfig, m: &Mutex<AgentMetrics>, d: &Diagnosis, store: &ad
         drift_total: s.drift_total,
         workload_changes_total: s.workload_changes_total,
         conflicts: actor.conflicts().to_vec(),
-        samples_total: samples,
+        samples_total: m.samples_total,
         cpu_seconds_total: cpu,
         rss_bytes: rss,
-        last_sample_seconds: t0.elapsed().as_secs_f64(),
+        last_sample_seconds: m.last_sample_seconds,
         advice_held_back: actor.held_back_now(),
         advice_rolled_back_by_measurement_total: s.advice_rolled_back_by_measurement_total,
     };

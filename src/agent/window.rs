@@ -2,10 +2,12 @@
 //! the instances a `*` pattern matches), one row of values per sample. A window of N full
 //! snapshots was N maps of ~1000 `String` keys, cloned and dropped every sample; a row is one
 //! `Vec<Option<f64>>`, and its names are compared with the columns in place. Snapshots are made
-//! from the rows only when a window is judged, holding what `diagnose` reads of them, so the
-//! agent's findings are those of `diagnose` over the full snapshots.
+//! from the rows only when a window advises; the window judge reads the rows in place
+//! (`reasoning::columns`), by `diagnose`'s rule, so the agent's findings are those of `diagnose`
+//! over the same samples.
 
 use crate::kb::metric::match_metric;
+use crate::reasoning::columns::Table;
 use crate::telemetry::{HostFacts, Snapshot};
 use std::collections::BTreeMap;
 
@@ -79,7 +81,10 @@ impl Compact {
 
     /// Appends one sample: the wanted metrics of `maps` (the first map holding a name wins).
     pub fn push(&mut self, t_ms: u64, host: &HostFacts, maps: &[&BTreeMap<String, f64>]) {
-        self.host.clone_from(host);
+        // HostFacts' derived `clone_from` allocates its strings anew; the facts rarely change.
+        if self.host != *host {
+            self.host.clone_from(host);
+        }
         let mut values = self.spare.pop().unwrap_or_default();
         values.clear();
         values.resize(self.columns.len(), None);
@@ -121,14 +126,41 @@ impl Compact {
 
     /// The window's samples as snapshots holding the wanted metrics, oldest first.
     pub fn snapshots(&self) -> Vec<Snapshot> {
-        self.rows
-            .iter()
-            .map(|r| {
-                let mut s = Snapshot::new(self.host.clone(), r.t_ms);
-                s.metrics = self.columns.iter().zip(&r.values).filter_map(|((_, k), v)| Some((k.clone(), (*v)?))).collect();
-                s
-            })
-            .collect()
+        (0..self.rows.len()).map(|i| self.snapshot(i)).collect()
+    }
+
+    /// Sample `i` as a snapshot holding the wanted metrics (for the advice and the digest, only
+    /// when a window advises).
+    pub fn snapshot(&self, i: usize) -> Snapshot {
+        let r = &self.rows[i];
+        let mut s = Snapshot::new(self.host.clone(), r.t_ms);
+        s.metrics = self.columns.iter().zip(&r.values).filter_map(|((_, k), v)| Some((k.clone(), (*v)?))).collect();
+        s
+    }
+
+    /// The window as columns for the window judge (`reasoning::columns`), read in place.
+    pub fn table(&self) -> Table<'_> {
+        Table::new(self.columns.iter().map(|(_, n)| n.as_str()), self.rows.iter().map(|r| (r.t_ms, r.values.as_slice())))
+    }
+
+    /// The last sample's host facts.
+    pub fn host(&self) -> &HostFacts {
+        &self.host
+    }
+
+    /// Makes the last sample's values of the columns `pred` names stand for every sample of the
+    /// window: the settings read once a window, at its end (`sampler::Needs::window_end`), so a
+    /// limit changed mid-window is the one in force for the whole window's judgement (a raised
+    /// limit leaves no stale "at the limit" reading in its earlier samples).
+    pub fn hold(&mut self, pred: impl Fn(&str) -> bool) {
+        let Some((last, earlier)) = self.rows.split_last_mut() else { return };
+        for (c, (_, name)) in self.columns.iter().enumerate() {
+            if pred(name) {
+                for r in earlier.iter_mut() {
+                    r.values[c] = last.values[c];
+                }
+            }
+        }
     }
 
     /// Keeps only the last sample (consecutive windows share their end sample), and only the

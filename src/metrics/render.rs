@@ -82,11 +82,11 @@ fn agent(reg: &Registry, m: &AgentMetrics) {
     add(reg, seen);
 
     int_counter(reg, "semantos_samples_total", "Samples taken.", m.samples_total);
-    let cpu = Counter::new("semantos_agent_cpu_seconds_total", "The agent's own CPU time, user + system.").expect("valid metric name");
+    let cpu = Counter::new("semantos_agent_cpu_seconds_total", "The agent's own CPU time, user + system (updated once per window).").expect("valid metric name");
     cpu.inc_by(counter_value(m.cpu_seconds_total));
     add(reg, cpu);
-    int_gauge(reg, "semantos_agent_resident_memory_bytes", "The agent's resident set size.", m.rss_bytes);
-    let last = Gauge::new("semantos_last_sample_duration_seconds", "How long the last sample took (read + diagnose).").expect("valid metric name");
+    int_gauge(reg, "semantos_agent_resident_memory_bytes", "The agent's resident set size (updated once per window).", m.rss_bytes);
+    let last = Gauge::new("semantos_last_sample_duration_seconds", "How long the last sample took: its reads, and the window's diagnosis when it ended one.").expect("valid metric name");
     last.set(m.last_sample_seconds);
     add(reg, last);
 }
@@ -97,7 +97,7 @@ fn changes(reg: &Registry, m: &AgentMetrics) {
     int_counter(reg, "semantos_changes_rolled_back_total", "Change sets rolled back (by measurement, monitor or on exit).", m.changes_rolled_back_total);
     int_gauge(reg, "semantos_advice_held_back", "Advice rolled back by its measurement and not proposed again until a workload change or objective.retry_after.", m.advice_held_back);
     int_counter(reg, "semantos_advice_rolled_back_by_measurement_total", "Advice rolled back by its measurement (one per advice ID of each change set).", m.advice_rolled_back_by_measurement_total);
-    int_counter(reg, "semantos_drift_total", "Managed keys found changed behind the agent's back, once per change.", m.drift_total);
+    int_counter(reg, "semantos_drift_total", "Managed keys found changed behind the agent's back, once per change (checked once per window).", m.drift_total);
     int_counter(reg, "semantos_workload_changes_total", "Workload changes detected on the symptom and objective signals.", m.workload_changes_total);
     let pairs: BTreeSet<(&str, &str)> = m.conflicts.iter().map(|c| (c.key.as_str(), c.owner.as_str())).collect();
     int_gauge(reg, "semantos_ownership_conflicts", "Keys another owner manages.", pairs.len() as u64);
@@ -120,7 +120,7 @@ fn managed(reg: &Registry, keys: &[ManagedKey]) {
     // Sysctl values can hold several numbers (net.ipv4.tcp_rmem = "4096 131072 6291456"): one
     // series per field, so a dashboard can graph each; a non-numeric field has no series.
     let intended = gauge_vec("semantos_managed_key_intended_value", "Each numeric field of the intended value.", &["key", "field"]);
-    let live = gauge_vec("semantos_managed_key_live_value", "Each numeric field of the live value.", &["key", "field"]);
+    let live = gauge_vec("semantos_managed_key_live_value", "Each numeric field of the live value (read once per window).", &["key", "field"]);
     let mut seen = BTreeSet::new();
     for k in keys {
         if !seen.insert(k.key.as_str()) {

@@ -148,7 +148,9 @@ pub fn diagnose_series(snaps: &[Snapshot], kb: &Kb) -> Findings {
     }
 }
 
-fn finding(sym: &Symptom, judged: &[Judged], windows: &[Window]) -> Finding {
+/// The finding of `sym`, whose signals `judged` all held over `windows` (also the column judge's,
+/// `reasoning::columns`, so both report a finding alike).
+pub(crate) fn finding<I: window::Interval>(sym: &Symptom, judged: &[Judged], windows: &[I]) -> Finding {
     let evidence = sym
         .when
         .iter()
@@ -157,7 +159,7 @@ fn finding(sym: &Symptom, judged: &[Judged], windows: &[Window]) -> Finding {
         .collect();
     let held: Vec<usize> = (0..windows.len()).filter(|&i| sym.when.iter().zip(judged).all(|(s, j)| j.held_at(i, s))).collect();
     let presence = Presence {
-        onset_ms: held.first().map(|&i| windows[i].after.timestamp_ms),
+        onset_ms: held.first().map(|&i| windows[i].end_ms()),
         held: held.len(),
         sub_intervals: windows.len(),
         fraction: if windows.is_empty() { 0.0 } else { held.len() as f64 / windows.len() as f64 },

@@ -5,6 +5,7 @@
 //! the clock, or knows the simulator exists.
 
 pub mod binding;
+pub mod columns;
 pub mod findings;
 pub mod plan;
 pub mod rules;

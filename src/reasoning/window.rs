@@ -26,6 +26,65 @@ use crate::kb::entry::{Measure, Op, Signal};
 use crate::kb::metric::match_metric;
 use crate::telemetry::Window;
 
+/// One sub-interval as the window rule reads it: the values of two consecutive samples and the
+/// time between. Two snapshots (`Window`) are one; two rows of the agent's columns
+/// (`reasoning::columns`) are another, so both are judged by this one rule and cannot disagree.
+pub trait Interval {
+    /// Seconds between the two samples.
+    fn seconds(&self) -> f64;
+    /// The later sample's timestamp (ms).
+    fn end_ms(&self) -> u64;
+    /// A metric's value in the earlier sample.
+    fn before(&self, name: &str) -> Option<f64>;
+    /// A metric's value in the later sample.
+    fn after(&self, name: &str) -> Option<f64>;
+    /// Each metric of the later sample whose name starts with `prefix`, in name order.
+    fn after_prefixed(&self, prefix: &str, each: &mut dyn FnMut(&str, f64));
+}
+
+impl Interval for Window<'_> {
+    fn seconds(&self) -> f64 {
+        Window::seconds(self)
+    }
+
+    fn end_ms(&self) -> u64 {
+        self.after.timestamp_ms
+    }
+
+    fn before(&self, name: &str) -> Option<f64> {
+        self.before.get(name)
+    }
+
+    fn after(&self, name: &str) -> Option<f64> {
+        self.after.get(name)
+    }
+
+    fn after_prefixed(&self, prefix: &str, each: &mut dyn FnMut(&str, f64)) {
+        for (k, v) in self.after.metrics.range::<str, _>((std::ops::Bound::Included(prefix), std::ops::Bound::Unbounded)).take_while(|(k, _)| k.starts_with(prefix)) {
+            each(k, *v);
+        }
+    }
+}
+
+/// Increase of a counter over `w`; a counter that went backwards (reset, wrap) counts from zero
+/// (`Window::delta`'s rule).
+fn delta(w: &impl Interval, name: &str) -> Option<f64> {
+    let a = w.after(name)?;
+    match w.before(name) {
+        Some(b) if a >= b => Some(a - b),
+        _ => Some(a),
+    }
+}
+
+/// Per-second rate of a counter over `w` (`Window::rate`'s rule).
+fn rate(w: &impl Interval, name: &str) -> Option<f64> {
+    let s = w.seconds();
+    if s <= 0.0 {
+        return None;
+    }
+    Some(delta(w, name)? / s)
+}
+
 /// A signal's readings over a window and its verdict.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Judged {
@@ -52,11 +111,12 @@ impl Judged {
 }
 
 /// Judges `s` over `windows` (the consecutive sub-intervals of a diagnosis window).
-pub fn judge(windows: &[Window], s: &Signal) -> Judged {
-    let reads: Vec<Option<(f64, String)>> = windows.iter().map(|w| read(w, s)).collect();
+pub fn judge<I: Interval>(windows: &[I], s: &Signal) -> Judged {
+    // Labels are made for the one reading the evidence shows, not for every sub-interval's.
+    let reads: Vec<Option<(f64, Option<String>)>> = windows.iter().map(|w| reading(w, s)).collect();
     let samples: Vec<Option<f64>> = reads.iter().map(|r| r.as_ref().map(|(v, _)| *v)).collect();
     let readable = samples.iter().flatten().count();
-    let label = reads.iter().rev().flatten().find(|(v, _)| s.op.holds(*v, s.value)).or_else(|| reads.iter().rev().flatten().next()).map(|(_, l)| l.clone());
+    let label = reads.iter().rev().flatten().find(|(v, _)| s.op.holds(*v, s.value)).or_else(|| reads.iter().rev().flatten().next()).map(|(_, l)| l.clone().unwrap_or_else(|| own_label(s)));
     let label = label.unwrap_or_else(|| default_label(s));
     if readable == 0 || readable * 2 < windows.len() {
         return Judged { label, samples, value: None, holds: false };
@@ -83,30 +143,44 @@ fn default_label(s: &Signal) -> String {
 }
 
 /// One sub-interval's reading of `s` and what it names; `None` when a metric it needs is absent.
-pub fn read(w: &Window, s: &Signal) -> Option<(f64, String)> {
+pub fn read(w: &impl Interval, s: &Signal) -> Option<(f64, String)> {
+    reading(w, s).map(|(v, l)| (v, l.unwrap_or_else(|| own_label(s))))
+}
+
+/// One sub-interval's reading of `s`, with what it names when that is not `own_label(s)` (the
+/// instance of a pattern ratio).
+fn reading(w: &impl Interval, s: &Signal) -> Option<(f64, Option<String>)> {
     let v = match s.measure {
-        Measure::Rate => w.rate(&s.metric)?,
-        Measure::Delta => w.delta(&s.metric)?,
-        Measure::Gauge => w.gauge(&s.metric)?,
+        Measure::Rate => rate(w, &s.metric)?,
+        Measure::Delta => delta(w, &s.metric)?,
+        Measure::Gauge => w.after(&s.metric)?,
         Measure::Ratio => return ratio(w, &s.metric, s.per.as_deref()?, s.op),
     };
-    Some((v, s.metric.clone()))
+    Some((v, None))
+}
+
+/// What a reading of `s` names unless it is a pattern's instance: the metric, or `num / den`.
+fn own_label(s: &Signal) -> String {
+    match (s.measure, &s.per) {
+        (Measure::Ratio, Some(per)) => format!("{} / {per}", s.metric),
+        _ => s.metric.clone(),
+    }
 }
 
 /// `num / den` at the end of `w`. With a `*` in both, per instance, and the
 /// instance that passes the threshold most easily counts (the fullest queue
 /// for `>`, the emptiest for `<`): a limit binds where it is closest.
-fn ratio(w: &Window, num: &str, den: &str, op: Op) -> Option<(f64, String)> {
+fn ratio(w: &impl Interval, num: &str, den: &str, op: Op) -> Option<(f64, Option<String>)> {
     if !num.contains('*') {
-        let (n, d) = (w.gauge(num)?, w.gauge(den)?);
-        return (d != 0.0).then(|| (n / d, format!("{num} / {den}")));
+        let (n, d) = (w.after(num)?, w.after(den)?);
+        return (d != 0.0).then_some((n / d, None));
     }
     let prefix = &num[..num.find('*')?];
     let mut worst: Option<(f64, String)> = None;
-    for (name, &n) in w.after.metrics.range(prefix.to_string()..).take_while(|(k, _)| k.starts_with(prefix)) {
-        let Some(inst) = match_metric(num, name) else { continue };
+    w.after_prefixed(prefix, &mut |name, n| {
+        let Some(inst) = match_metric(num, name) else { return };
         let den_name = den.replacen('*', inst, 1);
-        let Some(d) = w.after.get(&den_name).filter(|d| *d != 0.0) else { continue };
+        let Some(d) = w.after(&den_name).filter(|d| *d != 0.0) else { return };
         let r = n / d;
         let better = match (&worst, op) {
             (None, _) => true,
@@ -117,8 +191,8 @@ fn ratio(w: &Window, num: &str, den: &str, op: Op) -> Option<(f64, String)> {
         if better {
             worst = Some((r, format!("{name} / {den_name}")));
         }
-    }
-    worst
+    });
+    worst.map(|(r, l)| (r, Some(l)))
 }
 
 /// Median of the values (mean of the middle two for an even count).
@@ -131,7 +205,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 /// The trimmed mean of a counter's per-sub-interval readings: with three
 /// or more, the highest and the lowest are left out; a rate is the kept
 /// increase over the kept seconds, a delta the mean kept increase.
-fn trimmed(windows: &[Window], samples: &[Option<f64>], measure: Measure) -> f64 {
+fn trimmed<I: Interval>(windows: &[I], samples: &[Option<f64>], measure: Measure) -> f64 {
     let mut kept: Vec<(f64, f64)> = windows.iter().zip(samples).filter_map(|(w, v)| v.map(|v| (v, w.seconds()))).collect();
     if kept.len() >= 3 {
         kept.sort_by(|a, b| a.0.total_cmp(&b.0));
