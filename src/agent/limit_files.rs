@@ -14,7 +14,6 @@ use crate::telemetry::procfs::parse_single_number;
 use crate::telemetry::procfs::parse_num;
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 /// Samples between two attempts to open a limit file that was absent.
@@ -171,28 +170,11 @@ impl LimitFiles {
     }
 }
 
-/// The whole file with one `pread` at offset 0 (these files are far smaller than `buf`; a read that
-/// fills it is read on to the end), as text.
+/// The whole file from offset 0, as text (`sysctl::store::read_whole`: a read that fills `buf` is
+/// repeated from offset 0 with a larger one, since a sysctl read at a later offset is end-of-file).
 fn read<'a>(f: &File, buf: &'a mut Vec<u8>) -> Option<&'a str> {
-    let mut len = 0;
-    loop {
-        if buf.len() - len < 1024 {
-            buf.resize(buf.len() * 2, 0);
-        }
-        match f.read_at(&mut buf[len..], len as u64) {
-            Ok(0) => break,
-            Ok(n) => {
-                len += n;
-                // /proc/sys and /proc/net/stat hand out the whole text in one read: a short read is the end.
-                if len < buf.len() {
-                    break;
-                }
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(_) => return None,
-        }
-    }
-    std::str::from_utf8(&buf[..len]).ok()
+    let n = crate::sysctl::store::read_whole(f, buf).ok()?;
+    std::str::from_utf8(&buf[..n]).ok()
 }
 
 /// `telemetry::procfs::parse_stat_table`'s column values (event counters summed over the CPUs'
@@ -328,6 +310,7 @@ fn remove(out: &mut BTreeMap<String, f64>, format: &Format) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::FileExt;
 
     fn check(files: &[(&str, &str)], metrics: &[&str]) -> BTreeMap<String, f64> {
         let d = tempfile::tempdir().unwrap();

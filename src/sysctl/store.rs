@@ -158,15 +158,16 @@ impl SysctlStore for TreeStore {
 
     fn read(&self, key: &SysctlKey) -> Result<Value, StoreError> {
         let path = self.path(key);
-        let mut f = OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(&path).map_err(|e| {
+        let f = OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(&path).map_err(|e| {
             if e.kind() == io::ErrorKind::NotFound {
                 StoreError::NotFound { key: key.clone(), store: self.describe() }
             } else {
                 StoreError::Io { key: key.clone(), op: "open", path: path.clone(), source: e }
             }
         })?;
-        let buf = read_whole(&mut f).map_err(|e| StoreError::Io { key: key.clone(), op: "read", path: path.clone(), source: e })?;
-        Ok(Value::from_kernel(&String::from_utf8_lossy(&buf)))
+        let mut buf = Vec::new();
+        let n = read_whole(&f, &mut buf).map_err(|e| StoreError::Io { key: key.clone(), op: "read", path: path.clone(), source: e })?;
+        Ok(Value::from_kernel(&String::from_utf8_lossy(&buf[..n])))
     }
 
     fn write(&self, _token: &WriteToken, key: &SysctlKey, value: &Value) -> Result<(), StoreError> {
@@ -218,27 +219,27 @@ impl SysctlStore for TreeStore {
     }
 }
 
-/// A sysctl file's whole text, always read from offset 0. The kernel formats an integer or bitmap
-/// sysctl on the first read and answers a read at a later offset with end-of-file, so reading on
-/// in chunks would silently cut a value longer than the first chunk (an `ip_local_reserved_ports`
-/// list can run to tens of kilobytes): a read that fills the buffer is repeated from offset 0 with
-/// a buffer twice the size. The kernel zeroes a buffer the size of each request, so the first is
-/// small.
-fn read_whole(f: &mut File) -> io::Result<Vec<u8>> {
+/// Reads a kernel file's whole text into `buf` (grown as needed, reused by the caller) and returns
+/// its length, always from offset 0. The kernel formats an integer or bitmap sysctl on the first
+/// read and answers a read at a later offset with end-of-file, so reading on in chunks would
+/// silently cut a value longer than the first chunk (an `ip_local_reserved_ports` list can run to
+/// tens of kilobytes): a read that fills the buffer is repeated from offset 0 with a buffer twice
+/// the size. The kernel zeroes a buffer the size of each request, so the first is small.
+pub fn read_whole(f: &File, buf: &mut Vec<u8>) -> io::Result<usize> {
     use std::os::unix::fs::FileExt;
-    let mut buf = vec![0u8; 4096];
+    if buf.len() < 4096 {
+        buf.resize(4096, 0);
+    }
     loop {
-        let n = loop {
-            match f.read_at(&mut buf, 0) {
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                other => break other?,
-            }
+        let n = match f.read_at(buf, 0) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            other => other?,
         };
         if n < buf.len() {
-            buf.truncate(n);
-            return Ok(buf);
+            return Ok(n);
         }
-        buf.resize(buf.len() * 2, 0);
+        let doubled = buf.len() * 2;
+        buf.resize(doubled, 0);
     }
 }
 
