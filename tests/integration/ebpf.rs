@@ -186,14 +186,21 @@ fn tcp_retransmits_appear_on_a_lossy_relay() {
     assert!(after.get("ebpf.tcp.state.syn_sent_established").unwrap_or(0.0) >= 1.0, "the connection's own handshake: {:?}", after.metrics);
 }
 
-/// Run-queue delays of a thread pinned to `cpu` that sleeps 1 ms `n` times (watched by the probes).
+/// Run-queue delays of a thread pinned to `cpu` at nice 19 that sleeps 1 ms `n` times (watched by the probes).
 fn probe_thread(p: &mut Probes, cpu: usize, n: usize) -> Histogram {
     let (tid_tx, tid_rx) = std::sync::mpsc::channel();
     let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
     let h = std::thread::spawn(move || {
         pin(cpu);
         // SAFETY: gettid has no preconditions.
-        tid_tx.send(unsafe { libc::gettid() } as u32).unwrap();
+        let tid = unsafe { libc::gettid() };
+        // Nice 19 weighs 15 against a hog's 1024, so a wake-up beside a hog waits for the hog's
+        // slice instead of preempting it at once (EEVDF lag): the effect is milliseconds, far
+        // above what the rest of a parallel test suite adds on this CPU. Raising one's own nice
+        // needs no privilege and ends with the thread.
+        // SAFETY: setpriority on this thread's id.
+        assert_eq!(unsafe { libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 19) }, 0);
+        tid_tx.send(tid as u32).unwrap();
         go_rx.recv().unwrap();
         for _ in 0..n {
             std::thread::sleep(Duration::from_millis(1));
@@ -215,31 +222,67 @@ fn pin(cpu: usize) {
     }
 }
 
+/// Three threads spinning on `cpu` until the returned guard is dropped.
+struct Hogs(std::sync::Arc<std::sync::atomic::AtomicBool>, Vec<std::thread::JoinHandle<()>>);
+
+impl Hogs {
+    fn start(cpu: usize) -> Hogs {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let threads = (0..3)
+            .map(|_| {
+                let stop = stop.clone();
+                std::thread::spawn(move || {
+                    pin(cpu);
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        std::hint::spin_loop();
+                    }
+                })
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(50));
+        Hogs(stop, threads)
+    }
+}
+
+impl Drop for Hogs {
+    fn drop(&mut self) {
+        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.1.drain(..).for_each(|h| h.join().unwrap());
+    }
+}
+
+/// The share of wake-ups that waited 512 µs or more (log2 slot 10 and up).
+fn slow_share(h: &Histogram) -> f64 {
+    h.range(10..).map(|(_, n)| n).sum::<u64>() as f64 / h.values().sum::<u64>().max(1) as f64
+}
+
+/// Adds histogram `b` into `a`.
+fn add(a: &mut Histogram, b: &Histogram) {
+    b.iter().for_each(|(&slot, &n)| *a.entry(slot).or_default() += n);
+}
+
 #[test]
 fn run_queue_latency_rises_under_a_cpu_hog_pinned_beside_the_probe() {
     let Some(mut p) = probes("run_queue_latency_rises_under_a_cpu_hog_pinned_beside_the_probe") else { return };
-    let quiet = probe_thread(&mut p, 0, 300);
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let hogs: Vec<_> = (0..3)
-        .map(|_| {
-            let stop = stop.clone();
-            std::thread::spawn(move || {
-                pin(0);
-                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                    std::hint::spin_loop();
-                }
-            })
-        })
-        .collect();
-    std::thread::sleep(Duration::from_millis(50));
-    let busy = probe_thread(&mut p, 0, 300);
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    hogs.into_iter().for_each(|h| h.join().unwrap());
-    let (q50, b50) = (quantile(&quiet, 0.5).unwrap(), quantile(&busy, 0.5).unwrap());
-    let (q99, b99) = (quantile(&quiet, 0.99).unwrap(), quantile(&busy, 0.99).unwrap());
-    eprintln!("run-queue delay of the probe thread: alone p50 {q50:.1} µs p99 {q99:.1} µs; beside 3 hogs p50 {b50:.1} µs p99 {b99:.1} µs");
-    // The tail, not the median: a sleeper often preempts a hog at once (EEVDF lag), but not always.
-    assert!(b99 > q99, "p99 {b99:.1} µs beside hogs vs {q99:.1} µs alone: quiet {quiet:?} vs busy {busy:?}");
+    // Alone and beside hogs in alternating rounds, so whatever else runs on the CPU meanwhile
+    // (the rest of the suite, in parallel) weighs on both sides alike.
+    let (mut quiet, mut busy) = (Histogram::new(), Histogram::new());
+    for _ in 0..4 {
+        add(&mut quiet, &probe_thread(&mut p, 0, 75));
+        let hogs = Hogs::start(0);
+        add(&mut busy, &probe_thread(&mut p, 0, 75));
+        drop(hogs);
+    }
+    let (q90, b90) = (quantile(&quiet, 0.9).unwrap(), quantile(&busy, 0.9).unwrap());
+    let (q_slow, b_slow) = (slow_share(&quiet), slow_share(&busy));
+    eprintln!(
+        "run-queue delay of a nice-19 thread: alone p90 {q90:.1} µs, {:.1} % of wake-ups wait ≥ 512 µs; beside 3 hogs p90 {b90:.1} µs, {:.1} %",
+        100.0 * q_slow,
+        100.0 * b_slow
+    );
+    // Beside the hogs a wake-up often waits out a hog's slice (milliseconds); alone it seldom
+    // does (measured: 22–37 % against 0 % idle, 6–8 % with two nice-0 spinners loose on 2 CPUs).
+    assert!(b_slow >= 0.10 && b_slow >= 2.0 * q_slow, "{:.1} % slow wake-ups beside hogs vs {:.1} % alone: quiet {quiet:?} vs busy {busy:?}", 100.0 * b_slow, 100.0 * q_slow);
     let mut s = Snapshot::new(Default::default(), 0);
     p.read_into(&mut s, None);
     assert!(s.get("ebpf.runq.p99_us").is_some(), "{:?}", s.metrics);
