@@ -6,7 +6,7 @@
 //! plans; the engine never sees any of this.
 
 use super::workload::RunOutput;
-use crate::eval::{median, percentile};
+use crate::eval::{mean, median, percentile};
 use crate::safety::CheckedPlan;
 use crate::sysctl::Value;
 use serde::Serialize;
@@ -19,6 +19,8 @@ pub enum Objective {
     P95Ms,
     /// p99 of the latency samples, ms (lower is better).
     P99Ms,
+    /// Mean of the latency samples, ms (lower is better): for a run of equal objects, its goodput.
+    MeanMs,
     /// `achieved / wanted` of the limited resource (higher is better).
     AchievedShare,
 }
@@ -29,6 +31,7 @@ impl Objective {
         match self {
             Objective::P95Ms => "p95 latency, ms (lower is better; median over reps)",
             Objective::P99Ms => "p99 latency, ms (lower is better; median over reps); failed requests are counted as errors",
+            Objective::MeanMs => "mean transfer time, ms (lower is better; median over reps): equal objects, so the run's goodput",
             Objective::AchievedShare => "share of the needed resource the process got, achieved / wanted (higher is better; median over reps)",
         }
     }
@@ -38,6 +41,7 @@ impl Objective {
         match self {
             Objective::P95Ms => percentile(&r.samples_ms, 95.0),
             Objective::P99Ms => percentile(&r.samples_ms, 99.0),
+            Objective::MeanMs => mean(&r.samples_ms),
             Objective::AchievedShare if r.wanted == 0 => f64::NAN,
             Objective::AchievedShare => r.achieved as f64 / r.wanted as f64,
         }
@@ -52,7 +56,7 @@ impl Objective {
     /// `a` is strictly better than `b`.
     pub fn better(self, a: f64, b: f64) -> bool {
         match self {
-            Objective::P95Ms | Objective::P99Ms => a < b,
+            Objective::P95Ms | Objective::P99Ms | Objective::MeanMs => a < b,
             Objective::AchievedShare => a > b,
         }
     }
@@ -151,5 +155,18 @@ mod tests {
         assert!(Objective::P99Ms.of_run(&r) > Objective::P95Ms.of_run(&r));
         assert!(Objective::AchievedShare.better(1.0, 0.8) && Objective::P99Ms.better(10.0, 20.0));
         assert!(Objective::AchievedShare.of_arm(&[&RunOutput::default()]).is_nan());
+        assert_eq!(Objective::MeanMs.of_run(&r), 50.5);
+        assert!(Objective::MeanMs.better(10.0, 20.0) && Objective::MeanMs.of_run(&RunOutput::default()).is_nan());
+    }
+
+    #[test]
+    fn the_mean_of_six_objects_moves_by_one_slow_object_in_sixths_where_the_p95_jumps_to_it() {
+        // Six objects, one caught in a loss episode (the bdp-transfer pattern): the p95 lands near the
+        // slow one, the mean moves by a sixth of its delay.
+        let fast = RunOutput { samples_ms: vec![660.0; 6], ..Default::default() };
+        let one_slow = RunOutput { samples_ms: vec![660.0, 660.0, 660.0, 660.0, 660.0, 810.0], ..Default::default() };
+        let step = |o: Objective| o.of_run(&one_slow) / o.of_run(&fast) - 1.0;
+        assert!(step(Objective::P95Ms) > 0.15, "{}", step(Objective::P95Ms));
+        assert!((step(Objective::MeanMs) - 25.0 / 660.0).abs() < 1e-9, "{}", step(Objective::MeanMs));
     }
 }

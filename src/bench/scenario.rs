@@ -164,7 +164,10 @@ fn bdp_transfer(quick: bool) -> Scenario {
         workload: Box::new(BdpTransfer { object_bytes: 32 << 20, objects: if quick { 2 } else { 6 }, warmup: 1, cc: "cubic".into(), port: 9090 }),
         reps: if quick { 2 } else { 5 },
         sample_every: Duration::from_millis(25),
-        judge: network(),
+        // A bulk transfer is judged by its goodput, the mean time of its equal objects. Its p95 over
+        // six objects is their slowest: it moves in steps of a cubic loss episode (~7 %, 733–748 ms
+        // against 802–804 ms at one configuration), too coarse for a 2 % goal (docs/bench.md).
+        judge: Judging { objective: Objective::MeanMs, ..network() },
     }
 }
 

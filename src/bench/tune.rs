@@ -163,7 +163,7 @@ impl ObjectiveSource for BenchObjective<'_> {
 pub fn measurement(objective: Objective, out: &RunOutput, took: Duration) -> Measurement {
     let samples = match objective {
         Objective::AchievedShare => Some(objective.of_run(out)).filter(|v| v.is_finite()).into_iter().collect(),
-        Objective::P95Ms | Objective::P99Ms => out.samples_ms.clone(),
+        Objective::P95Ms | Objective::P99Ms | Objective::MeanMs => out.samples_ms.clone(),
     };
     Measurement { samples, seconds: took.as_secs_f64(), guards: BTreeMap::from([("errors".to_string(), out.errors as f64)]) }
 }
@@ -173,6 +173,7 @@ pub fn spec_of(objective: Objective) -> ObjectiveSpec {
     let (stat, direction) = match objective {
         Objective::P95Ms => (Stat::P95, Direction::Lower),
         Objective::P99Ms => (Stat::P99, Direction::Lower),
+        Objective::MeanMs => (Stat::Mean, Direction::Lower),
         Objective::AchievedShare => (Stat::Value, Direction::Higher),
     };
     ObjectiveSpec::new(stat, direction, vec![GuardLimit { name: "errors".into(), direction: Direction::Lower, max_worsening_pct: 0.0 }])
@@ -416,5 +417,7 @@ mod tests {
         assert_eq!(measurement(Objective::P99Ms, &out, Duration::from_secs(2)).samples, [5.0, 7.0]);
         assert_eq!(spec_of(Objective::AchievedShare).direction, Direction::Higher);
         assert_eq!((spec_of(Objective::P99Ms).stat, spec_of(Objective::P95Ms).stat), (Stat::P99, Stat::P95));
+        assert_eq!((spec_of(Objective::MeanMs).stat, spec_of(Objective::MeanMs).direction), (Stat::Mean, Direction::Lower));
+        assert_eq!(measurement(Objective::MeanMs, &out, Duration::from_secs(2)).samples, [5.0, 7.0]);
     }
 }
