@@ -2,7 +2,7 @@
 //! with the change set as its only candidate, a budget of one), so the incumbent and the candidate
 //! are set through the apply transaction and measured in interleaved pairs, and `tune::judge`
 //! keeps the candidate only when the objective improves by at least the minimum effect with a
-//! paired bootstrap interval excluding zero and no guard worsens past its limit. Whatever the
+//! paired t interval excluding zero (`tune::interval`) and no guard worsens past its limit. Whatever the
 //! decision, the driver leaves the values it chose in force: the candidate when kept, else the
 //! incumbent.
 
@@ -38,7 +38,7 @@ pub struct Trial<'a> {
     pub spec: &'a ObjectiveSpec,
     /// Paired repeats.
     pub repeats: usize,
-    /// Seed of the bootstrap interval (the advice ID's hash: the same evidence, the same interval).
+    /// Seed handed to `tune::judge` (the advice ID's hash); its t interval needs none, so the same evidence gives the same interval.
     pub seed: u64,
 }
 

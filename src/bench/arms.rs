@@ -59,7 +59,7 @@ pub(super) struct Results {
     pub(super) hits: Vec<AvoidHit>,
 }
 
-pub(super) fn results(arms: &[Arm], runs: &[RunRecord], grid_points: &[(grid::GridPoint, String)], seed: u64, judge: &Judging, rounds: &[Round], mut tune: Vec<TuneSummary>) -> Results {
+pub(super) fn results(arms: &[Arm], runs: &[RunRecord], grid_points: &[(grid::GridPoint, String)], judge: &Judging, rounds: &[Round], mut tune: Vec<TuneSummary>) -> Results {
     let of = |name: &str| -> Vec<&RunOutput> {
         let mut rs: Vec<&RunRecord> = runs.iter().filter(|r| r.arm == name).collect();
         rs.sort_by_key(|r| r.rep);
@@ -73,13 +73,13 @@ pub(super) fn results(arms: &[Arm], runs: &[RunRecord], grid_points: &[(grid::Gr
         out.push(ArmResult {
             arm: a.clone(),
             stats: compare::arm_stats(&mine),
-            vs_start: (a.kind != ArmKind::Start).then(|| compare::compare(("start", &start), (&a.name, &mine), seed)),
+            vs_start: (a.kind != ArmKind::Start).then(|| compare::compare(("start", &start), (&a.name, &mine))),
             objective: judge.objective.of_arm(&mine),
             telemetry: median_telemetry(&recs),
         });
     }
     let find = |k: ArmKind| arms.iter().find(|a| a.kind == k).map(|a| a.name.clone());
-    let noise = find(ArmKind::NoiseCheck).map(|n| compare::noise_check(compare::compare(("start", &start), (&n, &of(&n)), seed)));
+    let noise = find(ArmKind::NoiseCheck).map(|n| compare::noise_check(compare::compare(("start", &start), (&n, &of(&n)))));
     let sem_name = find(ArmKind::Semantos).unwrap_or_default();
     let sem = of(&sem_name);
     let p95_of = |name: &str| out.iter().find(|r| r.arm.name == name).map(|r| r.stats.p95_rep_median_ms).unwrap_or(f64::NAN);
@@ -95,7 +95,7 @@ pub(super) fn results(arms: &[Arm], runs: &[RunRecord], grid_points: &[(grid::Gr
     let goals = Goals {
         improvement_ci_excludes_zero: sem_cmp.map(|c| c.ci95_pct.0 > 0.0),
         noise_check_passed: noise.as_ref().map(|n| n.passed),
-        vs_tuned: if tuned_refs.is_empty() { None } else { compare::vs_tuned((&sem_name, &sem), &tuned_refs, seed) },
+        vs_tuned: if tuned_refs.is_empty() { None } else { compare::vs_tuned((&sem_name, &sem), &tuned_refs) },
         vs_grid: if grid.is_empty() { None } else { compare::vs_grid(p95_of(&sem_name), &grid.iter().map(|g| (g.point.label.clone(), g.p95_ms)).collect::<Vec<_>>()) },
         objective_improved: (sem_obj.is_finite() && start_obj.is_finite()).then(|| judge.objective.better(sem_obj, start_obj)),
         objective_vs_grid: if grid.is_empty() || judge.objective == Objective::P95Ms {
@@ -170,7 +170,7 @@ mod tests {
             wall_s: 1.0,
             vs_grid: None,
         };
-        let res = results(&arms, &runs, &rows, 7, &judge, &[], vec![summary]);
+        let res = results(&arms, &runs, &rows, &judge, &[], vec![summary]);
         let g = &res.goals;
         let v = g.vs_grid.as_ref().expect("SemantOS is judged against the grid optimum");
         assert!(v.optimum == "a" && !v.met && (v.distance_pct - 50.0).abs() < 1.0, "{v:?}");

@@ -79,7 +79,7 @@ fn measure_command(kb: &Kb, spec: &CommandSpec, o: &Options, progress: Progress,
         Ok((out, telemetry_of(kb, &obs, false)))
     })?;
     let judge = Judging { objective: objective::Objective::P95Ms, avoid: vec![], grid_keys: vec![] };
-    let res = results(&arms, &runs, &[], o.seed, &judge, &tuned.rounds, vec![]);
+    let res = results(&arms, &runs, &[], &judge, &tuned.rounds, vec![]);
     Ok(BenchReport {
         schema_version: BENCH_SCHEMA_VERSION,
         scenario: "cmd".into(),

@@ -1,19 +1,24 @@
 //! Statistics over the arms of one bench run, and the goals they are judged
-//! by. Pure functions of the measured samples; the bootstrap seed is passed in.
+//! by. Pure functions of the measured samples.
 //!
 //! The unit of comparison is the repetition: arms run interleaved (rep 0 of
 //! every arm, then rep 1, ...), so rep `i` of two arms shares the machine's
-//! conditions of that moment and the paired bootstrap resamples reps
-//! jointly. An arm's headline p95 is the median over its reps of each rep's
-//! p95 (as the reference runs reported); p50/p95/p99 of all samples pooled
-//! are given beside it.
+//! conditions of that moment, and an arm is compared with another by the
+//! paired t interval of their reps' p95 log-ratios (`tune::interval`, the
+//! closed loop's keep rule). Not the percentile bootstrap it replaced: over
+//! 3 reps a resample only re-uses those 3 pairs, so when all three lean the
+//! same way (1 time in 4 for identical arms, either way) the interval
+//! excludes zero, and the A/A check failed on identical arms
+//! (`bdp-transfer`, 2026-12-07: −1.7 % [−1.7, −0.1]). An arm's headline p95
+//! is the median over its reps of each rep's p95 (as the reference runs
+//! reported); p50/p95/p99 of all samples pooled are given beside it.
 
 use super::workload::RunOutput;
-use crate::eval::{bootstrap_ci, improvement_pct, mann_whitney_u_p, median, percentile};
+use crate::eval::{improvement_pct, mann_whitney_u_p, median, percentile};
+use crate::tune::interval::paired;
+use crate::tune::objective::Direction;
 use serde::Serialize;
 
-/// Bootstrap resamples per interval.
-pub const RESAMPLES: usize = 4000;
 /// Largest distance from the grid optimum that still meets the goal, percent.
 pub const GRID_TOLERANCE_PCT: f64 = 5.0;
 /// Largest distance from the grid optimum the closed loop (`semantos:tune`) may end at, percent (issue 12's goal).
@@ -66,9 +71,10 @@ pub struct Comparison {
     pub baseline: String,
     /// The arm compared.
     pub arm: String,
-    /// p95 improvement (positive: faster), percent, of the median rep p95.
+    /// p95 improvement (positive: faster), percent: the geometric mean of the reps' p95 ratios
+    /// (with a single rep, of the two p95s).
     pub improvement_pct: f64,
-    /// Paired bootstrap 95 % interval of that improvement.
+    /// Paired t 95 % interval of that improvement over the reps (`NaN` with fewer than 2 reps).
     pub ci95_pct: (f64, f64),
     /// Mann–Whitney U p-value of the pooled samples of the two arms.
     pub mann_whitney_p: f64,
@@ -82,16 +88,17 @@ impl Comparison {
 }
 
 /// Compares `arm` with `baseline` rep by rep; `NaN` where a statistic is undefined (fewer than one paired rep).
-pub fn compare(baseline: (&str, &[&RunOutput]), arm: (&str, &[&RunOutput]), seed: u64) -> Comparison {
+pub fn compare(baseline: (&str, &[&RunOutput]), arm: (&str, &[&RunOutput])) -> Comparison {
     let n = baseline.1.len().min(arm.1.len());
     let b: Vec<f64> = baseline.1[..n].iter().map(|r| percentile(&r.samples_ms, 95.0)).collect();
     let a: Vec<f64> = arm.1[..n].iter().map(|r| percentile(&r.samples_ms, 95.0)).collect();
     let pool = |runs: &[&RunOutput]| runs.iter().flat_map(|r| r.samples_ms.iter().copied()).collect::<Vec<f64>>();
+    let p = paired(Direction::Lower, &b, &a);
     Comparison {
         baseline: baseline.0.to_string(),
         arm: arm.0.to_string(),
-        improvement_pct: improvement_pct(median(&b), median(&a)),
-        ci95_pct: bootstrap_ci(&b, &a, median, RESAMPLES, seed, 0.95),
+        improvement_pct: p.map_or_else(|| improvement_pct(median(&b), median(&a)), |p| p.improvement_pct),
+        ci95_pct: p.map_or((f64::NAN, f64::NAN), |p| p.ci95_pct),
         mann_whitney_p: mann_whitney_u_p(&pool(baseline.1), &pool(arm.1)),
     }
 }
@@ -247,10 +254,10 @@ impl Goals {
 }
 
 /// SemantOS (`sem`) against the best of `tuned` arms.
-pub fn vs_tuned(sem: (&str, &[&RunOutput]), tuned: &[(&str, &[&RunOutput])], seed: u64) -> Option<VsTuned> {
+pub fn vs_tuned(sem: (&str, &[&RunOutput]), tuned: &[(&str, &[&RunOutput])]) -> Option<VsTuned> {
     let p95 = |runs: &[&RunOutput]| median(&runs.iter().map(|r| percentile(&r.samples_ms, 95.0)).collect::<Vec<_>>());
     let best = tuned.iter().filter(|(_, r)| !r.is_empty()).min_by(|a, b| p95(a.1).total_cmp(&p95(b.1)))?;
-    let c = compare(*best, sem, seed);
+    let c = compare(*best, sem);
     let (t, s) = (p95(best.1), p95(sem.1));
     let met = s <= t || (c.ci95_pct.0 <= 0.0 && c.ci95_pct.1 >= 0.0);
     Some(VsTuned { best: best.0.to_string(), tuned_p95_ms: t, semantos_p95_ms: s, comparison: c, met })
@@ -301,20 +308,40 @@ mod tests {
         let fast: Vec<RunOutput> = (0..5).map(|i| run(&[100.0, 150.0, 300.0 + i as f64])).collect();
         let s: Vec<&RunOutput> = slow.iter().collect();
         let f: Vec<&RunOutput> = fast.iter().collect();
-        let c = compare(("start", &s), ("semantos", &f), 7);
+        let c = compare(("start", &s), ("semantos", &f));
         assert!(c.improvement_pct > 80.0 && c.ci95_pct.0 > 0.0 && c.excludes_zero(), "{c:?}");
-        let aa = noise_check(compare(("start", &s), ("start (A/A)", &s[..]), 7));
+        let aa = noise_check(compare(("start", &s), ("start (A/A)", &s[..])));
         assert!(aa.passed);
         let st = arm_stats(&f);
         assert_eq!((st.samples, st.rep_p95_ms.len()), (15, 5));
         let g = vs_grid(st.p95_rep_median_ms, &[("a".into(), st.p95_rep_median_ms * 0.97), ("b".into(), 900.0)]).unwrap();
         assert!(g.met && g.distance_pct > 2.9 && g.optimum == "a");
-        let t = vs_tuned(("semantos", &f), &[("tuned:x", &s)], 7).unwrap();
+        let t = vs_tuned(("semantos", &f), &[("tuned:x", &s)]).unwrap();
         assert!(t.met && t.best == "tuned:x");
         let pts = [("start".to_string(), 0.8), ("a=1M".to_string(), 1.0), ("a=8M".to_string(), 1.0)];
         let o = objective_vs_grid(0.8, &pts, false).unwrap();
         assert!(!o.met && o.optimum == "a=1M" && o.optimum_value == 1.0);
         assert!(objective_vs_grid(1.0, &pts, false).unwrap().met);
         assert!(objective_vs_grid(104.0, &[("p".to_string(), 100.0)], true).unwrap().met && !objective_vs_grid(106.0, &[("p".to_string(), 100.0)], true).unwrap().met);
+    }
+
+    #[test]
+    fn identical_arms_whose_three_reps_all_lean_one_way_pass_the_aa_check() {
+        // bdp-transfer's start measured twice, 2026-12-07 (each rep's p95, ms): the A/A copy was slower
+        // in all three reps by 1.0, 0.1 and 1.7 %. The bootstrap said −1.7 % [−1.7, −0.1]: failed.
+        let (a, b) = ([1298.7, 1283.5, 1284.4], [1311.9, 1284.5, 1306.4]);
+        let (ra, rb): (Vec<RunOutput>, Vec<RunOutput>) = (a.iter().map(|v| run(&[*v])).collect(), b.iter().map(|v| run(&[*v])).collect());
+        let (sa, sb): (Vec<&RunOutput>, Vec<&RunOutput>) = (ra.iter().collect(), rb.iter().collect());
+        let aa = noise_check(compare(("start", &sa), ("start (A/A)", &sb)));
+        assert!(aa.passed && aa.comparison.improvement_pct < 0.0, "{aa:?}");
+        let boot = crate::eval::bootstrap_ci(&a, &b, median, 4000, 7, 0.95);
+        assert!(boot.1 < 0.0, "the old interval, for the record: {boot:?}");
+        // A real difference over the same three reps is still found: 20 % slower in every rep.
+        let slow: Vec<RunOutput> = a.iter().enumerate().map(|(i, v)| run(&[v * (1.2 + 0.01 * i as f64)])).collect();
+        let c = compare(("start", &sa), ("slow", &slow.iter().collect::<Vec<_>>()));
+        assert!(c.ci95_pct.1 < 0.0 && c.excludes_zero(), "{c:?}");
+        // One rep: a point estimate, no interval.
+        let one = compare(("start", &sa[..1]), ("slow", &[&slow[0]]));
+        assert!(one.improvement_pct < -19.0 && one.ci95_pct.0.is_nan(), "{one:?}");
     }
 }

@@ -49,7 +49,7 @@ pub struct Options {
     pub plan: Option<PathBuf>,
     /// Where artifacts go.
     pub out_dir: PathBuf,
-    /// Bootstrap seed.
+    /// Seed of the closed loop's optimiser.
     pub seed: u64,
     /// The command line, for the report.
     pub command_line: String,
@@ -394,7 +394,7 @@ fn run_on(kb: &Kb, sc: &Scenario, reps: usize, staged: &Staged, work: &Path, aud
             let (out, obs) = run()?;
             Ok((out, telemetry_of(kb, &obs, all_metrics)))
         })?;
-        let mut res = results(&arms, &runs, &grid_rows, o.seed, &sc.judge, &tuned.rounds, tune);
+        let mut res = results(&arms, &runs, &grid_rows, &sc.judge, &tuned.rounds, tune);
         if !o.quick {
             confirm::round(&mut res, &arms, &tuned.start, sc.judge.objective, &sw, progress, &mut || {
                 let (out, obs) = run()?;

@@ -44,7 +44,7 @@ pub struct BenchArgs {
     /// Trials of the `semantos:tune` arm, the closed loop beside `semantos` (default 10; 2 with --quick; 0: no such arm).
     #[arg(long, value_name = "N", conflicts_with = "cmd")]
     pub tune_budget: Option<usize>,
-    /// Seed of the bootstrap that gives the confidence intervals.
+    /// Seed of the closed loop's optimiser (the intervals are paired t intervals: no seed).
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
     #[command(flatten)]
