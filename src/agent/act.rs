@@ -288,10 +288,10 @@ impl Actor {
         };
         let t = Trial { spec: &obj.spec, repeats: obj.repeats, seed: trial::seed(ids) };
         let r = t.run(&mut self.system, &mut obj.source(), before, values);
-        if let Err(e) = &r {
-            if let Err(e2) = self.system.set(before) {
-                tracing::error!(advice_id = %ids.join(","), "putting back {} failed after a failed trial ({e:#}): {e2:#}; run `semantos rollback --backup {}`", crate::tune::live::show(before), self.files.backup.display());
-            }
+        if let Err(e) = &r
+            && let Err(e2) = self.system.set(before)
+        {
+            tracing::error!(advice_id = %ids.join(","), "putting back {} failed after a failed trial ({e:#}): {e2:#}; run `semantos rollback --backup {}`", crate::tune::live::show(before), self.files.backup.display());
         }
         r
     }
@@ -473,10 +473,10 @@ impl Actor {
         }
         let originals: Vec<(String, String)> = b.originals.iter().filter_map(|(k, v)| v.clone().map(|v| (k.clone(), v))).collect();
         let live = self.system.read(&originals.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>()).unwrap_or_default();
-        if originals.iter().all(|(k, v)| live.get(k).is_some_and(|l| self.agrees(k, v, l))) {
-            if let Err(e) = crate::tune::live::restore(&self.target, &self.kb, &paths, &AuditLog::to(&self.files.audit)) {
-                tracing::warn!("the backup {} could not be marked restored ({why}): {e:#}", paths.backup.display());
-            }
+        if originals.iter().all(|(k, v)| live.get(k).is_some_and(|l| self.agrees(k, v, l)))
+            && let Err(e) = crate::tune::live::restore(&self.target, &self.kb, &paths, &AuditLog::to(&self.files.audit))
+        {
+            tracing::warn!("the backup {} could not be marked restored ({why}): {e:#}", paths.backup.display());
         }
     }
 }
