@@ -251,9 +251,10 @@ impl Drop for Hogs {
     }
 }
 
-/// The share of wake-ups that waited 512 µs or more (log2 slot 10 and up).
-fn slow_share(h: &Histogram) -> f64 {
-    h.range(10..).map(|(_, n)| n).sum::<u64>() as f64 / h.values().sum::<u64>().max(1) as f64
+/// The mean delay, µs, taking each log2 slot at its midpoint (slot 0: [0, 1) µs).
+fn mean_us(h: &Histogram) -> f64 {
+    let mid = |slot: u32| if slot == 0 { 0.5 } else { 1.5 * (1u64 << (slot - 1).min(62)) as f64 };
+    h.iter().map(|(&slot, &n)| mid(slot) * n as f64).sum::<f64>() / h.values().sum::<u64>().max(1) as f64
 }
 
 /// Adds histogram `b` into `a`.
@@ -267,22 +268,22 @@ fn run_queue_latency_rises_under_a_cpu_hog_pinned_beside_the_probe() {
     // Alone and beside hogs in alternating rounds, so whatever else runs on the CPU meanwhile
     // (the rest of the suite, in parallel) weighs on both sides alike.
     let (mut quiet, mut busy) = (Histogram::new(), Histogram::new());
-    for _ in 0..4 {
+    for _ in 0..6 {
         add(&mut quiet, &probe_thread(&mut p, 0, 75));
         let hogs = Hogs::start(0);
         add(&mut busy, &probe_thread(&mut p, 0, 75));
         drop(hogs);
     }
     let (q90, b90) = (quantile(&quiet, 0.9).unwrap(), quantile(&busy, 0.9).unwrap());
-    let (q_slow, b_slow) = (slow_share(&quiet), slow_share(&busy));
-    eprintln!(
-        "run-queue delay of a nice-19 thread: alone p90 {q90:.1} µs, {:.1} % of wake-ups wait ≥ 512 µs; beside 3 hogs p90 {b90:.1} µs, {:.1} %",
-        100.0 * q_slow,
-        100.0 * b_slow
-    );
-    // Beside the hogs a wake-up often waits out a hog's slice (milliseconds); alone it seldom
-    // does (measured: 22–37 % against 0 % idle, 6–8 % with two nice-0 spinners loose on 2 CPUs).
-    assert!(b_slow >= 0.10 && b_slow >= 2.0 * q_slow, "{:.1} % slow wake-ups beside hogs vs {:.1} % alone: quiet {quiet:?} vs busy {busy:?}", 100.0 * b_slow, 100.0 * q_slow);
+    let (q_mean, b_mean) = (mean_us(&quiet), mean_us(&busy));
+    eprintln!("run-queue delay of a nice-19 thread: alone mean {q_mean:.1} µs p90 {q90:.1} µs; beside 3 hogs mean {b_mean:.1} µs p90 {b90:.1} µs");
+    // The mean, not a quantile: whatever else runs on the CPU (the rest of the suite, a build)
+    // delays both sides alike, interleaved, and the hogs add their slices on top. A quantile
+    // failed both ways: beside the hogs as few as 6 % of wake-ups waited out a slice under one
+    // load, and under a build the lone thread's p90 rose to 2 ms too. Measured on the 2-core VM,
+    // mean alone against beside: idle 10–12 µs against 3.8–4.4 ms; a cargo build running
+    // 0.5–0.6 ms against 2.5–4.8 ms; two nice-0 spinners loose 0.17–0.48 ms against 2.1–3.4 ms.
+    assert!(b_mean >= 50.0 && b_mean >= 2.0 * q_mean, "mean {b_mean:.1} µs beside hogs vs {q_mean:.1} µs alone: quiet {quiet:?} vs busy {busy:?}");
     let mut s = Snapshot::new(Default::default(), 0);
     p.read_into(&mut s, None);
     assert!(s.get("ebpf.runq.p99_us").is_some(), "{:?}", s.metrics);
