@@ -8,7 +8,10 @@ use crate::support::{Netns, privileged, text};
 use semantos::bench::relay::LinkShape;
 use semantos::bench::topology::{Link, SERVER_IP, Topology};
 use semantos::telemetry::Snapshot;
-use semantos::telemetry::ebpf::{Histogram, Probes, readings::quantile};
+use semantos::telemetry::ebpf::{
+    Histogram, Probes,
+    readings::{quantile, slot_range},
+};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream, UdpSocket};
 use std::os::unix::fs::MetadataExt;
@@ -251,9 +254,12 @@ impl Drop for Hogs {
     }
 }
 
-/// The mean delay, µs, taking each log2 slot at its midpoint (slot 0: [0, 1) µs).
+/// The mean delay, µs, taking each log2 slot at the middle of its range.
 fn mean_us(h: &Histogram) -> f64 {
-    let mid = |slot: u32| if slot == 0 { 0.5 } else { 1.5 * (1u64 << (slot - 1).min(62)) as f64 };
+    let mid = |slot: u32| {
+        let (lo, hi) = slot_range(slot);
+        (lo + hi) / 2.0
+    };
     h.iter().map(|(&slot, &n)| mid(slot) * n as f64).sum::<f64>() / h.values().sum::<u64>().max(1) as f64
 }
 

@@ -50,6 +50,11 @@ pub fn drop_reason_suffix(btf_name: &str) -> String {
     btf_name.strip_prefix("SKB_DROP_REASON_").unwrap_or(btf_name).to_ascii_lowercase()
 }
 
+/// The µs range `[lo, hi)` a log2 slot counts: slot 0 is [0, 1), slot `s` is [2^(s-1), 2^s).
+pub fn slot_range(slot: u32) -> (f64, f64) {
+    if slot == 0 { (0.0, 1.0) } else { ((1u64 << (slot - 1).min(62)) as f64, (1u64 << slot.min(63)) as f64) }
+}
+
 /// The `q` quantile (0..=1) of a histogram in µs, interpolated inside its bucket; `None` when empty.
 pub fn quantile(h: &Histogram, q: f64) -> Option<f64> {
     let total: u64 = h.values().sum();
@@ -63,7 +68,7 @@ pub fn quantile(h: &Histogram, q: f64) -> Option<f64> {
             continue;
         }
         if (seen + n) as f64 >= target {
-            let (lo, hi) = if slot == 0 { (0.0, 1.0) } else { ((1u64 << (slot - 1).min(62)) as f64, (1u64 << slot.min(63)) as f64) };
+            let (lo, hi) = slot_range(slot);
             let frac = ((target - seen as f64) / n as f64).clamp(0.0, 1.0);
             return Some(lo + (hi - lo) * frac);
         }
