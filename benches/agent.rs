@@ -2,9 +2,10 @@
 //! and noisy: only figures from one run compare). Prints figures; asserts nothing.
 //! `cargo bench --bench agent` (60 s; `-- --seconds N` for another length).
 //!
-//! (a) `semantos agent` in observe mode at 1 Hz, three side by side as child processes over the
-//!     same seconds: as shipped (`packaging/agent.yaml`, every symptom), with an empty config (the
-//!     defaults, also every symptom), and with five symptoms; for each: CPU milliseconds per minute, from the scheduler's
+//! (a) The agent in observe mode at 1 Hz, four side by side as child processes over the same
+//!     seconds: `semantos agent` as shipped (`packaging/agent.yaml`, every symptom), the same with
+//!     `semantos-agent` (the unit's executable: the agent alone), `semantos agent` with an empty
+//!     config (the defaults, also every symptom), and `semantos-agent` with five symptoms; for each: CPU milliseconds per minute, from the scheduler's
 //!     nanosecond run time of all its threads (`/proc/<pid>/task/*/schedstat`; `stat`'s utime and
 //!     stime come in 10 ms ticks, coarser than the target), after a 5 s start-up that is not
 //!     counted; its resident set in steady state (VmRSS at the end, with its anonymous and file
@@ -14,6 +15,8 @@
 //!     sample reads (the signals' `/proc` files and measured limits) ×60, the settings each window
 //!     end reads ×15 (a window closes every 4 samples), and what a window end that advises reads,
 //!     each with a bare `pread` (kept open, no parsing); and one full `ProcReader` snapshot ×60.
+//! (c) The floor at 1 Hz over the same seconds, with the caches a second's sleep leaves: a thread
+//!     that only wakes once a second, and one that wakes and `pread`s every symptom's 1 Hz files.
 
 use semantos::agent::limit_files;
 use semantos::agent::sampler::{Reads, needs};
@@ -96,13 +99,42 @@ struct Run {
     cpu0: f64,
 }
 
-/// Starts `semantos agent` in `dir` with `config` (observe mode, 1 Hz).
-fn start(dir: &Path, name: &str, config: &str) -> Run {
-    let d = dir.join(name.split_whitespace().next().unwrap());
+/// Starts an agent in `dir` with `config` (observe mode, 1 Hz): `semantos agent`, or with
+/// `service` `semantos-agent`, the executable the unit runs.
+fn start(dir: &Path, i: usize, name: &str, config: &str, service: bool) -> Run {
+    // Each its own state directory: one agent per state directory (a lock).
+    let d = dir.join(format!("agent-{i}"));
     std::fs::create_dir_all(&d).unwrap();
     std::fs::write(d.join("agent.yaml"), config).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_semantos")).args(["agent", "--config", "agent.yaml", "--state-dir", "state"]).current_dir(&d).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("semantos agent");
+    let mut c = if service { Command::new(env!("CARGO_BIN_EXE_semantos-agent")) } else { Command::new(env!("CARGO_BIN_EXE_semantos")) };
+    if !service {
+        c.arg("agent");
+    }
+    let child = c.args(["--config", "agent.yaml", "--state-dir", "state"]).current_dir(&d).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("starting the agent");
     Run { name: name.to_string(), child, cpu0: 0.0 }
+}
+
+/// This thread's run time in milliseconds (schedstat's first field, nanoseconds).
+fn thread_cpu_ms() -> f64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat").ok().and_then(|s| s.split_whitespace().next()?.parse::<f64>().ok()).unwrap_or(0.0) / 1e6
+}
+
+/// The floor at 1 Hz, what no parsing can go below: a thread that wakes once a second for
+/// `seconds` and `pread`s `paths` each time (none: it only wakes), as the agent's sampler does,
+/// with the caches as cold as a second's sleep leaves them. Its CPU in ms per minute.
+fn floor_at_1hz(paths: Vec<std::path::PathBuf>, seconds: u64) -> std::thread::JoinHandle<f64> {
+    std::thread::spawn(move || {
+        let files: Vec<File> = paths.iter().filter_map(|p| File::open(p).ok()).collect();
+        let mut buf = vec![0u8; 1 << 16];
+        let (t0, c0) = (Instant::now(), thread_cpu_ms());
+        for i in 1..=seconds {
+            for f in &files {
+                black_box(f.read_at(&mut buf, 0).unwrap_or(0));
+            }
+            std::thread::sleep(Duration::from_secs(i).saturating_sub(t0.elapsed()));
+        }
+        (thread_cpu_ms() - c0) * 60.0 / t0.elapsed().as_secs_f64()
+    })
 }
 
 fn main() {
@@ -115,17 +147,22 @@ fn main() {
     let off: Vec<&String> = kb.symptoms.keys().filter(|s| !few.contains(&s.as_str())).collect();
     let shipped = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/agent.yaml")).unwrap();
     let configs = [
-        ("shipped (packaging/agent.yaml: every symptom)", shipped),
-        ("defaults (an empty config: every symptom)", String::new()),
-        ("five symptoms (listen overflows, swap-in, commit, TCP memory)", format!("disable_symptoms: {off:?}\n")),
+        ("semantos agent, shipped (packaging/agent.yaml: every symptom)", shipped.clone(), false),
+        ("semantos-agent (the unit's executable), shipped: every symptom", shipped, true),
+        ("semantos agent, defaults (an empty config: every symptom)", String::new(), false),
+        ("semantos-agent, five symptoms (listen overflows, swap-in, commit, TCP memory)", format!("disable_symptoms: {off:?}\n"), true),
     ];
     // The agents run side by side over the same seconds, so their figures share the host's load.
-    let mut runs: Vec<Run> = configs.iter().map(|(n, c)| start(d.path(), n, c)).collect();
+    let mut runs: Vec<Run> = configs.iter().enumerate().map(|(i, (n, c, service))| start(d.path(), i, n, c, *service)).collect();
     std::thread::sleep(Duration::from_secs(5));
     let t0 = Instant::now();
     for r in &mut runs {
         r.cpu0 = cpu_ms(r.child.id());
     }
+    // The 1 Hz floor over the same seconds: waking alone, and waking to read what every symptom reads each sample.
+    let every = needs(&kb, &kb.symptoms.keys().cloned().collect::<Vec<_>>());
+    let each_paths = paths(&every.each_sample, true);
+    let cold = [("a thread that only wakes once a second", floor_at_1hz(Vec::new(), seconds)), ("one that wakes and preads the 1 Hz files of every symptom", floor_at_1hz(each_paths.clone(), seconds))];
     let (each, end, advise, snap_us) = floor();
     std::thread::sleep(Duration::from_secs(seconds).saturating_sub(t0.elapsed()));
     let secs = t0.elapsed().as_secs_f64();
@@ -133,6 +170,10 @@ fn main() {
     println!("agents at 1 Hz, observe mode, {secs:.0} s side by side on this host (load {})", load.split_whitespace().take(3).collect::<Vec<_>>().join(" "));
     for r in &mut runs {
         let pid = r.child.id();
+        if let Ok(Some(status)) = r.child.try_wait() {
+            println!("  {}: exited early ({status}): no figures", r.name);
+            continue;
+        }
         let per_min = (cpu_ms(pid) - r.cpu0) * 60.0 / secs;
         let (hwm, rss, anon, file) = (status_kib(pid, "VmHWM:"), status_kib(pid, "VmRSS:"), status_kib(pid, "RssAnon:"), status_kib(pid, "RssFile:"));
         // SAFETY: kill on our own child's pid.
@@ -151,4 +192,11 @@ fn main() {
     println!("  {:<52} {:>10.1} µs ×15 = {:.2} ms/min   (only while advising)", format!("a window end that advises: {} files", advise.1), advise.0, advise.0 * per_window / 1000.0);
     println!("  {:<52} {:>10.2} ms/min", "floor of every symptom, not advising", (each.0 * 60.0 + end.0 * per_window) / 1000.0);
     println!("  {:<52} {:>10.1} µs = {:.2} ms/min   ({:.2}× each sample's floor)", "ProcReader snapshot, all files, kept open", snap_us, snap_us * 60.0 / 1000.0, snap_us / each.0);
+    // The loops above run hot (the same files 500 times in a row); a sampler at 1 Hz finds its
+    // caches cold after each second's sleep, and pays for the wake-up itself.
+    println!("floor at 1 Hz, same seconds (cold caches; no parsing)");
+    for (name, h) in cold {
+        println!("  {:<52} {:>10.2} ms/min", name, h.join().unwrap());
+    }
+    println!("  ({} files; the window end's settings and the listeners' sock_diag dump come on top)", each_paths.len());
 }

@@ -52,6 +52,18 @@ Exit status: 0 stopped by SIGTERM/SIGINT, 1 failure, 2 invalid configuration (no
 written), 3 another agent holds the lock or the namespace cannot be entered
 (see `semantos --help`).";
 
+/// The help's closing text of `semantos-agent`, the service's own executable.
+pub const SERVICE_HELP: &str = "The same agent as `semantos agent`, in an executable that holds only its code (a smaller
+resident set for a process that runs for months). The service runs it.
+
+Examples:
+  sudo semantos-agent -v                          /etc/semantos/agent.yaml, /var/lib/semantos
+  sudo semantos-agent -v --config ./agent.yaml --state-dir /tmp/agent-state
+  systemctl enable --now semantos-agent           the unit in packaging/
+
+Exit status: 0 stopped by SIGTERM/SIGINT, 1 failure, 2 invalid configuration or usage (nothing
+written), 3 another agent holds the lock or the namespace cannot be entered.";
+
 /// `semantos agent`.
 pub fn run(a: &AgentArgs) -> Result<i32> {
     let kb = common::load_kb(&a.kb)?;

@@ -14,6 +14,7 @@ pub mod args;
 pub mod bench_cmd;
 pub mod collect_cmd;
 pub mod common;
+pub mod entry;
 pub mod compare_cmd;
 pub mod exit;
 pub mod export_cmd;

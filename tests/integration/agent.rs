@@ -1,4 +1,4 @@
-//! `semantos agent` as a real process: advice with one stable ID across a restart, drift reported
+//! `semantos agent` (and `semantos-agent`, the same agent in the service's own executable) as a real process: advice with one stable ID across a restart, drift reported
 //! once per change, SIGTERM with `on_exit: rollback` restoring every value, one agent per state
 //! directory, and (root) a symptom made in a network namespace found by an agent sampling inside it.
 //!
@@ -6,7 +6,7 @@
 //! Committed_AS at 97 % of CommitLimit: `commit_limit_near` holds in every window) and a sandbox
 //! sysctl tree in strict overcommit mode, so the rules propose `vm.overcommit_ratio` ×2 there.
 
-use crate::support::{Netns, bin, privileged, text};
+use crate::support::{Netns, agent_bin, bin, privileged, text};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -22,6 +22,13 @@ impl Agent {
         let mut c = Command::new(bin());
         c.args(["-v", "agent", "--config"]).arg(config).arg("--state-dir").arg(dir.join("state")).current_dir(dir).env_remove("RUST_LOG").stdout(Stdio::piped()).stderr(Stdio::piped());
         Agent { child: Some(c.spawn().expect("starting semantos agent")) }
+    }
+
+    /// As `start`, with `semantos-agent`, the executable the service runs.
+    fn start_service(dir: &Path, config: &Path) -> Agent {
+        let mut c = Command::new(agent_bin());
+        c.args(["-v", "--config"]).arg(config).arg("--state-dir").arg(dir.join("state")).current_dir(dir).env_remove("RUST_LOG").stdout(Stdio::piped()).stderr(Stdio::piped());
+        Agent { child: Some(c.spawn().expect("starting semantos-agent")) }
     }
 
     /// SIGTERM, then its exit status and log.
@@ -184,13 +191,28 @@ fn a_second_agent_on_the_same_state_is_refused_with_exit_3_and_a_bad_config_with
     let (_, err) = text(&o);
     assert_eq!(o.status.code(), Some(3), "{err}");
     assert!(err.contains("one agent per host"), "{err}");
+    // The service's executable takes the same lock: it is the same agent.
+    let o = Command::new(agent_bin()).arg("--config").arg(&cfg).arg("--state-dir").arg(d.path().join("state")).output().unwrap();
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(3), "semantos-agent beside semantos agent: {err}");
+    assert!(err.starts_with("semantos-agent: error:") && err.contains("one agent per host"), "{err}");
     a.stop();
     std::fs::write(d.path().join("bad.yaml"), "mode: observe\nintervall: 2\n").unwrap();
-    let o = Command::new(bin()).args(["agent", "--config", "bad.yaml", "--state-dir", "s2"]).current_dir(d.path()).output().unwrap();
+    for cmd in [vec![bin().into_os_string(), "agent".into()], vec![agent_bin().into_os_string()]] {
+        let o = Command::new(&cmd[0]).args(&cmd[1..]).args(["--config", "bad.yaml", "--state-dir", "s2"]).current_dir(d.path()).output().unwrap();
+        let (_, err) = text(&o);
+        assert_eq!(o.status.code(), Some(2), "{cmd:?}: {err}");
+        assert!(err.contains("bad.yaml") && err.contains("intervall"), "{cmd:?}: {err}");
+        assert!(!d.path().join("s2").exists(), "{cmd:?}: a refused configuration created the state directory");
+    }
+    // A flag it does not know is a usage error (2), as a JSON document under --json.
+    let o = Command::new(agent_bin()).args(["--json", "--intervall", "2"]).current_dir(d.path()).output().unwrap();
     let (_, err) = text(&o);
     assert_eq!(o.status.code(), Some(2), "{err}");
-    assert!(err.contains("bad.yaml") && err.contains("intervall"), "{err}");
-    assert!(!d.path().join("s2").exists(), "a refused configuration created the state directory");
+    let doc: serde_json::Value = serde_json::from_str(err.trim()).unwrap_or_else(|e| panic!("not one JSON document ({e}): {err}"));
+    assert_eq!(doc["exit_code"], 2, "{doc}");
+    assert!(doc["causes"][0].as_str().unwrap().contains("--intervall"), "{doc}");
+    assert!(!d.path().join("s2").exists());
 }
 
 /// A listener (backlog 2) that never accepts, its queue full (as in `diagnose.rs`).
@@ -209,8 +231,8 @@ time.sleep(600)
 "#;
 
 #[test]
-fn observe_mode_in_a_namespace_finds_its_full_accept_queue_under_one_advice_id_across_a_restart() {
-    if !privileged("observe_mode_in_a_namespace_finds_its_full_accept_queue_under_one_advice_id_across_a_restart") {
+fn observe_mode_in_a_namespace_finds_its_full_accept_queue_under_one_advice_id_across_a_restart_as_the_service_executable() {
+    if !privileged("observe_mode_in_a_namespace_finds_its_full_accept_queue_under_one_advice_id_across_a_restart_as_the_service_executable") {
         return;
     }
     let ns = Netns::create("agent-obs");
@@ -233,11 +255,12 @@ fn observe_mode_in_a_namespace_finds_its_full_accept_queue_under_one_advice_id_a
     let somax: Vec<String> = advice(d.path())["advice"].as_object().unwrap().values().filter(|r| r["verdict"].as_str().unwrap_or("").contains("net.core.somaxconn")).map(|r| r["verdict"].as_str().unwrap_or("").to_string()).collect();
     assert!(!somax.is_empty() && somax.iter().all(|v| !v.contains("was not measured") && v.contains("does not bind") && v.contains("listen.full.below_somaxconn = 1")), "the agent had no listener evidence for somaxconn: {somax:?}\n{log}");
     let count = advice(d.path())["advice"][&first[0]]["count"].as_u64().unwrap();
-    let a = Agent::start(d.path(), &cfg);
+    // Restarted as the service runs it: `semantos-agent`, the same agent in its own executable.
+    let a = Agent::start_service(d.path(), &cfg);
     wait_for(30, "the advice seen again", || advice(d.path())["advice"][&first[0]]["count"].as_u64().unwrap() > count);
     let (code, log) = a.stop();
     assert_eq!(code, Some(0), "{log}");
-    assert_eq!(symptom(d.path()), first, "the same finding got another ID after the restart:\n{log}");
+    assert_eq!(symptom(d.path()), first, "the same finding got another ID after the restart as semantos-agent:\n{log}");
     // The host's own listeners were not what the agent saw.
     assert!(log.contains(&format!("netns=\"{}\"", ns.name)) || log.contains(&format!("netns={}", ns.name)), "{log}");
     let _ = load.kill();
@@ -420,7 +443,8 @@ fn the_unit_file_passes_systemd_analyze_verify_with_its_hardening() {
     // verify checks that ExecStart's program exists: point it at the binary under test.
     let d = tempfile::tempdir().unwrap();
     let path = d.path().join("semantos-agent.service");
-    std::fs::write(&path, unit.replace("/usr/bin/semantos", bin().to_str().unwrap())).unwrap();
+    assert!(unit.lines().any(|l| l.starts_with("ExecStart=/usr/bin/semantos-agent ")), "the unit runs the agent's own executable");
+    std::fs::write(&path, unit.replace("/usr/bin/semantos-agent", agent_bin().to_str().unwrap())).unwrap();
     let o = Command::new("systemd-analyze").arg("verify").arg(&path).output().unwrap();
     let (out, err) = text(&o);
     // verify exits 0 on unknown keys too, with a warning: any output is a finding.

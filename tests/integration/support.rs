@@ -22,6 +22,11 @@ pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_semantos"))
 }
 
+/// The `semantos-agent` binary under test: the agent alone, the executable the service runs.
+pub fn agent_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_semantos-agent"))
+}
+
 /// Runs `semantos` with `args` in `dir`.
 pub fn run_in(dir: &Path, args: &[&str]) -> Output {
     Command::new(bin()).args(args).current_dir(dir).env_remove("SEMANTOS_FAULT").output().expect("running semantos")
