@@ -3,7 +3,7 @@
 //! writes (the baseline, `measure`) and `repeats` times after each batch,
 //! while the symptom monitor's window has passed and the values are in
 //! force. The i-th run after is paired with the i-th run before and judged
-//! by `tune::judge` (paired bootstrap 95 % interval of the change in the
+//! by `tune::judge` (paired t 95 % interval of the change in the
 //! chosen statistic): a candidate worse with its interval excluding zero, or
 //! a command that fails after the change although it passed before (the
 //! `errors` guard), is a regression and the transaction rolls back with the
@@ -25,9 +25,6 @@ use std::collections::BTreeMap;
 
 /// The guard every run reports: 1 when the command failed, else 0.
 pub const ERRORS: &str = "errors";
-
-/// Seed of the bootstrap: fixed, so the same figures give the same verdict.
-const SEED: u64 = 0x5eed_0b1e;
 
 /// The user's objective: the command, how its runs are read, and how many of them each side takes.
 #[derive(Debug, Clone)]
@@ -131,7 +128,7 @@ impl<'a> ObjectiveGate<'a> {
             j.guards.insert(ERRORS.into(), crate::tune::decide::GuardResult { incumbent: 0.0, candidate: failed as f64, worsening_pct: f64::INFINITY, held: false });
             return (j, Some(e));
         }
-        (judge(&self.objective.judged_spec(), &self.baseline, &cand, SEED), None)
+        (judge(&self.objective.judged_spec(), &self.baseline, &cand), None)
     }
 }
 

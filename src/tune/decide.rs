@@ -10,9 +10,6 @@ use crate::eval::median;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-/// Bootstrap resamples per interval (the judge's interval was a bootstrap's; now a t interval, `tune::interval`).
-pub const RESAMPLES: usize = 4000;
-
 /// What was decided about a trial.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -66,9 +63,9 @@ impl Judgement {
     }
 }
 
-/// Judges paired repeats (`incumbent[i]` and `candidate[i]` were run back to back). `_seed` is
-/// unused since the interval is a t interval (no resampling); kept so callers need not change.
-pub fn judge(spec: &ObjectiveSpec, incumbent: &[Measurement], candidate: &[Measurement], _seed: u64) -> Judgement {
+/// Judges paired repeats (`incumbent[i]` and `candidate[i]` were run back to back), by the
+/// paired t interval of `tune::interval` (nothing is drawn at random, so no seed).
+pub fn judge(spec: &ObjectiveSpec, incumbent: &[Measurement], candidate: &[Measurement]) -> Judgement {
     let n = incumbent.len().min(candidate.len());
     let inc: Vec<f64> = incumbent[..n].iter().map(|m| spec.stat.of(m)).collect();
     let cand: Vec<f64> = candidate[..n].iter().map(|m| spec.stat.of(m)).collect();
@@ -148,27 +145,27 @@ mod tests {
 
     #[test]
     fn a_clearly_faster_candidate_is_kept() {
-        let j = judge(&spec(), &runs(&[10.0, 10.2, 9.9, 10.1, 10.0], 0.0), &runs(&[8.0, 8.1, 7.9, 8.2, 8.0], 0.0), 1);
+        let j = judge(&spec(), &runs(&[10.0, 10.2, 9.9, 10.1, 10.0], 0.0), &runs(&[8.0, 8.1, 7.9, 8.2, 8.0], 0.0));
         assert_eq!(j.decision, Decision::Kept, "{}", j.reason);
         assert!(j.ci95_pct.0 > 0.0);
     }
 
     #[test]
     fn a_slower_candidate_is_reverted_with_the_figures() {
-        let j = judge(&spec(), &runs(&[10.0, 10.2, 9.9, 10.1, 10.0], 0.0), &runs(&[30.0, 31.0, 29.0, 30.5, 30.2], 0.0), 1);
+        let j = judge(&spec(), &runs(&[10.0, 10.2, 9.9, 10.1, 10.0], 0.0), &runs(&[30.0, 31.0, 29.0, 30.5, 30.2], 0.0));
         assert_eq!(j.decision, Decision::Reverted);
         assert!(j.reason.contains("worse"), "{}", j.reason);
     }
 
     #[test]
     fn noise_alone_is_not_kept() {
-        let j = judge(&spec(), &runs(&[10.0, 10.4, 9.7, 10.1, 10.0], 0.0), &runs(&[10.1, 9.8, 10.3, 9.9, 10.0], 0.0), 1);
+        let j = judge(&spec(), &runs(&[10.0, 10.4, 9.7, 10.1, 10.0], 0.0), &runs(&[10.1, 9.8, 10.3, 9.9, 10.0], 0.0));
         assert_eq!(j.decision, Decision::Reverted, "{}", j.reason);
     }
 
     #[test]
     fn a_faster_candidate_that_starts_failing_requests_is_reverted() {
-        let j = judge(&spec(), &runs(&[10.0, 10.2, 9.9, 10.1], 0.0), &runs(&[8.0, 8.1, 7.9, 8.2], 3.0), 1);
+        let j = judge(&spec(), &runs(&[10.0, 10.2, 9.9, 10.1], 0.0), &runs(&[8.0, 8.1, 7.9, 8.2], 3.0));
         assert_eq!(j.decision, Decision::Reverted);
         assert!(j.reason.contains("errors"), "{}", j.reason);
     }
@@ -176,20 +173,20 @@ mod tests {
     #[test]
     fn a_consistent_gain_below_the_minimum_effect_is_not_kept() {
         // Every pair 0.5 % faster: the interval excludes zero, the gain is not worth a change.
-        let j = judge(&spec(), &runs(&[10.0, 10.2, 9.9, 10.1], 0.0), &runs(&[9.95, 10.149, 9.8505, 10.0495], 0.0), 1);
+        let j = judge(&spec(), &runs(&[10.0, 10.2, 9.9, 10.1], 0.0), &runs(&[9.95, 10.149, 9.8505, 10.0495], 0.0));
         assert!(j.ci95_pct.0 > 0.0, "{}", j.reason);
         assert_eq!(j.decision, Decision::Reverted, "{}", j.reason);
         assert!(j.reason.contains("less than the minimum effect of 1.0 %"), "{}", j.reason);
         let mut lax = spec();
         lax.min_effect_pct = 0.25;
-        assert_eq!(judge(&lax, &runs(&[10.0, 10.2, 9.9, 10.1], 0.0), &runs(&[9.95, 10.149, 9.8505, 10.0495], 0.0), 1).decision, Decision::Kept);
+        assert_eq!(judge(&lax, &runs(&[10.0, 10.2, 9.9, 10.1], 0.0), &runs(&[9.95, 10.149, 9.8505, 10.0495], 0.0)).decision, Decision::Kept);
     }
 
     #[test]
     fn a_change_shown_as_zero_point_zero_percent_is_never_kept_even_with_no_minimum_effect() {
         let mut none = spec();
         none.min_effect_pct = 0.0;
-        let j = judge(&none, &runs(&[10.0, 10.2, 9.9, 10.1], 0.0), &runs(&[9.998, 10.198, 9.898, 10.098], 0.0), 1);
+        let j = judge(&none, &runs(&[10.0, 10.2, 9.9, 10.1], 0.0), &runs(&[9.998, 10.198, 9.898, 10.098], 0.0));
         assert!(j.ci95_pct.0 > 0.0 && j.improvement_pct < 0.05, "{}", j.reason);
         assert_eq!(j.decision, Decision::Reverted, "{}", j.reason);
     }
@@ -197,7 +194,7 @@ mod tests {
     #[test]
     fn higher_is_better_objectives_keep_the_larger_score() {
         let s = ObjectiveSpec::new(Stat::Value, Direction::Higher, vec![]);
-        let j = judge(&s, &runs(&[100.0, 101.0, 99.0, 100.0], 0.0), &runs(&[120.0, 121.0, 119.0, 120.0], 0.0), 1);
+        let j = judge(&s, &runs(&[100.0, 101.0, 99.0, 100.0], 0.0), &runs(&[120.0, 121.0, 119.0, 120.0], 0.0));
         assert_eq!(j.decision, Decision::Kept, "{}", j.reason);
         assert!(j.improvement_pct > 15.0);
     }

@@ -24,7 +24,7 @@ pub struct Settings {
     pub repeats: usize,
     /// Runs before each measured run of a configuration, not scored (caches, slow start).
     pub warmup_runs: usize,
-    /// Seed handed to `decide::judge` (its t interval draws nothing; kept so a trace records what ran).
+    /// Seed of the optimisers that draw at random (`tune` hands it to the GP search); the judge draws nothing.
     pub seed: u64,
     /// The second look (as many pairs again, once, for a trial that looks better but is not yet
     /// shown so). On everywhere a decision is acted on; off only in `Settings::smoke`, the CI
@@ -139,7 +139,7 @@ pub fn run(mut l: Loop, start: Values, incumbent: Values, mut history: Vec<Trial
         } else {
             match (l.check)(&values) {
                 Err(why) => Judgement::unmeasured(Decision::Refused, format!("refused by the guardrails, never applied: {why}")),
-                Ok(()) => trial(&mut l, &incumbent, &values, index as u64)?,
+                Ok(()) => trial(&mut l, &incumbent, &values)?,
             }
         };
         if judgement.decision == Decision::Kept {
@@ -178,9 +178,9 @@ fn next_candidate(l: &mut Loop, exhausted: &mut [bool], next: &mut usize, incumb
 /// so two looks keep one at most 5 % of the time; a candidate that looks no better stops at the
 /// first (test: `tune::false_keeps`). `Settings::smoke` has only the first look. One look of 3 pairs had to choose between keeping noise
 /// (the bootstrap: 1 in 8) and never keeping a real +10 % (the t interval at 2 degrees of freedom).
-fn trial(l: &mut Loop, incumbent: &Values, values: &Values, seed: u64) -> Result<Judgement> {
+fn trial(l: &mut Loop, incumbent: &Values, values: &Values) -> Result<Judgement> {
     let measured = measure_pairs(l, incumbent, values, 0).and_then(|(mut inc, mut cand)| {
-        if l.settings.second_look && looks_better(l.spec, &judge(l.spec, &inc, &cand, l.settings.seed ^ seed)) {
+        if l.settings.second_look && looks_better(l.spec, &judge(l.spec, &inc, &cand)) {
             let (more_inc, more_cand) = measure_pairs(l, incumbent, values, inc.len())?;
             inc.extend(more_inc);
             cand.extend(more_cand);
@@ -189,7 +189,7 @@ fn trial(l: &mut Loop, incumbent: &Values, values: &Values, seed: u64) -> Result
     });
     match measured {
         Ok((inc, cand)) => {
-            let j = judge(l.spec, &inc, &cand, l.settings.seed ^ seed);
+            let j = judge(l.spec, &inc, &cand);
             if j.decision == Decision::Kept {
                 l.system.set(values)?;
             } else {
