@@ -170,13 +170,13 @@ impl Compact {
         for r in self.rows.drain(..n) {
             self.spare.push(r.values);
         }
-        if let Some(last) = self.rows.last_mut() {
-            if last.values.iter().any(Option::is_none) {
-                let keep: Vec<bool> = last.values.iter().map(Option::is_some).collect();
-                let mut k = keep.iter();
-                self.columns.retain(|_| *k.next().unwrap_or(&true));
-                last.values.retain(Option::is_some);
-            }
+        if let Some(last) = self.rows.last_mut()
+            && last.values.iter().any(Option::is_none)
+        {
+            let keep: Vec<bool> = last.values.iter().map(Option::is_some).collect();
+            let mut k = keep.iter();
+            self.columns.retain(|_| *k.next().unwrap_or(&true));
+            last.values.retain(Option::is_some);
         }
     }
 }

@@ -89,7 +89,7 @@ unsafe fn child(slots: *mut AtomicI64, wanted: u64, batch: usize) -> ! {
             if i >= wanted {
                 break;
             }
-            let prot = if i % 2 == 0 { libc::PROT_READ } else { libc::PROT_READ | libc::PROT_WRITE };
+            let prot = if i.is_multiple_of(2) { libc::PROT_READ } else { libc::PROT_READ | libc::PROT_WRITE };
             // SAFETY: a fresh private anonymous mapping; never touched.
             let p = unsafe { libc::mmap(std::ptr::null_mut(), 4096, prot, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE, -1, 0) };
             if p == libc::MAP_FAILED { failed += 1 } else { ok += 1 }

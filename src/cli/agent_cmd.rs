@@ -41,7 +41,8 @@ makes one change set at a time through the apply transaction, after a minimum dw
 within a daily budget, each measured against the values before in interleaved repeats and
 kept only when the objective improves (else rolled back and not retried until the workload
 changes). SIGTERM/SIGINT: on_exit keep or rollback (a key another writer changed is left).
-Decision lines are logged at info: run with -v or RUST_LOG=semantos=info.
+Decision lines are logged at info: run with -v or RUST_LOG=semantos=info. The service runs
+the same agent as `semantos-agent`, which takes these flags without the word `agent`.
 
 Examples:
   sudo semantos -v agent                          /etc/semantos/agent.yaml, /var/lib/semantos

@@ -13,7 +13,7 @@ pub fn pages(mut cmd: Command) -> Vec<(String, Vec<u8>)> {
     cmd.build();
     let mut all = Vec::new();
     collect(&cmd, &mut all);
-    let names: Vec<String> = all.iter().map(|c| page_name(c)).collect();
+    let names: Vec<String> = all.iter().map(page_name).collect();
     all.iter().map(|c| (format!("{}.1", page_name(c)), page(c, &names))).collect()
 }
 

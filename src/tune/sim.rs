@@ -283,7 +283,7 @@ impl Compass {
     /// `incumbent` with move `m` (dimension m / 2, up when m is even) applied; `None` when it stays put.
     fn moved(&self, space: &SearchSpace, incumbent: &Values, m: usize) -> Option<Values> {
         let d = space.dims.get(m / 2)?;
-        let up = m % 2 == 0;
+        let up = m.is_multiple_of(2);
         let text = incumbent.get(&d.key)?;
         let cur = field_of(text, d.field)?;
         let next = match &d.kind {
@@ -364,7 +364,7 @@ impl CandidateSource for Compass {
                 self.last = Some(m);
                 self.tried.insert(v.clone());
                 let d = &p.space.dims[m / 2];
-                let why = format!("compass move: {} {} (factor {:.2}, linear share {:.3})", if m % 2 == 0 { "raise" } else { "lower" }, d.key, self.factor, self.share);
+                let why = format!("compass move: {} {} (factor {:.2}, linear share {:.3})", if m.is_multiple_of(2) { "raise" } else { "lower" }, d.key, self.factor, self.share);
                 return Ok(Some(Candidate { source: self.name(), values: v, rationale: Some(why), supported: None }));
             }
         }

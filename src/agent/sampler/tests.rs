@@ -199,7 +199,7 @@ fn a_steady_sample_and_its_window_row_allocate_nothing() {
     // the rest of the sample (scan, probes), the window's row and its end (hold, keep_last).
     let mut parts = [0u64; 6];
     let step = |s: &mut Sampler, w: &mut Compact, t: u64, parts: &mut [u64; 6]| {
-        let end = t % 4 == 0;
+        let end = t.is_multiple_of(4);
         parts[0] += counting::allocations(|| s.reader.refresh(&mut s.full, t * 1000).unwrap());
         parts[1] += counting::allocations(|| s.limits.read_into(&mut s.extra.metrics));
         if end {

@@ -77,7 +77,7 @@ pub fn observations(p: &Proposal) -> Vec<Observation> {
 
 /// The incumbent's loss on the observations' scale: minus the chained gain of the trials kept.
 pub fn incumbent_loss(obs: &[Observation], history: &[Trial]) -> f64 {
-    history.iter().zip(obs).filter(|(t, o)| t.judgement.decision == Decision::Kept && o.loss.is_finite()).last().map_or(0.0, |(_, o)| o.loss)
+    history.iter().zip(obs).rfind(|(t, o)| t.judgement.decision == Decision::Kept && o.loss.is_finite()).map_or(0.0, |(_, o)| o.loss)
 }
 
 /// The trust region's half-width after `history` when it shrinks only after `patience` trials in a

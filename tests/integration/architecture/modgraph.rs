@@ -119,7 +119,7 @@ fn item_end(toks: &[(Tok, usize)], mut i: usize) -> usize {
                     return i + 1;
                 }
             }
-            Tok::Punct(";") if depth == 0 || is_use && depth == 0 => return i + 1,
+            Tok::Punct(";") if depth == 0 => return i + 1,
             _ => {}
         }
         i += 1;
