@@ -32,10 +32,9 @@ fn wants_json(c: &cli::Cli) -> bool {
 }
 
 fn main() {
-    // Under --json a usage error is an error document too; the arguments are not parsed yet, so
-    // the words decide (`--json` before a `--` that ends the options).
+    // Under --json a usage error is an error document too.
     let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
-    let json_words = argv.iter().skip(1).take_while(|a| *a != "--").any(|a| a == "--json");
+    let json_words = entry::json_words(&argv);
     // A usage error (a flag unknown to the command, or one its mode does not use) exits 2 here.
     let args = match cli::args::parse(&argv) {
         Ok(a) => a,

@@ -22,7 +22,7 @@ struct Cli {
 fn main() {
     let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
     // Under --json a usage error is an error document too, as with `semantos`.
-    let json_words = argv.iter().skip(1).take_while(|a| *a != "--").any(|a| a == "--json");
+    let json_words = entry::json_words(&argv);
     let cli = match Cli::try_parse_from(&argv) {
         Ok(c) => c,
         Err(e) if json_words && e.use_stderr() => std::process::exit(entry::usage_error_doc(&e)),

@@ -75,6 +75,12 @@ pub fn exit_code(name: &str, result: anyhow::Result<i32>, json: bool) -> i32 {
     code
 }
 
+/// Whether the words ask for JSON, before the arguments are parsed (so that a usage error can be a
+/// JSON document too): a `--json` before a `--` that ends the options.
+pub fn json_words(argv: &[std::ffi::OsString]) -> bool {
+    argv.iter().skip(1).take_while(|a| *a != "--").any(|a| a == "--json")
+}
+
 /// A usage error under `--json` as one error document on stderr; its exit code.
 pub fn usage_error_doc(e: &clap::Error) -> i32 {
     let doc = ErrorDoc { exit_code: e.exit_code(), message: e.kind().to_string(), causes: vec![e.render().to_string().trim().to_string()] };
