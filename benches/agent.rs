@@ -99,8 +99,9 @@ struct Run {
     cpu0: f64,
 }
 
-/// Starts an agent in `dir` with `config` (observe mode, 1 Hz): `semantos agent`, or with
-/// `service` `semantos-agent`, the executable the unit runs.
+/// Starts an agent in `dir` with `config` (observe mode, 1 Hz) as the unit does (`-v`,
+/// `RUST_LOG=semantos=info`, its log kept): `semantos agent`, or with `service` `semantos-agent`,
+/// the executable the unit runs.
 fn start(dir: &Path, i: usize, name: &str, config: &str, service: bool) -> Run {
     // Each its own state directory: one agent per state directory (a lock).
     let d = dir.join(format!("agent-{i}"));
@@ -110,7 +111,10 @@ fn start(dir: &Path, i: usize, name: &str, config: &str, service: bool) -> Run {
     if !service {
         c.arg("agent");
     }
-    let child = c.args(["--config", "agent.yaml", "--state-dir", "state"]).current_dir(&d).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("starting the agent");
+    // As the unit starts it: decision lines at info (`RUST_LOG=semantos=info`), its log kept (the
+    // journal there, a file here): the logging code's pages count in the resident set.
+    let log = File::create(d.join("agent.log")).unwrap();
+    let child = c.args(["-v", "--config", "agent.yaml", "--state-dir", "state"]).env("RUST_LOG", "semantos=info").current_dir(&d).stdout(Stdio::null()).stderr(log).spawn().expect("starting the agent");
     Run { name: name.to_string(), child, cpu0: 0.0 }
 }
 
