@@ -14,7 +14,7 @@ use super::calm::Transition;
 use super::config::AgentConfig;
 use super::decide::Verdicts;
 use super::state::{Files, InFlight, Managed, Persisted, Rejected, now_ms};
-use super::trial::{self, Trial};
+use super::trial::Trial;
 use crate::apply::{AuditLog, Paths};
 use crate::kb::Kb;
 use crate::metrics::ManagedKey;
@@ -286,7 +286,7 @@ impl Actor {
         let Some(obj) = self.cfg.objective.clone() else {
             anyhow::bail!("no objective configured: apply mode measures every change set (the configuration check refuses this)");
         };
-        let t = Trial { spec: &obj.spec, repeats: obj.repeats, seed: trial::seed(ids) };
+        let t = Trial { spec: &obj.spec, repeats: obj.repeats };
         let r = t.run(&mut self.system, &mut obj.source(), before, values);
         if let Err(e) = &r
             && let Err(e2) = self.system.set(before)

@@ -38,8 +38,6 @@ pub struct Trial<'a> {
     pub spec: &'a ObjectiveSpec,
     /// Paired repeats.
     pub repeats: usize,
-    /// Seed handed to `tune::judge` (the advice ID's hash); its t interval needs none, so the same evidence gives the same interval.
-    pub seed: u64,
 }
 
 impl Trial<'_> {
@@ -60,16 +58,12 @@ impl Trial<'_> {
             space: &space,
             spec: self.spec,
             check: &check,
-            settings: Settings::new(1, self.repeats, self.seed),
+            // The seed feeds only optimisers that draw candidates; this trial's one candidate is given.
+            settings: Settings::new(1, self.repeats, 0),
         };
         let out = driver::run(l, incumbent.clone(), incumbent.clone(), Vec::new(), &mut Silent)?;
         out.trials.into_iter().next().map(|t| t.judgement).ok_or_else(|| anyhow!("the trial of {} was not run", crate::tune::live::show(candidate)))
     }
-}
-
-/// The seed for advice `ids`: their hashes combined.
-pub fn seed(ids: &[&str]) -> u64 {
-    ids.iter().fold(0x5e3a_u64, |acc, id| acc.rotate_left(7) ^ u64::from_str_radix(id.trim_start_matches("SEM-"), 16).unwrap_or(1))
 }
 
 #[cfg(test)]
@@ -98,7 +92,7 @@ mod tests {
         let mut objective = CommandObjective::new(UserCommand { cmd, netns: None, column: None, timeout: Duration::from_secs(10) }, Stat::Value);
         let spec = ObjectiveSpec::new(Stat::Value, goal, vec![]);
         let values = |v: &str| Values::from([("net.core.somaxconn".to_string(), v.to_string())]);
-        let j = Trial { spec: &spec, repeats: 3, seed: 1 }.run(&mut system, &mut objective, &values("4096"), &values(candidate)).unwrap();
+        let j = Trial { spec: &spec, repeats: 3 }.run(&mut system, &mut objective, &values("4096"), &values(candidate)).unwrap();
         let live = std::fs::read_to_string(tree.join("net/core/somaxconn")).unwrap().trim().to_string();
         (j, live)
     }
