@@ -29,10 +29,15 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// The run time of every thread of `pid` in milliseconds (schedstat's first field, nanoseconds).
+/// A task's run time in nanoseconds: the first field of its `schedstat` at `path`.
+fn run_ns(path: &Path) -> Option<u64> {
+    std::fs::read_to_string(path).ok()?.split_whitespace().next()?.parse().ok()
+}
+
+/// The run time of every thread of `pid` in milliseconds.
 fn cpu_ms(pid: u32) -> f64 {
     let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).unwrap();
-    let ns: u64 = tasks.filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("schedstat")).ok()).filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok()).sum();
+    let ns: u64 = tasks.filter_map(|t| run_ns(&t.ok()?.path().join("schedstat"))).sum();
     ns as f64 / 1e6
 }
 
@@ -118,9 +123,9 @@ fn start(dir: &Path, i: usize, name: &str, config: &str, service: bool) -> Run {
     Run { name: name.to_string(), child, cpu0: 0.0 }
 }
 
-/// This thread's run time in milliseconds (schedstat's first field, nanoseconds).
+/// This thread's run time in milliseconds.
 fn thread_cpu_ms() -> f64 {
-    std::fs::read_to_string("/proc/thread-self/schedstat").ok().and_then(|s| s.split_whitespace().next()?.parse::<f64>().ok()).unwrap_or(0.0) / 1e6
+    run_ns(Path::new("/proc/thread-self/schedstat")).unwrap_or(0) as f64 / 1e6
 }
 
 /// The floor at 1 Hz, what no parsing can go below: a thread that wakes once a second for

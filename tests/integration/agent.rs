@@ -20,15 +20,19 @@ impl Agent {
     /// Started in the test's own namespace: an agent with `netns:` in its config enters it itself.
     fn start(dir: &Path, config: &Path) -> Agent {
         let mut c = Command::new(bin());
-        c.args(["-v", "agent", "--config"]).arg(config).arg("--state-dir").arg(dir.join("state")).current_dir(dir).env_remove("RUST_LOG").stdout(Stdio::piped()).stderr(Stdio::piped());
-        Agent { child: Some(c.spawn().expect("starting semantos agent")) }
+        c.arg("agent");
+        Agent::spawn(c, dir, config)
     }
 
     /// As `start`, with `semantos-agent`, the executable the service runs.
     fn start_service(dir: &Path, config: &Path) -> Agent {
-        let mut c = Command::new(agent_bin());
+        Agent::spawn(Command::new(agent_bin()), dir, config)
+    }
+
+    /// `c` (either executable) with the agent's flags, its state under `dir`.
+    fn spawn(mut c: Command, dir: &Path, config: &Path) -> Agent {
         c.args(["-v", "--config"]).arg(config).arg("--state-dir").arg(dir.join("state")).current_dir(dir).env_remove("RUST_LOG").stdout(Stdio::piped()).stderr(Stdio::piped());
-        Agent { child: Some(c.spawn().expect("starting semantos-agent")) }
+        Agent { child: Some(c.spawn().unwrap_or_else(|e| panic!("starting {:?}: {e}", c.get_program()))) }
     }
 
     /// SIGTERM, then its exit status and log.
